@@ -1,0 +1,210 @@
+"""Typed settings, read once from the environment at start-up.
+
+Every bad value fails with a ``ConfigError`` whose message is one line naming the
+variable, so an operator sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_STORAGE_URL = "sqlite:///./edge_onboard.db"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+DEFAULT_GRAPH_VERSION = "v25.0"
+DEFAULT_SDK_URL = "https://connect.facebook.net/en_US/sdk.js"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr`` or ``str`` (logs, tracebacks)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    storage_url: str = DEFAULT_STORAGE_URL
+    redis_url: Secret | None = None
+    secret_key: Secret | None = None
+    meta_app_id: str | None = None
+    meta_app_secret: Secret | None = None
+    meta_config_id: str | None = None
+    meta_graph_url: str = DEFAULT_GRAPH_URL
+    meta_graph_version: str = DEFAULT_GRAPH_VERSION
+    meta_sdk_url: str = DEFAULT_SDK_URL
+    meta_verify_token: Secret | None = None
+    webhook_allow_private: bool = False
+    sandbox: bool = False
+
+    @property
+    def meta_configured(self) -> bool:
+        return bool(self.meta_app_id and self.meta_app_secret and self.meta_config_id)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        sandbox: bool | None = None,
+    ) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); CLI flags win."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None or value.strip() == "":
+                return None
+            return value.strip()
+
+        host = host or get("EDGE_HOST") or "127.0.0.1"
+        _check_host(host)
+        if port is None:
+            port = _int(get("EDGE_PORT"), "EDGE_PORT", default=8080, low=0, high=65535)
+        elif not 0 <= port <= 65535:
+            raise ConfigError(f"--port: {port} is not a TCP port (0-65535)")
+        public_url = get("EDGE_PUBLIC_URL") or f"http://{_url_host(host)}:{port}"
+        public_url = _http_url(public_url, "EDGE_PUBLIC_URL").rstrip("/")
+
+        storage_url = get("EDGE_STORAGE_URL") or DEFAULT_STORAGE_URL
+        scheme = storage_url.split(":", 1)[0].lower()
+        if scheme not in {"sqlite", "memory", "mongodb", "mongodb+srv"}:
+            raise ConfigError(
+                f"EDGE_STORAGE_URL: unknown scheme {scheme!r} "
+                "(use sqlite:///path, mongodb://host/db or memory://)"
+            )
+
+        redis_url = get("EDGE_REDIS_URL")
+        if redis_url is not None and urlsplit(redis_url).scheme not in {
+            "redis",
+            "rediss",
+            "unix",
+        }:
+            raise ConfigError("EDGE_REDIS_URL: must start with redis://, rediss:// or unix://")
+
+        secret_key = get("EDGE_SECRET_KEY")
+        if secret_key is not None and len(secret_key.split(",")[0].strip()) < 32:
+            raise ConfigError("EDGE_SECRET_KEY: must be at least 32 characters of random data")
+        if secret_key is None and scheme.startswith("mongodb"):
+            raise ConfigError(
+                "EDGE_SECRET_KEY: required with MongoDB storage "
+                '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+
+        app_id, app_secret, config_id = (
+            get("EDGE_META_APP_ID"),
+            get("EDGE_META_APP_SECRET"),
+            get("EDGE_META_CONFIG_ID"),
+        )
+        given = [n for n, v in (("EDGE_META_APP_ID", app_id), ("EDGE_META_APP_SECRET", app_secret),
+                                ("EDGE_META_CONFIG_ID", config_id)) if v]
+        if given and len(given) != 3:
+            missing = sorted(
+                {"EDGE_META_APP_ID", "EDGE_META_APP_SECRET", "EDGE_META_CONFIG_ID"} - set(given)
+            )
+            raise ConfigError(f"{missing[0]}: required when {given[0]} is set")
+
+        graph_version = get("EDGE_META_GRAPH_VERSION") or DEFAULT_GRAPH_VERSION
+        if not re.fullmatch(r"v\d+\.\d+", graph_version):
+            raise ConfigError("EDGE_META_GRAPH_VERSION: must look like v25.0")
+
+        sandbox_on = _bool(get("EDGE_SANDBOX"), "EDGE_SANDBOX") if sandbox is None else sandbox
+        verify_token = get("EDGE_META_VERIFY_TOKEN")
+
+        return cls(
+            host=host,
+            port=port,
+            public_url=public_url,
+            storage_url=storage_url,
+            redis_url=Secret(redis_url) if redis_url else None,
+            secret_key=Secret(secret_key) if secret_key else None,
+            meta_app_id=app_id,
+            meta_app_secret=Secret(app_secret) if app_secret else None,
+            meta_config_id=config_id,
+            meta_graph_url=_http_url(
+                get("EDGE_META_GRAPH_URL") or DEFAULT_GRAPH_URL, "EDGE_META_GRAPH_URL"
+            ).rstrip("/"),
+            meta_graph_version=graph_version,
+            meta_sdk_url=_http_url(get("EDGE_META_SDK_URL") or DEFAULT_SDK_URL, "EDGE_META_SDK_URL"),
+            meta_verify_token=Secret(verify_token) if verify_token else None,
+            webhook_allow_private=_bool(
+                get("EDGE_WEBHOOK_ALLOW_PRIVATE"), "EDGE_WEBHOOK_ALLOW_PRIVATE"
+            ),
+            sandbox=sandbox_on,
+        )
+
+
+def _bool(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}: expected 1 or 0, got {value!r}")
+
+
+def _int(value: str | None, name: str, *, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name}: {number} is outside {low}-{high}")
+    return number
+
+
+def _http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"{name}: expected an absolute http(s) URL, got {value!r}")
+    return value
+
+
+def _check_host(host: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", host):
+        raise ConfigError(f"EDGE_HOST: {host!r} is not a host name or address")
+
+
+def _url_host(host: str) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host

@@ -1,0 +1,134 @@
+"""HTTP endpoints: ``/v1`` (API key auth) and the operational routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge_onboard import responses, validation
+from edge_onboard.auth import Principal, authenticate
+from edge_onboard.errors import invalid
+from edge_onboard.events import EVENT_TYPES
+from edge_onboard.idempotency import run_idempotent
+from edge_onboard.links import parse_create
+from edge_onboard.openapi import build_openapi
+from edge_onboard.responses import JSONResponse
+from edge_onboard.services import Services, get_services
+from edge_onboard.storage import LinkFilter, LinkStatus
+from edge_onboard.storage.models import VISIBLE_LINK_STATUSES
+
+READY_TIMEOUT = 2.0
+LIST_QUERY = frozenset({"page", "limit", "status", "externalId"})
+
+
+async def _principal(request: Request) -> tuple[Services, Principal]:
+    services = get_services(request)
+    return services, await authenticate(request, services.storage)
+
+
+# Onboarding links
+
+
+async def create_link(request: Request) -> Response:
+    services, principal = await _principal(request)
+    raw = await validation.read_body(request)
+
+    async def handler() -> JSONResponse:
+        body = validation.json_object(request, raw)
+        params = await parse_create(body, allow_private=services.settings.webhook_allow_private)
+        link = await services.links.create(principal.org_id, params)
+        return responses.single(services.links.view(link), status_code=201)
+
+    return await run_idempotent(
+        request,
+        storage=services.storage,
+        clock=services.clock,
+        org_id=principal.org_id,
+        body=raw,
+        handler=handler,
+    )
+
+
+async def list_links(request: Request) -> Response:
+    services, principal = await _principal(request)
+    query = request.query_params
+    validation.reject_unknown(query.keys(), LIST_QUERY)
+    page = validation.query_int(query, "page", default=1, low=1, high=100_000)
+    limit = validation.query_int(query, "limit", default=20, low=1, high=100)
+    status = query.get("status")
+    if status is not None and status not in {s.value for s in VISIBLE_LINK_STATUSES}:
+        raise invalid(
+            "'status' must be one of pending, completed, expired.", param="status"
+        )
+    external_id = query.get("externalId")
+    if external_id is not None and not 1 <= len(external_id) <= 255:
+        raise invalid("'externalId' must be 1-255 characters.", param="externalId")
+    links, total = await services.links.list(
+        principal.org_id,
+        LinkFilter(status=LinkStatus(status) if status else None, external_id=external_id),
+        page=page,
+        limit=limit,
+    )
+    return responses.page(
+        [services.links.view(link) for link in links], page=page, limit=limit, total=total
+    )
+
+
+async def get_link(request: Request) -> Response:
+    services, principal = await _principal(request)
+    link = await services.links.get(principal.org_id, request.path_params["link_id"])
+    return responses.single(services.links.view(link))
+
+
+async def delete_link(request: Request) -> Response:
+    services, principal = await _principal(request)
+    link_id = request.path_params["link_id"]
+    await services.links.delete(principal.org_id, link_id)
+    return responses.single({"id": link_id, "deleted": True})
+
+
+async def list_event_types(request: Request) -> Response:
+    await _principal(request)
+    items = [{"type": name, "description": text} for name, text in EVENT_TYPES.items()]
+    return responses.page(items, page=1, limit=len(items), total=len(items))
+
+
+# Operations
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services = get_services(request)
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: Any) -> None:
+        try:
+            with anyio.fail_after(READY_TIMEOUT):
+                await probe()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; the name says which
+            checks[name] = f"error: {type(exc).__name__}"
+
+    await check("storage", services.storage.ping)
+    if services.redis is not None:
+        await check("redis", services.redis.ping)
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def openapi(request: Request) -> Response:
+    services = get_services(request)
+    return Response(
+        orjson.dumps(build_openapi(services.settings.public_url)),
+        media_type="application/json",
+    )

@@ -1,0 +1,114 @@
+"""The ASGI application: routes, error handlers, middleware and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge_onboard import api
+from edge_onboard.clock import Clock, system_clock
+from edge_onboard.config import Settings
+from edge_onboard.crypto import SecretBox, load_or_create_key_file
+from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
+from edge_onboard.links import LinkService
+from edge_onboard.middleware import RequestIdMiddleware
+from edge_onboard.services import Services
+from edge_onboard.storage import Storage, StorageError, from_url
+from edge_onboard.storage.sqlite import SQLiteStorage
+
+log = logging.getLogger("edge_onboard")
+
+
+async def _storage_error_handler(request: Request, exc: Exception) -> Response:
+    log.error("storage unavailable: %s", exc)
+    return ApiError(
+        503,
+        "storage_unavailable",
+        "The service's storage is unavailable; retry shortly.",
+        headers={"Retry-After": "1"},
+    ).response()
+
+
+def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
+    """The at-rest key: configured, else kept beside the SQLite file, else per process."""
+    if settings.secret_key is not None:
+        return SecretBox(settings.secret_key.reveal())
+    if isinstance(storage, SQLiteStorage) and storage.path and str(storage.path) != ":memory:":
+        return SecretBox(load_or_create_key_file(Path(f"{storage.path}.key")))
+    return SecretBox(secrets.token_urlsafe(48))
+
+
+def _redis_client(url: str) -> Any:
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    # Blocking: under load, wait for a free connection instead of failing.
+    pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=2.0)
+    return Redis(connection_pool=pool)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    storage: Storage | None = None,
+    clock: Clock | None = None,
+    redis: Any = None,
+) -> Starlette:
+    """Build the app. Anything not injected is made from ``settings`` at start-up."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = storage or from_url(settings.storage_url)
+        await store.open()
+        redis_client = redis
+        if redis_client is None and settings.redis_url is not None:
+            redis_client = _redis_client(settings.redis_url.reveal())
+        box = secret_box_for(settings, store)
+        now = clock or system_clock
+        app.state.services = Services(
+            settings=settings,
+            storage=store,
+            clock=now,
+            box=box,
+            links=LinkService(store, now, box, settings.public_url),
+            redis=redis_client,
+        )
+        try:
+            yield
+        finally:
+            if redis_client is not None and redis is None:
+                await redis_client.aclose()
+            if storage is None:
+                await store.close()
+
+    routes = [
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+        Route("/v1/onboarding-links", api.create_link, methods=["POST"]),
+        Route("/v1/onboarding-links", api.list_links, methods=["GET"]),
+        Route("/v1/onboarding-links/{link_id}", api.get_link, methods=["GET"]),
+        Route("/v1/onboarding-links/{link_id}", api.delete_link, methods=["DELETE"]),
+        Route("/v1/event-types", api.list_event_types, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_exception_handler,
+            StorageError: _storage_error_handler,
+        },
+        lifespan=lifespan,
+    )

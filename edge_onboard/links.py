@@ -1,0 +1,301 @@
+"""Onboarding links: the create rules, the service over storage, and the public view."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from edge_onboard import validation as v
+from edge_onboard.clock import Clock, isoformat
+from edge_onboard.crypto import SecretBox
+from edge_onboard.errors import ApiError, invalid, not_found
+from edge_onboard.events import EVENT_TYPES
+from edge_onboard.storage import (
+    LinkCondition,
+    LinkFilter,
+    LinkStatus,
+    OnboardingLink,
+    Storage,
+)
+from edge_onboard.urls import check_redirect_url, check_webhook_url
+
+DEFAULT_EXPIRES_IN = 7 * 24 * 3600
+MIN_EXPIRES_IN = 5 * 60
+MAX_EXPIRES_IN = 30 * 24 * 3600
+MAX_METADATA_PAIRS = 20
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+MAX_PREFILL_BYTES = 10_000
+# Top-level keys of Meta's Embedded Signup `extras.setup` object.
+PREFILL_KEYS = frozenset(
+    {"business", "phone", "preVerifiedPhone", "solutionID", "whatsAppBusinessAccount"}
+)
+CREATE_FIELDS = frozenset(
+    {
+        "name",
+        "externalId",
+        "redirectUrl",
+        "webhookUrl",
+        "webhookSecret",
+        "webhookEvents",
+        "expiresInSeconds",
+        "metadata",
+        "prefill",
+        "locale",
+    }
+)
+NON_BLANK = re.compile(r"\S")
+LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CreateLink:
+    name: str
+    external_id: str | None = None
+    redirect_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_events: list[str] | None = None
+    expires_in: int = DEFAULT_EXPIRES_IN
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    prefill: dict[str, Any] | None = None
+    locale: str | None = None
+
+
+def generate_webhook_secret() -> str:
+    """A Standard Webhooks style secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLink:
+    v.reject_unknown(body, CREATE_FIELDS)
+    name = v.string(body, "name", min_length=1, max_length=200, required=True, pattern=NON_BLANK,
+                    hint="it must not be blank")
+    assert name is not None
+    external_id = v.string(body, "externalId", min_length=1, max_length=255)
+    redirect_url = (
+        check_redirect_url(body["redirectUrl"]) if body.get("redirectUrl") is not None else None
+    )
+
+    webhook_url = None
+    if body.get("webhookUrl") is not None:
+        webhook_url = await check_webhook_url(body["webhookUrl"], allow_private=allow_private)
+    webhook_secret = v.string(body, "webhookSecret", min_length=16, max_length=256)
+    events = _events(body.get("webhookEvents"))
+    if webhook_url is None:
+        if webhook_secret is not None:
+            raise invalid("'webhookSecret' needs 'webhookUrl'.", param="webhookSecret")
+        if events is not None:
+            raise invalid("'webhookEvents' needs 'webhookUrl'.", param="webhookEvents")
+    else:
+        if events is None:
+            raise invalid(
+                "'webhookEvents' is required with 'webhookUrl'.",
+                param="webhookEvents",
+                code="parameter_missing",
+            )
+        webhook_secret = webhook_secret or generate_webhook_secret()
+
+    expires_in = v.integer(body, "expiresInSeconds", low=MIN_EXPIRES_IN, high=MAX_EXPIRES_IN)
+    return CreateLink(
+        name=name,
+        external_id=external_id,
+        redirect_url=redirect_url,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_events=events,
+        expires_in=expires_in if expires_in is not None else DEFAULT_EXPIRES_IN,
+        metadata=_metadata(body.get("metadata")),
+        prefill=_prefill(body.get("prefill")),
+        locale=v.string(body, "locale", min_length=2, max_length=6, pattern=LOCALE,
+                        hint="use a Meta locale such as en_US"),
+    )
+
+
+def _events(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise invalid("'webhookEvents' must be a non-empty list of event types.",
+                      param="webhookEvents")
+    seen: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or item not in EVENT_TYPES:
+            raise invalid(
+                f"Unknown event type {item!r}; see GET /v1/event-types.", param="webhookEvents"
+            )
+        if item in seen:
+            raise invalid(f"Event type {item!r} is listed twice.", param="webhookEvents")
+        seen.append(item)
+    return seen
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("'metadata' must be an object of string pairs.", param="metadata")
+    if len(value) > MAX_METADATA_PAIRS:
+        raise invalid(f"'metadata' holds at most {MAX_METADATA_PAIRS} pairs.", param="metadata")
+    for key, item in value.items():
+        if not 1 <= len(key) <= MAX_METADATA_KEY:
+            raise invalid(f"Metadata keys are 1-{MAX_METADATA_KEY} characters.",
+                          param=f"metadata[{key}]")
+        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
+            raise invalid(f"Metadata values are strings of at most {MAX_METADATA_VALUE} "
+                          "characters.", param=f"metadata[{key}]")
+    return dict(value)
+
+
+def _prefill(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid("'prefill' must be an object (Meta's extras.setup).", param="prefill")
+    v.reject_unknown(value, PREFILL_KEYS, where="prefill.")
+    for key, item in value.items():
+        expected = str if key == "solutionID" else dict
+        if item is not None and not isinstance(item, expected):
+            kind = "a string" if expected is str else "an object"
+            raise invalid(f"'prefill.{key}' must be {kind}.", param=f"prefill.{key}")
+    if len(orjson.dumps(value)) > MAX_PREFILL_BYTES:
+        raise invalid(f"'prefill' must be at most {MAX_PREFILL_BYTES} bytes of JSON.",
+                      param="prefill")
+    return {k: item for k, item in value.items() if item is not None}
+
+
+class LinkService:
+    def __init__(self, storage: Storage, clock: Clock, box: SecretBox, public_url: str) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.box = box
+        self.public_url = public_url
+
+    async def create(self, org_id: str, params: CreateLink) -> OnboardingLink:
+        now = self.clock()
+        link_id = str(uuid.uuid4())
+        link = OnboardingLink(
+            id=link_id,
+            org_id=org_id,
+            name=params.name,
+            status=LinkStatus.PENDING,
+            created_at=now,
+            expires_at=now + timedelta(seconds=params.expires_in),
+            external_id=params.external_id,
+            redirect_url=params.redirect_url,
+            webhook_url=params.webhook_url,
+            webhook_secret_enc=(
+                self.box.encrypt(params.webhook_secret, context=link_id)
+                if params.webhook_secret
+                else None
+            ),
+            webhook_events=params.webhook_events,
+            metadata=params.metadata,
+            prefill=params.prefill,
+            locale=params.locale,
+            updated_at=now,
+        )
+        await self.storage.insert_link(link)
+        return link
+
+    async def _load(self, org_id: str | None, link_id: str) -> OnboardingLink | None:
+        """The link with lazy expiry applied; None for unknown, malformed or foreign ids."""
+        if not UUID_RE.match(link_id):
+            return None
+        link = await self.storage.get_link(link_id)
+        if link is None or (org_id is not None and link.org_id != org_id):
+            return None
+        now = self.clock()
+        if link.status is LinkStatus.PENDING and link.expires_at <= now:
+            expired = await self.storage.update_link(
+                link.org_id,
+                link.id,
+                LinkCondition(statuses={LinkStatus.PENDING}),
+                {"status": LinkStatus.EXPIRED, "updated_at": now},
+            )
+            link = expired or await self.storage.get_link(link_id)
+        return link
+
+    async def get(self, org_id: str, link_id: str) -> OnboardingLink:
+        link = await self._load(org_id, link_id)
+        if link is None or link.status is LinkStatus.DELETED:
+            raise not_found("onboarding link", link_id, param="id")
+        return link
+
+    async def list(
+        self, org_id: str, flt: LinkFilter, *, page: int, limit: int
+    ) -> tuple[list[OnboardingLink], int]:
+        await self.storage.expire_links(org_id, self.clock())
+        return await self.storage.list_links(org_id, flt, offset=(page - 1) * limit, limit=limit)
+
+    async def delete(self, org_id: str, link_id: str) -> None:
+        link = await self.get(org_id, link_id)
+        if link.status is LinkStatus.PENDING:
+            now = self.clock()
+            deleted = await self.storage.update_link(
+                org_id,
+                link_id,
+                LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now),
+                {"status": LinkStatus.DELETED, "deleted_at": now, "updated_at": now},
+            )
+            if deleted is not None:
+                return
+            link = await self.get(org_id, link_id)  # lost a race: report the winner's state
+        raise ApiError(
+            409,
+            "link_not_pending",
+            f"Only pending links can be deleted; this one is {link.status.value}.",
+        )
+
+    def view(self, link: OnboardingLink) -> dict[str, Any]:
+        """The link as the API shows it (absent values are null, never missing)."""
+        view: dict[str, Any] = {
+            "id": link.id,
+            "name": link.name,
+            "status": link.status.value,
+            "externalId": link.external_id,
+            "redirectUrl": link.redirect_url,
+            "hostedUrl": f"{self.public_url}/signup/{link.id}",
+            "phoneNumberId": link.phone_number_id,
+            "phoneNumber": link.phone_number,
+            "wabaId": link.waba_id,
+            "isPhoneRegistered": link.is_phone_registered,
+            "webhookUrl": link.webhook_url,
+            "webhookSecret": (
+                self.box.decrypt(link.webhook_secret_enc, context=link.id)
+                if link.webhook_secret_enc
+                else None
+            ),
+            "webhookEvents": link.webhook_events,
+            "createdAt": isoformat(link.created_at),
+            "completedAt": isoformat(link.completed_at),
+            "expiresAt": isoformat(link.expires_at),
+            "metadata": link.metadata,
+            "lastError": _error_view(link.last_error),
+        }
+        if link.status is LinkStatus.COMPLETED:
+            # Enriched: the webhook settings moved to the outgoing webhook it created,
+            # and webhookUrl is now the phone's inbound URL.
+            del view["webhookSecret"], view["webhookEvents"]
+            view["webhookUrl"] = (
+                f"{self.public_url}/webhook/phone/{link.phone_number_id}"
+                if link.phone_number_id
+                else None
+            )
+            view["outgoingWebhookId"] = link.outgoing_webhook_id
+        return view
+
+
+def _error_view(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error:
+        return None
+    return {"code": error.get("code"), "message": error.get("message"),
+            "at": isoformat(error.get("at"))}

@@ -1,0 +1,381 @@
+"""The OpenAPI 3.1 description of the public API, served at ``/openapi.json``.
+
+Written by hand so the schema states every validation rule; the test suite runs
+schemathesis over it against the live app, which keeps both honest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_onboard.events import EVENT_TYPES
+from edge_onboard.links import (
+    MAX_EXPIRES_IN,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
+    MIN_EXPIRES_IN,
+    PREFILL_KEYS,
+)
+from edge_onboard.urls import MAX_URL_LENGTH
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(_ref("Error"), description)
+
+
+_TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+}
+_UUID: Schema = {"type": "string", "format": "uuid"}
+_URL: Schema = {
+    "type": "string",
+    "format": "uri",
+    "maxLength": MAX_URL_LENGTH,
+    "pattern": r"^https?://[^\s/@]+(/\S*)?$",
+}
+_EVENT: Schema = {"type": "string", "enum": list(EVENT_TYPES)}
+_COMMON_ERRORS: Schema = {
+    "401": _error("Missing, malformed or revoked API key."),
+    "429": _error("Too many requests."),
+    "default": _error("Unexpected error (api_error)."),
+}
+
+
+def _schemas() -> Schema:
+    metadata: Schema = {
+        "type": "object",
+        "maxProperties": MAX_METADATA_PAIRS,
+        "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY},
+        "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE},
+    }
+    prefill_props: Schema = {
+        key: ({"type": "string"} if key == "solutionID" else {"type": "object"})
+        for key in sorted(PREFILL_KEYS)
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["type", "code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "enum": [
+                                "invalid_request_error",
+                                "authentication_error",
+                                "rate_limit_error",
+                                "api_error",
+                            ],
+                        },
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "param": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "Pagination": {
+            "type": "object",
+            "required": ["page", "limit", "total", "hasMore"],
+            "additionalProperties": False,
+            "properties": {
+                "page": {"type": "integer", "minimum": 1},
+                "limit": {"type": "integer", "minimum": 1},
+                "total": {"type": "integer", "minimum": 0},
+                "hasMore": {"type": "boolean"},
+            },
+        },
+        "LinkError": {
+            "type": "object",
+            "required": ["code", "message", "at"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "at": _TIMESTAMP,
+            },
+        },
+        "OnboardingLinkCreate": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                "externalId": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
+                "redirectUrl": _nullable(
+                    {
+                        **_URL,
+                        "description": "https; http only for localhost",
+                        "pattern": r"^(https://[^\s/@]+|http://(localhost|127\.0\.0\.1|\[::1\])"
+                        r"(:\d+)?)(/\S*)?$",
+                    }
+                ),
+                "webhookUrl": _nullable(
+                    {
+                        **_URL,
+                        "description": "https to a public host (http and private hosts only "
+                        "with EDGE_WEBHOOK_ALLOW_PRIVATE=1); requires webhookEvents",
+                    }
+                ),
+                "webhookSecret": _nullable(
+                    {
+                        "type": "string",
+                        "minLength": 16,
+                        "maxLength": 256,
+                        "description": "requires webhookUrl; generated (whsec_...) if omitted",
+                    }
+                ),
+                "webhookEvents": _nullable(
+                    {
+                        "type": "array",
+                        "items": _EVENT,
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "description": "required with webhookUrl, rejected without it",
+                    }
+                ),
+                "expiresInSeconds": _nullable(
+                    {"type": "integer", "minimum": MIN_EXPIRES_IN, "maximum": MAX_EXPIRES_IN}
+                ),
+                "metadata": _nullable(metadata),
+                "prefill": _nullable(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": prefill_props,
+                        "description": "passed to Meta's Embedded Signup as extras.setup",
+                    }
+                ),
+                "locale": _nullable({"type": "string", "pattern": r"^[a-z]{2,3}(_[A-Z]{2})?$"}),
+            },
+            # null means "not given", so the pairing rules are written on string/array values.
+            "allOf": [
+                {
+                    "if": {"required": ["webhookUrl"], "properties": {"webhookUrl": {"type": "string"}}},
+                    "then": {"required": ["webhookEvents"],
+                             "properties": {"webhookEvents": {"type": "array"}}},
+                    "else": {"properties": {"webhookEvents": {"type": "null"},
+                                            "webhookSecret": {"type": "null"}}},
+                },
+            ],
+        },
+        "OnboardingLink": {
+            "type": "object",
+            "required": [
+                "id", "name", "status", "externalId", "redirectUrl", "hostedUrl",
+                "phoneNumberId", "phoneNumber", "wabaId", "isPhoneRegistered", "webhookUrl",
+                "createdAt", "completedAt", "expiresAt", "metadata", "lastError",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": _UUID,
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "completed", "expired"]},
+                "externalId": _nullable({"type": "string"}),
+                "redirectUrl": _nullable({"type": "string"}),
+                "hostedUrl": {"type": "string"},
+                "phoneNumberId": _nullable(_UUID),
+                "phoneNumber": _nullable({"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"}),
+                "wabaId": _nullable(_UUID),
+                "isPhoneRegistered": {"type": "boolean"},
+                "webhookUrl": _nullable({"type": "string"}),
+                "webhookSecret": _nullable({"type": "string"}),
+                "webhookEvents": _nullable({"type": "array", "items": _EVENT}),
+                "outgoingWebhookId": _nullable(_UUID),
+                "createdAt": _TIMESTAMP,
+                "completedAt": _nullable(_TIMESTAMP),
+                "expiresAt": _TIMESTAMP,
+                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                "lastError": _nullable(_ref("LinkError")),
+            },
+        },
+        "OnboardingLinkResponse": {
+            "type": "object",
+            "required": ["data"],
+            "additionalProperties": False,
+            "properties": {"data": _ref("OnboardingLink")},
+        },
+        "OnboardingLinkList": {
+            "type": "object",
+            "required": ["data", "pagination"],
+            "additionalProperties": False,
+            "properties": {
+                "data": {"type": "array", "items": _ref("OnboardingLink")},
+                "pagination": _ref("Pagination"),
+            },
+        },
+        "DeletedOnboardingLink": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "required": ["id", "deleted"],
+                    "additionalProperties": False,
+                    "properties": {"id": _UUID, "deleted": {"const": True}},
+                }
+            },
+        },
+        "EventTypeList": {
+            "type": "object",
+            "required": ["data", "pagination"],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "description"],
+                        "properties": {"type": _EVENT, "description": {"type": "string"}},
+                    },
+                },
+                "pagination": _ref("Pagination"),
+            },
+        },
+    }
+
+
+def build_openapi(public_url: str) -> Schema:
+    link_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The link's id (a UUID); anything else is 404.",
+    }
+    idempotency = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x20-\x7e]+$"},
+        "description": "Replays the stored response for 24 h; another body → 409.",
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "edge-onboard",
+            "version": "1",
+            "description": "Hosted WhatsApp Embedded Signup onboarding links.",
+        },
+        "servers": [{"url": public_url}],
+        "security": [{"apiKey": []}],
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_org_..."}
+            },
+            "schemas": _schemas(),
+        },
+        "paths": {
+            "/v1/onboarding-links": {
+                "post": {
+                    "operationId": "createOnboardingLink",
+                    "summary": "Create an onboarding link",
+                    "parameters": [idempotency],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref("OnboardingLinkCreate")}
+                        },
+                    },
+                    "responses": {
+                        "201": _json(_ref("OnboardingLinkResponse"), "The new link."),
+                        "400": _error("Invalid parameters or JSON."),
+                        "409": _error("Idempotency-Key reused with another body, or in use."),
+                        "413": _error("Body over 1 MB."),
+                        "415": _error("Body is not JSON."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "get": {
+                    "operationId": "listOnboardingLinks",
+                    "summary": "List onboarding links, newest first",
+                    "parameters": [
+                        {"name": "page", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                        {"name": "status", "in": "query",
+                         "schema": {"type": "string", "enum": ["pending", "completed", "expired"]}},
+                        {"name": "externalId", "in": "query",
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+                    ],
+                    "responses": {
+                        "200": _json(_ref("OnboardingLinkList"), "A page of links."),
+                        "400": _error("Invalid query parameter."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/onboarding-links/{id}": {
+                "parameters": [link_id],
+                "get": {
+                    "operationId": "getOnboardingLink",
+                    "summary": "Retrieve an onboarding link",
+                    "responses": {
+                        "200": _json(_ref("OnboardingLinkResponse"), "The link."),
+                        "404": _error("No such link in this organisation."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteOnboardingLink",
+                    "summary": "Delete a pending onboarding link",
+                    "responses": {
+                        "200": _json(_ref("DeletedOnboardingLink"), "Deleted."),
+                        "404": _error("No such link in this organisation."),
+                        "409": _error("The link is not pending (link_not_pending)."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/event-types": {
+                "get": {
+                    "operationId": "listEventTypes",
+                    "summary": "The catalog of webhook event types",
+                    "responses": {
+                        "200": _json(_ref("EventTypeList"), "Every event type."),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "security": [],
+                    "summary": "Liveness",
+                    "responses": {"200": _json({"type": "object"}, "Alive.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "security": [],
+                    "summary": "Readiness: storage and Redis reachable",
+                    "responses": {
+                        "200": _json({"type": "object"}, "Ready."),
+                        "503": _json({"type": "object"}, "A dependency is down."),
+                    },
+                }
+            },
+        },
+    }

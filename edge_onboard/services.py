@@ -1,0 +1,32 @@
+"""What a request handler can reach: settings, storage, clock and the services on top."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+from edge_onboard.clock import Clock
+from edge_onboard.config import Settings
+from edge_onboard.crypto import SecretBox
+from edge_onboard.links import LinkService
+from edge_onboard.storage import Storage
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclasses.dataclass(slots=True)
+class Services:
+    settings: Settings
+    storage: Storage
+    clock: Clock
+    box: SecretBox
+    links: LinkService
+    redis: Redis[Any] | None = None
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

@@ -1,0 +1,132 @@
+"""URL rules for redirect and webhook targets, including the SSRF guard.
+
+Webhook targets that resolve to loopback, private, link-local or otherwise
+non-public addresses are refused unless ``EDGE_WEBHOOK_ALLOW_PRIVATE`` is on;
+cloud-metadata ranges are refused always. The same check runs again at send time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import SplitResult, urlsplit
+
+import anyio
+
+from edge_onboard.errors import invalid
+
+MAX_URL_LENGTH = 2048
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Instance-metadata endpoints (AWS, GCP, Azure, ...): never a webhook target.
+METADATA_NETWORKS = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fd00:ec2::/32"),
+)
+_RESOLVE_TIMEOUT = 3.0
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnsafeAddressError(ValueError):
+    """The target address is not one we may connect to."""
+
+
+def _parse_absolute(url: object, param: str) -> SplitResult:
+    if not isinstance(url, str):
+        raise invalid(f"'{param}' must be a string URL.", param=param)
+    if len(url) > MAX_URL_LENGTH:
+        raise invalid(f"'{param}' must be at most {MAX_URL_LENGTH} characters.", param=param)
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        raise invalid(f"'{param}' must not contain whitespace.", param=param)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a malformed port
+    except ValueError:
+        raise invalid(f"'{param}' is not a valid URL.", param=param) from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise invalid(f"'{param}' must be an absolute https:// URL.", param=param)
+    if parts.username is not None or parts.password is not None:
+        raise invalid(f"'{param}' must not contain credentials.", param=param)
+    if port == 0:
+        raise invalid(f"'{param}' has an invalid port.", param=param)
+    return parts
+
+
+def _host(parts: SplitResult) -> str:
+    host = parts.hostname or ""
+    return host.rstrip(".").lower()
+
+
+def check_redirect_url(url: object, param: str = "redirectUrl") -> str:
+    """An absolute https URL; plain http only for localhost (development)."""
+    parts = _parse_absolute(url, param)
+    if parts.scheme == "http" and _host(parts) not in LOCAL_HOSTS:
+        raise invalid(f"'{param}' must use https (http is allowed only for localhost).", param=param)
+    assert isinstance(url, str)
+    return url
+
+
+def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
+    """Why we must not connect to ``address``, or None when it is fine."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in net for net in METADATA_NETWORKS):
+        return "a cloud metadata address"
+    if allow_private:
+        return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_private or address.is_reserved or address.is_unspecified or address.is_multicast:
+        return "a private or reserved address"
+    if not address.is_global:
+        return "a non-public address"
+    return None
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses ``host`` resolves to (empty when the name does not resolve in time)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    with anyio.move_on_after(_RESOLVE_TIMEOUT):
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return []
+        return [ipaddress.ip_address(info[4][0]) for info in infos]
+    return []
+
+
+async def check_webhook_url(
+    url: object, *, allow_private: bool, param: str = "webhookUrl"
+) -> str:
+    parts = _parse_absolute(url, param)
+    host = _host(parts)
+    if parts.scheme == "http" and not allow_private:
+        raise invalid(
+            f"'{param}' must use https (http needs EDGE_WEBHOOK_ALLOW_PRIVATE=1).",
+            param=param,
+            code="url_not_allowed",
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    # A name that does not resolve now is accepted: DNS may lag a new endpoint, and the
+    # address is checked again, and pinned, at every send.
+    for address in await resolve(host, port):
+        problem = address_problem(address, allow_private=allow_private)
+        if problem:
+            raise invalid(
+                f"'{param}' points to {problem}; webhooks must target a public host.",
+                param=param,
+                code="url_not_allowed",
+            )
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        raise invalid(
+            f"'{param}' points to a loopback address; webhooks must target a public host.",
+            param=param,
+            code="url_not_allowed",
+        )
+    assert isinstance(url, str)
+    return url

@@ -1,0 +1,64 @@
+"""Durable storage: the protocol, the records and the backends chosen by URL."""
+
+from __future__ import annotations
+
+from edge_onboard.storage.base import (
+    DuplicateError,
+    LinkCondition,
+    LinkFilter,
+    Storage,
+    StorageError,
+    UnknownBackendError,
+)
+from edge_onboard.storage.models import (
+    ApiKey,
+    IdempotencyRecord,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+    utc_ms,
+)
+
+
+def from_url(url: str) -> Storage:
+    """The backend for ``url``: ``memory://``, ``sqlite:///path`` or ``mongodb://…/db``.
+
+    Drivers are imported lazily so an embedded install never loads PyMongo.
+    """
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        from edge_onboard.storage.memory import MemoryStorage
+
+        return MemoryStorage()
+    if scheme == "sqlite":
+        from edge_onboard.storage.sqlite import SQLiteStorage
+
+        return SQLiteStorage.from_url(url)
+    if scheme in {"mongodb", "mongodb+srv"}:
+        try:
+            from edge_onboard.storage.mongo import MongoStorage
+        except ImportError as exc:  # pragma: no cover - pymongo is a hard dependency
+            raise UnknownBackendError(
+                f"MongoDB storage needs pymongo>=4.13: pip install 'pymongo>=4.13' ({exc})"
+            ) from exc
+        return MongoStorage.from_url(url)
+    raise UnknownBackendError(
+        f"unknown storage scheme {scheme!r}: use memory://, sqlite:///path or mongodb://host/db"
+    )
+
+
+__all__ = [
+    "ApiKey",
+    "DuplicateError",
+    "IdempotencyRecord",
+    "LinkCondition",
+    "LinkFilter",
+    "LinkStatus",
+    "OnboardingLink",
+    "Organization",
+    "Storage",
+    "StorageError",
+    "UnknownBackendError",
+    "from_url",
+    "utc_ms",
+]

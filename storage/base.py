@@ -1,0 +1,115 @@
+"""The storage protocol: typed async primitives every durable backend provides.
+
+Validation, view shaping and timestamps live above this layer (``edge_onboard``);
+a backend only stores documents and performs the conditional updates that must not
+race (a status change and a delete both guarded by the current status, in the store).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from edge_onboard.storage.models import (
+    ApiKey,
+    IdempotencyRecord,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+)
+
+
+class StorageError(Exception):
+    """The backend failed (unreachable, timed out); the caller answers 503/500."""
+
+
+class DuplicateError(StorageError):
+    """A unique constraint was hit (same id or same unique key)."""
+
+
+class UnknownBackendError(ValueError):
+    """The storage URL names a scheme no backend handles."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LinkFilter:
+    status: LinkStatus | None = None
+    external_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LinkCondition:
+    """What must hold in the store for a conditional link update to apply."""
+
+    statuses: Collection[LinkStatus]
+    # When set, the link must also not have expired at this moment.
+    unexpired_at: datetime | None = None
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Durable records. All methods are coroutine functions and safe to call concurrently."""
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema and indexes."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StorageError`` when the backend cannot serve requests."""
+
+    # Organisations
+    async def get_or_create_org(self, org: Organization) -> Organization:
+        """Insert ``org`` unless one with the same name exists; return the stored one."""
+
+    async def get_org(self, org_id: str) -> Organization | None: ...
+
+    # API keys
+    async def insert_api_key(self, key: ApiKey) -> None: ...
+
+    async def get_api_key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def find_api_keys(self, id_or_prefix: str) -> list[ApiKey]:
+        """Keys whose id equals, or whose prefix starts with, ``id_or_prefix``."""
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        """Mark the key revoked; False when it was already revoked or is unknown."""
+
+    # Onboarding links
+    async def insert_link(self, link: OnboardingLink) -> None: ...
+
+    async def get_link(self, link_id: str) -> OnboardingLink | None:
+        """The link whatever its organisation or status (deleted ones included)."""
+
+    async def list_links(
+        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
+    ) -> tuple[list[OnboardingLink], int]:
+        """A page of visible (not deleted) links, newest first, and the total count."""
+
+    async def update_link(
+        self,
+        org_id: str,
+        link_id: str,
+        condition: LinkCondition,
+        changes: Mapping[str, Any],
+    ) -> OnboardingLink | None:
+        """Atomically apply ``changes`` if ``condition`` holds; the updated link or None."""
+
+    async def expire_links(self, org_id: str, now: datetime) -> int:
+        """Move the organisation's pending links whose expiry has passed to expired."""
+
+    # Idempotency
+    async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Insert ``record`` unless a live one holds its key: None when claimed, else that one.
+
+        A record whose ``expires_at`` is before ``record.created_at`` is replaced.
+        """
+
+    async def complete_idempotency(
+        self, org_id: str, key: str, status_code: int, body: bytes
+    ) -> None: ...
+
+    async def release_idempotency(self, org_id: str, key: str) -> None:
+        """Forget a claim whose request failed, so that the client may retry."""

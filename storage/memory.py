@@ -1,0 +1,143 @@
+"""In-process backend (``memory://``): for tests and throw-away demos.
+
+Every method runs without awaiting in between its read and its write, so each is
+atomic with respect to the others on the event loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from edge_onboard.storage.base import DuplicateError, LinkCondition, LinkFilter
+from edge_onboard.storage.models import (
+    ApiKey,
+    IdempotencyRecord,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+)
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self._orgs: dict[str, Organization] = {}
+        self._keys: dict[str, ApiKey] = {}
+        self._links: dict[str, OnboardingLink] = {}
+        self._idem: dict[tuple[str, str], IdempotencyRecord] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def get_or_create_org(self, org: Organization) -> Organization:
+        for existing in self._orgs.values():
+            if existing.name == org.name:
+                return copy.deepcopy(existing)
+        self._orgs[org.id] = copy.deepcopy(org)
+        return org
+
+    async def get_org(self, org_id: str) -> Organization | None:
+        return copy.deepcopy(self._orgs.get(org_id))
+
+    async def insert_api_key(self, key: ApiKey) -> None:
+        if key.id in self._keys or any(k.key_hash == key.key_hash for k in self._keys.values()):
+            raise DuplicateError("api key exists")
+        self._keys[key.id] = copy.deepcopy(key)
+
+    async def get_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        for key in self._keys.values():
+            if key.key_hash == key_hash:
+                return copy.deepcopy(key)
+        return None
+
+    async def find_api_keys(self, id_or_prefix: str) -> list[ApiKey]:
+        return [
+            copy.deepcopy(k)
+            for k in self._keys.values()
+            if k.id == id_or_prefix or k.prefix.startswith(id_or_prefix)
+        ]
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        key = self._keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            return False
+        key.revoked_at = at
+        return True
+
+    async def insert_link(self, link: OnboardingLink) -> None:
+        if link.id in self._links:
+            raise DuplicateError(f"link {link.id} exists")
+        self._links[link.id] = copy.deepcopy(link)
+
+    async def get_link(self, link_id: str) -> OnboardingLink | None:
+        return copy.deepcopy(self._links.get(link_id))
+
+    async def list_links(
+        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
+    ) -> tuple[list[OnboardingLink], int]:
+        rows = [
+            link
+            for link in self._links.values()
+            if link.org_id == org_id
+            and link.status is not LinkStatus.DELETED
+            and (flt.status is None or link.status is flt.status)
+            and (flt.external_id is None or link.external_id == flt.external_id)
+        ]
+        rows.sort(key=lambda link: (link.created_at, link.id), reverse=True)
+        return [copy.deepcopy(r) for r in rows[offset : offset + limit]], len(rows)
+
+    async def update_link(
+        self,
+        org_id: str,
+        link_id: str,
+        condition: LinkCondition,
+        changes: Mapping[str, Any],
+    ) -> OnboardingLink | None:
+        link = self._links.get(link_id)
+        if link is None or link.org_id != org_id or link.status not in condition.statuses:
+            return None
+        if condition.unexpired_at is not None and link.expires_at <= condition.unexpired_at:
+            return None
+        updated = dataclasses.replace(link, **copy.deepcopy(dict(changes)))
+        self._links[link_id] = updated
+        return copy.deepcopy(updated)
+
+    async def expire_links(self, org_id: str, now: datetime) -> int:
+        count = 0
+        for link in self._links.values():
+            if (
+                link.org_id == org_id
+                and link.status is LinkStatus.PENDING
+                and link.expires_at <= now
+            ):
+                link.status = LinkStatus.EXPIRED
+                link.updated_at = now
+                count += 1
+        return count
+
+    async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        existing = self._idem.get((record.org_id, record.key))
+        if existing is not None and existing.expires_at > record.created_at:
+            return copy.deepcopy(existing)
+        self._idem[(record.org_id, record.key)] = copy.deepcopy(record)
+        return None
+
+    async def complete_idempotency(
+        self, org_id: str, key: str, status_code: int, body: bytes
+    ) -> None:
+        record = self._idem.get((org_id, key))
+        if record is not None:
+            record.status_code = status_code
+            record.body = body
+
+    async def release_idempotency(self, org_id: str, key: str) -> None:
+        self._idem.pop((org_id, key), None)

@@ -1,0 +1,140 @@
+"""Durable records, shared by every backend.
+
+Each record converts to and from a plain document (``to_doc``/``from_doc``): JSON
+types plus ``datetime``. Backends store that document natively (MongoDB) or encode
+the datetimes themselves (SQLite); none of them knows the fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Self
+
+
+class LinkStatus(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    # Soft delete: the API answers 404, the hosted URL 410.
+    DELETED = "deleted"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_LINK_STATUSES
+
+
+TERMINAL_LINK_STATUSES = frozenset(
+    {LinkStatus.COMPLETED, LinkStatus.EXPIRED, LinkStatus.DELETED}
+)
+# Statuses a customer can see and filter on.
+VISIBLE_LINK_STATUSES = (LinkStatus.PENDING, LinkStatus.COMPLETED, LinkStatus.EXPIRED)
+
+
+def utc_ms(moment: datetime) -> datetime:
+    """Truncate to milliseconds in UTC: the precision every backend keeps."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class _Record:
+    __slots__ = ()
+
+    @classmethod
+    def _fields(cls) -> tuple[dataclasses.Field[Any], ...]:
+        return dataclasses.fields(cls)  # type: ignore[arg-type]
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for field in self._fields():
+            value = getattr(self, field.name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, dict):
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            doc[field.name] = value
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Self:
+        kwargs: dict[str, Any] = {}
+        for field in cls._fields():
+            if field.name not in doc:
+                continue  # added by a later schema version: the dataclass default applies
+            value = doc[field.name]
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)  # BSON dates come back naive
+            kwargs[field.name] = value
+        return cls(**kwargs)
+
+
+@dataclasses.dataclass(slots=True)
+class Organization(_Record):
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclasses.dataclass(slots=True)
+class ApiKey(_Record):
+    id: str
+    org_id: str
+    # SHA-256 hex of the full key; the key itself is never stored.
+    key_hash: str
+    # The first characters of the key, enough to recognise it in a list.
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclasses.dataclass(slots=True)
+class OnboardingLink(_Record):
+    id: str
+    org_id: str
+    name: str
+    status: LinkStatus
+    created_at: datetime
+    expires_at: datetime
+    external_id: str | None = None
+    redirect_url: str | None = None
+    webhook_url: str | None = None
+    # Encrypted with the service's secret key (see edge_onboard.crypto).
+    webhook_secret_enc: str | None = None
+    webhook_events: list[str] | None = None
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    prefill: dict[str, Any] | None = None
+    locale: str | None = None
+    phone_number_id: str | None = None
+    phone_number: str | None = None
+    waba_id: str | None = None
+    is_phone_registered: bool = False
+    outgoing_webhook_id: str | None = None
+    completed_at: datetime | None = None
+    deleted_at: datetime | None = None
+    # {"code", "message", "at"} of the last failed signup attempt.
+    last_error: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.status = LinkStatus(self.status)
+
+
+@dataclasses.dataclass(slots=True)
+class IdempotencyRecord(_Record):
+    org_id: str
+    key: str
+    # SHA-256 of method, path and canonical body: "same key, same request".
+    fingerprint: str
+    created_at: datetime
+    expires_at: datetime
+    # None while the first request is still running.
+    status_code: int | None = None
+    body: bytes | None = None

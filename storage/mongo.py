@@ -1,0 +1,269 @@
+"""MongoDB backend (``mongodb://…/db``): production, through PyMongo's native async API.
+
+Indexes and unique constraints are created at ``open``. Conditional updates are
+single ``find_one_and_update`` calls whose filter carries the condition, so the
+store decides the race, not Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from edge_onboard.storage.base import DuplicateError, LinkCondition, LinkFilter, StorageError
+from edge_onboard.storage.models import (
+    ApiKey,
+    IdempotencyRecord,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+)
+
+Doc = dict[str, Any]
+DEFAULT_DATABASE = "edge_onboard"
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except DuplicateKeyError as exc:
+        raise DuplicateError(str(exc)) from exc
+    except PyMongoError as exc:
+        raise StorageError(f"mongodb: {exc}") from exc
+
+
+def _native(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _to_mongo(doc: Mapping[str, Any]) -> Doc:
+    out = {k: _native(v) for k, v in doc.items()}
+    if "id" in out:
+        out["_id"] = out.pop("id")
+    return out
+
+
+def _from_mongo(doc: Mapping[str, Any]) -> Doc:
+    out = dict(doc)
+    if "_id" in out and not isinstance(out["_id"], str):
+        out.pop("_id")
+    elif "_id" in out:
+        out["id"] = out.pop("_id")
+    return out
+
+
+class MongoStorage:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: AsyncMongoClient[Doc] | None = None,
+        database: str | None = None,
+    ) -> None:
+        if client is None:
+            if url is None:
+                raise ValueError("MongoStorage needs a URL or a client")
+            client = AsyncMongoClient(
+                url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000, appname="edge-onboard"
+            )
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self.client: AsyncMongoClient[Doc] = client
+        self.db: AsyncDatabase[Doc] = (
+            client[database] if database else client.get_default_database(DEFAULT_DATABASE)
+        )
+        self.orgs = self.db["organizations"]
+        self.keys = self.db["api_keys"]
+        self.links = self.db["onboarding_links"]
+        self.idem = self.db["idempotency_records"]
+
+    @classmethod
+    def from_url(cls, url: str) -> MongoStorage:
+        return cls(url)
+
+    async def open(self) -> None:
+        with _errors():
+            await self.orgs.create_index("name", unique=True)
+            await self.keys.create_index("key_hash", unique=True)
+            await self.keys.create_index("prefix")
+            await self.links.create_index(
+                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+            )
+            await self.links.create_index(
+                [("org_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)]
+            )
+            await self.links.create_index([("org_id", ASCENDING), ("external_id", ASCENDING)])
+            await self.links.create_index(
+                [("status", ASCENDING), ("expires_at", ASCENDING)]
+            )
+            await self.idem.create_index([("org_id", ASCENDING), ("key", ASCENDING)], unique=True)
+            # MongoDB removes expired idempotency records by itself.
+            await self.idem.create_index("expires_at", expireAfterSeconds=0)
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.close()
+
+    async def ping(self) -> None:
+        with _errors():
+            await self.db.command("ping")
+
+    # Organisations
+
+    async def get_or_create_org(self, org: Organization) -> Organization:
+        for _ in range(3):
+            try:
+                with _errors():
+                    doc = await self.orgs.find_one_and_update(
+                        {"name": org.name},
+                        {"$setOnInsert": _to_mongo(org.to_doc())},
+                        upsert=True,
+                        return_document=ReturnDocument.AFTER,
+                    )
+            except DuplicateError:
+                continue  # two upserts raced on the unique name: the other one won
+            assert doc is not None
+            return Organization.from_doc(_from_mongo(doc))
+        raise StorageError("mongodb: could not create the organisation")
+
+    async def get_org(self, org_id: str) -> Organization | None:
+        with _errors():
+            doc = await self.orgs.find_one({"_id": org_id})
+        return Organization.from_doc(_from_mongo(doc)) if doc else None
+
+    # API keys
+
+    async def insert_api_key(self, key: ApiKey) -> None:
+        with _errors():
+            await self.keys.insert_one(_to_mongo(key.to_doc()))
+
+    async def get_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        with _errors():
+            doc = await self.keys.find_one({"key_hash": key_hash})
+        return ApiKey.from_doc(_from_mongo(doc)) if doc else None
+
+    async def find_api_keys(self, id_or_prefix: str) -> list[ApiKey]:
+        import re
+
+        query = {"$or": [{"_id": id_or_prefix}, {"prefix": {"$regex": "^" + re.escape(id_or_prefix)}}]}
+        with _errors():
+            docs = await self.keys.find(query).to_list(None)
+        return [ApiKey.from_doc(_from_mongo(d)) for d in docs]
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        with _errors():
+            result = await self.keys.update_one(
+                {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}}
+            )
+        return result.modified_count == 1
+
+    # Onboarding links
+
+    async def insert_link(self, link: OnboardingLink) -> None:
+        with _errors():
+            await self.links.insert_one(_to_mongo(link.to_doc()))
+
+    async def get_link(self, link_id: str) -> OnboardingLink | None:
+        with _errors():
+            doc = await self.links.find_one({"_id": link_id})
+        return OnboardingLink.from_doc(_from_mongo(doc)) if doc else None
+
+    async def list_links(
+        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
+    ) -> tuple[list[OnboardingLink], int]:
+        query: Doc = {"org_id": org_id}
+        query["status"] = flt.status.value if flt.status else {"$ne": LinkStatus.DELETED.value}
+        if flt.external_id is not None:
+            query["external_id"] = flt.external_id
+        with _errors():
+            total = await self.links.count_documents(query)
+            cursor = (
+                self.links.find(query)
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                .skip(offset)
+                .limit(limit)
+            )
+            docs = await cursor.to_list(None)
+        return [OnboardingLink.from_doc(_from_mongo(d)) for d in docs], total
+
+    async def update_link(
+        self,
+        org_id: str,
+        link_id: str,
+        condition: LinkCondition,
+        changes: Mapping[str, Any],
+    ) -> OnboardingLink | None:
+        query: Doc = {
+            "_id": link_id,
+            "org_id": org_id,
+            "status": {"$in": [LinkStatus(s).value for s in condition.statuses]},
+        }
+        if condition.unexpired_at is not None:
+            query["expires_at"] = {"$gt": condition.unexpired_at}
+        with _errors():
+            doc = await self.links.find_one_and_update(
+                query,
+                {"$set": {k: _native(v) for k, v in changes.items()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return OnboardingLink.from_doc(_from_mongo(doc)) if doc else None
+
+    async def expire_links(self, org_id: str, now: datetime) -> int:
+        with _errors():
+            result = await self.links.update_many(
+                {"org_id": org_id, "status": LinkStatus.PENDING.value, "expires_at": {"$lte": now}},
+                {"$set": {"status": LinkStatus.EXPIRED.value, "updated_at": now}},
+            )
+        return result.modified_count
+
+    # Idempotency
+
+    async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        doc = record.to_doc()
+        for _ in range(5):
+            try:
+                with _errors():
+                    await self.idem.insert_one(dict(doc))
+                return None
+            except DuplicateError:
+                pass
+            with _errors():
+                # An expired record (not yet swept by the TTL monitor) is taken over.
+                replaced = await self.idem.find_one_and_replace(
+                    {
+                        "org_id": record.org_id,
+                        "key": record.key,
+                        "expires_at": {"$lte": record.created_at},
+                    },
+                    dict(doc),
+                )
+                if replaced is not None:
+                    return None
+                existing = await self.idem.find_one({"org_id": record.org_id, "key": record.key})
+            if existing is not None:
+                return IdempotencyRecord.from_doc(_from_mongo(existing))
+        raise StorageError("mongodb: idempotency record kept changing")
+
+    async def complete_idempotency(
+        self, org_id: str, key: str, status_code: int, body: bytes
+    ) -> None:
+        with _errors():
+            await self.idem.update_one(
+                {"org_id": org_id, "key": key},
+                {"$set": {"status_code": status_code, "body": body}},
+            )
+
+    async def release_idempotency(self, org_id: str, key: str) -> None:
+        with _errors():
+            await self.idem.delete_one({"org_id": org_id, "key": key})

@@ -1,0 +1,432 @@
+"""SQLite backend (``sqlite:///path``): the embedded default.
+
+stdlib ``sqlite3`` on one connection, driven from anyio worker threads one call at
+a time. WAL lets other processes (the CLI) read and write the same file meanwhile.
+Records are stored as a JSON document beside the columns that are queried or
+constrained; read-modify-write updates run inside ``BEGIN IMMEDIATE`` so they are
+atomic across threads and processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from edge_onboard.storage.base import DuplicateError, LinkCondition, LinkFilter, StorageError
+from edge_onboard.storage.models import (
+    ApiKey,
+    IdempotencyRecord,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+)
+
+T = TypeVar("T")
+
+# Each entry moves the schema one version up; PRAGMA user_version records where we are.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE orgs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX api_keys_prefix ON api_keys (prefix);
+    CREATE TABLE links (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        external_id TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX links_org_created ON links (org_id, created_at DESC, id DESC);
+    CREATE INDEX links_org_status ON links (org_id, status, created_at DESC);
+    CREATE INDEX links_org_external ON links (org_id, external_id);
+    CREATE TABLE idempotency (
+        org_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (org_id, key)
+    );
+    CREATE INDEX idempotency_expires ON idempotency (expires_at);
+    """,
+)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    # Integer arithmetic: float timestamps lose the last millisecond now and then.
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$date": _ms(value)}
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode_value(v) for v in value]
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            if "$date" in value:
+                return _EPOCH + value["$date"] * _ONE_MS
+            if "$bytes" in value:
+                return base64.b64decode(value["$bytes"])
+        return {k: _decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_value(v) for v in value]
+    return value
+
+
+def _dump(doc: Mapping[str, Any]) -> str:
+    return orjson.dumps(_encode_value(dict(doc))).decode()
+
+
+def _load(text: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = _decode_value(orjson.loads(text))
+    return decoded
+
+
+class SQLiteStorage:
+    def __init__(self, path: str | Path | None = None, *, connection: sqlite3.Connection | None = None):
+        if path is None and connection is None:
+            raise ValueError("SQLiteStorage needs a path or a connection")
+        self.path = Path(path) if path is not None else None
+        self._conn = connection
+        # One call at a time on the shared connection.
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStorage:
+        # sqlite:///relative/path, sqlite:////absolute/path, sqlite:///:memory:
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path:
+            raise ValueError("sqlite URL needs a path: sqlite:///./edge_onboard.db")
+        return cls(path)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StorageError("storage is not open")
+
+        def call() -> T:
+            try:
+                return fn(conn)
+            except sqlite3.IntegrityError as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise DuplicateError(str(exc)) from exc
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise StorageError(f"sqlite: {exc}") from exc
+
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def open(self) -> None:
+        if self._conn is None:
+            assert self.path is not None
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+
+            def connect() -> sqlite3.Connection:
+                conn = sqlite3.connect(
+                    str(self.path), isolation_level=None, check_same_thread=False, timeout=10
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=10000")
+                return conn
+
+            try:
+                self._conn = await anyio.to_thread.run_sync(connect)
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite: cannot open {self.path}: {exc}") from exc
+        await self._run(_migrate)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    # Organisations
+
+    async def get_or_create_org(self, org: Organization) -> Organization:
+        def op(c: sqlite3.Connection) -> Organization:
+            c.execute(
+                "INSERT INTO orgs (id, name, doc) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (org.id, org.name, _dump(org.to_doc())),
+            )
+            row = c.execute("SELECT doc FROM orgs WHERE name = ?", (org.name,)).fetchone()
+            return Organization.from_doc(_load(row[0]))
+
+        return await self._run(op)
+
+    async def get_org(self, org_id: str) -> Organization | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT doc FROM orgs WHERE id = ?", (org_id,)).fetchone()
+        )
+        return Organization.from_doc(_load(row[0])) if row else None
+
+    # API keys
+
+    async def insert_api_key(self, key: ApiKey) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO api_keys (id, key_hash, prefix, doc) VALUES (?, ?, ?, ?)",
+                (key.id, key.key_hash, key.prefix, _dump(key.to_doc())),
+            )
+        )
+
+    async def get_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM api_keys WHERE key_hash = ?", (key_hash,)
+            ).fetchone()
+        )
+        return ApiKey.from_doc(_load(row[0])) if row else None
+
+    async def find_api_keys(self, id_or_prefix: str) -> list[ApiKey]:
+        escaped = id_or_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM api_keys WHERE id = ? OR prefix LIKE ? ESCAPE '\\'",
+                (id_or_prefix, escaped + "%"),
+            ).fetchall()
+        )
+        return [ApiKey.from_doc(_load(r[0])) for r in rows]
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute("SELECT doc FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
+                c.execute("COMMIT")
+                return False
+            key = ApiKey.from_doc(_load(row[0]))
+            if key.revoked_at is not None:
+                c.execute("COMMIT")
+                return False
+            key.revoked_at = at
+            c.execute("UPDATE api_keys SET doc = ? WHERE id = ?", (_dump(key.to_doc()), key_id))
+            c.execute("COMMIT")
+            return True
+
+        return await self._run(op)
+
+    # Onboarding links
+
+    async def insert_link(self, link: OnboardingLink) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO links (id, org_id, status, external_id, created_at, expires_at, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _link_row(link),
+            )
+        )
+
+    async def get_link(self, link_id: str) -> OnboardingLink | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT doc FROM links WHERE id = ?", (link_id,)).fetchone()
+        )
+        return OnboardingLink.from_doc(_load(row[0])) if row else None
+
+    async def list_links(
+        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
+    ) -> tuple[list[OnboardingLink], int]:
+        where = ["org_id = ?", "status != 'deleted'"]
+        params: list[Any] = [org_id]
+        if flt.status is not None:
+            where.append("status = ?")
+            params.append(flt.status.value)
+        if flt.external_id is not None:
+            where.append("external_id = ?")
+            params.append(flt.external_id)
+        clause = " AND ".join(where)
+
+        def op(c: sqlite3.Connection) -> tuple[list[OnboardingLink], int]:
+            # One read transaction so the page and the total agree.
+            c.execute("BEGIN")
+            try:
+                total = c.execute(f"SELECT COUNT(*) FROM links WHERE {clause}", params).fetchone()
+                rows = c.execute(
+                    f"SELECT doc FROM links WHERE {clause}"
+                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    [*params, limit, offset],
+                ).fetchall()
+            finally:
+                c.execute("COMMIT")
+            return [OnboardingLink.from_doc(_load(r[0])) for r in rows], int(total[0])
+
+        return await self._run(op)
+
+    async def update_link(
+        self,
+        org_id: str,
+        link_id: str,
+        condition: LinkCondition,
+        changes: Mapping[str, Any],
+    ) -> OnboardingLink | None:
+        def op(c: sqlite3.Connection) -> OnboardingLink | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "SELECT doc FROM links WHERE id = ? AND org_id = ?", (link_id, org_id)
+            ).fetchone()
+            link = OnboardingLink.from_doc(_load(row[0])) if row else None
+            if (
+                link is None
+                or link.status not in condition.statuses
+                or (
+                    condition.unexpired_at is not None
+                    and link.expires_at <= condition.unexpired_at
+                )
+            ):
+                c.execute("COMMIT")
+                return None
+            doc = link.to_doc()
+            doc.update(changes)
+            updated = OnboardingLink.from_doc(doc)
+            _, _, status, external_id, _, expires_at, body = _link_row(updated)
+            c.execute(
+                "UPDATE links SET status = ?, external_id = ?, expires_at = ?, doc = ?"
+                " WHERE id = ?",
+                (status, external_id, expires_at, body, link_id),
+            )
+            c.execute("COMMIT")
+            return updated
+
+        return await self._run(op)
+
+    async def expire_links(self, org_id: str, now: datetime) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            c.execute("BEGIN IMMEDIATE")
+            rows = c.execute(
+                "SELECT doc FROM links WHERE org_id = ? AND status = 'pending'"
+                " AND expires_at <= ?",
+                (org_id, _ms(now)),
+            ).fetchall()
+            for (text,) in rows:
+                link = OnboardingLink.from_doc(_load(text))
+                link.status = LinkStatus.EXPIRED
+                link.updated_at = now
+                c.execute(
+                    "UPDATE links SET status = 'expired', doc = ? WHERE id = ?",
+                    (_dump(link.to_doc()), link.id),
+                )
+            c.execute("COMMIT")
+            return len(rows)
+
+        return await self._run(op)
+
+    # Idempotency
+
+    async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        def op(c: sqlite3.Connection) -> IdempotencyRecord | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "SELECT doc, expires_at FROM idempotency WHERE org_id = ? AND key = ?",
+                (record.org_id, record.key),
+            ).fetchone()
+            if row is not None and row[1] > _ms(record.created_at):
+                c.execute("COMMIT")
+                return IdempotencyRecord.from_doc(_load(row[0]))
+            c.execute(
+                "INSERT OR REPLACE INTO idempotency (org_id, key, expires_at, doc)"
+                " VALUES (?, ?, ?, ?)",
+                (record.org_id, record.key, _ms(record.expires_at), _dump(record.to_doc())),
+            )
+            # Expired records are only ever replaced or swept here, a few at a time.
+            c.execute(
+                "DELETE FROM idempotency WHERE rowid IN"
+                " (SELECT rowid FROM idempotency WHERE expires_at <= ? LIMIT 100)",
+                (_ms(record.created_at),),
+            )
+            c.execute("COMMIT")
+            return None
+
+        return await self._run(op)
+
+    async def complete_idempotency(
+        self, org_id: str, key: str, status_code: int, body: bytes
+    ) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "SELECT doc FROM idempotency WHERE org_id = ? AND key = ?", (org_id, key)
+            ).fetchone()
+            if row is not None:
+                record = IdempotencyRecord.from_doc(_load(row[0]))
+                record.status_code = status_code
+                record.body = body
+                c.execute(
+                    "UPDATE idempotency SET doc = ? WHERE org_id = ? AND key = ?",
+                    (_dump(record.to_doc()), org_id, key),
+                )
+            c.execute("COMMIT")
+
+        await self._run(op)
+
+    async def release_idempotency(self, org_id: str, key: str) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "DELETE FROM idempotency WHERE org_id = ? AND key = ?", (org_id, key)
+            )
+        )
+
+
+def _link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int, str]:
+    return (
+        link.id,
+        link.org_id,
+        link.status.value,
+        link.external_id,
+        _ms(link.created_at),
+        _ms(link.expires_at),
+        _dump(link.to_doc()),
+    )
+
+
+def _migrate(c: sqlite3.Connection) -> None:
+    c.execute("BEGIN IMMEDIATE")
+    (version,) = c.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        c.execute("ROLLBACK")
+        raise StorageError(
+            f"sqlite: database schema version {version} is newer than this build "
+            f"({len(MIGRATIONS)}); upgrade edge-onboard"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in script.split(";"):
+            if statement.strip():
+                c.execute(statement)
+        c.execute(f"PRAGMA user_version = {number}")
+    c.execute("COMMIT")

@@ -1,0 +1,372 @@
+"""Real Redis and MongoDB servers for the test suite.
+
+Each context manager yields a URL. It is taken from the environment when set
+(``EDGE_TEST_REDIS_URL`` / ``EDGE_TEST_MONGODB_URL``); otherwise a private
+server is started on a free port with a throw-away data folder and stopped on
+exit. ``ServiceUnavailable`` is raised when no server can be provided: tests
+should skip on it, unless ``services_required()`` (set in CI) says to fail.
+
+``.ci/install-services.sh`` puts a test mongod into the cache folder searched
+here. Run ``python tests/services.py`` to check that both services work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+REDIS_URL_ENV = "EDGE_TEST_REDIS_URL"
+MONGODB_URL_ENV = "EDGE_TEST_MONGODB_URL"
+MONGOD_ENV = "EDGE_TEST_MONGOD"
+CACHE_ENV = "EDGE_TEST_CACHE"
+REQUIRE_ENV = "EDGE_TEST_REQUIRE_SERVICES"
+
+REDIS_START_TIMEOUT = 10.0
+MONGO_START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+REPLICA_SET = "rs0"
+
+_T = TypeVar("_T")
+
+# Choosing a free port and the server binding it are not atomic, so another
+# process can take the port in between; such a start is retried on a new port.
+_PORT_ATTEMPTS = 3
+
+
+class ServiceUnavailable(Exception):
+    """The service cannot be provided; the message says why."""
+
+
+def services_required() -> bool:
+    """Whether a missing service must fail the tests rather than skip them."""
+    return os.environ.get(REQUIRE_ENV) == "1"
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """Yield the URL of a Redis server that is running for the duration."""
+    url = os.environ.get(REDIS_URL_ENV)
+    if url:
+        yield url
+        return
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServiceUnavailable(
+            f"redis-server is not on PATH and {REDIS_URL_ENV} is not set "
+            "(install the Debian package redis-server or run .ci/install-services.sh)"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="edge-redis-") as tmp:
+
+        def argv(port: int) -> list[str]:
+            return [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", tmp,
+            ]  # fmt: skip
+
+        log = Path(tmp, "redis-server.log")
+        with _server("redis-server", argv, log, _redis_ready, REDIS_START_TIMEOUT) as port:
+            yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextlib.contextmanager
+def mongo_server() -> Iterator[str]:
+    """Yield the URL of a one-node MongoDB replica set (so transactions and
+    change streams work) that is running for the duration."""
+    url = os.environ.get(MONGODB_URL_ENV)
+    if url:
+        yield url
+        return
+
+    binary, env = _find_mongod()
+    with tempfile.TemporaryDirectory(prefix="edge-mongod-") as tmp:
+
+        def argv(port: int) -> list[str]:
+            dbpath = Path(tmp, f"db-{port}")
+            dbpath.mkdir(exist_ok=True)
+            return [
+                binary,
+                "--dbpath", str(dbpath),
+                "--bind_ip", "127.0.0.1",
+                "--port", str(port),
+                "--nounixsocket",
+                "--wiredTigerCacheSizeGB", "0.25",
+                "--replSet", REPLICA_SET,
+                "--quiet",
+            ]  # fmt: skip
+
+        deadline = time.monotonic() + MONGO_START_TIMEOUT
+        log = Path(tmp, "mongod.log")
+        with _server("mongod", argv, log, _mongod_ready, MONGO_START_TIMEOUT, env) as port:
+            try:
+                _initiate_replica_set(port, deadline)
+            except Exception as exc:
+                raise ServiceUnavailable(
+                    f"mongod started but its replica set did not become primary: {exc}\n"
+                    f"log tail:\n{_tail(log)}"
+                ) from exc
+            yield f"mongodb://127.0.0.1:{port}/?replicaSet={REPLICA_SET}&directConnection=true"
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "edge-onboard")
+
+
+def _find_mongod() -> tuple[str, dict[str, str]]:
+    """Return the mongod binary to run and the environment to run it with."""
+    explicit = os.environ.get(MONGOD_ENV)
+    cached = _cache_dir() / "mongod" / "mongod"
+    on_path = shutil.which("mongod")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise ServiceUnavailable(f"{MONGOD_ENV}={explicit} is not an executable file")
+        binary = Path(explicit)
+    elif os.access(cached, os.X_OK):
+        binary = cached
+    elif on_path is not None:
+        binary = Path(on_path)
+    else:
+        raise ServiceUnavailable(
+            f"no mongod found: set {MONGODB_URL_ENV} or {MONGOD_ENV}, "
+            f"run .ci/install-services.sh (fills {cached.parent}), or put mongod on PATH"
+        )
+
+    env = dict(os.environ)
+    # The build unpacked by .ci/install-services.sh needs the OpenSSL 1.1
+    # libraries stored beside it.
+    if (binary.parent / "libssl.so.1.1").exists():
+        libs = [str(binary.parent), env.get("LD_LIBRARY_PATH", "")]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, libs))
+    return str(binary), env
+
+
+@contextlib.contextmanager
+def _server(
+    name: str,
+    argv: Callable[[int], list[str]],
+    log: Path,
+    ready: Callable[[int, int], bool],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[int]:
+    """Start a server on a free port with its output in ``log``, wait until
+    ``ready(port, pid)``, yield the port, and stop the server on exit.
+
+    ``ready`` must check that the server answering is this process: when the
+    port was taken by someone else, that one answers while ours exits."""
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        port = _free_port()
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv(port), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        try:
+            if _wait_ready(name, proc, port, log, ready, timeout, retry=attempt < _PORT_ATTEMPTS):
+                break
+        except BaseException:
+            _stop(proc)
+            raise
+    try:
+        yield port
+    finally:
+        _stop(proc)
+
+
+def _wait_ready(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    ready: Callable[[int, int], bool],
+    timeout: float,
+    *,
+    retry: bool,
+) -> bool:
+    """Poll until the server is ready (True) or lost its port and may be retried (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            tail = _tail(log)
+            if retry and "Address already in use" in tail:
+                return False
+            raise ServiceUnavailable(
+                f"{name} exited with code {code} during start-up; log tail:\n{tail}"
+            )
+        if ready(port, proc.pid):
+            return True
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(
+                f"{name} was not ready after {timeout:.0f} s; log tail:\n{_tail(log)}"
+            )
+        time.sleep(0.02)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _redis_ready(port: int, pid: int) -> bool:
+    try:
+        pong, info = _redis_call("127.0.0.1", port, ["PING"], ["INFO", "server"])
+    except OSError:
+        return False
+    return pong == b"PONG" and f"process_id:{pid}\r\n".encode() in (info or b"")
+
+
+def _mongod_ready(port: int, pid: int) -> bool:
+    try:
+        # A cheap probe first: pymongo would wait out its timeout on a refused connection.
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        f"mongodb://127.0.0.1:{port}/",
+        directConnection=True,
+        serverSelectionTimeoutMS=1000,
+        connectTimeoutMS=1000,
+        socketTimeoutMS=1000,
+    )
+    try:
+        with client:
+            return bool(client.admin.command("serverStatus")["pid"] == pid)
+    except PyMongoError:
+        return False
+
+
+def _redis_call(
+    host: str, port: int, *commands: Sequence[str], timeout: float = 1.0
+) -> list[bytes | None]:
+    """Send commands over one connection in the Redis protocol and return their
+    replies (simple, integer or bulk strings; None for a nil bulk string)."""
+    request = b""
+    for command in commands:
+        request += b"*%d\r\n" % len(command)
+        for arg in command:
+            data = arg.encode()
+            request += b"$%d\r\n%s\r\n" % (len(data), data)
+    replies: list[bytes | None] = []
+    with (
+        socket.create_connection((host, port), timeout=timeout) as sock,
+        sock.makefile("rb") as stream,
+    ):
+        sock.sendall(request)
+        for command in commands:
+            line = stream.readline().rstrip(b"\r\n")
+            kind, body = line[:1], line[1:]
+            if kind == b"$":
+                size = int(body)
+                replies.append(None if size < 0 else stream.read(size + 2)[:-2])
+            elif kind in (b"+", b":"):
+                replies.append(body)
+            else:
+                # Includes "-LOADING ...", the normal answer of a server still starting.
+                raise OSError(f"redis replied {line!r} to {command[0]}")
+    return replies
+
+
+def _initiate_replica_set(port: int, deadline: float) -> None:
+    timeout_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        f"mongodb://127.0.0.1:{port}/", directConnection=True, serverSelectionTimeoutMS=timeout_ms
+    )
+    with client:
+        member = {"_id": 0, "host": f"127.0.0.1:{port}"}
+        client.admin.command("replSetInitiate", {"_id": REPLICA_SET, "members": [member]})
+        while not client.admin.command("hello").get("isWritablePrimary"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("not primary before the start-up deadline")
+            time.sleep(0.02)
+
+
+def _check_redis(url: str) -> None:
+    parts = urlsplit(url)
+    host, port, db = parts.hostname or "127.0.0.1", parts.port or 6379, parts.path.strip("/") or "0"
+    key, value = "edge-onboard:services-check", str(time.time())
+    replies = _redis_call(
+        host, port, ["SELECT", db], ["SET", key, value, "EX", "60"], ["GET", key], ["DEL", key]
+    )
+    if replies != [b"OK", b"OK", value.encode(), b"1"]:
+        raise RuntimeError(f"unexpected redis replies: {replies!r}")
+
+
+def _check_mongo(url: str) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=5000)
+    with client:
+        collection = client["edge_onboard_services_check"]["items"]
+        with client.start_session() as session, session.start_transaction():
+            collection.insert_one({"_id": "probe", "at": time.time()}, session=session)
+            seen_inside = collection.find_one({"_id": "probe"}, session=session)
+        seen_after = collection.find_one({"_id": "probe"})
+        client.drop_database("edge_onboard_services_check")
+    if seen_inside is None or seen_after is None:
+        raise RuntimeError(f"mongo transaction round trip failed: {seen_inside=} {seen_after=}")
+
+
+def main() -> int:
+    timings: list[tuple[str, float]] = []
+
+    def timed(label: str, step: Callable[[], _T]) -> _T:
+        started = time.perf_counter()
+        result = step()
+        timings.append((label, time.perf_counter() - started))
+        return result
+
+    try:
+        with contextlib.ExitStack() as stack:
+            redis_url = timed("redis start", lambda: stack.enter_context(redis_server()))
+            mongo_url = timed("mongo start", lambda: stack.enter_context(mongo_server()))
+            print(f"redis: {redis_url}\nmongo: {mongo_url}")
+            timed("redis SET/GET", lambda: _check_redis(redis_url))
+            timed("mongo transaction", lambda: _check_mongo(mongo_url))
+            stopping = time.perf_counter()
+        timings.append(("shutdown", time.perf_counter() - stopping))
+    except ServiceUnavailable as exc:
+        print(f"service unavailable: {exc}", file=sys.stderr)
+        return 1
+    for label, seconds in timings:
+        print(f"{label:<18} {seconds * 1000:8.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
