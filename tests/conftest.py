@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_onboard.app import create_app
+from edge_onboard.auth import create_key
+from edge_onboard.config import Settings
+from edge_onboard.storage import Storage, utc_ms
+from edge_onboard.storage.memory import MemoryStorage
+from edge_onboard.storage.mongo import MongoStorage
+from edge_onboard.storage.sqlite import SQLiteStorage
+from tests import services
+
+BACKENDS = ["memory", "sqlite", "mongo"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _service(start: Callable[[], contextlib.AbstractContextManager[str]]) -> Iterator[str]:
+    try:
+        with start() as url:
+            yield url
+    except services.ServiceUnavailable as exc:
+        if services.services_required():
+            pytest.fail(f"required test service missing: {exc}", pytrace=False)
+        pytest.skip(f"service not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    yield from _service(services.redis_server)
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> Iterator[str]:
+    yield from _service(services.mongo_server)
+
+
+class FakeClock:
+    """A clock tests move by hand; starts at a fixed, millisecond-aligned moment."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = utc_ms(start or datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now = utc_ms(self.now + timedelta(**delta))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@contextlib.asynccontextmanager
+async def open_storage(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+    store: Storage
+    if kind == "memory":
+        store = MemoryStorage()
+    elif kind == "sqlite":
+        store = SQLiteStorage(tmp_path / "edge.db")
+    else:
+        url = request.getfixturevalue("mongodb_url")
+        store = MongoStorage(url, database=f"edge_test_{uuid.uuid4().hex[:12]}")
+    await store.open()
+    try:
+        yield store
+    finally:
+        if isinstance(store, MongoStorage):
+            await store.client.drop_database(store.db.name)
+        await store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
+) -> AsyncIterator[Storage]:
+    async with open_storage(request.param, tmp_path, request) as store:
+        yield store
+
+
+def make_settings(**overrides: Any) -> Settings:
+    env = {"EDGE_PUBLIC_URL": "https://onboard.test", "EDGE_STORAGE_URL": "memory://"}
+    env.update({k: str(v) for k, v in overrides.items()})
+    return Settings.from_env(env)
+
+
+class Api:
+    """An httpx client on the app (lifespan running) with a key for one organisation."""
+
+    def __init__(self, client: httpx.AsyncClient, storage: Storage, clock: FakeClock) -> None:
+        self.client = client
+        self.storage = storage
+        self.clock = clock
+
+    async def key(self, org: str = "acme") -> dict[str, str]:
+        _, _, plaintext = await create_key(self.storage, org, self.clock())
+        return {"Authorization": f"Bearer {plaintext}"}
+
+
+@contextlib.asynccontextmanager
+async def running_app(
+    store: Storage, clock: FakeClock, settings: Settings | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings or make_settings(), storage=store, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://onboard.test") as client:
+            yield client
+
+
+@pytest.fixture
+async def api(storage: Storage, clock: FakeClock) -> AsyncIterator[Api]:
+    async with running_app(storage, clock) as client:
+        yield Api(client, storage, clock)
+
+

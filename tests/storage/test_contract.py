@@ -1,0 +1,251 @@
+"""One contract for every storage backend: memory, SQLite and a real MongoDB."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from edge_onboard.storage import (
+    ApiKey,
+    DuplicateError,
+    IdempotencyRecord,
+    LinkCondition,
+    LinkFilter,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+    Storage,
+)
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+def make_link(clock: FakeClock, org_id: str = "org-1", **fields: Any) -> OnboardingLink:
+    now = clock()
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "org_id": org_id,
+        "name": "Acme",
+        "status": LinkStatus.PENDING,
+        "created_at": now,
+        "expires_at": now + timedelta(days=7),
+    }
+    values.update(fields)
+    return OnboardingLink(**values)
+
+
+async def test_ping(storage: Storage) -> None:
+    await storage.ping()
+
+
+async def test_orgs_are_unique_by_name(storage: Storage, clock: FakeClock) -> None:
+    first = await storage.get_or_create_org(Organization("o1", "acme", clock()))
+    again = await storage.get_or_create_org(Organization("o2", "acme", clock()))
+    assert again.id == first.id == "o1"
+    assert await storage.get_org("o1") == first
+    assert await storage.get_org("o2") is None
+
+
+async def test_concurrent_org_creation_makes_one(storage: Storage, clock: FakeClock) -> None:
+    results: list[Organization] = []
+
+    async def create(i: int) -> None:
+        results.append(await storage.get_or_create_org(Organization(f"o{i}", "racing", clock())))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(create, i)
+    assert len({org.id for org in results}) == 1
+
+
+async def test_api_keys(storage: Storage, clock: FakeClock) -> None:
+    key = ApiKey("k1", "o1", "hash-1", "sk_org_abcdefgh", clock())
+    await storage.insert_api_key(key)
+    with pytest.raises(DuplicateError):
+        await storage.insert_api_key(ApiKey("k2", "o1", "hash-1", "sk_org_zzzzzzzz", clock()))
+    assert await storage.get_api_key_by_hash("hash-1") == key
+    assert await storage.get_api_key_by_hash("nope") is None
+    assert [k.id for k in await storage.find_api_keys("sk_org_abc")] == ["k1"]
+    assert [k.id for k in await storage.find_api_keys("k1")] == ["k1"]
+    # LIKE/regex metacharacters are literal.
+    assert await storage.find_api_keys("sk_org_.*") == []
+    assert await storage.find_api_keys("sk%") == []
+    assert await storage.revoke_api_key("k1", clock()) is True
+    assert await storage.revoke_api_key("k1", clock()) is False
+    assert await storage.revoke_api_key("missing", clock()) is False
+    revoked = await storage.get_api_key_by_hash("hash-1")
+    assert revoked is not None and revoked.revoked_at == clock() and not revoked.active
+
+
+async def test_link_round_trip_keeps_every_field(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(
+        clock,
+        external_id="ext-1",
+        redirect_url="https://example.com/done",
+        webhook_url="https://example.com/hook",
+        webhook_secret_enc="v1.abc.def",
+        webhook_events=["phone_number.connected"],
+        metadata={"plan": "pro", "ünïcode": "✓"},
+        prefill={"business": {"name": "Acme", "phone": {"code": 1, "number": "5550100"}}},
+        locale="en_US",
+        last_error={"code": "x", "message": "y", "at": clock()},
+        updated_at=clock(),
+    )
+    await storage.insert_link(link)
+    assert await storage.get_link(link.id) == link
+    with pytest.raises(DuplicateError):
+        await storage.insert_link(link)
+    assert await storage.get_link(str(uuid.uuid4())) is None
+
+
+async def test_list_is_newest_first_filtered_and_paged(storage: Storage, clock: FakeClock) -> None:
+    links = []
+    for i in range(7):
+        link = make_link(clock, external_id=f"ext-{i % 2}")
+        links.append(link)
+        await storage.insert_link(link)
+        clock.advance(milliseconds=1)
+    # Same created_at: ordered by id, descending, so pages never overlap.
+    twins = [make_link(clock, id=f"00000000-0000-4000-8000-00000000000{i}") for i in (1, 2)]
+    for twin in twins:
+        await storage.insert_link(twin)
+    await storage.insert_link(make_link(clock, org_id="other-org"))
+    deleted = make_link(clock, status=LinkStatus.DELETED)
+    await storage.insert_link(deleted)
+
+    expected = [twins[1].id, twins[0].id] + [link.id for link in reversed(links)]
+    first, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=4)
+    second, _ = await storage.list_links("org-1", LinkFilter(), offset=4, limit=4)
+    third, _ = await storage.list_links("org-1", LinkFilter(), offset=8, limit=4)
+    assert total == 9
+    assert [link.id for link in first + second + third] == expected
+
+    by_ext, total = await storage.list_links("org-1", LinkFilter(external_id="ext-1"), offset=0, limit=10)
+    assert total == 3 and {link.external_id for link in by_ext} == {"ext-1"}
+    none, total = await storage.list_links(
+        "org-1", LinkFilter(status=LinkStatus.COMPLETED), offset=0, limit=10
+    )
+    assert (none, total) == ([], 0)
+
+
+async def test_conditional_update(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    pending = LinkCondition(statuses={LinkStatus.PENDING})
+    assert await storage.update_link("other-org", link.id, pending, {"name": "x"}) is None
+    updated = await storage.update_link(
+        "org-1", link.id, pending, {"status": LinkStatus.COMPLETED, "completed_at": clock()}
+    )
+    assert updated is not None and updated.status is LinkStatus.COMPLETED
+    assert updated.completed_at == clock()
+    assert await storage.update_link("org-1", link.id, pending, {"name": "late"}) is None
+    stored = await storage.get_link(link.id)
+    assert stored == updated
+
+
+async def test_update_refuses_expired_when_asked(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock, expires_at=clock() + timedelta(seconds=10))
+    await storage.insert_link(link)
+    clock.advance(seconds=10)
+    condition = LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=clock())
+    assert await storage.update_link("org-1", link.id, condition, {"name": "x"}) is None
+    clock.advance(seconds=-1)
+    condition = LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=clock())
+    assert await storage.update_link("org-1", link.id, condition, {"name": "x"}) is not None
+
+
+async def test_expire_links(storage: Storage, clock: FakeClock) -> None:
+    soon = make_link(clock, expires_at=clock() + timedelta(minutes=5))
+    later = make_link(clock, expires_at=clock() + timedelta(days=1))
+    foreign = make_link(clock, org_id="other", expires_at=clock() + timedelta(minutes=5))
+    for link in (soon, later, foreign):
+        await storage.insert_link(link)
+    clock.advance(minutes=5)
+    assert await storage.expire_links("org-1", clock()) == 1
+    assert await storage.expire_links("org-1", clock()) == 0
+    got = await storage.get_link(soon.id)
+    assert got is not None and got.status is LinkStatus.EXPIRED
+    other = await storage.get_link(foreign.id)
+    assert other is not None and other.status is LinkStatus.PENDING
+    expired, total = await storage.list_links(
+        "org-1", LinkFilter(status=LinkStatus.EXPIRED), offset=0, limit=10
+    )
+    assert total == 1 and expired[0].id == soon.id
+
+
+async def test_fifty_concurrent_creates_all_land(storage: Storage, clock: FakeClock) -> None:
+    links = [make_link(clock, name=f"link {i}") for i in range(50)]
+    async with anyio.create_task_group() as tg:
+        for link in links:
+            tg.start_soon(storage.insert_link, link)
+    stored, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=100)
+    assert total == 50
+    assert {link.id for link in stored} == {link.id for link in links}
+
+
+@pytest.mark.parametrize("rounds", [20])
+async def test_delete_racing_completion_has_one_winner(
+    storage: Storage, clock: FakeClock, rounds: int
+) -> None:
+    pending = LinkCondition(statuses={LinkStatus.PENDING})
+    for _ in range(rounds):
+        link = make_link(clock)
+        await storage.insert_link(link)
+        winners: list[str] = []
+
+        async def change(status: LinkStatus, link_id: str = link.id) -> None:
+            if await storage.update_link("org-1", link_id, pending, {"status": status}):
+                winners.append(status.value)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(change, LinkStatus.DELETED)
+            tg.start_soon(change, LinkStatus.COMPLETED)
+            tg.start_soon(change, LinkStatus.COMPLETED)
+        assert len(winners) == 1
+        stored = await storage.get_link(link.id)
+        assert stored is not None and stored.status.value == winners[0]
+
+
+async def test_idempotency_claims(storage: Storage, clock: FakeClock) -> None:
+    def record(fingerprint: str = "f1") -> IdempotencyRecord:
+        return IdempotencyRecord(
+            org_id="o1", key="k", fingerprint=fingerprint, created_at=clock(),
+            expires_at=clock() + timedelta(hours=24),
+        )
+
+    assert await storage.claim_idempotency(record()) is None
+    held = await storage.claim_idempotency(record("f2"))
+    assert held is not None and held.fingerprint == "f1" and held.status_code is None
+    await storage.complete_idempotency("o1", "k", 201, b'{"data":1}')
+    done = await storage.claim_idempotency(record())
+    assert done is not None and (done.status_code, done.body) == (201, b'{"data":1}')
+    # Another organisation's identical key is independent.
+    other = record()
+    other.org_id = "o2"
+    assert await storage.claim_idempotency(other) is None
+    # After 24 h the key is free again.
+    clock.advance(hours=24)
+    assert await storage.claim_idempotency(record("f3")) is None
+    await storage.release_idempotency("o1", "k")
+    assert await storage.claim_idempotency(record("f4")) is None
+
+
+async def test_concurrent_idempotency_claims_have_one_winner(
+    storage: Storage, clock: FakeClock
+) -> None:
+    wins: list[int] = []
+
+    async def claim(i: int) -> None:
+        rec = IdempotencyRecord("o1", "race", f"f{i}", clock(), clock() + timedelta(hours=1))
+        if await storage.claim_idempotency(rec) is None:
+            wins.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(claim, i)
+    assert len(wins) == 1
