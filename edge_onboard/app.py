@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,18 @@ def _redis_client(url: str) -> Any:
     return Redis(connection_pool=pool)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _resource(path: str, **handlers: Endpoint) -> Route:
+    """One route per path, so a 405's ``Allow`` header lists every method it has."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method if request.method != "HEAD" else "GET"](request)
+
+    return Route(path, dispatch, methods=list(handlers))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -96,10 +108,8 @@ def create_app(
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
-        Route("/v1/onboarding-links", api.create_link, methods=["POST"]),
-        Route("/v1/onboarding-links", api.list_links, methods=["GET"]),
-        Route("/v1/onboarding-links/{link_id}", api.get_link, methods=["GET"]),
-        Route("/v1/onboarding-links/{link_id}", api.delete_link, methods=["DELETE"]),
+        _resource("/v1/onboarding-links", GET=api.list_links, POST=api.create_link),
+        _resource("/v1/onboarding-links/{link_id}", GET=api.get_link, DELETE=api.delete_link),
         Route("/v1/event-types", api.list_event_types, methods=["GET"]),
     ]
     return Starlette(

@@ -1,0 +1,86 @@
+"""Run the real ``edge-onboard`` command in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "edge_onboard"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The current environment without any EDGE_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*CLI, *args], cwd=cwd, env=clean_env(env), capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def create_key(cwd: Path, org: str = "acme", env: Mapping[str, str] | None = None) -> str:
+    return run_cli("keys", "create", "--org", org, cwd=cwd, env=env).stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def serve(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start ``edge-onboard serve`` and yield its base URL once /healthz answers."""
+    port = port or free_port()
+    log = (cwd / f"serve-{port}.log").open("w+")
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *args],
+        cwd=cwd,
+        env=clean_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise AssertionError(f"serve exited {proc.returncode}: {log.read()}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("serve did not answer /healthz within 20 s")
+            time.sleep(0.05)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,83 @@
+"""The newcomer's path, through the real command: keys, serve, a first link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.live import create_key, run_cli, serve
+from tests.test_links_api import LINK_FIELDS, SEED_BODY
+
+
+def test_serve_with_no_configuration(tmp_path: Path) -> None:
+    key = create_key(tmp_path)
+    assert key.startswith("sk_org_") and len(key) >= len("sk_org_") + 43
+    with serve(tmp_path) as (base, _):
+        health = httpx.get(f"{base}/healthz")
+        assert health.status_code == 200 and health.headers["request-id"].startswith("req_")
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.json() == {"status": "ready", "checks": {"storage": "ok"}}
+        created = httpx.post(
+            f"{base}/v1/onboarding-links", json=SEED_BODY, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert created.status_code == 201, created.text
+        link = created.json()["data"]
+        assert set(link) == LINK_FIELDS
+        assert link["hostedUrl"].startswith(f"{base}/signup/")
+    # The embedded default: a SQLite file and its generated key, in the working directory.
+    assert (tmp_path / "edge_onboard.db").exists()
+    key_file = tmp_path / "edge_onboard.db.key"
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    log = next(tmp_path.glob("serve-*.log")).read_text()
+    assert "EDGE_SECRET_KEY is not set" in log
+    assert key not in log and link["webhookSecret"] not in log
+
+    # Records survive a restart, and the secret still decrypts with the kept key.
+    with serve(tmp_path) as (base, _):
+        again = httpx.get(
+            f"{base}/v1/onboarding-links/{link['id']}", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert again.json()["data"] | {"hostedUrl": None} == link | {"hostedUrl": None}
+
+
+def test_keys_are_hashed_and_revocable(tmp_path: Path) -> None:
+    out = run_cli("keys", "create", "--org", "acme", cwd=tmp_path).stdout
+    key = out.strip().splitlines()[-1]
+    second = create_key(tmp_path)
+    assert second != key
+    raw = (tmp_path / "edge_onboard.db").read_bytes()
+    assert key.encode() not in raw and key[7:].encode() not in raw
+    with serve(tmp_path) as (base, _):
+        auth = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{base}/v1/onboarding-links", headers=auth).status_code == 200
+        # Too short a prefix could match someone else's key.
+        assert run_cli("keys", "revoke", "sk_org_", cwd=tmp_path, check=False).returncode == 2
+        revoked = run_cli("keys", "revoke", key[:12], cwd=tmp_path)
+        assert "revoked" in revoked.stdout
+        assert httpx.get(f"{base}/v1/onboarding-links", headers=auth).status_code == 401
+        other = {"Authorization": f"Bearer {second}"}
+        assert httpx.get(f"{base}/v1/onboarding-links", headers=other).status_code == 200
+        # By full key, and idempotently.
+        assert run_cli("keys", "revoke", second, cwd=tmp_path).returncode == 0
+        assert "already" in run_cli("keys", "revoke", second, cwd=tmp_path).stdout
+    assert run_cli("keys", "revoke", "sk_org_missing00", cwd=tmp_path, check=False).returncode == 1
+
+
+def test_bad_configuration_fails_with_one_line(tmp_path: Path) -> None:
+    cases = {
+        "EDGE_PORT": "eighty",
+        "EDGE_STORAGE_URL": "postgres://x",
+        "EDGE_SECRET_KEY": "short",
+        "EDGE_WEBHOOK_ALLOW_PRIVATE": "maybe",
+        "EDGE_META_APP_ID": "123",
+        "EDGE_PUBLIC_URL": "not a url",
+    }
+    for name, value in cases.items():
+        result = run_cli("serve", cwd=tmp_path, env={name: value}, check=False)
+        assert result.returncode == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "EDGE_" in lines[0], (name, result.stderr)
+    mongo = run_cli("serve", cwd=tmp_path, env={"EDGE_STORAGE_URL": "mongodb://127.0.0.1:1/x"},
+                    check=False)
+    assert mongo.returncode == 2 and "EDGE_SECRET_KEY" in mongo.stderr
