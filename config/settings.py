@@ -128,8 +128,15 @@ class Settings:
             get("EDGE_META_APP_SECRET"),
             get("EDGE_META_CONFIG_ID"),
         )
-        given = [n for n, v in (("EDGE_META_APP_ID", app_id), ("EDGE_META_APP_SECRET", app_secret),
-                                ("EDGE_META_CONFIG_ID", config_id)) if v]
+        given = [
+            n
+            for n, v in (
+                ("EDGE_META_APP_ID", app_id),
+                ("EDGE_META_APP_SECRET", app_secret),
+                ("EDGE_META_CONFIG_ID", config_id),
+            )
+            if v
+        ]
         if given and len(given) != 3:
             missing = sorted(
                 {"EDGE_META_APP_ID", "EDGE_META_APP_SECRET", "EDGE_META_CONFIG_ID"} - set(given)
@@ -157,7 +164,9 @@ class Settings:
                 get("EDGE_META_GRAPH_URL") or DEFAULT_GRAPH_URL, "EDGE_META_GRAPH_URL"
             ).rstrip("/"),
             meta_graph_version=graph_version,
-            meta_sdk_url=_http_url(get("EDGE_META_SDK_URL") or DEFAULT_SDK_URL, "EDGE_META_SDK_URL"),
+            meta_sdk_url=_http_url(
+                get("EDGE_META_SDK_URL") or DEFAULT_SDK_URL, "EDGE_META_SDK_URL"
+            ),
             meta_verify_token=Secret(verify_token) if verify_token else None,
             webhook_allow_private=_bool(
                 get("EDGE_WEBHOOK_ALLOW_PRIVATE"), "EDGE_WEBHOOK_ALLOW_PRIVATE"

@@ -61,9 +61,7 @@ async def list_links(request: Request) -> Response:
     limit = validation.query_int(query, "limit", default=20, low=1, high=100)
     status = query.get("status")
     if status is not None and status not in {s.value for s in VISIBLE_LINK_STATUSES}:
-        raise invalid(
-            "'status' must be one of pending, completed, expired.", param="status"
-        )
+        raise invalid("'status' must be one of pending, completed, expired.", param="status")
     external_id = query.get("externalId")
     if external_id is not None and not 1 <= len(external_id) <= 255:
         raise invalid("'externalId' must be 1-255 characters.", param="externalId")

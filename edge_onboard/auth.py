@@ -34,7 +34,9 @@ class Principal:
     key_id: str
 
 
-async def create_key(storage: Storage, org_name: str, now: datetime) -> tuple[Organization, ApiKey, str]:
+async def create_key(
+    storage: Storage, org_name: str, now: datetime
+) -> tuple[Organization, ApiKey, str]:
     """Create the organisation if needed and a new key for it; returns the plaintext key once."""
     org = await storage.get_or_create_org(
         Organization(id=str(uuid.uuid4()), name=org_name, created_at=now)

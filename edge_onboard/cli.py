@@ -113,8 +113,10 @@ async def _keys_revoke(settings: Settings, ident: str) -> int:
             found = await storage.get_api_key_by_hash(hash_key(ident))
             matches = [found] if found else []
         elif len(ident) < 10:
-            print("edge-onboard: give at least 10 characters of the key prefix, or its id",
-                  file=sys.stderr)
+            print(
+                "edge-onboard: give at least 10 characters of the key prefix, or its id",
+                file=sys.stderr,
+            )
             return 2
         else:
             matches = await storage.find_api_keys(ident)
@@ -122,8 +124,11 @@ async def _keys_revoke(settings: Settings, ident: str) -> int:
             print(f"edge-onboard: no API key matches {ident!r}", file=sys.stderr)
             return 1
         if len(matches) > 1:
-            print(f"edge-onboard: {len(matches)} keys match {ident!r}; give more characters "
-                  "or the key id", file=sys.stderr)
+            print(
+                f"edge-onboard: {len(matches)} keys match {ident!r}; give more characters "
+                "or the key id",
+                file=sys.stderr,
+            )
             return 1
         key = matches[0]
         if not await storage.revoke_api_key(key.id, system_clock()):

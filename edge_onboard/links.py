@@ -77,8 +77,15 @@ def generate_webhook_secret() -> str:
 
 async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLink:
     v.reject_unknown(body, CREATE_FIELDS)
-    name = v.string(body, "name", min_length=1, max_length=200, required=True, pattern=NON_BLANK,
-                    hint="it must not be blank")
+    name = v.string(
+        body,
+        "name",
+        min_length=1,
+        max_length=200,
+        required=True,
+        pattern=NON_BLANK,
+        hint="it must not be blank",
+    )
     assert name is not None
     external_id = v.string(body, "externalId", min_length=1, max_length=255)
     redirect_url = (
@@ -115,8 +122,14 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
         expires_in=expires_in if expires_in is not None else DEFAULT_EXPIRES_IN,
         metadata=_metadata(body.get("metadata")),
         prefill=_prefill(body.get("prefill")),
-        locale=v.string(body, "locale", min_length=2, max_length=6, pattern=LOCALE,
-                        hint="use a Meta locale such as en_US"),
+        locale=v.string(
+            body,
+            "locale",
+            min_length=2,
+            max_length=6,
+            pattern=LOCALE,
+            hint="use a Meta locale such as en_US",
+        ),
     )
 
 
@@ -124,8 +137,9 @@ def _events(value: Any) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not value:
-        raise invalid("'webhookEvents' must be a non-empty list of event types.",
-                      param="webhookEvents")
+        raise invalid(
+            "'webhookEvents' must be a non-empty list of event types.", param="webhookEvents"
+        )
     seen: list[str] = []
     for item in value:
         if not isinstance(item, str) or item not in EVENT_TYPES:
@@ -147,11 +161,14 @@ def _metadata(value: Any) -> dict[str, str]:
         raise invalid(f"'metadata' holds at most {MAX_METADATA_PAIRS} pairs.", param="metadata")
     for key, item in value.items():
         if not 1 <= len(key) <= MAX_METADATA_KEY:
-            raise invalid(f"Metadata keys are 1-{MAX_METADATA_KEY} characters.",
-                          param=f"metadata[{key}]")
+            raise invalid(
+                f"Metadata keys are 1-{MAX_METADATA_KEY} characters.", param=f"metadata[{key}]"
+            )
         if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
-            raise invalid(f"Metadata values are strings of at most {MAX_METADATA_VALUE} "
-                          "characters.", param=f"metadata[{key}]")
+            raise invalid(
+                f"Metadata values are strings of at most {MAX_METADATA_VALUE} characters.",
+                param=f"metadata[{key}]",
+            )
     return dict(value)
 
 
@@ -167,8 +184,9 @@ def _prefill(value: Any) -> dict[str, Any] | None:
             kind = "a string" if expected is str else "an object"
             raise invalid(f"'prefill.{key}' must be {kind}.", param=f"prefill.{key}")
     if len(orjson.dumps(value)) > MAX_PREFILL_BYTES:
-        raise invalid(f"'prefill' must be at most {MAX_PREFILL_BYTES} bytes of JSON.",
-                      param="prefill")
+        raise invalid(
+            f"'prefill' must be at most {MAX_PREFILL_BYTES} bytes of JSON.", param="prefill"
+        )
     return {k: item for k, item in value.items() if item is not None}
 
 
@@ -297,5 +315,8 @@ class LinkService:
 def _error_view(error: dict[str, Any] | None) -> dict[str, Any] | None:
     if not error:
         return None
-    return {"code": error.get("code"), "message": error.get("message"),
-            "at": isoformat(error.get("at"))}
+    return {
+        "code": error.get("code"),
+        "message": error.get("message"),
+        "at": isoformat(error.get("at")),
+    }

@@ -172,20 +172,42 @@ def _schemas() -> Schema:
             # null means "not given", so the pairing rules are written on string/array values.
             "allOf": [
                 {
-                    "if": {"required": ["webhookUrl"], "properties": {"webhookUrl": {"type": "string"}}},
-                    "then": {"required": ["webhookEvents"],
-                             "properties": {"webhookEvents": {"type": "array"}}},
-                    "else": {"properties": {"webhookEvents": {"type": "null"},
-                                            "webhookSecret": {"type": "null"}}},
+                    "if": {
+                        "required": ["webhookUrl"],
+                        "properties": {"webhookUrl": {"type": "string"}},
+                    },
+                    "then": {
+                        "required": ["webhookEvents"],
+                        "properties": {"webhookEvents": {"type": "array"}},
+                    },
+                    "else": {
+                        "properties": {
+                            "webhookEvents": {"type": "null"},
+                            "webhookSecret": {"type": "null"},
+                        }
+                    },
                 },
             ],
         },
         "OnboardingLink": {
             "type": "object",
             "required": [
-                "id", "name", "status", "externalId", "redirectUrl", "hostedUrl",
-                "phoneNumberId", "phoneNumber", "wabaId", "isPhoneRegistered", "webhookUrl",
-                "createdAt", "completedAt", "expiresAt", "metadata", "lastError",
+                "id",
+                "name",
+                "status",
+                "externalId",
+                "redirectUrl",
+                "hostedUrl",
+                "phoneNumberId",
+                "phoneNumber",
+                "wabaId",
+                "isPhoneRegistered",
+                "webhookUrl",
+                "createdAt",
+                "completedAt",
+                "expiresAt",
+                "metadata",
+                "lastError",
             ],
             "additionalProperties": False,
             "properties": {
@@ -267,7 +289,12 @@ def build_openapi(public_url: str) -> Schema:
         "name": "Idempotency-Key",
         "in": "header",
         "required": False,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x20-\x7e]+$"},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": r"^[\x20-\x7e]+$",
+        },
         "description": "Replays the stored response for 24 h; another body → 409.",
     }
     return {
@@ -293,9 +320,7 @@ def build_openapi(public_url: str) -> Schema:
                     "parameters": [idempotency],
                     "requestBody": {
                         "required": True,
-                        "content": {
-                            "application/json": {"schema": _ref("OnboardingLinkCreate")}
-                        },
+                        "content": {"application/json": {"schema": _ref("OnboardingLinkCreate")}},
                     },
                     "responses": {
                         "201": _json(_ref("OnboardingLinkResponse"), "The new link."),
@@ -310,14 +335,39 @@ def build_openapi(public_url: str) -> Schema:
                     "operationId": "listOnboardingLinks",
                     "summary": "List onboarding links, newest first",
                     "parameters": [
-                        {"name": "page", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}},
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                        {"name": "status", "in": "query",
-                         "schema": {"type": "string", "enum": ["pending", "completed", "expired"]}},
-                        {"name": "externalId", "in": "query",
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+                        {
+                            "name": "page",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100000,
+                                "default": 1,
+                            },
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100,
+                                "default": 20,
+                            },
+                        },
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {
+                                "type": "string",
+                                "enum": ["pending", "completed", "expired"],
+                            },
+                        },
+                        {
+                            "name": "externalId",
+                            "in": "query",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
                     ],
                     "responses": {
                         "200": _json(_ref("OnboardingLinkList"), "A page of links."),

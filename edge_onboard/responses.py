@@ -22,9 +22,7 @@ def single(data: Mapping[str, Any], status_code: int = 200) -> JSONResponse:
     return JSONResponse({"data": data}, status_code=status_code)
 
 
-def page(
-    items: Sequence[Mapping[str, Any]], *, page: int, limit: int, total: int
-) -> JSONResponse:
+def page(items: Sequence[Mapping[str, Any]], *, page: int, limit: int, total: int) -> JSONResponse:
     return JSONResponse(
         {
             "data": list(items),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -24,7 +24,7 @@ class Services:
     clock: Clock
     box: SecretBox
     links: LinkService
-    redis: Redis[Any] | None = None
+    redis: Redis | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -61,7 +61,9 @@ def check_redirect_url(url: object, param: str = "redirectUrl") -> str:
     """An absolute https URL; plain http only for localhost (development)."""
     parts = _parse_absolute(url, param)
     if parts.scheme == "http" and _host(parts) not in LOCAL_HOSTS:
-        raise invalid(f"'{param}' must use https (http is allowed only for localhost).", param=param)
+        raise invalid(
+            f"'{param}' must use https (http is allowed only for localhost).", param=param
+        )
     assert isinstance(url, str)
     return url
 
@@ -100,9 +102,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return []
 
 
-async def check_webhook_url(
-    url: object, *, allow_private: bool, param: str = "webhookUrl"
-) -> str:
+async def check_webhook_url(url: object, *, allow_private: bool, param: str = "webhookUrl") -> str:
     parts = _parse_absolute(url, param)
     host = _host(parts)
     if parts.scheme == "http" and not allow_private:

@@ -107,9 +107,7 @@ def integer(body: Mapping[str, Any], name: str, *, low: int, high: int) -> int |
     return value
 
 
-def query_int(
-    params: Mapping[str, str], name: str, *, default: int, low: int, high: int
-) -> int:
+def query_int(params: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default

@@ -26,9 +26,7 @@ class LinkStatus(enum.StrEnum):
         return self in TERMINAL_LINK_STATUSES
 
 
-TERMINAL_LINK_STATUSES = frozenset(
-    {LinkStatus.COMPLETED, LinkStatus.EXPIRED, LinkStatus.DELETED}
-)
+TERMINAL_LINK_STATUSES = frozenset({LinkStatus.COMPLETED, LinkStatus.EXPIRED, LinkStatus.DELETED})
 # Statuses a customer can see and filter on.
 VISIBLE_LINK_STATUSES = (LinkStatus.PENDING, LinkStatus.COMPLETED, LinkStatus.EXPIRED)
 

@@ -74,7 +74,11 @@ class MongoStorage:
             if url is None:
                 raise ValueError("MongoStorage needs a URL or a client")
             client = AsyncMongoClient(
-                url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000, appname="edge-onboard"
+                url,
+                tz_aware=True,
+                tzinfo=UTC,
+                serverSelectionTimeoutMS=5000,
+                appname="edge-onboard",
             )
             self._owns_client = True
         else:
@@ -104,9 +108,7 @@ class MongoStorage:
                 [("org_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)]
             )
             await self.links.create_index([("org_id", ASCENDING), ("external_id", ASCENDING)])
-            await self.links.create_index(
-                [("status", ASCENDING), ("expires_at", ASCENDING)]
-            )
+            await self.links.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
             await self.idem.create_index([("org_id", ASCENDING), ("key", ASCENDING)], unique=True)
             # MongoDB removes expired idempotency records by itself.
             await self.idem.create_index("expires_at", expireAfterSeconds=0)
@@ -156,7 +158,9 @@ class MongoStorage:
     async def find_api_keys(self, id_or_prefix: str) -> list[ApiKey]:
         import re
 
-        query = {"$or": [{"_id": id_or_prefix}, {"prefix": {"$regex": "^" + re.escape(id_or_prefix)}}]}
+        query = {
+            "$or": [{"_id": id_or_prefix}, {"prefix": {"$regex": "^" + re.escape(id_or_prefix)}}]
+        }
         with _errors():
             docs = await self.keys.find(query).to_list(None)
         return [ApiKey.from_doc(_from_mongo(d)) for d in docs]

@@ -114,7 +114,9 @@ def _load(text: str) -> dict[str, Any]:
 
 
 class SQLiteStorage:
-    def __init__(self, path: str | Path | None = None, *, connection: sqlite3.Connection | None = None):
+    def __init__(
+        self, path: str | Path | None = None, *, connection: sqlite3.Connection | None = None
+    ):
         if path is None and connection is None:
             raise ValueError("SQLiteStorage needs a path or a connection")
         self.path = Path(path) if path is not None else None
@@ -306,8 +308,7 @@ class SQLiteStorage:
                 link is None
                 or link.status not in condition.statuses
                 or (
-                    condition.unexpired_at is not None
-                    and link.expires_at <= condition.unexpired_at
+                    condition.unexpired_at is not None and link.expires_at <= condition.unexpired_at
                 )
             ):
                 c.execute("COMMIT")
@@ -330,8 +331,7 @@ class SQLiteStorage:
         def op(c: sqlite3.Connection) -> int:
             c.execute("BEGIN IMMEDIATE")
             rows = c.execute(
-                "SELECT doc FROM links WHERE org_id = ? AND status = 'pending'"
-                " AND expires_at <= ?",
+                "SELECT doc FROM links WHERE org_id = ? AND status = 'pending' AND expires_at <= ?",
                 (org_id, _ms(now)),
             ).fetchall()
             for (text,) in rows:

@@ -66,7 +66,9 @@ def clock() -> FakeClock:
 
 
 @contextlib.asynccontextmanager
-async def open_storage(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+async def open_storage(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Storage]:
     store: Storage
     if kind == "memory":
         store = MemoryStorage()
@@ -118,7 +120,9 @@ async def running_app(
     app = create_app(settings or make_settings(), storage=store, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://onboard.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://onboard.test"
+        ) as client:
             yield client
 
 
@@ -126,5 +130,3 @@ async def running_app(
 async def api(storage: Storage, clock: FakeClock) -> AsyncIterator[Api]:
     async with running_app(storage, clock) as client:
         yield Api(client, storage, clock)
-
-

@@ -19,7 +19,9 @@ def test_serve_with_no_configuration(tmp_path: Path) -> None:
         ready = httpx.get(f"{base}/readyz")
         assert ready.json() == {"status": "ready", "checks": {"storage": "ok"}}
         created = httpx.post(
-            f"{base}/v1/onboarding-links", json=SEED_BODY, headers={"Authorization": f"Bearer {key}"}
+            f"{base}/v1/onboarding-links",
+            json=SEED_BODY,
+            headers={"Authorization": f"Bearer {key}"},
         )
         assert created.status_code == 201, created.text
         link = created.json()["data"]
@@ -78,6 +80,7 @@ def test_bad_configuration_fails_with_one_line(tmp_path: Path) -> None:
         assert result.returncode == 2, (name, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "EDGE_" in lines[0], (name, result.stderr)
-    mongo = run_cli("serve", cwd=tmp_path, env={"EDGE_STORAGE_URL": "mongodb://127.0.0.1:1/x"},
-                    check=False)
+    mongo = run_cli(
+        "serve", cwd=tmp_path, env={"EDGE_STORAGE_URL": "mongodb://127.0.0.1:1/x"}, check=False
+    )
     assert mongo.returncode == 2 and "EDGE_SECRET_KEY" in mongo.stderr

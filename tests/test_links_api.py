@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -17,9 +16,24 @@ from tests.conftest import Api, FakeClock, make_settings, running_app
 pytestmark = pytest.mark.anyio
 
 LINK_FIELDS = {
-    "id", "name", "status", "externalId", "redirectUrl", "hostedUrl", "phoneNumberId",
-    "phoneNumber", "wabaId", "isPhoneRegistered", "webhookUrl", "webhookSecret",
-    "webhookEvents", "createdAt", "completedAt", "expiresAt", "metadata", "lastError",
+    "id",
+    "name",
+    "status",
+    "externalId",
+    "redirectUrl",
+    "hostedUrl",
+    "phoneNumberId",
+    "phoneNumber",
+    "wabaId",
+    "isPhoneRegistered",
+    "webhookUrl",
+    "webhookSecret",
+    "webhookEvents",
+    "createdAt",
+    "completedAt",
+    "expiresAt",
+    "metadata",
+    "lastError",
 }
 SEED_BODY = {
     "name": "Acme Corp WhatsApp",
@@ -30,7 +44,9 @@ SEED_BODY = {
 }
 
 
-def assert_error(response: httpx.Response, status: int, code: str, param: str | None = None) -> None:
+def assert_error(
+    response: httpx.Response, status: int, code: str, param: str | None = None
+) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
@@ -132,7 +148,11 @@ BAD_BODIES: list[tuple[dict[str, Any], str, str]] = [
     ({"name": "a", "redirectUrl": "/relative"}, "redirectUrl", "parameter_invalid"),
     ({"name": "a", "redirectUrl": "javascript:alert(1)"}, "redirectUrl", "parameter_invalid"),
     ({"name": "a", "redirectUrl": "https://u:p@example.com/"}, "redirectUrl", "parameter_invalid"),
-    ({"name": "a", "redirectUrl": "https://example.com:99999/"}, "redirectUrl", "parameter_invalid"),
+    (
+        {"name": "a", "redirectUrl": "https://example.com:99999/"},
+        "redirectUrl",
+        "parameter_invalid",
+    ),
     ({"name": "a", "redirectUrl": 3}, "redirectUrl", "parameter_invalid"),
     ({"name": "a", "webhookUrl": "https://example.com/h"}, "webhookEvents", "parameter_missing"),
     (
@@ -183,14 +203,22 @@ BAD_BODIES: list[tuple[dict[str, Any], str, str]] = [
         "parameter_invalid",
     ),
     (
-        {"name": "a", "webhookUrl": "https://e.com/h", "webhookEvents": ["message.sent"],
-         "webhookSecret": "short"},
+        {
+            "name": "a",
+            "webhookUrl": "https://e.com/h",
+            "webhookEvents": ["message.sent"],
+            "webhookSecret": "short",
+        },
         "webhookSecret",
         "parameter_invalid",
     ),
     (
-        {"name": "a", "webhookUrl": "https://e.com/h", "webhookEvents": ["message.sent"],
-         "webhookSecret": "s" * 257},
+        {
+            "name": "a",
+            "webhookUrl": "https://e.com/h",
+            "webhookEvents": ["message.sent"],
+            "webhookSecret": "s" * 257,
+        },
         "webhookSecret",
         "parameter_invalid",
     ),
@@ -235,31 +263,44 @@ async def test_body_format_errors(mem_api: Api) -> None:
     auth = await mem_api.key()
     path = "/v1/onboarding-links"
     json_headers = {**auth, "content-type": "application/json"}
-    assert_error(await mem_api.client.post(path, content=b"{", headers=json_headers), 400,
-                 "invalid_json")
-    assert_error(await mem_api.client.post(path, content=b"[1]", headers=json_headers), 400,
-                 "invalid_json")
-    assert_error(await mem_api.client.post(path, content=b"NaN", headers=json_headers), 400,
-                 "invalid_json")
-    assert_error(await mem_api.client.post(path, content=b"\xff\xfe", headers=json_headers), 400,
-                 "invalid_json")
     assert_error(
-        await mem_api.client.post(path, content=b"name=a", headers={
-            **auth, "content-type": "application/x-www-form-urlencoded"}),
+        await mem_api.client.post(path, content=b"{", headers=json_headers), 400, "invalid_json"
+    )
+    assert_error(
+        await mem_api.client.post(path, content=b"[1]", headers=json_headers), 400, "invalid_json"
+    )
+    assert_error(
+        await mem_api.client.post(path, content=b"NaN", headers=json_headers), 400, "invalid_json"
+    )
+    assert_error(
+        await mem_api.client.post(path, content=b"\xff\xfe", headers=json_headers),
+        400,
+        "invalid_json",
+    )
+    assert_error(
+        await mem_api.client.post(
+            path,
+            content=b"name=a",
+            headers={**auth, "content-type": "application/x-www-form-urlencoded"},
+        ),
         415,
         "unsupported_media_type",
     )
     big = b'{"name": "' + b"a" * (1024 * 1024) + b'"}'
-    assert_error(await mem_api.client.post(path, content=big, headers=json_headers), 413,
-                 "request_too_large")
+    assert_error(
+        await mem_api.client.post(path, content=big, headers=json_headers), 413, "request_too_large"
+    )
 
     async def chunks() -> Any:
         for _ in range(20):
             yield b" " * 100_000
 
     # Without a Content-Length the limit still holds while streaming.
-    assert_error(await mem_api.client.post(path, content=chunks(), headers=json_headers), 413,
-                 "request_too_large")
+    assert_error(
+        await mem_api.client.post(path, content=chunks(), headers=json_headers),
+        413,
+        "request_too_large",
+    )
 
 
 async def test_routing_errors_use_the_error_shape(mem_api: Api) -> None:
@@ -275,10 +316,16 @@ async def test_other_organisations_links_are_404(api: Api) -> None:
     mine, theirs = await api.key("acme"), await api.key("globex")
     created = await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=mine)
     link_id = created.json()["data"]["id"]
-    assert_error(await api.client.get(f"/v1/onboarding-links/{link_id}", headers=theirs), 404,
-                 "resource_missing")
-    assert_error(await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=theirs), 404,
-                 "resource_missing")
+    assert_error(
+        await api.client.get(f"/v1/onboarding-links/{link_id}", headers=theirs),
+        404,
+        "resource_missing",
+    )
+    assert_error(
+        await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=theirs),
+        404,
+        "resource_missing",
+    )
     listing = await api.client.get("/v1/onboarding-links", headers=theirs)
     assert listing.json()["data"] == []
     still = await api.client.get(f"/v1/onboarding-links/{link_id}", headers=mine)
@@ -313,9 +360,15 @@ async def test_list_pages_and_filters(api: Api) -> None:
     assert pending.json()["pagination"]["total"] == 5
 
     for query, param in [
-        ("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"), ("page=0", "page"),
-        ("page=-1", "page"), ("status=deleted", "status"), ("status=", "status"),
-        ("sort=asc", "sort"), ("externalId=", "externalId"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+        ("page=0", "page"),
+        ("page=-1", "page"),
+        ("status=deleted", "status"),
+        ("status=", "status"),
+        ("sort=asc", "sort"),
+        ("externalId=", "externalId"),
     ]:
         response = await api.client.get(f"/v1/onboarding-links?{query}", headers=auth)
         expected_code = "unknown_parameter" if param == "sort" else "parameter_invalid"
@@ -329,10 +382,16 @@ async def test_delete_pending_only(api: Api) -> None:
     response = await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=auth)
     assert response.status_code == 200
     assert response.json() == {"data": {"id": link_id, "deleted": True}}
-    assert_error(await api.client.get(f"/v1/onboarding-links/{link_id}", headers=auth), 404,
-                 "resource_missing")
-    assert_error(await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=auth), 404,
-                 "resource_missing")
+    assert_error(
+        await api.client.get(f"/v1/onboarding-links/{link_id}", headers=auth),
+        404,
+        "resource_missing",
+    )
+    assert_error(
+        await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=auth),
+        404,
+        "resource_missing",
+    )
     listing = await api.client.get("/v1/onboarding-links", headers=auth)
     assert listing.json()["pagination"]["total"] == 0
     stored = await api.storage.get_link(link_id)
@@ -343,11 +402,16 @@ async def test_delete_pending_only(api: Api) -> None:
     link = await api.storage.get_link(other_id)
     assert link is not None
     await api.storage.update_link(
-        link.org_id, other_id, LinkCondition(statuses={LinkStatus.PENDING}),
+        link.org_id,
+        other_id,
+        LinkCondition(statuses={LinkStatus.PENDING}),
         {"status": LinkStatus.COMPLETED, "completed_at": api.clock()},
     )
-    assert_error(await api.client.delete(f"/v1/onboarding-links/{other_id}", headers=auth), 409,
-                 "link_not_pending")
+    assert_error(
+        await api.client.delete(f"/v1/onboarding-links/{other_id}", headers=auth),
+        409,
+        "link_not_pending",
+    )
 
 
 async def test_lazy_expiry(api: Api) -> None:
@@ -364,8 +428,11 @@ async def test_lazy_expiry(api: Api) -> None:
     assert [link["id"] for link in listing.json()["data"]] == [link_id]
     got = await api.client.get(f"/v1/onboarding-links/{link_id}", headers=auth)
     assert got.json()["data"]["status"] == "expired"
-    assert_error(await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=auth), 409,
-                 "link_not_pending")
+    assert_error(
+        await api.client.delete(f"/v1/onboarding-links/{link_id}", headers=auth),
+        409,
+        "link_not_pending",
+    )
 
 
 async def test_concurrent_deletes_have_one_winner(api: Api) -> None:
@@ -392,7 +459,8 @@ async def test_idempotency_key(api: Api) -> None:
     # Same JSON, other key order and spacing: the same request.
     again = await api.client.post(
         "/v1/onboarding-links",
-        content=b'{"webhookEvents":["message.received","message.sent"], "name":"Acme Corp WhatsApp",'
+        content=b'{"webhookEvents":["message.received","message.sent"], '
+        b'"name":"Acme Corp WhatsApp",'
         b'"externalId":"customer_123","redirectUrl":"https://app.example.com/onboarding/done",'
         b'"webhookUrl":"https://app.example.com/webhooks/whatsapp"}',
         headers={**headers, "content-type": "application/json"},
@@ -411,26 +479,33 @@ async def test_idempotency_key(api: Api) -> None:
 
     # Keys are per organisation.
     other = await api.client.post(
-        "/v1/onboarding-links", json=SEED_BODY, headers={**await api.key("globex"),
-                                                          "Idempotency-Key": "order-42"}
+        "/v1/onboarding-links",
+        json=SEED_BODY,
+        headers={**await api.key("globex"), "Idempotency-Key": "order-42"},
     )
     assert other.status_code == 201 and other.json()["data"]["id"] != first.json()["data"]["id"]
 
     # A stored 4xx is replayed too; after 24 h the key is fresh.
-    bad = await api.client.post("/v1/onboarding-links", json={}, headers={**auth,
-                                                                         "Idempotency-Key": "b"})
-    replay = await api.client.post("/v1/onboarding-links", json={}, headers={**auth,
-                                                                            "Idempotency-Key": "b"})
+    bad = await api.client.post(
+        "/v1/onboarding-links", json={}, headers={**auth, "Idempotency-Key": "b"}
+    )
+    replay = await api.client.post(
+        "/v1/onboarding-links", json={}, headers={**auth, "Idempotency-Key": "b"}
+    )
     assert bad.status_code == replay.status_code == 400 and bad.json() == replay.json()
     api.clock.advance(hours=24, seconds=1)
-    fresh = await api.client.post("/v1/onboarding-links", json={**SEED_BODY, "name": "other"},
-                                  headers=headers)
+    fresh = await api.client.post(
+        "/v1/onboarding-links", json={**SEED_BODY, "name": "other"}, headers=headers
+    )
     assert fresh.status_code == 201
 
     assert_error(
-        await api.client.post("/v1/onboarding-links", json=SEED_BODY,
-                              headers={**auth, "Idempotency-Key": "x" * 256}),
-        400, "idempotency_key_invalid", "Idempotency-Key",
+        await api.client.post(
+            "/v1/onboarding-links", json=SEED_BODY, headers={**auth, "Idempotency-Key": "x" * 256}
+        ),
+        400,
+        "idempotency_key_invalid",
+        "Idempotency-Key",
     )
 
 
@@ -440,7 +515,9 @@ async def test_concurrent_idempotent_creates_make_one_link(api: Api) -> None:
     codes: list[int] = []
 
     async def create() -> None:
-        response = await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=headers)
+        response = await api.client.post(
+            "/v1/onboarding-links", json={"name": "a"}, headers=headers
+        )
         codes.append(response.status_code)
 
     async with anyio.create_task_group() as tg:
@@ -459,10 +536,18 @@ async def test_completed_link_is_enriched(api: Api) -> None:
     assert stored is not None
     phone_id, waba_id, hook_id = (str(uuid.uuid4()) for _ in range(3))
     await api.storage.update_link(
-        stored.org_id, stored.id, LinkCondition(statuses={LinkStatus.PENDING}),
-        {"status": LinkStatus.COMPLETED, "completed_at": api.clock(), "phone_number_id": phone_id,
-         "phone_number": "+15550783881", "waba_id": waba_id, "is_phone_registered": True,
-         "outgoing_webhook_id": hook_id},
+        stored.org_id,
+        stored.id,
+        LinkCondition(statuses={LinkStatus.PENDING}),
+        {
+            "status": LinkStatus.COMPLETED,
+            "completed_at": api.clock(),
+            "phone_number_id": phone_id,
+            "phone_number": "+15550783881",
+            "waba_id": waba_id,
+            "is_phone_registered": True,
+            "outgoing_webhook_id": hook_id,
+        },
     )
     view = (await api.client.get(f"/v1/onboarding-links/{link['id']}", headers=auth)).json()["data"]
     assert set(view) == LINK_FIELDS - {"webhookSecret", "webhookEvents"} | {"outgoingWebhookId"}
@@ -480,13 +565,26 @@ async def test_private_webhooks_allowed_when_configured(clock: FakeClock) -> Non
     async with running_app(store, clock, settings) as client:
         api = Api(client, store, clock)
         auth = await api.key()
-        ok = await client.post("/v1/onboarding-links", headers=auth, json={
-            "name": "a", "webhookUrl": "http://127.0.0.1:9000/h", "webhookEvents": ["message.sent"]})
+        ok = await client.post(
+            "/v1/onboarding-links",
+            headers=auth,
+            json={
+                "name": "a",
+                "webhookUrl": "http://127.0.0.1:9000/h",
+                "webhookEvents": ["message.sent"],
+            },
+        )
         assert ok.status_code == 201, ok.text
-        for url in ("http://169.254.169.254/latest", "https://[fd00:ec2::254]/",
-                    "https://[::ffff:169.254.169.254]/"):
-            refused = await client.post("/v1/onboarding-links", headers=auth, json={
-                "name": "a", "webhookUrl": url, "webhookEvents": ["message.sent"]})
+        for url in (
+            "http://169.254.169.254/latest",
+            "https://[fd00:ec2::254]/",
+            "https://[::ffff:169.254.169.254]/",
+        ):
+            refused = await client.post(
+                "/v1/onboarding-links",
+                headers=auth,
+                json={"name": "a", "webhookUrl": url, "webhookEvents": ["message.sent"]},
+            )
             assert_error(refused, 400, "url_not_allowed", "webhookUrl")
 
 

@@ -125,7 +125,9 @@ async def test_list_is_newest_first_filtered_and_paged(storage: Storage, clock: 
     assert total == 9
     assert [link.id for link in first + second + third] == expected
 
-    by_ext, total = await storage.list_links("org-1", LinkFilter(external_id="ext-1"), offset=0, limit=10)
+    by_ext, total = await storage.list_links(
+        "org-1", LinkFilter(external_id="ext-1"), offset=0, limit=10
+    )
     assert total == 3 and {link.external_id for link in by_ext} == {"ext-1"}
     none, total = await storage.list_links(
         "org-1", LinkFilter(status=LinkStatus.COMPLETED), offset=0, limit=10
@@ -198,7 +200,9 @@ async def test_delete_racing_completion_has_one_winner(
         await storage.insert_link(link)
         winners: list[str] = []
 
-        async def change(status: LinkStatus, link_id: str = link.id) -> None:
+        async def change(
+            status: LinkStatus, link_id: str = link.id, winners: list[str] = winners
+        ) -> None:
             if await storage.update_link("org-1", link_id, pending, {"status": status}):
                 winners.append(status.value)
 
@@ -214,7 +218,10 @@ async def test_delete_racing_completion_has_one_winner(
 async def test_idempotency_claims(storage: Storage, clock: FakeClock) -> None:
     def record(fingerprint: str = "f1") -> IdempotencyRecord:
         return IdempotencyRecord(
-            org_id="o1", key="k", fingerprint=fingerprint, created_at=clock(),
+            org_id="o1",
+            key="k",
+            fingerprint=fingerprint,
+            created_at=clock(),
             expires_at=clock() + timedelta(hours=24),
         )
 
