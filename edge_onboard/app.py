@@ -53,8 +53,10 @@ def _redis_client(url: str) -> Any:
     from redis.asyncio import BlockingConnectionPool, Redis
 
     # Blocking: under load, wait for a free connection instead of failing.
-    pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=2.0)
-    return Redis(connection_pool=pool)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=2.0, socket_connect_timeout=2.0, socket_timeout=2.0
+    )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
