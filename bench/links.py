@@ -1,0 +1,127 @@
+"""Requests/s of link create and get on SQLite and MongoDB, against a bare route.
+
+    python -m bench.links [--duration 10] [--connections 64] [--backends sqlite,mongo]
+
+Starts each server (one hypercorn worker) on 127.0.0.1, drives it with wrk, and
+prints a table with each figure's ratio to the bare Starlette route measured in the
+same run. Needs wrk, and for MongoDB a mongod (see .ci/install-services.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import services  # noqa: E402
+from tests.live import create_key, free_port, serve  # noqa: E402
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.body = '{"name": "Bench link", "externalId": "bench", "redirectUrl": "https://example.com/done"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def wrk(
+    url: str, *, duration: int, connections: int, headers: dict[str, str], script: str | None = None
+) -> tuple[float, str, str]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script or "")
+    args += ["-s", handle.name]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    os.unlink(handle.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    return rps, p50, p99
+
+
+@contextlib.contextmanager
+def bare_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "bench.bare:app"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/bare", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--backends", default="sqlite,mongo")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    opts = {"duration": args.duration, "connections": args.connections}
+    rows: list[tuple[str, float, str, str]] = []
+    with bare_server() as base:
+        rows.append(("bare route", *wrk(f"{base}/bare", headers={}, **opts)))
+
+    for backend in args.backends.split(","):
+        with contextlib.ExitStack() as stack:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            env = {"EDGE_SECRET_KEY": secrets.token_urlsafe(48)}
+            if backend == "mongo":
+                url = stack.enter_context(services.mongo_server())
+                env["EDGE_STORAGE_URL"] = url.replace("/?", "/edge_bench?")
+            key = create_key(work, env=env)
+            base, _ = stack.enter_context(serve(work, env=env))
+            auth = {"Authorization": f"Bearer {key}"}
+            link = httpx.post(f"{base}/v1/onboarding-links", json={"name": "x"}, headers=auth)
+            link_id = link.json()["data"]["id"]
+            rows.append(
+                (
+                    f"{backend}: GET link",
+                    *wrk(f"{base}/v1/onboarding-links/{link_id}", headers=auth, **opts),
+                )
+            )
+            rows.append(
+                (
+                    f"{backend}: POST link",
+                    *wrk(f"{base}/v1/onboarding-links", headers=auth, script=POST_LUA, **opts),
+                )
+            )
+
+    floor = rows[0][1]
+    print(f"\n{'endpoint':<22} {'req/s':>9} {'ratio':>6} {'p50':>9} {'p99':>9}")
+    for name, rps, p50, p99 in rows:
+        print(f"{name:<22} {rps:>9.0f} {rps / floor:>6.2f} {p50:>9} {p99:>9}")
+
+
+if __name__ == "__main__":
+    main()
