@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from edge_onboard.storage.base import (
+    Completed,
+    Completion,
     DuplicateError,
     LinkCondition,
     LinkFilter,
@@ -16,6 +18,9 @@ from edge_onboard.storage.models import (
     LinkStatus,
     OnboardingLink,
     Organization,
+    Phone,
+    PhoneStatus,
+    Waba,
     utc_ms,
 )
 
@@ -49,6 +54,8 @@ def from_url(url: str) -> Storage:
 
 __all__ = [
     "ApiKey",
+    "Completed",
+    "Completion",
     "DuplicateError",
     "IdempotencyRecord",
     "LinkCondition",
@@ -56,9 +63,12 @@ __all__ = [
     "LinkStatus",
     "OnboardingLink",
     "Organization",
+    "Phone",
+    "PhoneStatus",
     "Storage",
     "StorageError",
     "UnknownBackendError",
+    "Waba",
     "from_url",
     "utc_ms",
 ]

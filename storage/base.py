@@ -18,6 +18,8 @@ from edge_onboard.storage.models import (
     LinkStatus,
     OnboardingLink,
     Organization,
+    Phone,
+    Waba,
 )
 
 
@@ -46,6 +48,48 @@ class LinkCondition:
     statuses: Collection[LinkStatus]
     # When set, the link must also not have expired at this moment.
     unexpired_at: datetime | None = None
+    # When set, no other completion may hold a live claim at this moment.
+    unclaimed_at: datetime | None = None
+    # When set, the link's claim must be this one.
+    claim_id: str | None = None
+
+    def holds(self, link: OnboardingLink) -> bool:
+        """For backends that check inside their own atomic section (memory, SQLite)."""
+        if link.status not in self.statuses:
+            return False
+        if self.unexpired_at is not None and link.expires_at <= self.unexpired_at:
+            return False
+        if (
+            self.unclaimed_at is not None
+            and link.claimed_until is not None
+            and link.claimed_until > self.unclaimed_at
+        ):
+            return False
+        return self.claim_id is None or link.claim_id == self.claim_id
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completion:
+    """Everything a finished signup writes, applied in one transaction or not at all.
+
+    The WABA and the phone are upserted by their Meta ids within the organisation
+    (a reconnected number keeps its record id); the link moves to completed only if
+    ``claim_id`` still holds its claim.
+    """
+
+    org_id: str
+    link_id: str
+    claim_id: str
+    waba: Waba
+    phone: Phone
+    link_changes: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completed:
+    link: OnboardingLink
+    waba: Waba
+    phone: Phone
 
 
 @runtime_checkable
@@ -99,6 +143,21 @@ class Storage(Protocol):
 
     async def expire_links(self, org_id: str, now: datetime) -> int:
         """Move the organisation's pending links whose expiry has passed to expired."""
+
+    async def find_phone_by_meta_id(
+        self, org_id: str, meta_phone_number_id: str
+    ) -> Phone | None: ...
+
+    async def complete_link(self, completion: Completion) -> Completed | None:
+        """Apply a ``Completion`` atomically; None (and nothing written) if the claim is gone."""
+
+    # Phones and WABAs
+    async def get_phone(self, phone_id: str) -> Phone | None: ...
+
+    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
+        """A page of the organisation's phones, newest first, and the total count."""
+
+    async def get_waba(self, waba_id: str) -> Waba | None: ...
 
     # Idempotency
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:

@@ -12,13 +12,21 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from edge_onboard.storage.base import DuplicateError, LinkCondition, LinkFilter
+from edge_onboard.storage.base import (
+    Completed,
+    Completion,
+    DuplicateError,
+    LinkCondition,
+    LinkFilter,
+)
 from edge_onboard.storage.models import (
     ApiKey,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    Phone,
+    Waba,
 )
 
 
@@ -28,6 +36,8 @@ class MemoryStorage:
         self._keys: dict[str, ApiKey] = {}
         self._links: dict[str, OnboardingLink] = {}
         self._idem: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._wabas: dict[str, Waba] = {}
+        self._phones: dict[str, Phone] = {}
 
     async def open(self) -> None:
         return None
@@ -103,9 +113,7 @@ class MemoryStorage:
         changes: Mapping[str, Any],
     ) -> OnboardingLink | None:
         link = self._links.get(link_id)
-        if link is None or link.org_id != org_id or link.status not in condition.statuses:
-            return None
-        if condition.unexpired_at is not None and link.expires_at <= condition.unexpired_at:
+        if link is None or link.org_id != org_id or not condition.holds(link):
             return None
         updated = dataclasses.replace(link, **copy.deepcopy(dict(changes)))
         self._links[link_id] = updated
@@ -123,6 +131,48 @@ class MemoryStorage:
                 link.updated_at = now
                 count += 1
         return count
+
+    async def find_phone_by_meta_id(self, org_id: str, meta_phone_number_id: str) -> Phone | None:
+        for phone in self._phones.values():
+            if phone.org_id == org_id and phone.meta_phone_number_id == meta_phone_number_id:
+                return copy.deepcopy(phone)
+        return None
+
+    async def complete_link(self, completion: Completion) -> Completed | None:
+        link = self._links.get(completion.link_id)
+        condition = LinkCondition(statuses={LinkStatus.PENDING}, claim_id=completion.claim_id)
+        if link is None or link.org_id != completion.org_id or not condition.holds(link):
+            return None
+        waba = copy.deepcopy(completion.waba)
+        for existing in self._wabas.values():
+            if existing.org_id == waba.org_id and existing.meta_waba_id == waba.meta_waba_id:
+                waba = dataclasses.replace(waba, id=existing.id, created_at=existing.created_at)
+        phone = copy.deepcopy(completion.phone)
+        for known in self._phones.values():
+            if (
+                known.org_id == phone.org_id
+                and known.meta_phone_number_id == phone.meta_phone_number_id
+            ):
+                phone = dataclasses.replace(phone, id=known.id, created_at=known.created_at)
+        phone.waba_id = waba.id
+        self._wabas[waba.id] = waba
+        self._phones[phone.id] = phone
+        changes = dict(completion.link_changes)
+        changes.update(phone_number_id=phone.id, waba_id=waba.id)
+        updated = dataclasses.replace(link, **copy.deepcopy(changes))
+        self._links[link.id] = updated
+        return Completed(copy.deepcopy(updated), copy.deepcopy(waba), copy.deepcopy(phone))
+
+    async def get_phone(self, phone_id: str) -> Phone | None:
+        return copy.deepcopy(self._phones.get(phone_id))
+
+    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
+        rows = [p for p in self._phones.values() if p.org_id == org_id]
+        rows.sort(key=lambda p: (p.created_at, p.id), reverse=True)
+        return [copy.deepcopy(p) for p in rows[offset : offset + limit]], len(rows)
+
+    async def get_waba(self, waba_id: str) -> Waba | None:
+        return copy.deepcopy(self._wabas.get(waba_id))
 
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         existing = self._idem.get((record.org_id, record.key))

@@ -120,6 +120,10 @@ class OnboardingLink(_Record):
     # {"code", "message", "at"} of the last failed signup attempt.
     last_error: dict[str, Any] | None = None
     updated_at: datetime | None = None
+    # The completion in progress: whoever holds the claim finishes the link; it lapses
+    # at ``claimed_until`` so a crashed worker never blocks the link for good.
+    claim_id: str | None = None
+    claimed_until: datetime | None = None
 
     def __post_init__(self) -> None:
         self.status = LinkStatus(self.status)
@@ -136,3 +140,46 @@ class IdempotencyRecord(_Record):
     # None while the first request is still running.
     status_code: int | None = None
     body: bytes | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Waba(_Record):
+    """A WhatsApp Business Account an organisation connected, with its business token."""
+
+    id: str
+    org_id: str
+    meta_waba_id: str
+    # The business integration token, encrypted (context: this record's id).
+    access_token_enc: str
+    created_at: datetime
+    updated_at: datetime
+    meta_business_id: str | None = None
+
+
+class PhoneStatus(enum.StrEnum):
+    # Registered on the Cloud API and subscribed: ready to use.
+    CONNECTED = "connected"
+    # Connected to us, but Meta refused the registration: not usable for messaging yet.
+    REGISTRATION_FAILED = "registration_failed"
+
+
+@dataclasses.dataclass(slots=True)
+class Phone(_Record):
+    id: str
+    org_id: str
+    waba_id: str
+    meta_waba_id: str
+    meta_phone_number_id: str
+    status: PhoneStatus
+    is_registered: bool
+    onboarding_link_id: str
+    created_at: datetime
+    updated_at: datetime
+    phone_number: str | None = None
+    verified_name: str | None = None
+    # The two-step verification PIN we registered with, encrypted (context: record id).
+    pin_enc: str | None = None
+    registration_error: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.status = PhoneStatus(self.status)

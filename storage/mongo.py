@@ -14,16 +14,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from edge_onboard.storage.base import DuplicateError, LinkCondition, LinkFilter, StorageError
+from edge_onboard.storage.base import (
+    Completed,
+    Completion,
+    DuplicateError,
+    LinkCondition,
+    LinkFilter,
+    StorageError,
+)
 from edge_onboard.storage.models import (
     ApiKey,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    Phone,
+    Waba,
 )
 
 Doc = dict[str, Any]
@@ -62,6 +72,29 @@ def _from_mongo(doc: Mapping[str, Any]) -> Doc:
     return out
 
 
+class _ClaimLost(Exception):
+    """Aborts a completion transaction whose link claim is gone."""
+
+
+def _add_condition(query: Doc, condition: LinkCondition) -> None:
+    query["status"] = {"$in": [LinkStatus(s).value for s in condition.statuses]}
+    if condition.unexpired_at is not None:
+        query["expires_at"] = {"$gt": condition.unexpired_at}
+    if condition.unclaimed_at is not None:
+        query["$or"] = [
+            {"claimed_until": None},
+            {"claimed_until": {"$lte": condition.unclaimed_at}},
+        ]
+    if condition.claim_id is not None:
+        query["claim_id"] = condition.claim_id
+
+
+def _upsert(doc: Doc) -> Doc:
+    """Update by a natural key, keeping the record id and creation time of an existing one."""
+    fields = {k: v for k, v in doc.items() if k not in {"_id", "created_at"}}
+    return {"$set": fields, "$setOnInsert": {"_id": doc["_id"], "created_at": doc["created_at"]}}
+
+
 class MongoStorage:
     def __init__(
         self,
@@ -91,6 +124,8 @@ class MongoStorage:
         self.keys = self.db["api_keys"]
         self.links = self.db["onboarding_links"]
         self.idem = self.db["idempotency_records"]
+        self.wabas = self.db["wabas"]
+        self.phones = self.db["phones"]
 
     @classmethod
     def from_url(cls, url: str) -> MongoStorage:
@@ -110,6 +145,15 @@ class MongoStorage:
             await self.links.create_index([("org_id", ASCENDING), ("external_id", ASCENDING)])
             await self.links.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
             await self.idem.create_index([("org_id", ASCENDING), ("key", ASCENDING)], unique=True)
+            await self.wabas.create_index(
+                [("org_id", ASCENDING), ("meta_waba_id", ASCENDING)], unique=True
+            )
+            await self.phones.create_index(
+                [("org_id", ASCENDING), ("meta_phone_number_id", ASCENDING)], unique=True
+            )
+            await self.phones.create_index(
+                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+            )
             # MongoDB removes expired idempotency records by itself.
             await self.idem.create_index("expires_at", expireAfterSeconds=0)
 
@@ -208,13 +252,8 @@ class MongoStorage:
         condition: LinkCondition,
         changes: Mapping[str, Any],
     ) -> OnboardingLink | None:
-        query: Doc = {
-            "_id": link_id,
-            "org_id": org_id,
-            "status": {"$in": [LinkStatus(s).value for s in condition.statuses]},
-        }
-        if condition.unexpired_at is not None:
-            query["expires_at"] = {"$gt": condition.unexpired_at}
+        query: Doc = {"_id": link_id, "org_id": org_id}
+        _add_condition(query, condition)
         with _errors():
             doc = await self.links.find_one_and_update(
                 query,
@@ -230,6 +269,85 @@ class MongoStorage:
                 {"$set": {"status": LinkStatus.EXPIRED.value, "updated_at": now}},
             )
         return result.modified_count
+
+    async def find_phone_by_meta_id(self, org_id: str, meta_phone_number_id: str) -> Phone | None:
+        with _errors():
+            doc = await self.phones.find_one(
+                {"org_id": org_id, "meta_phone_number_id": meta_phone_number_id}
+            )
+        return Phone.from_doc(_from_mongo(doc)) if doc else None
+
+    async def complete_link(self, completion: Completion) -> Completed | None:
+        async def apply(session: AsyncClientSession) -> Completed:
+            waba_doc = _to_mongo(completion.waba.to_doc())
+            waba = await self.wabas.find_one_and_update(
+                {"org_id": completion.org_id, "meta_waba_id": completion.waba.meta_waba_id},
+                _upsert(waba_doc),
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            assert waba is not None
+            phone_doc = _to_mongo(completion.phone.to_doc())
+            phone_doc["waba_id"] = waba["_id"]
+            phone = await self.phones.find_one_and_update(
+                {
+                    "org_id": completion.org_id,
+                    "meta_phone_number_id": completion.phone.meta_phone_number_id,
+                },
+                _upsert(phone_doc),
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            assert phone is not None
+            query: Doc = {"_id": completion.link_id, "org_id": completion.org_id}
+            _add_condition(
+                query,
+                LinkCondition(statuses={LinkStatus.PENDING}, claim_id=completion.claim_id),
+            )
+            changes = {k: _native(v) for k, v in completion.link_changes.items()}
+            changes.update(phone_number_id=phone["_id"], waba_id=waba["_id"])
+            link = await self.links.find_one_and_update(
+                query, {"$set": changes}, return_document=ReturnDocument.AFTER, session=session
+            )
+            if link is None:
+                raise _ClaimLost
+            return Completed(
+                OnboardingLink.from_doc(_from_mongo(link)),
+                Waba.from_doc(_from_mongo(waba)),
+                Phone.from_doc(_from_mongo(phone)),
+            )
+
+        try:
+            with _errors():
+                async with self.client.start_session() as session:
+                    return await session.with_transaction(apply)
+        except _ClaimLost:
+            return None
+
+    async def get_phone(self, phone_id: str) -> Phone | None:
+        with _errors():
+            doc = await self.phones.find_one({"_id": phone_id})
+        return Phone.from_doc(_from_mongo(doc)) if doc else None
+
+    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
+        query = {"org_id": org_id}
+        with _errors():
+            total = await self.phones.count_documents(query)
+            cursor = (
+                self.phones.find(query)
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                .skip(offset)
+                .limit(limit)
+            )
+            docs = await cursor.to_list(None)
+        return [Phone.from_doc(_from_mongo(d)) for d in docs], total
+
+    async def get_waba(self, waba_id: str) -> Waba | None:
+        with _errors():
+            doc = await self.wabas.find_one({"_id": waba_id})
+        return Waba.from_doc(_from_mongo(doc)) if doc else None
 
     # Idempotency
 

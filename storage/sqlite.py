@@ -10,6 +10,7 @@ atomic across threads and processes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,22 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from edge_onboard.storage.base import DuplicateError, LinkCondition, LinkFilter, StorageError
+from edge_onboard.storage.base import (
+    Completed,
+    Completion,
+    DuplicateError,
+    LinkCondition,
+    LinkFilter,
+    StorageError,
+)
 from edge_onboard.storage.models import (
     ApiKey,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    Phone,
+    Waba,
 )
 
 T = TypeVar("T")
@@ -66,6 +76,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (org_id, key)
     );
     CREATE INDEX idempotency_expires ON idempotency (expires_at);
+    """,
+    """
+    CREATE TABLE wabas (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        meta_waba_id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        UNIQUE (org_id, meta_waba_id)
+    );
+    CREATE TABLE phones (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        meta_phone_number_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        UNIQUE (org_id, meta_phone_number_id)
+    );
+    CREATE INDEX phones_org_created ON phones (org_id, created_at DESC, id DESC);
     """,
 )
 
@@ -304,13 +332,7 @@ class SQLiteStorage:
                 "SELECT doc FROM links WHERE id = ? AND org_id = ?", (link_id, org_id)
             ).fetchone()
             link = OnboardingLink.from_doc(_load(row[0])) if row else None
-            if (
-                link is None
-                or link.status not in condition.statuses
-                or (
-                    condition.unexpired_at is not None and link.expires_at <= condition.unexpired_at
-                )
-            ):
+            if link is None or not condition.holds(link):
                 c.execute("COMMIT")
                 return None
             doc = link.to_doc()
@@ -346,6 +368,103 @@ class SQLiteStorage:
             return len(rows)
 
         return await self._run(op)
+
+    async def find_phone_by_meta_id(self, org_id: str, meta_phone_number_id: str) -> Phone | None:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM phones WHERE org_id = ? AND meta_phone_number_id = ?",
+                (org_id, meta_phone_number_id),
+            ).fetchone()
+        )
+        return Phone.from_doc(_load(row[0])) if row else None
+
+    async def complete_link(self, completion: Completion) -> Completed | None:
+        def op(c: sqlite3.Connection) -> Completed | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "SELECT doc FROM links WHERE id = ? AND org_id = ?",
+                (completion.link_id, completion.org_id),
+            ).fetchone()
+            link = OnboardingLink.from_doc(_load(row[0])) if row else None
+            condition = LinkCondition(statuses={LinkStatus.PENDING}, claim_id=completion.claim_id)
+            if link is None or not condition.holds(link):
+                c.execute("COMMIT")
+                return None
+            waba, phone = completion.waba, completion.phone
+            found = c.execute(
+                "SELECT doc FROM wabas WHERE org_id = ? AND meta_waba_id = ?",
+                (waba.org_id, waba.meta_waba_id),
+            ).fetchone()
+            if found:
+                old = Waba.from_doc(_load(found[0]))
+                waba = dataclasses.replace(waba, id=old.id, created_at=old.created_at)
+            c.execute(
+                "INSERT OR REPLACE INTO wabas (id, org_id, meta_waba_id, doc) VALUES (?, ?, ?, ?)",
+                (waba.id, waba.org_id, waba.meta_waba_id, _dump(waba.to_doc())),
+            )
+            found = c.execute(
+                "SELECT doc FROM phones WHERE org_id = ? AND meta_phone_number_id = ?",
+                (phone.org_id, phone.meta_phone_number_id),
+            ).fetchone()
+            if found:
+                known = Phone.from_doc(_load(found[0]))
+                phone = dataclasses.replace(phone, id=known.id, created_at=known.created_at)
+            phone = dataclasses.replace(phone, waba_id=waba.id)
+            c.execute(
+                "INSERT OR REPLACE INTO phones"
+                " (id, org_id, meta_phone_number_id, created_at, doc) VALUES (?, ?, ?, ?, ?)",
+                (
+                    phone.id,
+                    phone.org_id,
+                    phone.meta_phone_number_id,
+                    _ms(phone.created_at),
+                    _dump(phone.to_doc()),
+                ),
+            )
+            doc = link.to_doc()
+            doc.update(completion.link_changes)
+            doc.update(phone_number_id=phone.id, waba_id=waba.id)
+            updated = OnboardingLink.from_doc(doc)
+            _, _, status, external_id, _, expires_at, body = _link_row(updated)
+            c.execute(
+                "UPDATE links SET status = ?, external_id = ?, expires_at = ?, doc = ?"
+                " WHERE id = ?",
+                (status, external_id, expires_at, body, updated.id),
+            )
+            c.execute("COMMIT")
+            return Completed(updated, waba, phone)
+
+        return await self._run(op)
+
+    async def get_phone(self, phone_id: str) -> Phone | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT doc FROM phones WHERE id = ?", (phone_id,)).fetchone()
+        )
+        return Phone.from_doc(_load(row[0])) if row else None
+
+    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
+        def op(c: sqlite3.Connection) -> tuple[list[Phone], int]:
+            c.execute("BEGIN")
+            try:
+                total = c.execute(
+                    "SELECT COUNT(*) FROM phones WHERE org_id = ?", (org_id,)
+                ).fetchone()
+                rows = c.execute(
+                    "SELECT doc FROM phones WHERE org_id = ?"
+                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (org_id, limit, offset),
+                ).fetchall()
+            finally:
+                c.execute("COMMIT")
+            return [Phone.from_doc(_load(r[0])) for r in rows], int(total[0])
+
+        return await self._run(op)
+
+    async def get_waba(self, waba_id: str) -> Waba | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT doc FROM wabas WHERE id = ?", (waba_id,)).fetchone()
+        )
+        return Waba.from_doc(_load(row[0])) if row else None
 
     # Idempotency
 

@@ -11,6 +11,8 @@ import pytest
 
 from edge_onboard.storage import (
     ApiKey,
+    Completed,
+    Completion,
     DuplicateError,
     IdempotencyRecord,
     LinkCondition,
@@ -18,7 +20,10 @@ from edge_onboard.storage import (
     LinkStatus,
     OnboardingLink,
     Organization,
+    Phone,
+    PhoneStatus,
     Storage,
+    Waba,
 )
 from tests.conftest import FakeClock
 
@@ -256,3 +261,128 @@ async def test_concurrent_idempotency_claims_have_one_winner(
         for i in range(20):
             tg.start_soon(claim, i)
     assert len(wins) == 1
+
+
+def make_completion(
+    clock: FakeClock, link: OnboardingLink, claim_id: str, *, meta_phone: str = "106540352242922"
+) -> Completion:
+    now = clock()
+    waba = Waba(
+        id=str(uuid.uuid4()),
+        org_id=link.org_id,
+        meta_waba_id="524126980791429",
+        access_token_enc="v1.k.token",
+        created_at=now,
+        updated_at=now,
+    )
+    phone = Phone(
+        id=str(uuid.uuid4()),
+        org_id=link.org_id,
+        waba_id=waba.id,
+        meta_waba_id="524126980791429",
+        meta_phone_number_id=meta_phone,
+        status=PhoneStatus.CONNECTED,
+        is_registered=True,
+        onboarding_link_id=link.id,
+        created_at=now,
+        updated_at=now,
+        phone_number="+15550783881",
+        pin_enc="v1.k.pin",
+    )
+    return Completion(
+        org_id=link.org_id,
+        link_id=link.id,
+        claim_id=claim_id,
+        waba=waba,
+        phone=phone,
+        link_changes={
+            "status": LinkStatus.COMPLETED,
+            "completed_at": now,
+            "phone_number": "+15550783881",
+            "is_phone_registered": True,
+            "claim_id": None,
+            "claimed_until": None,
+        },
+    )
+
+
+async def claim(storage: Storage, clock: FakeClock, link: OnboardingLink, claim_id: str) -> bool:
+    now = clock()
+    got = await storage.update_link(
+        link.org_id,
+        link.id,
+        LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),
+        {"claim_id": claim_id, "claimed_until": now + timedelta(seconds=60)},
+    )
+    return got is not None
+
+
+async def test_claims_are_exclusive_and_lapse(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")
+    assert not await claim(storage, clock, link, "b")
+    clock.advance(seconds=60)
+    assert await claim(storage, clock, link, "b")
+    # "a" lost its claim: its completion writes nothing at all.
+    assert await storage.complete_link(make_completion(clock, link, "a")) is None
+    assert await storage.list_phones(link.org_id, offset=0, limit=10) == ([], 0)
+    assert await storage.find_phone_by_meta_id(link.org_id, "106540352242922") is None
+
+
+async def test_complete_link_writes_everything(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")
+    completion = make_completion(clock, link, "a")
+    done = await storage.complete_link(completion)
+    assert done is not None
+    assert done.link.status is LinkStatus.COMPLETED and done.link.claim_id is None
+    assert done.link.phone_number_id == done.phone.id == completion.phone.id
+    assert done.link.waba_id == done.waba.id == done.phone.waba_id
+    assert await storage.get_link(link.id) == done.link
+    assert await storage.get_phone(done.phone.id) == done.phone
+    assert await storage.get_waba(done.waba.id) == done.waba
+    assert await storage.find_phone_by_meta_id(link.org_id, "106540352242922") == done.phone
+    # Completed once: a second completion with the same claim writes nothing.
+    assert await storage.complete_link(completion) is None
+
+    # The same number reconnected through another link keeps its phone and WABA records.
+    clock.advance(seconds=1)
+    again = make_link(clock)
+    await storage.insert_link(again)
+    assert await claim(storage, clock, again, "c")
+    second = await storage.complete_link(make_completion(clock, again, "c"))
+    assert second is not None
+    assert second.phone.id == done.phone.id and second.waba.id == done.waba.id
+    assert second.phone.created_at == done.phone.created_at
+    assert second.phone.onboarding_link_id == again.id
+    phones, total = await storage.list_phones(link.org_id, offset=0, limit=10)
+    assert total == 1 and phones[0].id == done.phone.id
+    other_org, total = await storage.list_phones("other", offset=0, limit=10)
+    assert (other_org, total) == ([], 0)
+
+
+async def test_concurrent_completions_one_winner(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    claimed: list[str] = []
+
+    async def attempt(name: str) -> None:
+        if await claim(storage, clock, link, name):
+            claimed.append(name)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(attempt, f"c{i}")
+    assert len(claimed) == 1
+    results: list[Completed | None] = []
+
+    async def complete(name: str) -> None:
+        results.append(await storage.complete_link(make_completion(clock, link, name)))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(complete, f"c{i}")
+    assert sum(r is not None for r in results) == 1
+    assert (await storage.list_phones(link.org_id, offset=0, limit=10))[1] == 1
