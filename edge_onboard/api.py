@@ -16,6 +16,7 @@ from edge_onboard.events import EVENT_TYPES
 from edge_onboard.idempotency import run_idempotent
 from edge_onboard.links import parse_create
 from edge_onboard.openapi import build_openapi
+from edge_onboard.phones import phone_view
 from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services
 from edge_onboard.storage import LinkFilter, LinkStatus
@@ -87,6 +88,33 @@ async def delete_link(request: Request) -> Response:
     link_id = request.path_params["link_id"]
     await services.links.delete(principal.org_id, link_id)
     return responses.single({"id": link_id, "deleted": True})
+
+
+# Phones
+
+
+async def list_phones(request: Request) -> Response:
+    services, principal = await _principal(request)
+    query = request.query_params
+    validation.reject_unknown(query.keys(), {"page", "limit"})
+    page = validation.query_int(query, "page", default=1, low=1, high=100_000)
+    limit = validation.query_int(query, "limit", default=20, low=1, high=100)
+    phones, total = await services.storage.list_phones(
+        principal.org_id, offset=(page - 1) * limit, limit=limit
+    )
+    return responses.page([phone_view(p) for p in phones], page=page, limit=limit, total=total)
+
+
+async def get_phone(request: Request) -> Response:
+    services, principal = await _principal(request)
+    phone = await services.phones.get(principal.org_id, request.path_params["phone_id"])
+    return responses.single(phone_view(phone))
+
+
+async def phone_health(request: Request) -> Response:
+    services, principal = await _principal(request)
+    report = await services.phones.health(principal.org_id, request.path_params["phone_id"])
+    return responses.single(report)
 
 
 async def list_event_types(request: Request) -> Response:

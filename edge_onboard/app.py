@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -16,14 +17,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import api
+from edge_onboard import api, hosted
 from edge_onboard.clock import Clock, system_clock
+from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
 from edge_onboard.links import LinkService
+from edge_onboard.meta import GraphClient
 from edge_onboard.middleware import RequestIdMiddleware
-from edge_onboard.services import Services
+from edge_onboard.phones import PhoneService
+from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
+from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
+from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
+from edge_onboard.sandbox import SandboxMeta
+from edge_onboard.services import MetaApp, Services
 from edge_onboard.storage import Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
 
@@ -59,6 +67,32 @@ def _redis_client(url: str) -> Any:
     return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
 
 
+def _meta(
+    settings: Settings, sandbox: SandboxMeta | None
+) -> tuple[MetaApp | None, GraphClient | None]:
+    """The Meta app and its Graph client: the sandbox fake, the configured app, or none."""
+    if sandbox is not None:
+        fake = Starlette(routes=sandbox.routes())
+        graph = GraphClient(
+            base_url="http://sandbox.invalid/_sandbox/graph",
+            version=settings.meta_graph_version,
+            app_id=SANDBOX_APP_ID,
+            app_secret=SANDBOX_APP_SECRET,
+            transport=httpx.ASGITransport(app=fake),
+        )
+        return MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID), graph
+    if settings.meta_configured:
+        assert settings.meta_app_id and settings.meta_app_secret and settings.meta_config_id
+        graph = GraphClient(
+            base_url=settings.meta_graph_url,
+            version=settings.meta_graph_version,
+            app_id=settings.meta_app_id,
+            app_secret=settings.meta_app_secret.reveal(),
+        )
+        return MetaApp(settings.meta_app_id, settings.meta_config_id), graph
+    return None, None
+
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -80,6 +114,7 @@ def create_app(
 ) -> Starlette:
     """Build the app. Anything not injected is made from ``settings`` at start-up."""
     settings = settings or Settings.from_env()
+    sandbox = SandboxMeta() if settings.sandbox else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,17 +125,28 @@ def create_app(
             redis_client = _redis_client(settings.redis_url.reveal())
         box = secret_box_for(settings, store)
         now = clock or system_clock
+        meta_app, graph = _meta(settings, sandbox)
+        links = LinkService(store, now, box, settings.public_url)
         app.state.services = Services(
             settings=settings,
             storage=store,
             clock=now,
             box=box,
-            links=LinkService(store, now, box, settings.public_url),
+            links=links,
+            phones=PhoneService(store, now, box, graph),
+            completion=CompletionService(
+                storage=store, clock=now, box=box, links=links, settings=settings, graph=graph
+            ),
+            meta_app=meta_app,
+            graph=graph,
+            sandbox=sandbox,
             redis=redis_client,
         )
         try:
             yield
         finally:
+            if graph is not None:
+                await graph.aclose()
             if redis_client is not None and redis is None:
                 await redis_client.aclose()
             if storage is None:
@@ -113,7 +159,16 @@ def create_app(
         _resource("/v1/onboarding-links", GET=api.list_links, POST=api.create_link),
         _resource("/v1/onboarding-links/{link_id}", GET=api.get_link, DELETE=api.delete_link),
         Route("/v1/event-types", api.list_event_types, methods=["GET"]),
+        Route("/v1/phones", api.list_phones, methods=["GET"]),
+        Route("/v1/phones/{phone_id}", api.get_phone, methods=["GET"]),
+        Route("/v1/phones/{phone_id}/health", api.phone_health, methods=["GET"]),
+        Route("/signup/{link_id}", hosted.signup_page, methods=["GET"]),
+        Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
+        Route("/static/{name}", hosted.static_asset, methods=["GET"]),
+        Route("/webhook/phone/{phone_id}", hosted.phone_webhook_handshake, methods=["GET"]),
     ]
+    if sandbox is not None:
+        routes.extend(sandbox.routes())
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],

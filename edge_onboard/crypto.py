@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -35,6 +36,7 @@ class SecretBox:
             raise ValueError("SecretBox needs at least one key")
         self._ciphers: dict[str, AESGCM] = {}
         self._primary = ""
+        self._mac_key = b""
         for index, material in enumerate(keys):
             derived = HKDF(
                 algorithm=hashes.SHA256(), length=32, salt=None, info=b"edge-onboard/at-rest/v1"
@@ -43,6 +45,15 @@ class SecretBox:
             self._ciphers[key_id] = AESGCM(derived)
             if index == 0:
                 self._primary = key_id
+                self._mac_key = HKDF(
+                    algorithm=hashes.SHA256(), length=32, salt=None, info=b"edge-onboard/mac/v1"
+                ).derive(material.encode())
+
+    def token(self, purpose: str) -> str:
+        """A stable secret for ``purpose`` (e.g. a phone's webhook verify token), derived
+        from the primary key: nothing to store, and only we can compute it."""
+        digest = hmac.new(self._mac_key, purpose.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode()
 
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         """Encrypt ``plaintext``; ``context`` (e.g. a record id) binds it to its owner."""

@@ -224,7 +224,7 @@ class LinkService:
         await self.storage.insert_link(link)
         return link
 
-    async def _load(self, org_id: str | None, link_id: str) -> OnboardingLink | None:
+    async def load(self, org_id: str | None, link_id: str) -> OnboardingLink | None:
         """The link with lazy expiry applied; None for unknown, malformed or foreign ids."""
         if not UUID_RE.match(link_id):
             return None
@@ -243,7 +243,7 @@ class LinkService:
         return link
 
     async def get(self, org_id: str, link_id: str) -> OnboardingLink:
-        link = await self._load(org_id, link_id)
+        link = await self.load(org_id, link_id)
         if link is None or link.status is LinkStatus.DELETED:
             raise not_found("onboarding link", link_id, param="id")
         return link

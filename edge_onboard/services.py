@@ -8,13 +8,26 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from edge_onboard.clock import Clock
+from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox
 from edge_onboard.links import LinkService
+from edge_onboard.meta import GraphClient
+from edge_onboard.phones import PhoneService
 from edge_onboard.storage import Storage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from edge_onboard.sandbox import SandboxMeta
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetaApp:
+    """The public half of the Meta app: what the hosted page needs."""
+
+    app_id: str
+    config_id: str
 
 
 @dataclasses.dataclass(slots=True)
@@ -24,6 +37,11 @@ class Services:
     clock: Clock
     box: SecretBox
     links: LinkService
+    phones: PhoneService
+    completion: CompletionService
+    meta_app: MetaApp | None = None
+    graph: GraphClient | None = None
+    sandbox: SandboxMeta | None = None
     redis: Redis | None = None
 
 

@@ -1,0 +1,442 @@
+"""Finishing a signup: the hosted page's callback, exactly once per link.
+
+Concurrent callbacks race for a claim on the link (a conditional update in the
+store); the winner does the Meta side and then writes the WABA, the phone and the
+completed link in one transaction. Any failure releases the claim, records
+``lastError`` and leaves the link pending, so the end-user can try again; nothing
+half-made becomes visible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import anyio
+
+from edge_onboard import validation as v
+from edge_onboard.clock import Clock
+from edge_onboard.config import Settings
+from edge_onboard.crypto import SecretBox
+from edge_onboard.errors import invalid
+from edge_onboard.links import UUID_RE, LinkService
+from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
+from edge_onboard.storage import (
+    Completion,
+    LinkCondition,
+    LinkStatus,
+    OnboardingLink,
+    Phone,
+    PhoneStatus,
+    Storage,
+    Waba,
+)
+
+log = logging.getLogger("edge_onboard.completion")
+T = TypeVar("T")
+
+# Long enough for every Graph call with its retries; a crashed holder frees the link then.
+CLAIM_TTL = timedelta(seconds=120)
+FINISH_EVENTS = frozenset({"FINISH", "FINISH_ONLY_WABA", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"})
+COEXISTENCE = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
+META_ID = re.compile(r"^[0-9]{1,32}$")
+CALLBACK_FIELDS = frozenset({"code", "phoneNumberId", "wabaId", "businessId", "event", "error"})
+ERROR_FIELDS = frozenset({"message", "code", "step"})
+
+
+class SignupFailed(Exception):
+    """The attempt failed; the link stays pending. ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finish:
+    code: str
+    waba_id: str
+    phone_number_id: str | None
+    business_id: str | None
+    event: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Abandon:
+    message: str
+    code: str | None
+    step: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    status_code: int
+    body: dict[str, Any]
+
+
+def parse_callback(body: Mapping[str, Any]) -> Finish | Abandon:
+    """The page's report: Meta's ids and the code, or why the user did not finish."""
+    v.reject_unknown(body, CALLBACK_FIELDS)
+    error = body.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            raise invalid("'error' must be an object.", param="error")
+        v.reject_unknown(error, ERROR_FIELDS, where="error.")
+        message = v.string(error, "message", min_length=1, max_length=500, required=True)
+        code = error.get("code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            code = str(code)
+        if code is not None and (not isinstance(code, str) or len(code) > 64):
+            raise invalid("'error.code' must be a short string.", param="error.code")
+        step = v.string(error, "step", max_length=64)
+        assert message is not None
+        return Abandon(message=message, code=code, step=step)
+    code = v.string(body, "code", min_length=1, max_length=4096, required=True)
+    waba_id = v.string(
+        body, "wabaId", max_length=32, required=True, pattern=META_ID, hint="a Meta id is digits"
+    )
+    phone_id = v.string(
+        body, "phoneNumberId", max_length=32, pattern=META_ID, hint="a Meta id is digits"
+    )
+    business_id = v.string(
+        body, "businessId", max_length=32, pattern=META_ID, hint="a Meta id is digits"
+    )
+    event = body.get("event") or "FINISH"
+    if not isinstance(event, str) or event.upper() not in FINISH_EVENTS:
+        raise invalid(f"'event' must be one of {', '.join(sorted(FINISH_EVENTS))}.", param="event")
+    assert code is not None and waba_id is not None
+    return Finish(code, waba_id, phone_id, business_id, event.upper())
+
+
+def redirect_url(
+    link: OnboardingLink, *, ok: bool, code: str | None = None, message: str | None = None
+) -> str | None:
+    """``redirectUrl`` with the result in its query (before any ``#fragment``)."""
+    if not link.redirect_url:
+        return None
+    params = [("onboarding_link_id", link.id)]
+    if link.external_id:
+        params.append(("external_id", link.external_id))
+    params.append(("status", "success" if ok else "error"))
+    if not ok:
+        params.append(("error", (message or "Signup failed")[:200]))
+        params.append(("error_code", code or "signup_failed"))
+    base, hash_mark, fragment = link.redirect_url.partition("#")
+    separator = "&" if "?" in base else "?"
+    if base.endswith(("?", "&")):
+        separator = ""
+    return f"{base}{separator}{urlencode(params)}{hash_mark}{fragment}"
+
+
+class CompletionService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        box: SecretBox,
+        links: LinkService,
+        settings: Settings,
+        graph: GraphClient | None,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.box = box
+        self.links = links
+        self.settings = settings
+        self.graph = graph
+
+    def verify_token(self, phone_id: str) -> str:
+        """The token Meta must echo in the webhook handshake for this phone."""
+        configured = self.settings.meta_verify_token
+        return configured.reveal() if configured else self.box.token(f"verify:{phone_id}")
+
+    async def handle(self, link_id: str, body: Mapping[str, Any]) -> Outcome:
+        link = await self.links.load(None, link_id) if UUID_RE.match(link_id) else None
+        if link is None:
+            return _error(404, "link_not_found", "This onboarding link does not exist.", None)
+        refusal = self._state_refusal(link)
+        if refusal is not None:
+            return refusal
+        report = parse_callback(body)
+        if isinstance(report, Abandon):
+            return await self._abandon(link, report)
+        if self.graph is None:
+            return _error(
+                503, "meta_not_configured", "No Meta app is configured for this service.", None
+            )
+
+        now = self.clock()
+        claim_id = str(uuid.uuid4())
+        claimed = await self.storage.update_link(
+            link.org_id,
+            link.id,
+            LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),
+            {"claim_id": claim_id, "claimed_until": now + CLAIM_TTL},
+        )
+        if claimed is None:
+            current = await self.links.load(None, link.id)
+            assert current is not None
+            return self._state_refusal(current) or _error(
+                409,
+                "completion_in_progress",
+                "This signup is already being completed in another window.",
+                None,
+            )
+        try:
+            return await self._complete(claimed, claim_id, report)
+        except SignupFailed as exc:
+            await self._release(claimed, claim_id, exc.code, exc.message)
+            return _error(
+                exc.status,
+                exc.code,
+                exc.message,
+                redirect_url(claimed, ok=False, code=exc.code, message=exc.message),
+            )
+        except BaseException:
+            await self._release(
+                claimed, claim_id, "internal_error", "Something went wrong on our side."
+            )
+            raise
+
+    def _state_refusal(self, link: OnboardingLink) -> Outcome | None:
+        if link.status is LinkStatus.DELETED:
+            return _error(410, "link_deleted", "This onboarding link was deleted.", None)
+        if link.status is LinkStatus.EXPIRED:
+            return _error(
+                410,
+                "link_expired",
+                "This onboarding link has expired.",
+                redirect_url(
+                    link, ok=False, code="link_expired", message="This onboarding link has expired."
+                ),
+            )
+        if link.status is LinkStatus.COMPLETED:
+            return _error(
+                409,
+                "link_completed",
+                "A WhatsApp number is already connected with this link.",
+                redirect_url(link, ok=True),
+            )
+        return None
+
+    async def _abandon(self, link: OnboardingLink, report: Abandon) -> Outcome:
+        if report.step and not report.code:
+            code, message = "signup_cancelled", f"The signup was cancelled at {report.step}."
+        elif report.code:
+            code, message = (
+                "meta_signup_error",
+                f"Meta reported an error ({report.code}): {report.message}",
+            )
+        else:
+            code, message = "signup_cancelled", report.message
+        now = self.clock()
+        # Recorded only while nobody is completing the link: a stale tab cannot overwrite it.
+        await self.storage.update_link(
+            link.org_id,
+            link.id,
+            LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
+            {"last_error": {"code": code, "message": message[:500], "at": now}, "updated_at": now},
+        )
+        return _error(422, code, message, redirect_url(link, ok=False, code=code, message=message))
+
+    async def _release(self, link: OnboardingLink, claim_id: str, code: str, message: str) -> None:
+        now = self.clock()
+        with anyio.CancelScope(shield=True):
+            await self.storage.update_link(
+                link.org_id,
+                link.id,
+                LinkCondition(statuses={LinkStatus.PENDING}, claim_id=claim_id),
+                {
+                    "claim_id": None,
+                    "claimed_until": None,
+                    "last_error": {"code": code, "message": message[:500], "at": now},
+                    "updated_at": now,
+                },
+            )
+        log.info("signup failed link=%s code=%s", link.id, code)
+
+    async def _complete(self, link: OnboardingLink, claim_id: str, report: Finish) -> Outcome:
+        graph = self.graph
+        assert graph is not None
+        token = await _meta(
+            graph.exchange_code(report.code),
+            "code_exchange_failed",
+            "Meta did not accept the signup code; please start again.",
+        )
+        granted = await _meta(
+            graph.granted_waba_ids(token),
+            "token_check_failed",
+            "Meta did not confirm what this signup granted.",
+        )
+        if report.waba_id not in granted:
+            raise SignupFailed(
+                422,
+                "waba_not_granted",
+                "The WhatsApp Business Account reported by the signup was not "
+                "shared with this app.",
+            )
+        numbers = await _meta(
+            graph.waba_phone_numbers(report.waba_id, token),
+            "phone_lookup_failed",
+            "Meta did not list the account's numbers.",
+        )
+        info = _pick_phone(numbers, report.phone_number_id)
+        await _meta(
+            graph.subscribe_app(report.waba_id, token),
+            "subscribe_failed",
+            "Meta refused to subscribe the app to the account's webhooks.",
+        )
+
+        existing = await self.storage.find_phone_by_meta_id(link.org_id, info.id)
+        phone_id = existing.id if existing else str(uuid.uuid4())
+        await _meta(
+            graph.set_phone_webhook(
+                info.id,
+                token,
+                callback_url=f"{self.settings.public_url}/webhook/phone/{phone_id}",
+                verify_token=self.verify_token(phone_id),
+            ),
+            "webhook_setup_failed",
+            "Meta refused to point the number's webhooks at us.",
+        )
+
+        pin: str | None = None
+        registration_error: dict[str, Any] | None = None
+        registered = info.on_cloud_api
+        if not registered and report.event != COEXISTENCE:
+            pin = f"{secrets.randbelow(10**6):06d}"
+            try:
+                await graph.register_phone(info.id, token, pin)
+                registered = True
+            except GraphError as exc:
+                if exc.unreachable:
+                    raise _failed(exc, "meta_unavailable", "Meta is unreachable.") from exc
+                # Recorded, not fatal: the number is connected, registration can be redone.
+                pin = None
+                registration_error = {
+                    "code": exc.code,
+                    "subcode": exc.subcode,
+                    "message": exc.message,
+                }
+                log.warning("registration failed link=%s phone=%s: %s", link.id, info.id, exc)
+        details = await _meta(
+            graph.phone(info.id, token),
+            "phone_lookup_failed",
+            "Meta did not return the number's details.",
+        )
+
+        now = self.clock()
+        phone_number = e164(details.display_phone_number or info.display_phone_number)
+        org = link.org_id
+        completion = Completion(
+            org_id=org,
+            link_id=link.id,
+            claim_id=claim_id,
+            waba=Waba(
+                id=str(uuid.uuid4()),
+                org_id=org,
+                meta_waba_id=report.waba_id,
+                meta_business_id=report.business_id,
+                access_token_enc=self.box.encrypt(token, context=f"waba:{org}:{report.waba_id}"),
+                created_at=now,
+                updated_at=now,
+            ),
+            phone=Phone(
+                id=phone_id,
+                org_id=org,
+                waba_id="",
+                meta_waba_id=report.waba_id,
+                meta_phone_number_id=info.id,
+                status=PhoneStatus.CONNECTED if registered else PhoneStatus.REGISTRATION_FAILED,
+                is_registered=registered,
+                onboarding_link_id=link.id,
+                created_at=now,
+                updated_at=now,
+                phone_number=phone_number,
+                verified_name=details.verified_name,
+                pin_enc=(
+                    self.box.encrypt(pin, context=f"phone:{org}:{info.id}")
+                    if pin
+                    else existing.pin_enc
+                    if existing
+                    else None
+                ),
+                registration_error=registration_error,
+            ),
+            link_changes={
+                "status": LinkStatus.COMPLETED,
+                "completed_at": now,
+                "updated_at": now,
+                "phone_number": phone_number,
+                "is_phone_registered": registered,
+                "last_error": None,
+                "claim_id": None,
+                "claimed_until": None,
+            },
+        )
+        done = await self.storage.complete_link(completion)
+        if done is None:
+            raise SignupFailed(
+                409, "completion_in_progress", "This signup was completed in another window."
+            )
+        log.info(
+            "link completed link=%s phone=%s registered=%s", link.id, done.phone.id, registered
+        )
+        return Outcome(200, {"status": "success", "redirectUrl": redirect_url(done.link, ok=True)})
+
+
+def _pick_phone(numbers: list[PhoneInfo], phone_id: str | None) -> PhoneInfo:
+    if phone_id is not None:
+        for info in numbers:
+            if info.id == phone_id:
+                return info
+        raise SignupFailed(
+            422,
+            "phone_not_in_waba",
+            "The phone number reported by the signup is not in the shared "
+            "WhatsApp Business Account.",
+        )
+    if len(numbers) == 1:
+        return numbers[0]
+    if not numbers:
+        raise SignupFailed(
+            422, "no_phone_number", "The shared WhatsApp Business Account has no phone number yet."
+        )
+    raise SignupFailed(
+        422,
+        "phone_not_selected",
+        "The signup did not say which of the account's numbers to connect.",
+    )
+
+
+def _failed(exc: GraphError, code: str, message: str) -> SignupFailed:
+    if exc.unreachable:
+        return SignupFailed(
+            502, "meta_unavailable", "Meta could not be reached; please try again in a moment."
+        )
+    return SignupFailed(422, code, f"{message} (Meta error {exc.code})")
+
+
+async def _meta(call: Awaitable[T], code: str, message: str) -> T:
+    try:
+        return await call
+    except GraphError as exc:
+        log.warning("graph call failed (%s): %s", code, exc)
+        raise _failed(exc, code, message) from exc
+
+
+def _error(status: int, code: str, message: str, redirect: str | None) -> Outcome:
+    return Outcome(
+        status,
+        {"status": "error", "redirectUrl": redirect, "error": {"code": code, "message": message}},
+    )

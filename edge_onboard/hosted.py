@@ -1,0 +1,230 @@
+"""The end-user side: the hosted signup page, its callback, static assets and Meta's
+webhook handshake for connected phones."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import html
+from importlib import resources
+from urllib.parse import urlsplit
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge_onboard import validation
+from edge_onboard.errors import ApiError
+from edge_onboard.links import UUID_RE
+from edge_onboard.responses import JSONResponse
+from edge_onboard.services import Services, get_services
+from edge_onboard.storage import LinkStatus, OnboardingLink
+
+SANDBOX_SDK_PATH = "/_sandbox/sdk.js"
+SANDBOX_BANNER = (
+    '<div class="sandbox-banner" role="note">Sandbox — no real WhatsApp account is connected</div>'
+)
+STATIC_TYPES = {
+    "signup.js": "application/javascript; charset=utf-8",
+    "signup.css": "text/css; charset=utf-8",
+}
+FACEBOOK = "https://*.facebook.com"
+
+
+@functools.cache
+def _asset(name: str) -> bytes:
+    return resources.files("edge_onboard.pages").joinpath(name).read_bytes()
+
+
+@functools.cache
+def _etag(name: str) -> str:
+    return '"' + hashlib.sha256(_asset(name)).hexdigest()[:20] + '"'
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _page_headers(sdk_origin: str | None) -> dict[str, str]:
+    sources = " ".join(s for s in ("'self'", sdk_origin) if s)
+    frames = " ".join(s for s in (sdk_origin, FACEBOOK) if s)
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; script-src {sources}; connect-src {sources} {FACEBOOK}; "
+            f"frame-src {frames}; img-src 'self' data: {FACEBOOK} https://*.fbcdn.net; "
+            "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'"
+        ),
+        # Stricter values cut window.opener, and Meta's popup could not report back.
+        "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+
+
+def _lang(link: OnboardingLink | None) -> str:
+    if link is None or not link.locale:
+        return "en"
+    return link.locale.replace("_", "-")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace("{{" + key + "}}", value)
+    return template
+
+
+def _status_page(
+    services: Services, status_code: int, title: str, message: str, link: OnboardingLink | None
+) -> Response:
+    body = _fill(
+        _asset("status.html").decode(),
+        {
+            "lang": _lang(link),
+            "title": html.escape(title),
+            "message": html.escape(message),
+            "sandbox_banner": SANDBOX_BANNER if services.settings.sandbox else "",
+        },
+    )
+    return Response(
+        body,
+        status_code=status_code,
+        media_type="text/html; charset=utf-8",
+        headers=_page_headers(None),
+    )
+
+
+async def signup_page(request: Request) -> Response:
+    services = get_services(request)
+    link_id = request.path_params["link_id"]
+    link = await services.links.load(None, link_id)
+    if link is None:
+        return _status_page(
+            services,
+            404,
+            "Link not found",
+            "This onboarding link does not exist. Check the address, or ask "
+            "the company that sent it for a new one.",
+            None,
+        )
+    if link.status in (LinkStatus.DELETED, LinkStatus.EXPIRED):
+        word = "expired" if link.status is LinkStatus.EXPIRED else "is no longer valid"
+        return _status_page(
+            services,
+            410,
+            "Link no longer valid",
+            f"This onboarding link {'has ' + word if word == 'expired' else word}"
+            ". Ask the company that sent it for a new one.",
+            link,
+        )
+    if link.status is LinkStatus.COMPLETED:
+        return _status_page(
+            services,
+            200,
+            "Already connected",
+            "A WhatsApp number is already connected with this link. "
+            "There is nothing more to do here.",
+            link,
+        )
+
+    settings = services.settings
+    if settings.sandbox:
+        sdk_url = SANDBOX_SDK_PATH
+        sdk_origin = _origin(str(request.url))
+    else:
+        sdk_url = settings.meta_sdk_url
+        sdk_origin = _origin(sdk_url)
+    meta = services.meta_app
+    config = {
+        "linkId": link.id,
+        "callbackUrl": f"/signup/{link.id}/callback",
+        "appId": meta.app_id if meta else None,
+        "configId": meta.config_id if meta else None,
+        "graphVersion": settings.meta_graph_version,
+        "sdkOrigin": sdk_origin,
+        "prefill": link.prefill or {},
+        "sandbox": settings.sandbox,
+        "metaConfigured": meta is not None,
+    }
+    # JSON inside <script>: no "<", ">" or "&" may appear raw.
+    config_json = (
+        orjson.dumps(config)
+        .replace(b"<", b"\\u003c")
+        .replace(b">", b"\\u003e")
+        .replace(b"&", b"\\u0026")
+        .decode()
+    )
+    body = _fill(
+        _asset("signup.html").decode(),
+        {
+            "lang": _lang(link),
+            "name": html.escape(link.name),
+            "config": config_json,
+            "sandbox_banner": SANDBOX_BANNER if settings.sandbox else "",
+            "sdk_url": html.escape(sdk_url),
+        },
+    )
+    return Response(body, media_type="text/html; charset=utf-8", headers=_page_headers(sdk_origin))
+
+
+async def signup_callback(request: Request) -> Response:
+    services = get_services(request)
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return _callback_error(403, "cross_origin", "Cross-origin callbacks are not accepted.")
+    try:
+        raw = await validation.read_body(request)
+        body = validation.json_object(request, raw)
+        outcome = await services.completion.handle(request.path_params["link_id"], body)
+    except ApiError as exc:
+        return _callback_error(exc.status_code, exc.code, exc.message)
+    return JSONResponse(
+        outcome.body, status_code=outcome.status_code, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _callback_error(status: int, code: str, message: str) -> Response:
+    return JSONResponse(
+        {"status": "error", "redirectUrl": None, "error": {"code": code, "message": message}},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def static_asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    media_type = STATIC_TYPES.get(name)
+    if media_type is None:
+        return Response(b"Not Found", status_code=404, media_type="text/plain")
+    etag = _etag(name)
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=3600",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(_asset(name), media_type=media_type, headers=headers)
+
+
+async def phone_webhook_handshake(request: Request) -> Response:
+    """Meta's ``GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…``."""
+    services = get_services(request)
+    phone_id = request.path_params["phone_id"]
+    if not UUID_RE.match(phone_id):
+        return Response(b"Not Found", status_code=404, media_type="text/plain")
+    query = request.query_params
+    expected = services.completion.verify_token(phone_id)
+    given = query.get("hub.verify_token", "")
+    challenge = query.get("hub.challenge", "")
+    if (
+        query.get("hub.mode") == "subscribe"
+        and hmac.compare_digest(given.encode(), expected.encode())
+        and 0 < len(challenge) <= 256
+    ):
+        return Response(challenge.encode(), media_type="text/plain")
+    return Response(b"Forbidden", status_code=403, media_type="text/plain")

@@ -1,0 +1,363 @@
+"""An offline fake of Meta for ``EDGE_SANDBOX=1``: the Graph calls Embedded Signup makes,
+and a JS SDK whose ``FB.login`` opens a popup with "Finish" and "Cancel".
+
+It answers in Meta's shapes (see meta-embedded-signup facts in the docs) so the whole
+flow, page → popup → callback → completion, runs with no network and no Meta app.
+State lives in this process; the sandbox is for one process, never for production.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge_onboard.responses import JSONResponse
+
+APP_ID = "100000000000001"
+APP_SECRET = "sandbox-app-secret"
+CONFIG_ID = "200000000000002"
+CODE_TTL = 30.0
+SCENARIOS = ("ok", "registered", "foreign_waba", "register_fails", "only_waba", "meta_error")
+_STATIC = {
+    "sdk.js": "application/javascript",
+    "dialog.js": "application/javascript",
+    "dialog.css": "text/css",
+}
+
+
+def _digits(n: int) -> str:
+    return str(secrets.randbelow(9 * 10 ** (n - 1)) + 10 ** (n - 1))
+
+
+@dataclasses.dataclass(slots=True)
+class _Code:
+    token: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _Failure:
+    method: str
+    path_suffix: str
+    status: int
+    body: dict[str, Any] | None
+    times: int
+
+
+def graph_error(message: str, code: int, subcode: int | None = None, status: int = 400) -> Response:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "Sandbox" + secrets.token_hex(6),
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return JSONResponse({"error": error}, status_code=status)
+
+
+class SandboxMeta:
+    """The fake's state, inspectable and steerable from tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.codes: dict[str, _Code] = {}
+        self.tokens: dict[str, set[str]] = {}
+        self.waba_phones: dict[str, list[str]] = {}
+        self.phones: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, set[str]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self._failures: list[_Failure] = []
+
+    # Test controls
+
+    def fail(
+        self,
+        method: str,
+        path_suffix: str,
+        *,
+        status: int = 500,
+        code: int | None = None,
+        subcode: int | None = None,
+        message: str = "Sandbox failure",
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` matching Graph calls fail (``code`` None: a bare 5xx)."""
+        body = None
+        if code is not None:
+            body = {"error": {"message": message, "type": "OAuthException", "code": code}}
+            if subcode is not None:
+                body["error"]["error_subcode"] = subcode
+        self._failures.append(_Failure(method.upper(), path_suffix, status, body, times))
+
+    def _injected(self, method: str, path: str) -> Response | None:
+        for failure in self._failures:
+            if (
+                failure.times > 0
+                and failure.method == method
+                and path.endswith(failure.path_suffix)
+            ):
+                failure.times -= 1
+                if failure.body is None:
+                    return Response(
+                        b"<html>Service Unavailable</html>",
+                        status_code=failure.status,
+                        media_type="text/html",
+                    )
+                return JSONResponse(failure.body, status_code=failure.status)
+        return None
+
+    # The dialog
+
+    def finish(self, scenario: str) -> dict[str, Any]:
+        """What the popup reports for ``scenario``: the session message and a fresh code."""
+        if scenario == "meta_error":
+            return {
+                "code": None,
+                "event": "CANCEL",
+                "data": {
+                    "error_message": "Sandbox: Meta could not finish the signup.",
+                    "error_code": "524126",
+                    "session_id": secrets.token_hex(8),
+                    "timestamp": str(int(time.time())),
+                },
+            }
+        waba_id, business_id, phone_id = _digits(15), _digits(16), _digits(15)
+        number = f"1555{_digits(7)}"
+        registered = scenario == "registered"
+        self.phones[phone_id] = {
+            "id": phone_id,
+            "display_phone_number": f"+1 {number[1:4]}-{number[4:7]}-{number[7:]}",
+            "verified_name": "Sandbox Business",
+            "code_verification_status": "VERIFIED",
+            "quality_rating": "GREEN" if registered else "UNKNOWN",
+            "platform_type": "CLOUD_API" if registered else "NOT_APPLICABLE",
+            "status": "CONNECTED" if registered else "PENDING",
+            "throughput": {"level": "STANDARD"},
+            "name_status": "APPROVED",
+            "_register_error": scenario == "register_fails",
+            "_waba": waba_id,
+        }
+        self.waba_phones[waba_id] = [phone_id]
+        granted = {_digits(15)} if scenario == "foreign_waba" else {waba_id}
+        token = "EAASandbox" + secrets.token_urlsafe(24)
+        self.tokens[token] = granted
+        code = "sandbox-code-" + secrets.token_urlsafe(16)
+        self.codes[code] = _Code(token=token, expires_at=self.clock() + CODE_TTL)
+        data = {"waba_id": waba_id, "business_id": business_id}
+        if scenario == "only_waba":
+            return {"code": code, "event": "FINISH_ONLY_WABA", "data": data}
+        return {"code": code, "event": "FINISH", "data": {"phone_number_id": phone_id, **data}}
+
+    def new_code(self, waba_id: str) -> str:
+        """A fresh code granting an existing WABA: the same number signed up again."""
+        token = "EAASandbox" + secrets.token_urlsafe(24)
+        self.tokens[token] = {waba_id}
+        code = "sandbox-code-" + secrets.token_urlsafe(16)
+        self.codes[code] = _Code(token=token, expires_at=self.clock() + CODE_TTL)
+        return code
+
+    # Graph
+
+    def _token(self, request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        return header[7:] if header.lower().startswith("bearer ") else None
+
+    async def graph(self, request: Request) -> Response:
+        path = request.path_params["path"].strip("/")
+        method = request.method
+        self.calls.append((method, path))
+        injected = self._injected(method, path)
+        if injected is not None:
+            return injected
+        parts = path.split("/")
+        if path == "oauth/access_token" and method == "GET":
+            return self._exchange(request)
+        if path == "debug_token" and method == "GET":
+            return self._debug_token(request)
+        token = self._token(request)
+        if token is None or token not in self.tokens:
+            return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
+        granted = self.tokens[token]
+        if len(parts) == 2 and parts[1] in {"phone_numbers", "subscribed_apps"}:
+            waba_id = parts[0]
+            if waba_id not in granted or waba_id not in self.waba_phones:
+                return _no_object(waba_id)
+            if parts[1] == "phone_numbers":
+                return JSONResponse(
+                    {"data": [self._public(self.phones[p]) for p in self.waba_phones[waba_id]]}
+                )
+            apps = self.subscriptions.setdefault(waba_id, set())
+            if method == "POST":
+                apps.add(APP_ID)
+                return JSONResponse({"success": True})
+            return JSONResponse(
+                {
+                    "data": [
+                        {"whatsapp_business_api_data": {"id": app, "name": "Sandbox app"}}
+                        for app in sorted(apps)
+                    ]
+                }
+            )
+        phone = self.phones.get(parts[0])
+        if phone is None or phone["_waba"] not in granted:
+            return _no_object(parts[0])
+        if len(parts) == 2 and parts[1] == "register" and method == "POST":
+            return await self._register(request, phone)
+        if len(parts) == 1 and method == "POST":
+            body = orjson.loads(await request.body() or b"{}")
+            config = body.get("webhook_configuration") or {}
+            if not str(config.get("override_callback_uri", "")).startswith(("http://", "https://")):
+                return graph_error("(#100) Invalid parameter", 100)
+            phone["_webhook"] = config["override_callback_uri"]
+            return JSONResponse({"success": True})
+        if len(parts) == 1 and method == "GET":
+            return JSONResponse(self._public(phone, with_health=True))
+        return graph_error(f"Unsupported {method.lower()} request.", 100, 33)
+
+    def _exchange(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("client_id") != APP_ID or query.get("client_secret") != APP_SECRET:
+            return graph_error("Error validating client secret.", 1, 463)
+        grant = self.codes.get(query.get("code", ""))
+        if grant is None:
+            return graph_error("Invalid verification code format.", 100, 36009)
+        if grant.used:
+            return graph_error("This authorization code has been used.", 100, 36009)
+        if self.clock() > grant.expires_at:
+            return graph_error("This authorization code has expired.", 100, 36007)
+        grant.used = True
+        return JSONResponse({"access_token": grant.token, "token_type": "bearer"})
+
+    def _debug_token(self, request: Request) -> Response:
+        if self._token(request) != f"{APP_ID}|{APP_SECRET}":
+            return graph_error("Invalid OAuth access token signature.", 190)
+        token = request.query_params.get("input_token", "")
+        granted = self.tokens.get(token)
+        if granted is None:
+            return JSONResponse({"data": {"is_valid": False, "app_id": APP_ID}})
+        targets = sorted(granted)
+        return JSONResponse(
+            {
+                "data": {
+                    "app_id": APP_ID,
+                    "type": "SYSTEM_USER",
+                    "is_valid": True,
+                    "expires_at": 0,
+                    "scopes": ["whatsapp_business_management", "whatsapp_business_messaging"],
+                    "granular_scopes": [
+                        {"scope": "whatsapp_business_management", "target_ids": targets},
+                        {"scope": "whatsapp_business_messaging", "target_ids": targets},
+                    ],
+                }
+            }
+        )
+
+    async def _register(self, request: Request, phone: dict[str, Any]) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        pin = str(body.get("pin", ""))
+        if body.get("messaging_product") != "whatsapp" or not (pin.isdigit() and len(pin) == 6):
+            return graph_error("(#100) Invalid parameter", 100)
+        if phone["_register_error"]:
+            return graph_error("Two step verification PIN Mismatch", 133005, status=400)
+        phone.update(status="CONNECTED", platform_type="CLOUD_API", quality_rating="GREEN")
+        phone["_pin"] = pin
+        return JSONResponse({"success": True})
+
+    def _public(self, phone: dict[str, Any], *, with_health: bool = False) -> dict[str, Any]:
+        data = {k: v for k, v in phone.items() if not k.startswith("_")}
+        if with_health:
+            connected = phone["status"] == "CONNECTED" and phone["platform_type"] == "CLOUD_API"
+            errors = (
+                []
+                if connected
+                else [
+                    {
+                        "error_code": 141006,
+                        "error_description": "The phone number is not registered on the Cloud API.",
+                        "possible_solution": "Register the phone number.",
+                    }
+                ]
+            )
+            data["health_status"] = {
+                "can_send_message": "AVAILABLE" if connected else "BLOCKED",
+                "entities": [
+                    {
+                        "entity_type": "PHONE_NUMBER",
+                        "id": phone["id"],
+                        "can_send_message": "AVAILABLE" if connected else "BLOCKED",
+                        "errors": errors,
+                    },
+                    {"entity_type": "WABA", "id": phone["_waba"], "can_send_message": "AVAILABLE"},
+                ],
+            }
+            if phone.get("_webhook"):
+                data["webhook_configuration"] = {"phone_number": phone["_webhook"]}
+        return data
+
+    # Browser side
+
+    async def dialog_finish(self, request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        scenario = body.get("scenario") if isinstance(body, dict) else None
+        if scenario not in SCENARIOS:
+            return JSONResponse(
+                {"error": f"scenario must be one of {', '.join(SCENARIOS)}"}, status_code=400
+            )
+        return JSONResponse(self.finish(scenario))
+
+    async def dialog(self, request: Request) -> Response:
+        return _page("dialog.html", "text/html; charset=utf-8")
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        return _page(name, _STATIC[name])
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/_sandbox/graph/{version}/{path:path}", self.graph, methods=["GET", "POST", "DELETE"]),
+            Route("/_sandbox/dialog", self.dialog, methods=["GET"]),
+            Route("/_sandbox/dialog/finish", self.dialog_finish, methods=["POST"]),
+            Route("/_sandbox/{name}", self.static, methods=["GET"]),
+        ]
+
+
+def _no_object(ident: str) -> Response:
+    return graph_error(
+        f"Unsupported get request. Object with ID '{ident}' does not exist, cannot be loaded due"
+        " to missing permissions, or does not support this operation.",
+        100,
+        33,
+    )
+
+
+_DIALOG_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def _page(name: str, media_type: str) -> Response:
+    content = resources.files("edge_onboard.pages").joinpath("sandbox", name).read_bytes()
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": _DIALOG_CSP,
+            "Cross-Origin-Opener-Policy": "unsafe-none",
+        },
+    )
