@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import html
+import re
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -72,10 +73,12 @@ def _lang(link: OnboardingLink | None) -> str:
     return link.locale.replace("_", "-")
 
 
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+
+
 def _fill(template: str, values: dict[str, str]) -> str:
-    for key, value in values.items():
-        template = template.replace("{{" + key + "}}", value)
-    return template
+    # One pass, so a value that looks like a placeholder (a link named "{{config}}") stays text.
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def _status_page(

@@ -34,6 +34,10 @@ def _json(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _html(description: str) -> Schema:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 def _error(description: str) -> Schema:
     return _json(_ref("Error"), description)
 
@@ -259,6 +263,141 @@ def _schemas() -> Schema:
                 }
             },
         },
+        "Phone": {
+            "type": "object",
+            "required": [
+                "id",
+                "phoneNumber",
+                "metaPhoneNumberId",
+                "wabaId",
+                "metaWabaId",
+                "isPhoneRegistered",
+                "status",
+                "onboardingLinkId",
+                "createdAt",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": _UUID,
+                "phoneNumber": _nullable({"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"}),
+                "metaPhoneNumberId": {"type": "string"},
+                "wabaId": _UUID,
+                "metaWabaId": {"type": "string"},
+                "isPhoneRegistered": {"type": "boolean"},
+                "status": {"type": "string", "enum": ["connected", "registration_failed"]},
+                "onboardingLinkId": _UUID,
+                "createdAt": _TIMESTAMP,
+            },
+        },
+        "PhoneResponse": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": _ref("Phone")},
+        },
+        "PhoneList": {
+            "type": "object",
+            "required": ["data", "pagination"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("Phone")},
+                "pagination": _ref("Pagination"),
+            },
+        },
+        "PhoneHealth": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "required": ["phoneNumberId", "checkedAt", "capabilities", "issues"],
+                    "properties": {
+                        "phoneNumberId": _UUID,
+                        "checkedAt": _TIMESTAMP,
+                        "status": _nullable({"type": "string"}),
+                        "qualityRating": _nullable({"type": "string"}),
+                        "platformType": _nullable({"type": "string"}),
+                        "healthStatus": _nullable({"type": "string"}),
+                        "webhookSubscribed": {"type": "boolean"},
+                        "webhookUrl": _nullable({"type": "string"}),
+                        "capabilities": {
+                            "type": "object",
+                            "required": ["canSendMessages", "canReceiveMessages"],
+                            "properties": {
+                                "canSendMessages": {"type": "boolean"},
+                                "canReceiveMessages": {"type": "boolean"},
+                            },
+                        },
+                        "issues": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": [
+                                    "entityType",
+                                    "code",
+                                    "description",
+                                    "possibleSolution",
+                                ],
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "CallbackRequest": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["code", "wabaId"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string", "minLength": 1, "maxLength": 4096},
+                        "wabaId": {"type": "string", "pattern": "^[0-9]{1,32}$"},
+                        "phoneNumberId": _nullable({"type": "string", "pattern": "^[0-9]{1,32}$"}),
+                        "businessId": _nullable({"type": "string", "pattern": "^[0-9]{1,32}$"}),
+                        "event": _nullable(
+                            {
+                                "type": "string",
+                                "enum": [
+                                    "FINISH",
+                                    "FINISH_ONLY_WABA",
+                                    "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                                ],
+                            }
+                        ),
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["message"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "message": {"type": "string", "minLength": 1, "maxLength": 500},
+                                "code": _nullable({"type": ["string", "integer"]}),
+                                "step": _nullable({"type": "string", "maxLength": 64}),
+                            },
+                        }
+                    },
+                },
+            ]
+        },
+        "CallbackResponse": {
+            "type": "object",
+            "required": ["status", "redirectUrl"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"type": "string", "enum": ["success", "error"]},
+                "redirectUrl": _nullable({"type": "string"}),
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
         "EventTypeList": {
             "type": "object",
             "required": ["data", "pagination"],
@@ -284,6 +423,13 @@ def build_openapi(public_url: str) -> Schema:
         "required": True,
         "schema": {"type": "string"},
         "description": "The link's id (a UUID); anything else is 404.",
+    }
+    phone_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The phone's id (a UUID); anything else is 404.",
     }
     idempotency = {
         "name": "Idempotency-Key",
@@ -405,6 +551,152 @@ def build_openapi(public_url: str) -> Schema:
                     "responses": {
                         "200": _json(_ref("EventTypeList"), "Every event type."),
                         **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/v1/phones": {
+                "get": {
+                    "operationId": "listPhones",
+                    "summary": "List connected phone numbers, newest first",
+                    "parameters": [
+                        {
+                            "name": "page",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_ref("PhoneList"), "A page of phones."),
+                        "400": _error("Invalid query parameter."),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/v1/phones/{id}": {
+                "parameters": [phone_id],
+                "get": {
+                    "operationId": "getPhone",
+                    "summary": "Retrieve a connected phone number",
+                    "responses": {
+                        "200": _json(_ref("PhoneResponse"), "The phone."),
+                        "404": _error("No such phone in this organisation."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/phones/{id}/health": {
+                "parameters": [phone_id],
+                "get": {
+                    "operationId": "getPhoneHealth",
+                    "summary": "Live health of a phone number from Meta (cached 30 s)",
+                    "responses": {
+                        "200": _json(_ref("PhoneHealth"), "Health and capabilities."),
+                        "404": _error("No such phone in this organisation."),
+                        "502": _error("Meta unreachable or refused the check."),
+                        "503": _error("No Meta app configured."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/signup/{id}": {
+                "parameters": [link_id],
+                "get": {
+                    "operationId": "hostedSignupPage",
+                    "security": [],
+                    "summary": "The hosted signup page (HTML) an end-user opens",
+                    "responses": {
+                        "200": _html("The page, or the 'already connected' page."),
+                        "404": _html("Unknown link."),
+                        "410": _html("Expired or deleted link."),
+                    },
+                },
+            },
+            "/signup/{id}/callback": {
+                "parameters": [link_id],
+                "post": {
+                    "operationId": "hostedSignupCallback",
+                    "security": [],
+                    "summary": "The hosted page reports the Embedded Signup result",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("CallbackRequest")}},
+                    },
+                    "responses": {
+                        code: _json(_ref("CallbackResponse"), text)
+                        for code, text in {
+                            "200": "Completed; redirect the end-user.",
+                            "400": "Malformed report.",
+                            "403": "Cross-origin request.",
+                            "404": "Unknown link.",
+                            "409": "Already completed, or being completed.",
+                            "410": "Expired or deleted link.",
+                            "413": "Body over 1 MB.",
+                            "415": "Not JSON.",
+                            "422": "Signup cancelled, or Meta refused it; the link stays pending.",
+                            "502": "Meta unreachable; the link stays pending.",
+                            "503": "No Meta app configured.",
+                        }.items()
+                    },
+                },
+            },
+            "/webhook/phone/{id}": {
+                "parameters": [phone_id],
+                "get": {
+                    "operationId": "phoneWebhookHandshake",
+                    "security": [],
+                    "summary": "Meta's webhook verification handshake",
+                    "parameters": [
+                        {"name": "hub.mode", "in": "query", "schema": {"type": "string"}},
+                        {"name": "hub.verify_token", "in": "query", "schema": {"type": "string"}},
+                        {"name": "hub.challenge", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The challenge, echoed.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "403": {
+                            "description": "Wrong verify token.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "404": {
+                            "description": "Malformed phone id.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                    },
+                },
+            },
+            "/static/{name}": {
+                "get": {
+                    "operationId": "staticAsset",
+                    "security": [],
+                    "summary": "The hosted page's script and stylesheet (ETag, cached)",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The asset.",
+                            "content": {
+                                "application/javascript": {"schema": {"type": "string"}},
+                                "text/css": {"schema": {"type": "string"}},
+                            },
+                        },
+                        "304": {"description": "Not modified."},
+                        "404": {
+                            "description": "No such asset.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
                     },
                 }
             },

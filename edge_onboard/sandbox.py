@@ -330,7 +330,11 @@ class SandboxMeta:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/_sandbox/graph/{version}/{path:path}", self.graph, methods=["GET", "POST", "DELETE"]),
+            Route(
+                "/_sandbox/graph/{version}/{path:path}",
+                self.graph,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route("/_sandbox/dialog", self.dialog, methods=["GET"]),
             Route("/_sandbox/dialog/finish", self.dialog_finish, methods=["POST"]),
             Route("/_sandbox/{name}", self.static, methods=["GET"]),

@@ -32,6 +32,10 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
         "edge_onboard/storage/sqlite.py",
         "edge_onboard/storage/mongo.py",
         "edge_onboard/config/settings.py",
+        "edge_onboard/pages/signup.html",
+        "edge_onboard/pages/signup.js",
+        "edge_onboard/pages/sandbox/sdk.js",
+        "edge_onboard/pages/sandbox/dialog.html",
     ):
         assert expected in names
     assert not any("tests/" in name for name in names)

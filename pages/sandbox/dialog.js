@@ -1,0 +1,76 @@
+// Sandbox stand-in for Meta's Embedded Signup popup. Reports to the opener the way Meta
+// does (a WA_EMBEDDED_SIGNUP session message), then hands the code to the fake SDK.
+(() => {
+  'use strict';
+
+  const $ = (id) => document.getElementById(id);
+  const q = new URLSearchParams(window.location.search);
+  const appId = q.get('app_id') || '';
+  const configId = q.get('config_id') || '';
+  const targetOrigin = q.get('origin') || window.location.origin;
+  const finishBtn = $('finish');
+  const cancelBtn = $('cancel');
+  const statusEl = $('dialog-status');
+
+  $('app-id').textContent = appId || '—';
+  $('config-id').textContent = configId || '—';
+  $('opener-origin').textContent = targetOrigin;
+  try {
+    $('extras').textContent = JSON.stringify(JSON.parse(q.get('extras') || '{}'), null, 2);
+  } catch (e) {
+    $('extras').textContent = q.get('extras') || '{}';
+  }
+
+  const setBusy = (busy) => { finishBtn.disabled = busy; cancelBtn.disabled = busy; };
+  const fail = (text) => {
+    statusEl.className = 'message error';
+    statusEl.textContent = text;
+    setBusy(false);
+  };
+
+  if (!window.opener) {
+    $('no-opener').classList.remove('hidden');
+    $('controls').disabled = true;
+    return;
+  }
+
+  const report = (session, code) => {
+    const opener = window.opener;
+    if (!opener) {
+      $('no-opener').classList.remove('hidden');
+      setBusy(false);
+      return;
+    }
+    opener.postMessage(JSON.stringify(Object.assign({ type: 'WA_EMBEDDED_SIGNUP' }, session)), targetOrigin);
+    opener.postMessage(JSON.stringify({ type: 'SANDBOX_LOGIN', code: code || null }), targetOrigin);
+    window.close();
+  };
+
+  finishBtn.addEventListener('click', () => {
+    setBusy(true);
+    statusEl.className = 'status';
+    statusEl.textContent = 'Finishing…';
+    fetch('/_sandbox/dialog/finish', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ scenario: $('scenario').value, app_id: appId, config_id: configId }),
+    })
+      .then((r) => {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      })
+      .then((resp) => report({ event: resp.event, data: resp.data || {} }, resp.code))
+      .catch((err) => {
+        fail('The sandbox could not finish (' + err.message + '). Try again or cancel.');
+      });
+  });
+
+  cancelBtn.addEventListener('click', () => {
+    setBusy(true);
+    try {
+      report({ event: 'CANCEL', data: { current_step: $('step').value } }, null);
+    } catch (err) {
+      fail('Could not report to the signup page (' + err.message + ').');
+    }
+  });
+})();
