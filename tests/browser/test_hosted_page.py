@@ -1,0 +1,239 @@
+"""The hosted page in real headless Chromium, against the service in sandbox mode:
+page → Meta popup (the sandbox's) → callback → redirect, and the ways it can fail."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests import services
+from tests.live import create_key, serve
+
+CHROMIUM = os.environ.get("EDGE_TEST_CHROMIUM", "/usr/lib/chromium/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+RETURN = "http://localhost:9/return"  # never reached: the test answers it in the browser
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        message = f"chromium not found at {CHROMIUM} (bash .ci/install-services.sh installs it)"
+        if services.services_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+class Site:
+    def __init__(self, base: str, key: str) -> None:
+        self.base = base
+        self.auth = {"Authorization": f"Bearer {key}"}
+
+    def link(self, **body: Any) -> dict[str, Any]:
+        payload = {"name": "Acme <Corp>", "externalId": "customer_123"}
+        payload.update(body)
+        response = httpx.post(f"{self.base}/v1/onboarding-links", json=payload, headers=self.auth)
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def get(self, link_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.base}/v1/onboarding-links/{link_id}", headers=self.auth)
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    cwd = tmp_path_factory.mktemp("browser")
+    key = create_key(cwd)
+    with serve(cwd, "--sandbox") as (base, _):
+        yield Site(base, key)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium logs every 4xx answer as "Failed to load resource"; those are expected here.
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    # The customer's return page, answered inside the browser.
+    context.route(
+        f"{RETURN}**", lambda route: route.fulfill(body="returned", content_type="text/plain")
+    )
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def run_popup(page: Any, *, scenario: str = "ok", cancel_step: str | None = None) -> None:
+    with page.expect_popup() as popup_info:
+        page.click("#connect")
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    assert "SANDBOX" in popup.content().upper()
+    if cancel_step:
+        popup.select_option("#step", cancel_step)
+        popup.click("#cancel")
+    else:
+        popup.select_option("#scenario", scenario)
+        popup.click("#finish")
+
+
+def query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+def test_success_redirects_with_the_result(site: Site, page: Any) -> None:
+    link = site.link(
+        redirectUrl=RETURN,
+        webhookUrl="https://hooks.example.com/x",
+        webhookEvents=["phone_number.connected"],
+    )
+    response = page.goto(link["hostedUrl"])
+    assert response.status == 200
+    assert response.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
+    assert "Acme <Corp>" in page.inner_text("h1")
+    assert page.is_visible(".sandbox-banner")
+    html = page.content()
+    assert link["webhookSecret"] not in html and site.auth["Authorization"][7:] not in html
+    page.wait_for_selector("#connect:enabled")
+
+    run_popup(page)
+    page.wait_for_url(f"{RETURN}**")
+    assert query(page.url) == {
+        "onboarding_link_id": [link["id"]],
+        "external_id": ["customer_123"],
+        "status": ["success"],
+    }
+    done = site.get(link["id"])
+    assert done["status"] == "completed" and done["isPhoneRegistered"] is True
+    assert done["phoneNumber"].startswith("+1555")
+
+    again = page.goto(link["hostedUrl"])
+    assert again.status == 200 and "Already connected" in page.content()
+
+
+def test_cancel_shows_retry_and_return_link(site: Site, page: Any) -> None:
+    link = site.link(redirectUrl=RETURN)
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    run_popup(page, cancel_step="PHONE_NUMBER_SETUP")
+    page.wait_for_selector("#retry", state="visible")
+    assert "PHONE_NUMBER_SETUP" in page.inner_text("#result")
+    href = page.get_attribute("#return-link", "href")
+    params = query(href)
+    assert params["status"] == ["error"] and params["error_code"] == ["signup_cancelled"]
+    assert params["onboarding_link_id"] == [link["id"]]
+    pending = site.get(link["id"])
+    assert pending["status"] == "pending"
+    assert pending["lastError"]["code"] == "signup_cancelled"
+
+    # "Try again", by keyboard, and this time finish: the link completes.
+    page.focus("#retry")
+    with page.expect_popup() as popup_info:
+        page.keyboard.press("Enter")
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    popup.click("#finish")
+    page.wait_for_url(f"{RETURN}**")
+    assert query(page.url)["status"] == ["success"]
+
+
+def test_errors_from_meta_and_from_our_checks(site: Site, page: Any) -> None:
+    link = site.link()  # no redirectUrl: results are shown on the page
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+
+    run_popup(page, scenario="meta_error")
+    page.wait_for_selector("#retry", state="visible")
+    assert "Meta" in page.inner_text("#result")
+    assert page.is_hidden("#return-link")
+    assert site.get(link["id"])["lastError"]["code"] == "meta_signup_error"
+
+    with page.expect_popup() as popup_info:
+        page.click("#retry")
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    popup.select_option("#scenario", "foreign_waba")
+    popup.click("#finish")
+    expect(page.locator("#result")).to_contain_text("not shared")
+    assert site.get(link["id"])["lastError"]["code"] == "waba_not_granted"
+    phones = httpx.get(f"{site.base}/v1/phones", headers=site.auth).json()["data"]
+    assert all(p["onboardingLinkId"] != link["id"] for p in phones)
+
+    with page.expect_popup() as popup_info:
+        page.click("#retry")
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    popup.select_option("#scenario", "register_fails")
+    popup.click("#finish")
+    page.wait_for_selector("#connect", state="hidden")
+    assert "connected" in page.inner_text("#result").lower()
+    done = site.get(link["id"])
+    assert done["status"] == "completed" and done["isPhoneRegistered"] is False
+
+
+def test_expired_and_unknown_links(site: Site, page: Any) -> None:
+    link = site.link()
+    httpx.delete(f"{site.base}/v1/onboarding-links/{link['id']}", headers=site.auth)
+    assert page.goto(link["hostedUrl"]).status == 410
+    assert "no longer valid" in page.content()
+    assert page.goto(f"{site.base}/signup/00000000-0000-4000-8000-000000000000").status == 404
+
+
+@pytest.fixture(scope="module")
+def blocked_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A real Meta configuration whose SDK cannot load (as behind an ad blocker)."""
+    cwd = tmp_path_factory.mktemp("blocked")
+    key = create_key(cwd)
+    env = {
+        "EDGE_META_APP_ID": "123",
+        "EDGE_META_APP_SECRET": "s3cret-app-secret",
+        "EDGE_META_CONFIG_ID": "456",
+        "EDGE_META_SDK_URL": "http://127.0.0.1:9/sdk.js",
+    }
+    with serve(cwd, env=env) as (base, _):
+        yield Site(base, key)
+
+
+def test_blocked_sdk_says_so(blocked_site: Site, browser: Any) -> None:
+    link = blocked_site.link()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(link["hostedUrl"])
+    expect(page.locator("#result")).to_contain_text("connect.facebook.net")
+    assert page.is_disabled("#connect")
+    assert "s3cret-app-secret" not in page.content()
+    context.close()
