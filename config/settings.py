@@ -66,6 +66,10 @@ class Settings:
     meta_verify_token: Secret | None = None
     webhook_allow_private: bool = False
     sandbox: bool = False
+    # `serve` also delivers webhooks unless EDGE_INPROCESS_DELIVERY=0 (separate workers).
+    inprocess_delivery: bool = True
+    # Seconds before each retry; only for tests and demos (EDGE_DELIVERY_SCHEDULE).
+    delivery_schedule: tuple[float, ...] | None = None
 
     @property
     def meta_configured(self) -> bool:
@@ -148,6 +152,8 @@ class Settings:
             raise ConfigError("EDGE_META_GRAPH_VERSION: must look like v25.0")
 
         sandbox_on = _bool(get("EDGE_SANDBOX"), "EDGE_SANDBOX") if sandbox is None else sandbox
+        inprocess = get("EDGE_INPROCESS_DELIVERY")
+        schedule = _schedule(get("EDGE_DELIVERY_SCHEDULE"))
         verify_token = get("EDGE_META_VERIFY_TOKEN")
 
         return cls(
@@ -172,6 +178,10 @@ class Settings:
                 get("EDGE_WEBHOOK_ALLOW_PRIVATE"), "EDGE_WEBHOOK_ALLOW_PRIVATE"
             ),
             sandbox=sandbox_on,
+            inprocess_delivery=True
+            if inprocess is None
+            else _bool(inprocess, "EDGE_INPROCESS_DELIVERY"),
+            delivery_schedule=schedule,
         )
 
 
@@ -184,6 +194,20 @@ def _bool(value: str | None, name: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(f"{name}: expected 1 or 0, got {value!r}")
+
+
+def _schedule(value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        delays = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"EDGE_DELIVERY_SCHEDULE: expected comma-separated seconds, got {value!r}"
+        ) from None
+    if not delays or any(d < 0 or d > 7 * 86400 for d in delays):
+        raise ConfigError("EDGE_DELIVERY_SCHEDULE: delays must be 0 to 604800 seconds")
+    return delays
 
 
 def _int(value: str | None, name: str, *, default: int, low: int, high: int) -> int:

@@ -21,6 +21,7 @@ from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services
 from edge_onboard.storage import LinkFilter, LinkStatus
 from edge_onboard.storage.models import VISIBLE_LINK_STATUSES
+from edge_onboard.webhooks import delivery_view, webhook_view
 
 READY_TIMEOUT = 2.0
 LIST_QUERY = frozenset({"page", "limit", "status", "externalId"})
@@ -95,10 +96,7 @@ async def delete_link(request: Request) -> Response:
 
 async def list_phones(request: Request) -> Response:
     services, principal = await _principal(request)
-    query = request.query_params
-    validation.reject_unknown(query.keys(), {"page", "limit"})
-    page = validation.query_int(query, "page", default=1, low=1, high=100_000)
-    limit = validation.query_int(query, "limit", default=20, low=1, high=100)
+    page, limit = _paging(request)
     phones, total = await services.storage.list_phones(
         principal.org_id, offset=(page - 1) * limit, limit=limit
     )
@@ -115,6 +113,87 @@ async def phone_health(request: Request) -> Response:
     services, principal = await _principal(request)
     report = await services.phones.health(principal.org_id, request.path_params["phone_id"])
     return responses.single(report)
+
+
+# Outgoing webhooks
+
+
+async def create_webhook(request: Request) -> Response:
+    services, principal = await _principal(request)
+    raw = await validation.read_body(request)
+
+    async def handler() -> JSONResponse:
+        body = validation.json_object(request, raw)
+        webhook, secret = await services.webhooks.create(principal.org_id, body)
+        # The secret is shown once, here.
+        return responses.single({**webhook_view(webhook), "secret": secret}, status_code=201)
+
+    return await run_idempotent(
+        request,
+        storage=services.storage,
+        clock=services.clock,
+        org_id=principal.org_id,
+        body=raw,
+        handler=handler,
+    )
+
+
+async def list_webhooks(request: Request) -> Response:
+    services, principal = await _principal(request)
+    page, limit = _paging(request)
+    webhooks, total = await services.storage.list_webhooks(
+        principal.org_id, offset=(page - 1) * limit, limit=limit
+    )
+    return responses.page([webhook_view(w) for w in webhooks], page=page, limit=limit, total=total)
+
+
+async def get_webhook(request: Request) -> Response:
+    services, principal = await _principal(request)
+    webhook = await services.webhooks.get(principal.org_id, request.path_params["webhook_id"])
+    return responses.single(webhook_view(webhook))
+
+
+async def update_webhook(request: Request) -> Response:
+    services, principal = await _principal(request)
+    body = validation.json_object(request, await validation.read_body(request))
+    webhook = await services.webhooks.update(
+        principal.org_id, request.path_params["webhook_id"], body
+    )
+    return responses.single(webhook_view(webhook))
+
+
+async def delete_webhook(request: Request) -> Response:
+    services, principal = await _principal(request)
+    webhook_id = request.path_params["webhook_id"]
+    await services.webhooks.delete(principal.org_id, webhook_id)
+    return responses.single({"id": webhook_id, "deleted": True})
+
+
+async def list_deliveries(request: Request) -> Response:
+    services, principal = await _principal(request)
+    webhook = await services.webhooks.get(principal.org_id, request.path_params["webhook_id"])
+    page, limit = _paging(request)
+    deliveries, total = await services.storage.list_deliveries(
+        webhook.id, offset=(page - 1) * limit, limit=limit
+    )
+    return responses.page(
+        [delivery_view(d) for d in deliveries], page=page, limit=limit, total=total
+    )
+
+
+async def retry_delivery(request: Request) -> Response:
+    services, principal = await _principal(request)
+    await validation.read_body(request)  # no parameters; any body is ignored
+    delivery = await services.webhooks.retry(principal.org_id, request.path_params["delivery_id"])
+    return responses.single(delivery_view(delivery), status_code=202)
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    query = request.query_params
+    validation.reject_unknown(query.keys(), {"page", "limit"})
+    page = validation.query_int(query, "page", default=1, low=1, high=100_000)
+    limit = validation.query_int(query, "limit", default=20, low=1, high=100)
+    return page, limit
 
 
 async def list_event_types(request: Request) -> Response:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,11 +23,14 @@ from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox, load_or_create_key_file
+from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
 from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
 from edge_onboard.links import LinkService
 from edge_onboard.meta import GraphClient
 from edge_onboard.middleware import RequestIdMiddleware
 from edge_onboard.phones import PhoneService
+from edge_onboard.queue import DeliveryQueue
+from edge_onboard.queue import from_url as queue_from_url
 from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
 from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
@@ -34,6 +38,7 @@ from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import MetaApp, Services
 from edge_onboard.storage import Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
+from edge_onboard.webhooks import WebhookService
 
 log = logging.getLogger("edge_onboard")
 
@@ -111,8 +116,14 @@ def create_app(
     storage: Storage | None = None,
     clock: Clock | None = None,
     redis: Any = None,
+    delivery_queue: DeliveryQueue | None = None,
+    deliver: bool | None = None,
 ) -> Starlette:
-    """Build the app. Anything not injected is made from ``settings`` at start-up."""
+    """Build the app. Anything not injected is made from ``settings`` at start-up.
+
+    ``deliver`` runs webhook delivery inside the app (default: ``inprocess_delivery``);
+    tests turn it off and drive the engine themselves.
+    """
     settings = settings or Settings.from_env()
     sandbox = SandboxMeta() if settings.sandbox else None
 
@@ -127,6 +138,23 @@ def create_app(
         now = clock or system_clock
         meta_app, graph = _meta(settings, sandbox)
         links = LinkService(store, now, box, settings.public_url)
+        queue = (
+            delivery_queue
+            if delivery_queue is not None
+            else queue_from_url(settings.redis_url.reveal() if settings.redis_url else None)
+        )
+        sender = Sender(allow_private=settings.webhook_allow_private)
+        engine = DeliveryEngine(
+            storage=store,
+            queue=queue,
+            clock=now,
+            box=box,
+            sender=sender,
+            schedule=settings.delivery_schedule or SCHEDULE,
+        )
+        webhooks = WebhookService(
+            store, now, box, engine, allow_private=settings.webhook_allow_private
+        )
         app.state.services = Services(
             settings=settings,
             storage=store,
@@ -135,16 +163,31 @@ def create_app(
             links=links,
             phones=PhoneService(store, now, box, graph),
             completion=CompletionService(
-                storage=store, clock=now, box=box, links=links, settings=settings, graph=graph
+                storage=store,
+                clock=now,
+                box=box,
+                links=links,
+                settings=settings,
+                graph=graph,
+                webhooks=webhooks,
             ),
+            webhooks=webhooks,
+            engine=engine,
             meta_app=meta_app,
             graph=graph,
             sandbox=sandbox,
             redis=redis_client,
         )
         try:
-            yield
+            async with anyio.create_task_group() as tg:
+                if deliver if deliver is not None else settings.inprocess_delivery:
+                    tg.start_soon(engine.run)
+                yield
+                tg.cancel_scope.cancel()
         finally:
+            await sender.aclose()
+            if delivery_queue is None:
+                await queue.close()
             if graph is not None:
                 await graph.aclose()
             if redis_client is not None and redis is None:
@@ -166,6 +209,17 @@ def create_app(
         Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/static/{name}", hosted.static_asset, methods=["GET"]),
         Route("/webhook/phone/{phone_id}", hosted.phone_webhook_handshake, methods=["GET"]),
+        _resource("/v1/outgoing-webhooks", GET=api.list_webhooks, POST=api.create_webhook),
+        _resource(
+            "/v1/outgoing-webhooks/{webhook_id}",
+            GET=api.get_webhook,
+            PATCH=api.update_webhook,
+            DELETE=api.delete_webhook,
+        ),
+        Route(
+            "/v1/outgoing-webhooks/{webhook_id}/deliveries", api.list_deliveries, methods=["GET"]
+        ),
+        Route("/v1/webhook-deliveries/{delivery_id}/retry", api.retry_delivery, methods=["POST"]),
     ]
     if sandbox is not None:
         routes.extend(sandbox.routes())

@@ -38,6 +38,7 @@ from edge_onboard.storage import (
     Storage,
     Waba,
 )
+from edge_onboard.webhooks import WebhookService, new_event, plan_deliveries
 
 log = logging.getLogger("edge_onboard.completion")
 T = TypeVar("T")
@@ -117,6 +118,14 @@ def parse_callback(body: Mapping[str, Any]) -> Finish | Abandon:
     return Finish(code, waba_id, phone_id, business_id, event.upper())
 
 
+_ID_NAMESPACE = uuid.UUID("6f1c1f5e-9d1e-4c55-9a38-0e7d2b1f3a10")
+
+
+def record_id(kind: str, org_id: str, meta_id: str) -> str:
+    """A stable record id for a Meta object within an organisation."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{kind}:{org_id}:{meta_id}"))
+
+
 def redirect_url(
     link: OnboardingLink, *, ok: bool, code: str | None = None, message: str | None = None
 ) -> str | None:
@@ -147,7 +156,9 @@ class CompletionService:
         links: LinkService,
         settings: Settings,
         graph: GraphClient | None,
+        webhooks: WebhookService,
     ) -> None:
+        self.webhooks = webhooks
         self.storage = storage
         self.clock = clock
         self.box = box
@@ -298,7 +309,10 @@ class CompletionService:
         )
 
         existing = await self.storage.find_phone_by_meta_id(link.org_id, info.id)
-        phone_id = existing.id if existing else str(uuid.uuid4())
+        # Ids derived from the Meta ids within the organisation: a number connected again
+        # gets the same record (and webhook URL), even when two signups race.
+        phone_id = existing.id if existing else record_id("phone", link.org_id, info.id)
+        waba_record_id = record_id("waba", link.org_id, report.waba_id)
         await _meta(
             graph.set_phone_webhook(
                 info.id,
@@ -338,12 +352,41 @@ class CompletionService:
         now = self.clock()
         phone_number = e164(details.display_phone_number or info.display_phone_number)
         org = link.org_id
+        webhook = None
+        if link.webhook_url and link.webhook_secret_enc and link.webhook_events:
+            webhook = self.webhooks.build(
+                org,
+                link.webhook_url,
+                link.webhook_events,
+                self.box.decrypt(link.webhook_secret_enc, context=link.id),
+                waba_id=waba_record_id,
+                onboarding_link_id=link.id,
+            )
+        event = new_event(
+            org,
+            "phone_number.connected",
+            {
+                "onboardingLinkId": link.id,
+                "externalId": link.external_id,
+                "phoneNumberId": phone_id,
+                "phoneNumber": phone_number,
+                "wabaId": waba_record_id,
+                "metaWabaId": report.waba_id,
+                "isPhoneRegistered": registered,
+            },
+            waba_record_id,
+            self.clock,
+        )
+        # The link's own webhook comes first, so it gets this event too when it asked for it.
+        endpoints = [webhook] if webhook else []
+        endpoints += await self.storage.active_webhooks(org)
+        deliveries = plan_deliveries(event, endpoints)
         completion = Completion(
             org_id=org,
             link_id=link.id,
             claim_id=claim_id,
             waba=Waba(
-                id=str(uuid.uuid4()),
+                id=waba_record_id,
                 org_id=org,
                 meta_waba_id=report.waba_id,
                 meta_business_id=report.business_id,
@@ -382,7 +425,11 @@ class CompletionService:
                 "last_error": None,
                 "claim_id": None,
                 "claimed_until": None,
+                "outgoing_webhook_id": webhook.id if webhook else None,
             },
+            webhook=webhook,
+            event=event,
+            deliveries=deliveries,
         )
         done = await self.storage.complete_link(completion)
         if done is None:
@@ -392,6 +439,7 @@ class CompletionService:
         log.info(
             "link completed link=%s phone=%s registered=%s", link.id, done.phone.id, registered
         )
+        await self.webhooks.engine.dispatch(deliveries)
         return Outcome(200, {"status": "success", "redirectUrl": redirect_url(done.link, ok=True)})
 
 

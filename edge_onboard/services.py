@@ -11,10 +11,12 @@ from edge_onboard.clock import Clock
 from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox
+from edge_onboard.delivery import DeliveryEngine
 from edge_onboard.links import LinkService
 from edge_onboard.meta import GraphClient
 from edge_onboard.phones import PhoneService
 from edge_onboard.storage import Storage
+from edge_onboard.webhooks import WebhookService
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -39,6 +41,8 @@ class Services:
     links: LinkService
     phones: PhoneService
     completion: CompletionService
+    webhooks: WebhookService
+    engine: DeliveryEngine
     meta_app: MetaApp | None = None
     graph: GraphClient | None = None
     sandbox: SandboxMeta | None = None

@@ -8,16 +8,19 @@ race (a status change and a delete both guarded by the current status, in the st
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from edge_onboard.storage.models import (
     ApiKey,
+    Delivery,
+    Event,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    OutgoingWebhook,
     Phone,
     Waba,
 )
@@ -83,6 +86,10 @@ class Completion:
     waba: Waba
     phone: Phone
     link_changes: Mapping[str, Any]
+    # The outgoing webhook made from the link's webhookUrl, the event and its deliveries.
+    webhook: OutgoingWebhook | None = None
+    event: Event | None = None
+    deliveries: Sequence[Delivery] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -158,6 +165,47 @@ class Storage(Protocol):
         """A page of the organisation's phones, newest first, and the total count."""
 
     async def get_waba(self, waba_id: str) -> Waba | None: ...
+
+    # Outgoing webhooks
+    async def insert_webhook(self, webhook: OutgoingWebhook) -> None: ...
+
+    async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
+        """The webhook whatever its organisation (deleted ones included)."""
+
+    async def list_webhooks(
+        self, org_id: str, *, offset: int, limit: int
+    ) -> tuple[list[OutgoingWebhook], int]:
+        """A page of the organisation's webhooks (not deleted), newest first, and the total."""
+
+    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+        """Every active, not deleted webhook of the organisation."""
+
+    async def update_webhook(
+        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+    ) -> OutgoingWebhook | None:
+        """Apply ``changes`` to a not-deleted webhook; the updated one or None."""
+
+    # Events and deliveries
+    async def record_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+        """Write the event and its deliveries together (one transaction)."""
+
+    async def get_event(self, event_id: str) -> Event | None: ...
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    async def list_deliveries(
+        self, webhook_id: str, *, offset: int, limit: int
+    ) -> tuple[list[Delivery], int]:
+        """A page of the webhook's deliveries, newest first, and the total."""
+
+    async def update_delivery(
+        self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None
+    ) -> Delivery | None:
+        """Apply ``changes``; with ``expect_attempts``, only if the attempt count still matches
+        (two workers racing on one delivery count one attempt, not two)."""
+
+    async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
+        """Pending deliveries due before ``before``, earliest first: the outbox to re-queue."""
 
     # Idempotency
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,12 +21,17 @@ from edge_onboard.storage.base import (
 )
 from edge_onboard.storage.models import (
     ApiKey,
+    Delivery,
+    DeliveryStatus,
+    Event,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    OutgoingWebhook,
     Phone,
     Waba,
+    WebhookStatus,
 )
 
 
@@ -38,6 +43,9 @@ class MemoryStorage:
         self._idem: dict[tuple[str, str], IdempotencyRecord] = {}
         self._wabas: dict[str, Waba] = {}
         self._phones: dict[str, Phone] = {}
+        self._webhooks: dict[str, OutgoingWebhook] = {}
+        self._events: dict[str, Event] = {}
+        self._deliveries: dict[str, Delivery] = {}
 
     async def open(self) -> None:
         return None
@@ -161,6 +169,10 @@ class MemoryStorage:
         changes.update(phone_number_id=phone.id, waba_id=waba.id)
         updated = dataclasses.replace(link, **copy.deepcopy(changes))
         self._links[link.id] = updated
+        if completion.webhook is not None:
+            self._webhooks[completion.webhook.id] = copy.deepcopy(completion.webhook)
+        if completion.event is not None:
+            self._store_event(completion.event, completion.deliveries)
         return Completed(copy.deepcopy(updated), copy.deepcopy(waba), copy.deepcopy(phone))
 
     async def get_phone(self, phone_id: str) -> Phone | None:
@@ -173,6 +185,84 @@ class MemoryStorage:
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         return copy.deepcopy(self._wabas.get(waba_id))
+
+    async def insert_webhook(self, webhook: OutgoingWebhook) -> None:
+        if webhook.id in self._webhooks:
+            raise DuplicateError(f"webhook {webhook.id} exists")
+        self._webhooks[webhook.id] = copy.deepcopy(webhook)
+
+    async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
+        return copy.deepcopy(self._webhooks.get(webhook_id))
+
+    async def list_webhooks(
+        self, org_id: str, *, offset: int, limit: int
+    ) -> tuple[list[OutgoingWebhook], int]:
+        rows = [w for w in self._webhooks.values() if w.org_id == org_id and not w.deleted_at]
+        rows.sort(key=lambda w: (w.created_at, w.id), reverse=True)
+        return [copy.deepcopy(w) for w in rows[offset : offset + limit]], len(rows)
+
+    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+        return [
+            copy.deepcopy(w)
+            for w in self._webhooks.values()
+            if w.org_id == org_id and w.status is WebhookStatus.ACTIVE and not w.deleted_at
+        ]
+
+    async def update_webhook(
+        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+    ) -> OutgoingWebhook | None:
+        webhook = self._webhooks.get(webhook_id)
+        if webhook is None or webhook.org_id != org_id or webhook.deleted_at is not None:
+            return None
+        updated = dataclasses.replace(webhook, **copy.deepcopy(dict(changes)))
+        self._webhooks[webhook_id] = updated
+        return copy.deepcopy(updated)
+
+    def _store_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+        if event.id in self._events or any(d.id in self._deliveries for d in deliveries):
+            raise DuplicateError(f"event {event.id} exists")
+        self._events[event.id] = copy.deepcopy(event)
+        for delivery in deliveries:
+            self._deliveries[delivery.id] = copy.deepcopy(delivery)
+
+    async def record_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+        self._store_event(event, deliveries)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return copy.deepcopy(self._events.get(event_id))
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        return copy.deepcopy(self._deliveries.get(delivery_id))
+
+    async def list_deliveries(
+        self, webhook_id: str, *, offset: int, limit: int
+    ) -> tuple[list[Delivery], int]:
+        rows = [d for d in self._deliveries.values() if d.webhook_id == webhook_id]
+        rows.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        return [copy.deepcopy(d) for d in rows[offset : offset + limit]], len(rows)
+
+    async def update_delivery(
+        self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None
+    ) -> Delivery | None:
+        delivery = self._deliveries.get(delivery_id)
+        if delivery is None or (
+            expect_attempts is not None and delivery.attempts != expect_attempts
+        ):
+            return None
+        updated = dataclasses.replace(delivery, **copy.deepcopy(dict(changes)))
+        self._deliveries[delivery_id] = updated
+        return copy.deepcopy(updated)
+
+    async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
+        rows = [
+            d
+            for d in self._deliveries.values()
+            if d.status is DeliveryStatus.PENDING
+            and d.next_attempt_at is not None
+            and d.next_attempt_at <= before
+        ]
+        rows.sort(key=lambda d: (d.next_attempt_at or before, d.id))
+        return [copy.deepcopy(d) for d in rows[:limit]]
 
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         existing = self._idem.get((record.org_id, record.key))

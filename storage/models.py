@@ -183,3 +183,83 @@ class Phone(_Record):
 
     def __post_init__(self) -> None:
         self.status = PhoneStatus(self.status)
+
+
+class WebhookStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+@dataclasses.dataclass(slots=True)
+class OutgoingWebhook(_Record):
+    """A customer endpoint that receives signed events."""
+
+    id: str
+    org_id: str
+    url: str
+    # Encrypted (context: "webhook:{id}"); the signing key is its UTF-8 bytes.
+    secret_enc: str
+    events: list[str]
+    status: WebhookStatus
+    created_at: datetime
+    updated_at: datetime
+    # Scope: only events of this WABA (our record id); None = the whole organisation.
+    waba_id: str | None = None
+    # Set when created from an onboarding link's webhookUrl.
+    onboarding_link_id: str | None = None
+    disabled_reason: str | None = None
+    deleted_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.status = WebhookStatus(self.status)
+
+    def wants(self, event_type: str, waba_id: str | None) -> bool:
+        return (
+            self.status is WebhookStatus.ACTIVE
+            and self.deleted_at is None
+            and event_type in self.events
+            and (self.waba_id is None or self.waba_id == waba_id)
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class Event(_Record):
+    """An outbox entry: written in the same transaction as the change it reports."""
+
+    id: str
+    org_id: str
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+    # The WABA (our record id) the event concerns, for WABA-scoped webhooks.
+    waba_id: str | None = None
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(slots=True)
+class Delivery(_Record):
+    """One event for one endpoint, with its attempts; the durable truth behind the queue."""
+
+    id: str
+    org_id: str
+    event_id: str
+    webhook_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    # [{"at", "statusCode", "error", "durationMs"}], newest last, capped.
+    attempt_log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = DeliveryStatus(self.status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +28,13 @@ from edge_onboard.storage.base import (
 )
 from edge_onboard.storage.models import (
     ApiKey,
+    Delivery,
+    Event,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    OutgoingWebhook,
     Phone,
     Waba,
 )
@@ -126,6 +129,9 @@ class MongoStorage:
         self.idem = self.db["idempotency_records"]
         self.wabas = self.db["wabas"]
         self.phones = self.db["phones"]
+        self.webhooks = self.db["outgoing_webhooks"]
+        self.events = self.db["events"]
+        self.deliveries = self.db["webhook_deliveries"]
 
     @classmethod
     def from_url(cls, url: str) -> MongoStorage:
@@ -153,6 +159,15 @@ class MongoStorage:
             )
             await self.phones.create_index(
                 [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+            )
+            await self.webhooks.create_index(
+                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+            )
+            await self.deliveries.create_index(
+                [("webhook_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+            )
+            await self.deliveries.create_index(
+                [("status", ASCENDING), ("next_attempt_at", ASCENDING)]
             )
             # MongoDB removes expired idempotency records by itself.
             await self.idem.create_index("expires_at", expireAfterSeconds=0)
@@ -313,6 +328,12 @@ class MongoStorage:
             )
             if link is None:
                 raise _ClaimLost
+            if completion.webhook is not None:
+                await self.webhooks.insert_one(
+                    _to_mongo(completion.webhook.to_doc()), session=session
+                )
+            if completion.event is not None:
+                await self._insert_event(completion.event, completion.deliveries, session)
             return Completed(
                 OnboardingLink.from_doc(_from_mongo(link)),
                 Waba.from_doc(_from_mongo(waba)),
@@ -348,6 +369,118 @@ class MongoStorage:
         with _errors():
             doc = await self.wabas.find_one({"_id": waba_id})
         return Waba.from_doc(_from_mongo(doc)) if doc else None
+
+    # Outgoing webhooks
+
+    async def insert_webhook(self, webhook: OutgoingWebhook) -> None:
+        with _errors():
+            await self.webhooks.insert_one(_to_mongo(webhook.to_doc()))
+
+    async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
+        with _errors():
+            doc = await self.webhooks.find_one({"_id": webhook_id})
+        return OutgoingWebhook.from_doc(_from_mongo(doc)) if doc else None
+
+    async def list_webhooks(
+        self, org_id: str, *, offset: int, limit: int
+    ) -> tuple[list[OutgoingWebhook], int]:
+        query = {"org_id": org_id, "deleted_at": None}
+        with _errors():
+            total = await self.webhooks.count_documents(query)
+            cursor = (
+                self.webhooks.find(query)
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                .skip(offset)
+                .limit(limit)
+            )
+            docs = await cursor.to_list(None)
+        return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs], total
+
+    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+        with _errors():
+            docs = await self.webhooks.find(
+                {"org_id": org_id, "deleted_at": None, "status": "active"}
+            ).to_list(None)
+        return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs]
+
+    async def update_webhook(
+        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+    ) -> OutgoingWebhook | None:
+        with _errors():
+            doc = await self.webhooks.find_one_and_update(
+                {"_id": webhook_id, "org_id": org_id, "deleted_at": None},
+                {"$set": {k: _native(v) for k, v in changes.items()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return OutgoingWebhook.from_doc(_from_mongo(doc)) if doc else None
+
+    # Events and deliveries
+
+    async def _insert_event(
+        self, event: Event, deliveries: Sequence[Delivery], session: AsyncClientSession
+    ) -> None:
+        await self.events.insert_one(_to_mongo(event.to_doc()), session=session)
+        if deliveries:
+            await self.deliveries.insert_many(
+                [_to_mongo(d.to_doc()) for d in deliveries], session=session
+            )
+
+    async def record_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+        async def apply(session: AsyncClientSession) -> None:
+            await self._insert_event(event, deliveries, session)
+
+        with _errors():
+            async with self.client.start_session() as session:
+                await session.with_transaction(apply)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        with _errors():
+            doc = await self.events.find_one({"_id": event_id})
+        return Event.from_doc(_from_mongo(doc)) if doc else None
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        with _errors():
+            doc = await self.deliveries.find_one({"_id": delivery_id})
+        return Delivery.from_doc(_from_mongo(doc)) if doc else None
+
+    async def list_deliveries(
+        self, webhook_id: str, *, offset: int, limit: int
+    ) -> tuple[list[Delivery], int]:
+        query = {"webhook_id": webhook_id}
+        with _errors():
+            total = await self.deliveries.count_documents(query)
+            cursor = (
+                self.deliveries.find(query)
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                .skip(offset)
+                .limit(limit)
+            )
+            docs = await cursor.to_list(None)
+        return [Delivery.from_doc(_from_mongo(d)) for d in docs], total
+
+    async def update_delivery(
+        self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None
+    ) -> Delivery | None:
+        query: Doc = {"_id": delivery_id}
+        if expect_attempts is not None:
+            query["attempts"] = expect_attempts
+        with _errors():
+            doc = await self.deliveries.find_one_and_update(
+                query,
+                {"$set": {k: _native(v) for k, v in changes.items()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return Delivery.from_doc(_from_mongo(doc)) if doc else None
+
+    async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
+        with _errors():
+            docs = await (
+                self.deliveries.find({"status": "pending", "next_attempt_at": {"$lte": before}})
+                .sort([("next_attempt_at", ASCENDING), ("_id", ASCENDING)])
+                .limit(limit)
+                .to_list(None)
+            )
+        return [Delivery.from_doc(_from_mongo(d)) for d in docs]
 
     # Idempotency
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,10 +31,13 @@ from edge_onboard.storage.base import (
 )
 from edge_onboard.storage.models import (
     ApiKey,
+    Delivery,
+    Event,
     IdempotencyRecord,
     LinkStatus,
     OnboardingLink,
     Organization,
+    OutgoingWebhook,
     Phone,
     Waba,
 )
@@ -94,6 +97,33 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (org_id, meta_phone_number_id)
     );
     CREATE INDEX phones_org_created ON phones (org_id, created_at DESC, id DESC);
+    """,
+    """
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX webhooks_org_created ON webhooks (org_id, created_at DESC, id DESC);
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER,
+        created_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at DESC, id DESC);
+    CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
     """,
 )
 
@@ -431,6 +461,10 @@ class SQLiteStorage:
                 " WHERE id = ?",
                 (status, external_id, expires_at, body, updated.id),
             )
+            if completion.webhook is not None:
+                _insert_webhook(c, completion.webhook)
+            if completion.event is not None:
+                _insert_event(c, completion.event, completion.deliveries)
             c.execute("COMMIT")
             return Completed(updated, waba, phone)
 
@@ -465,6 +499,154 @@ class SQLiteStorage:
             lambda c: c.execute("SELECT doc FROM wabas WHERE id = ?", (waba_id,)).fetchone()
         )
         return Waba.from_doc(_load(row[0])) if row else None
+
+    # Outgoing webhooks
+
+    async def insert_webhook(self, webhook: OutgoingWebhook) -> None:
+        await self._run(lambda c: _insert_webhook(c, webhook))
+
+    async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT doc FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
+        )
+        return OutgoingWebhook.from_doc(_load(row[0])) if row else None
+
+    async def list_webhooks(
+        self, org_id: str, *, offset: int, limit: int
+    ) -> tuple[list[OutgoingWebhook], int]:
+        def op(c: sqlite3.Connection) -> tuple[list[OutgoingWebhook], int]:
+            c.execute("BEGIN")
+            try:
+                total = c.execute(
+                    "SELECT COUNT(*) FROM webhooks WHERE org_id = ? AND deleted = 0", (org_id,)
+                ).fetchone()
+                rows = c.execute(
+                    "SELECT doc FROM webhooks WHERE org_id = ? AND deleted = 0"
+                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (org_id, limit, offset),
+                ).fetchall()
+            finally:
+                c.execute("COMMIT")
+            return [OutgoingWebhook.from_doc(_load(r[0])) for r in rows], int(total[0])
+
+        return await self._run(op)
+
+    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM webhooks WHERE org_id = ? AND deleted = 0 AND status = 'active'",
+                (org_id,),
+            ).fetchall()
+        )
+        return [OutgoingWebhook.from_doc(_load(r[0])) for r in rows]
+
+    async def update_webhook(
+        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+    ) -> OutgoingWebhook | None:
+        def op(c: sqlite3.Connection) -> OutgoingWebhook | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "SELECT doc FROM webhooks WHERE id = ? AND org_id = ? AND deleted = 0",
+                (webhook_id, org_id),
+            ).fetchone()
+            if row is None:
+                c.execute("COMMIT")
+                return None
+            doc = _load(row[0])
+            doc.update(changes)
+            webhook = OutgoingWebhook.from_doc(doc)
+            c.execute(
+                "UPDATE webhooks SET status = ?, deleted = ?, doc = ? WHERE id = ?",
+                (
+                    webhook.status.value,
+                    int(webhook.deleted_at is not None),
+                    _dump(webhook.to_doc()),
+                    webhook_id,
+                ),
+            )
+            c.execute("COMMIT")
+            return webhook
+
+        return await self._run(op)
+
+    # Events and deliveries
+
+    async def record_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            _insert_event(c, event, deliveries)
+            c.execute("COMMIT")
+
+        await self._run(op)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT doc FROM events WHERE id = ?", (event_id,)).fetchone()
+        )
+        return Event.from_doc(_load(row[0])) if row else None
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+        )
+        return Delivery.from_doc(_load(row[0])) if row else None
+
+    async def list_deliveries(
+        self, webhook_id: str, *, offset: int, limit: int
+    ) -> tuple[list[Delivery], int]:
+        def op(c: sqlite3.Connection) -> tuple[list[Delivery], int]:
+            c.execute("BEGIN")
+            try:
+                total = c.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE webhook_id = ?", (webhook_id,)
+                ).fetchone()
+                rows = c.execute(
+                    "SELECT doc FROM deliveries WHERE webhook_id = ?"
+                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (webhook_id, limit, offset),
+                ).fetchall()
+            finally:
+                c.execute("COMMIT")
+            return [Delivery.from_doc(_load(r[0])) for r in rows], int(total[0])
+
+        return await self._run(op)
+
+    async def update_delivery(
+        self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None
+    ) -> Delivery | None:
+        def op(c: sqlite3.Connection) -> Delivery | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute("SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            delivery = Delivery.from_doc(_load(row[0])) if row else None
+            if delivery is None or (
+                expect_attempts is not None and delivery.attempts != expect_attempts
+            ):
+                c.execute("COMMIT")
+                return None
+            doc = delivery.to_doc()
+            doc.update(changes)
+            updated = Delivery.from_doc(doc)
+            c.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, doc = ?"
+                " WHERE id = ?",
+                (*_delivery_row(updated)[2:5], _dump(updated.to_doc()), delivery_id),
+            )
+            c.execute("COMMIT")
+            return updated
+
+        return await self._run(op)
+
+    async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (_ms(before), limit),
+            ).fetchall()
+        )
+        return [Delivery.from_doc(_load(r[0])) for r in rows]
 
     # Idempotency
 
@@ -531,6 +713,46 @@ def _link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int
         _ms(link.created_at),
         _ms(link.expires_at),
         _dump(link.to_doc()),
+    )
+
+
+def _insert_webhook(c: sqlite3.Connection, webhook: OutgoingWebhook) -> None:
+    c.execute(
+        "INSERT INTO webhooks (id, org_id, status, deleted, created_at, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            webhook.id,
+            webhook.org_id,
+            webhook.status.value,
+            int(webhook.deleted_at is not None),
+            _ms(webhook.created_at),
+            _dump(webhook.to_doc()),
+        ),
+    )
+
+
+def _delivery_row(d: Delivery) -> tuple[str, str, str, int, int | None, int, str]:
+    return (
+        d.id,
+        d.webhook_id,
+        d.status.value,
+        d.attempts,
+        _ms(d.next_attempt_at) if d.next_attempt_at else None,
+        _ms(d.created_at),
+        _dump(d.to_doc()),
+    )
+
+
+def _insert_event(c: sqlite3.Connection, event: Event, deliveries: Sequence[Delivery]) -> None:
+    c.execute(
+        "INSERT INTO events (id, org_id, doc) VALUES (?, ?, ?)",
+        (event.id, event.org_id, _dump(event.to_doc())),
+    )
+    c.executemany(
+        "INSERT INTO deliveries"
+        " (id, webhook_id, status, attempts, next_attempt_at, created_at, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [_delivery_row(d) for d in deliveries],
     )
 
 

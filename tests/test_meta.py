@@ -104,6 +104,7 @@ async def test_final_errors_are_not_retried(code: int) -> None:
     graph, sleeps = client(handler)
     with pytest.raises(GraphError) as info:
         await graph.register_phone("1", "tok", "123456")
+    assert sleeps == []
     assert calls == [1] and not info.value.retryable and not info.value.unreachable
     assert info.value.code == code
 

@@ -1,0 +1,23 @@
+"""The delivery queue: which webhook deliveries are due, and who is working on which.
+
+Storage holds the truth (each delivery's status, attempts and next attempt); the
+queue only dispatches. Losing it (a Redis restart) loses no delivery: the engine
+re-queues due ones from storage.
+"""
+
+from __future__ import annotations
+
+from edge_onboard.queue.base import DeliveryQueue
+
+__all__ = ["DeliveryQueue", "from_url"]
+
+
+def from_url(url: str | None) -> DeliveryQueue:
+    """Redis for ``redis://``/``rediss://``, in-process for None."""
+    if url is None:
+        from edge_onboard.queue.memory import MemoryQueue
+
+        return MemoryQueue()
+    from edge_onboard.queue.redis import RedisQueue
+
+    return RedisQueue.from_url(url)

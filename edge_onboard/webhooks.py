@@ -1,0 +1,249 @@
+"""Outgoing webhooks: the API over endpoints and deliveries, and recording events.
+
+``emit`` is how the rest of the service reports something: it fans the event out to
+every active endpoint of the organisation subscribed to it (and in scope, for
+WABA-scoped ones), writes the event and its deliveries together, then queues them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from edge_onboard import validation as v
+from edge_onboard.clock import Clock, isoformat
+from edge_onboard.crypto import SecretBox
+from edge_onboard.delivery import DeliveryEngine, webhook_secret_context
+from edge_onboard.errors import ApiError, invalid, not_found
+from edge_onboard.events import EVENT_TYPES
+from edge_onboard.links import UUID_RE, generate_webhook_secret
+from edge_onboard.storage import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    OutgoingWebhook,
+    Storage,
+    WebhookStatus,
+)
+from edge_onboard.urls import check_webhook_url
+
+CREATE_FIELDS = frozenset({"url", "events", "wabaId", "secret"})
+UPDATE_FIELDS = frozenset({"url", "events", "wabaId", "status"})
+
+
+def new_event(
+    org_id: str, type: str, data: dict[str, Any], waba_id: str | None, clock: Clock
+) -> Event:
+    return Event(
+        id="evt_" + uuid.uuid4().hex,
+        org_id=org_id,
+        type=type,
+        data=data,
+        created_at=clock(),
+        waba_id=waba_id,
+    )
+
+
+def plan_deliveries(event: Event, webhooks: Sequence[OutgoingWebhook]) -> list[Delivery]:
+    """One pending delivery per endpoint that wants ``event``, due at once."""
+    return [
+        Delivery(
+            id=str(uuid.uuid4()),
+            org_id=event.org_id,
+            event_id=event.id,
+            webhook_id=webhook.id,
+            event_type=event.type,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=event.created_at,
+            created_at=event.created_at,
+            updated_at=event.created_at,
+        )
+        for webhook in webhooks
+        if webhook.wants(event.type, event.waba_id)
+    ]
+
+
+def webhook_view(webhook: OutgoingWebhook) -> dict[str, Any]:
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": webhook.events,
+        "wabaId": webhook.waba_id,
+        "status": webhook.status.value,
+        "createdAt": isoformat(webhook.created_at),
+    }
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "webhookId": delivery.webhook_id,
+        "eventId": delivery.event_id,
+        "event": delivery.event_type,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "nextAttemptAt": isoformat(delivery.next_attempt_at),
+        "lastAttemptAt": isoformat(delivery.last_attempt_at),
+        "lastStatusCode": delivery.last_status_code,
+        "lastError": delivery.last_error,
+        "createdAt": isoformat(delivery.created_at),
+        "attemptLog": delivery.attempt_log,
+    }
+
+
+def _events(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise invalid("'events' must be a non-empty list of event types.", param="events")
+    seen: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or item not in EVENT_TYPES:
+            raise invalid(f"Unknown event type {item!r}; see GET /v1/event-types.", param="events")
+        if item in seen:
+            raise invalid(f"Event type {item!r} is listed twice.", param="events")
+        seen.append(item)
+    return seen
+
+
+class WebhookService:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        box: SecretBox,
+        engine: DeliveryEngine,
+        *,
+        allow_private: bool,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.box = box
+        self.engine = engine
+        self.allow_private = allow_private
+
+    def build(
+        self,
+        org_id: str,
+        url: str,
+        events: list[str],
+        secret: str,
+        *,
+        waba_id: str | None = None,
+        onboarding_link_id: str | None = None,
+    ) -> OutgoingWebhook:
+        now = self.clock()
+        webhook_id = str(uuid.uuid4())
+        return OutgoingWebhook(
+            id=webhook_id,
+            org_id=org_id,
+            url=url,
+            secret_enc=self.box.encrypt(secret, context=webhook_secret_context(webhook_id)),
+            events=events,
+            status=WebhookStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+            waba_id=waba_id,
+            onboarding_link_id=onboarding_link_id,
+        )
+
+    async def _waba(self, org_id: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not UUID_RE.match(value):
+            raise invalid("'wabaId' must be the id of one of your WABAs.", param="wabaId")
+        waba = await self.storage.get_waba(value)
+        if waba is None or waba.org_id != org_id:
+            raise invalid(f"No such WABA: '{value}'.", param="wabaId")
+        return value
+
+    async def create(self, org_id: str, body: dict[str, Any]) -> tuple[OutgoingWebhook, str]:
+        v.reject_unknown(body, CREATE_FIELDS)
+        if body.get("url") is None:
+            raise invalid("Missing required param: url.", param="url", code="parameter_missing")
+        url = await check_webhook_url(body["url"], allow_private=self.allow_private, param="url")
+        if body.get("events") is None:
+            raise invalid(
+                "Missing required param: events.", param="events", code="parameter_missing"
+            )
+        events = _events(body["events"])
+        waba_id = await self._waba(org_id, body.get("wabaId"))
+        secret = (
+            v.string(body, "secret", min_length=16, max_length=256) or generate_webhook_secret()
+        )
+        webhook = self.build(org_id, url, events, secret, waba_id=waba_id)
+        await self.storage.insert_webhook(webhook)
+        return webhook, secret
+
+    async def get(self, org_id: str, webhook_id: str) -> OutgoingWebhook:
+        webhook = await self.storage.get_webhook(webhook_id) if UUID_RE.match(webhook_id) else None
+        if webhook is None or webhook.org_id != org_id or webhook.deleted_at is not None:
+            raise not_found("outgoing webhook", webhook_id, param="id")
+        return webhook
+
+    async def update(self, org_id: str, webhook_id: str, body: dict[str, Any]) -> OutgoingWebhook:
+        await self.get(org_id, webhook_id)
+        v.reject_unknown(body, UPDATE_FIELDS)
+        changes: dict[str, Any] = {}
+        if "url" in body:
+            changes["url"] = await check_webhook_url(
+                body["url"], allow_private=self.allow_private, param="url"
+            )
+        if "events" in body:
+            changes["events"] = _events(body["events"])
+        if "wabaId" in body:
+            changes["waba_id"] = await self._waba(org_id, body["wabaId"])
+        if "status" in body:
+            status = body["status"]
+            if status not in {s.value for s in WebhookStatus}:
+                raise invalid("'status' must be active or disabled.", param="status")
+            changes["status"] = WebhookStatus(status)
+            changes["disabled_reason"] = None if status == "active" else "Disabled through the API."
+        changes["updated_at"] = self.clock()
+        updated = await self.storage.update_webhook(org_id, webhook_id, changes)
+        if updated is None:
+            raise not_found("outgoing webhook", webhook_id, param="id")
+        return updated
+
+    async def delete(self, org_id: str, webhook_id: str) -> None:
+        await self.get(org_id, webhook_id)
+        now = self.clock()
+        if (
+            await self.storage.update_webhook(
+                org_id, webhook_id, {"deleted_at": now, "updated_at": now}
+            )
+            is None
+        ):
+            raise not_found("outgoing webhook", webhook_id, param="id")
+
+    async def retry(self, org_id: str, delivery_id: str) -> Delivery:
+        delivery = (
+            await self.storage.get_delivery(delivery_id) if UUID_RE.match(delivery_id) else None
+        )
+        if delivery is None or delivery.org_id != org_id:
+            raise not_found("webhook delivery", delivery_id, param="id")
+        webhook = await self.get(org_id, delivery.webhook_id)
+        if webhook.status is not WebhookStatus.ACTIVE:
+            raise ApiError(
+                409,
+                "webhook_disabled",
+                "The endpoint is disabled; enable it (PATCH status=active) first.",
+            )
+        now = self.clock()
+        updated = await self.storage.update_delivery(
+            delivery.id,
+            {"status": DeliveryStatus.PENDING, "next_attempt_at": now, "updated_at": now},
+        )
+        assert updated is not None
+        await self.engine.dispatch([updated])
+        return updated
+
+    async def emit(
+        self, org_id: str, type: str, data: dict[str, Any], *, waba_id: str | None = None
+    ) -> Event:
+        """Record an event with its deliveries, then queue them."""
+        event = new_event(org_id, type, data, waba_id, self.clock)
+        deliveries = plan_deliveries(event, await self.storage.active_webhooks(org_id))
+        await self.storage.record_event(event, deliveries)
+        await self.engine.dispatch(deliveries)
+        return event
