@@ -268,30 +268,35 @@ class DeliveryEngine:
             # That endpoint is saturated: step aside for a second rather than hold a slot.
             await self.queue.retry(delivery_id, self.clock() + timedelta(seconds=1))
             return
-        event = await self.storage.get_event(delivery.event_id)
-        if event is None:
-            await self._finish(delivery, DeliveryStatus.FAILED, None, "event missing", count=False)
-            return
-        secret = self.box.decrypt(webhook.secret_enc, context=webhook_secret_context(webhook.id))
-        body = orjson.dumps(
-            {
-                "id": event.id,
-                "event": event.type,
-                "timestamp": isoformat(event.created_at),
-                "organizationId": event.org_id,
-                "data": event.data,
-            }
-        )
-        now = self.clock()
-        timestamp = int(now.timestamp())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": event.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, event.id, timestamp, body),
-        }
+        # Reserved before the next await, so concurrent tasks see the slot taken.
         self._busy[webhook.id] = self._busy.get(webhook.id, 0) + 1
         try:
+            event = await self.storage.get_event(delivery.event_id)
+            if event is None:
+                await self._finish(
+                    delivery, DeliveryStatus.FAILED, None, "event missing", count=False
+                )
+                return
+            secret = self.box.decrypt(
+                webhook.secret_enc, context=webhook_secret_context(webhook.id)
+            )
+            body = orjson.dumps(
+                {
+                    "id": event.id,
+                    "event": event.type,
+                    "timestamp": isoformat(event.created_at),
+                    "organizationId": event.org_id,
+                    "data": event.data,
+                }
+            )
+            now = self.clock()
+            timestamp = int(now.timestamp())
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": event.id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secret, event.id, timestamp, body),
+            }
             result = await self.sender.send(webhook.url, body, headers, now)
         finally:
             self._busy[webhook.id] -= 1

@@ -398,6 +398,111 @@ def _schemas() -> Schema:
                 },
             },
         },
+        "OutgoingWebhookCreate": {
+            "type": "object",
+            "required": ["url", "events"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {**_URL, "description": "https to a public host"},
+                "events": {"type": "array", "items": _EVENT, "minItems": 1, "uniqueItems": True},
+                "wabaId": _nullable({**_UUID, "description": "only this WABA's events"}),
+                "secret": _nullable({"type": "string", "minLength": 16, "maxLength": 256}),
+            },
+        },
+        "OutgoingWebhookUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": {**_URL},
+                "events": {"type": "array", "items": _EVENT, "minItems": 1, "uniqueItems": True},
+                "wabaId": _nullable(_UUID),
+                "status": {"type": "string", "enum": ["active", "disabled"]},
+            },
+        },
+        "OutgoingWebhook": {
+            "type": "object",
+            "required": ["id", "url", "events", "wabaId", "status", "createdAt"],
+            "additionalProperties": False,
+            "properties": {
+                "id": _UUID,
+                "url": {"type": "string"},
+                "events": {"type": "array", "items": _EVENT},
+                "wabaId": _nullable(_UUID),
+                "status": {"type": "string", "enum": ["active", "disabled"]},
+                "createdAt": _TIMESTAMP,
+                "secret": {"type": "string", "description": "only in the create response"},
+            },
+        },
+        "OutgoingWebhookResponse": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": _ref("OutgoingWebhook")},
+        },
+        "OutgoingWebhookList": {
+            "type": "object",
+            "required": ["data", "pagination"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("OutgoingWebhook")},
+                "pagination": _ref("Pagination"),
+            },
+        },
+        "WebhookDelivery": {
+            "type": "object",
+            "required": [
+                "id",
+                "webhookId",
+                "eventId",
+                "event",
+                "status",
+                "attempts",
+                "nextAttemptAt",
+                "lastAttemptAt",
+                "lastStatusCode",
+                "lastError",
+                "createdAt",
+                "attemptLog",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": _UUID,
+                "webhookId": _UUID,
+                "eventId": {"type": "string"},
+                "event": _EVENT,
+                "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+                "attempts": {"type": "integer", "minimum": 0},
+                "nextAttemptAt": _nullable(_TIMESTAMP),
+                "lastAttemptAt": _nullable(_TIMESTAMP),
+                "lastStatusCode": _nullable({"type": "integer"}),
+                "lastError": _nullable({"type": "string"}),
+                "createdAt": _TIMESTAMP,
+                "attemptLog": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "WebhookDeliveryResponse": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": _ref("WebhookDelivery")},
+        },
+        "WebhookDeliveryList": {
+            "type": "object",
+            "required": ["data", "pagination"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("WebhookDelivery")},
+                "pagination": _ref("Pagination"),
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "required": ["id", "deleted"],
+                    "additionalProperties": False,
+                    "properties": {"id": _UUID, "deleted": {"const": True}},
+                }
+            },
+        },
         "EventTypeList": {
             "type": "object",
             "required": ["data", "pagination"],
@@ -431,6 +536,20 @@ def build_openapi(public_url: str) -> Schema:
         "schema": {"type": "string"},
         "description": "The phone's id (a UUID); anything else is 404.",
     }
+    webhook_id = {**phone_id, "description": "The webhook's id (a UUID)."}
+    delivery_id = {**phone_id, "description": "The delivery's id (a UUID)."}
+    paging = [
+        {
+            "name": "page",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+    ]
     idempotency = {
         "name": "Idempotency-Key",
         "in": "header",
@@ -540,6 +659,101 @@ def build_openapi(public_url: str) -> Schema:
                         "200": _json(_ref("DeletedOnboardingLink"), "Deleted."),
                         "404": _error("No such link in this organisation."),
                         "409": _error("The link is not pending (link_not_pending)."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/outgoing-webhooks": {
+                "post": {
+                    "operationId": "createOutgoingWebhook",
+                    "summary": "Create an outgoing webhook (the secret is shown once)",
+                    "parameters": [idempotency],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("OutgoingWebhookCreate")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("OutgoingWebhookResponse"), "The new webhook."),
+                        "400": _error("Invalid parameters or JSON."),
+                        "404": _error("No such WABA (wabaId) in this organisation."),
+                        "409": _error("Idempotency-Key reused with another body, or in use."),
+                        "413": _error("Body over 1 MB."),
+                        "415": _error("Body is not JSON."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "get": {
+                    "operationId": "listOutgoingWebhooks",
+                    "summary": "List outgoing webhooks, newest first",
+                    "parameters": paging,
+                    "responses": {
+                        "200": _json(_ref("OutgoingWebhookList"), "A page of webhooks."),
+                        "400": _error("Invalid query parameter."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/outgoing-webhooks/{id}": {
+                "parameters": [webhook_id],
+                "get": {
+                    "operationId": "getOutgoingWebhook",
+                    "summary": "Retrieve an outgoing webhook",
+                    "responses": {
+                        "200": _json(_ref("OutgoingWebhookResponse"), "The webhook."),
+                        "404": _error("No such webhook in this organisation."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "patch": {
+                    "operationId": "updateOutgoingWebhook",
+                    "summary": "Change url, events, scope or status (re-enable a disabled one)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("OutgoingWebhookUpdate")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("OutgoingWebhookResponse"), "The updated webhook."),
+                        "400": _error("Invalid parameters or JSON."),
+                        "404": _error("No such webhook in this organisation."),
+                        "413": _error("Body over 1 MB."),
+                        "415": _error("Body is not JSON."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteOutgoingWebhook",
+                    "summary": "Delete an outgoing webhook",
+                    "responses": {
+                        "200": _json(_ref("Deleted"), "Deleted."),
+                        "404": _error("No such webhook in this organisation."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/outgoing-webhooks/{id}/deliveries": {
+                "parameters": [webhook_id],
+                "get": {
+                    "operationId": "listWebhookDeliveries",
+                    "summary": "The webhook's deliveries and their attempts, newest first",
+                    "parameters": paging,
+                    "responses": {
+                        "200": _json(_ref("WebhookDeliveryList"), "A page of deliveries."),
+                        "400": _error("Invalid query parameter."),
+                        "404": _error("No such webhook in this organisation."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/webhook-deliveries/{id}/retry": {
+                "parameters": [delivery_id],
+                "post": {
+                    "operationId": "retryWebhookDelivery",
+                    "summary": "Deliver again now",
+                    "responses": {
+                        "202": _json(_ref("WebhookDeliveryResponse"), "Queued."),
+                        "404": _error("No such delivery in this organisation."),
+                        "409": _error("The endpoint is disabled (webhook_disabled)."),
+                        "413": _error("Body over 1 MB."),
                         **_COMMON_ERRORS,
                     },
                 },

@@ -154,7 +154,7 @@ class WebhookService:
             raise invalid("'wabaId' must be the id of one of your WABAs.", param="wabaId")
         waba = await self.storage.get_waba(value)
         if waba is None or waba.org_id != org_id:
-            raise invalid(f"No such WABA: '{value}'.", param="wabaId")
+            raise not_found("WABA", value, param="wabaId")
         return value
 
     async def create(self, org_id: str, body: dict[str, Any]) -> tuple[OutgoingWebhook, str]:

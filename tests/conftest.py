@@ -115,9 +115,10 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def running_app(
-    store: Storage, clock: FakeClock, settings: Settings | None = None
+    store: Storage, clock: FakeClock, settings: Settings | None = None, **options: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings or make_settings(), storage=store, clock=clock)
+    options.setdefault("deliver", False)  # tests drive delivery themselves (engine.drain)
+    app = create_app(settings or make_settings(), storage=store, clock=clock, **options)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
