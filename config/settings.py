@@ -110,6 +110,8 @@ class Settings:
                 "(use sqlite:///path, mongodb://host/db or memory://)"
             )
 
+        _check_storage_url(storage_url, scheme)
+
         redis_url = get("EDGE_REDIS_URL")
         if redis_url is not None and urlsplit(redis_url).scheme not in {
             "redis",
@@ -194,6 +196,22 @@ def _bool(value: str | None, name: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(f"{name}: expected 1 or 0, got {value!r}")
+
+
+def _check_storage_url(url: str, scheme: str) -> None:
+    name = "EDGE_STORAGE_URL"
+    if scheme == "sqlite":
+        if not url.lower().startswith("sqlite:///") or not url[len("sqlite:///") :]:
+            raise ConfigError(f"{name}: use sqlite:///relative/path or sqlite:////absolute/path")
+    elif scheme.startswith("mongodb"):
+        from pymongo.errors import ConfigurationError, InvalidURI
+        from pymongo.uri_parser import parse_uri
+
+        try:
+            # No DNS look-up here (mongodb+srv resolves when the client connects).
+            parse_uri(url, connect_timeout=None) if scheme == "mongodb" else None
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            raise ConfigError(f"{name}: not a valid MongoDB URL ({exc})") from None
 
 
 def _schedule(value: str | None) -> tuple[float, ...] | None:

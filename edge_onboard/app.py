@@ -36,7 +36,7 @@ from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
 from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import MetaApp, Services
-from edge_onboard.storage import Storage, StorageError, from_url
+from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
 from edge_onboard.webhooks import WebhookService
 
@@ -51,6 +51,10 @@ async def _storage_error_handler(request: Request, exc: Exception) -> Response:
         "The service's storage is unavailable; retry shortly.",
         headers={"Retry-After": "1"},
     ).response()
+
+
+async def _invalid_record_handler(request: Request, exc: Exception) -> Response:
+    return ApiError(400, "parameter_invalid", "A value in the request cannot be stored.").response()
 
 
 def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
@@ -230,6 +234,7 @@ def create_app(
             ApiError: api_error_handler,
             HTTPException: http_exception_handler,
             StorageError: _storage_error_handler,
+            InvalidRecordError: _invalid_record_handler,
         },
         lifespan=lifespan,
     )

@@ -43,11 +43,12 @@ from edge_onboard.webhooks import WebhookService, new_event, plan_deliveries
 log = logging.getLogger("edge_onboard.completion")
 T = TypeVar("T")
 
-# Long enough for every Graph call with its retries; a crashed holder frees the link then.
-CLAIM_TTL = timedelta(seconds=120)
+# Seven Graph calls, each up to three tries of 15 s plus backoff, fit in it (it is renewed
+# before registration); a crashed holder frees the link when it lapses.
+CLAIM_TTL = timedelta(minutes=5)
 FINISH_EVENTS = frozenset({"FINISH", "FINISH_ONLY_WABA", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"})
 COEXISTENCE = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
-META_ID = re.compile(r"^[0-9]{1,32}$")
+META_ID = re.compile(r"^[0-9]{1,32}\Z")
 CALLBACK_FIELDS = frozenset({"code", "phoneNumberId", "wabaId", "businessId", "event", "error"})
 ERROR_FIELDS = frozenset({"message", "code", "step"})
 
@@ -324,11 +325,33 @@ class CompletionService:
             "Meta refused to point the number's webhooks at us.",
         )
 
+        pin_context = f"phone:{link.org_id}:{info.id}"
+        # A PIN an earlier attempt registered this number with (it then failed later on).
         pin: str | None = None
+        if link.pending_pin_phone == info.id and link.pending_pin_enc:
+            pin = self.box.decrypt(link.pending_pin_enc, context=pin_context)
         registration_error: dict[str, Any] | None = None
         registered = info.on_cloud_api
         if not registered and report.event != COEXISTENCE:
-            pin = f"{secrets.randbelow(10**6):06d}"
+            pin = pin or f"{secrets.randbelow(10**6):06d}"
+            # Kept before Meta hears it, so no later failure can lose the number's PIN.
+            now = self.clock()
+            kept = await self.storage.update_link(
+                link.org_id,
+                link.id,
+                LinkCondition(statuses={LinkStatus.PENDING}, claim_id=claim_id),
+                {
+                    "pending_pin_enc": self.box.encrypt(pin, context=pin_context),
+                    "pending_pin_phone": info.id,
+                    "claimed_until": now + CLAIM_TTL,
+                },
+            )
+            if kept is None:
+                raise SignupFailed(
+                    409,
+                    "completion_in_progress",
+                    "This signup is being completed in another window.",
+                )
             try:
                 await graph.register_phone(info.id, token, pin)
                 registered = True
@@ -408,7 +431,7 @@ class CompletionService:
                 phone_number=phone_number,
                 verified_name=details.verified_name,
                 pin_enc=(
-                    self.box.encrypt(pin, context=f"phone:{org}:{info.id}")
+                    self.box.encrypt(pin, context=pin_context)
                     if pin
                     else existing.pin_enc
                     if existing
@@ -425,6 +448,8 @@ class CompletionService:
                 "last_error": None,
                 "claim_id": None,
                 "claimed_until": None,
+                "pending_pin_enc": None,
+                "pending_pin_phone": None,
                 "outgoing_webhook_id": webhook.id if webhook else None,
             },
             webhook=webhook,

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import html
+import logging
 import re
 from importlib import resources
 from urllib.parse import urlsplit
@@ -20,8 +21,9 @@ from edge_onboard.errors import ApiError
 from edge_onboard.links import UUID_RE
 from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services
-from edge_onboard.storage import LinkStatus, OnboardingLink
+from edge_onboard.storage import LinkStatus, OnboardingLink, StorageError
 
+log = logging.getLogger("edge_onboard.hosted")
 SANDBOX_SDK_PATH = "/_sandbox/sdk.js"
 SANDBOX_BANNER = (
     '<div class="sandbox-banner" role="note">Sandbox — no real WhatsApp account is connected</div>'
@@ -185,6 +187,17 @@ async def signup_callback(request: Request) -> Response:
         outcome = await services.completion.handle(request.path_params["link_id"], body)
     except ApiError as exc:
         return _callback_error(exc.status_code, exc.code, exc.message)
+    except StorageError as exc:
+        log.error("callback: storage unavailable: %s", exc)
+        return _callback_error(
+            503, "storage_unavailable", "We could not save this right now; please try again."
+        )
+    except Exception:
+        # The page always gets its own shape, so it can offer the end-user a retry.
+        log.exception(
+            "callback failed request_id=%s", request.scope.get("state", {}).get("request_id")
+        )
+        return _callback_error(500, "internal_error", "Something went wrong on our side.")
     return JSONResponse(
         outcome.body, status_code=outcome.status_code, headers={"Cache-Control": "no-store"}
     )

@@ -18,20 +18,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.clock import Clock
+from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid
 from edge_onboard.responses import JSONResponse
 from edge_onboard.storage import IdempotencyRecord, Storage
 
 HEADER = "idempotency-key"
 TTL = timedelta(hours=24)
+# How long an unfinished first request holds its key (if it died, a retry runs again).
+LOCK = timedelta(seconds=60)
 MAX_KEY_LENGTH = 255
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
-    except orjson.JSONDecodeError:
-        canonical = body
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        canonical = body  # not JSON, or nested beyond what orjson writes: compare the bytes
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), canonical):
         digest.update(len(part).to_bytes(8, "big"))
@@ -44,6 +47,7 @@ async def run_idempotent(
     *,
     storage: Storage,
     clock: Clock,
+    box: SecretBox,
     org_id: str,
     body: bytes,
     handler: Callable[[], Awaitable[JSONResponse]],
@@ -64,7 +68,9 @@ async def run_idempotent(
         fingerprint=fingerprint(request.method, request.url.path, body),
         created_at=now,
         expires_at=now + TTL,
+        locked_until=now + LOCK,
     )
+    context = f"idempotency:{org_id}:{key}"
     existing = await storage.claim_idempotency(record)
     if existing is not None:
         if existing.fingerprint != record.fingerprint:
@@ -80,7 +86,7 @@ async def run_idempotent(
                 "A request with this Idempotency-Key is still in progress; retry shortly.",
             )
         return JSONResponse(
-            existing.body,
+            box.decrypt(existing.body.decode(), context=context).encode(),
             status_code=existing.status_code,
             headers={"Idempotent-Replayed": "true"},
         )
@@ -99,5 +105,6 @@ async def run_idempotent(
     if response.status_code >= 500:
         await storage.release_idempotency(org_id, key)
     else:
-        await storage.complete_idempotency(org_id, key, response.status_code, bytes(response.body))
+        sealed = box.encrypt(bytes(response.body).decode(), context=context).encode()
+        await storage.complete_idempotency(org_id, key, response.status_code, sealed)
     return response

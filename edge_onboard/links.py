@@ -10,13 +10,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import orjson
-
+from edge_onboard import prefill
 from edge_onboard import validation as v
 from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid, not_found
 from edge_onboard.events import EVENT_TYPES
+from edge_onboard.prefill import SAFE_KEY
 from edge_onboard.storage import (
     LinkCondition,
     LinkFilter,
@@ -32,11 +32,6 @@ MAX_EXPIRES_IN = 30 * 24 * 3600
 MAX_METADATA_PAIRS = 20
 MAX_METADATA_KEY = 40
 MAX_METADATA_VALUE = 500
-MAX_PREFILL_BYTES = 10_000
-# Top-level keys of Meta's Embedded Signup `extras.setup` object.
-PREFILL_KEYS = frozenset(
-    {"business", "phone", "preVerifiedPhone", "solutionID", "whatsAppBusinessAccount"}
-)
 CREATE_FIELDS = frozenset(
     {
         "name",
@@ -52,8 +47,8 @@ CREATE_FIELDS = frozenset(
     }
 )
 NON_BLANK = re.compile(r"\S")
-LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,7 +116,7 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
         webhook_events=events,
         expires_in=expires_in if expires_in is not None else DEFAULT_EXPIRES_IN,
         metadata=_metadata(body.get("metadata")),
-        prefill=_prefill(body.get("prefill")),
+        prefill=prefill.parse(body.get("prefill")),
         locale=v.string(
             body,
             "locale",
@@ -160,9 +155,11 @@ def _metadata(value: Any) -> dict[str, str]:
     if len(value) > MAX_METADATA_PAIRS:
         raise invalid(f"'metadata' holds at most {MAX_METADATA_PAIRS} pairs.", param="metadata")
     for key, item in value.items():
-        if not 1 <= len(key) <= MAX_METADATA_KEY:
+        if not 1 <= len(key) <= MAX_METADATA_KEY or not SAFE_KEY.match(key):
             raise invalid(
-                f"Metadata keys are 1-{MAX_METADATA_KEY} characters.", param=f"metadata[{key}]"
+                f"Metadata keys are 1-{MAX_METADATA_KEY} characters, without control "
+                "characters, '.', '[', ']' or a leading '$'.",
+                param=f"metadata[{key}]",
             )
         if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
             raise invalid(
@@ -170,24 +167,6 @@ def _metadata(value: Any) -> dict[str, str]:
                 param=f"metadata[{key}]",
             )
     return dict(value)
-
-
-def _prefill(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise invalid("'prefill' must be an object (Meta's extras.setup).", param="prefill")
-    v.reject_unknown(value, PREFILL_KEYS, where="prefill.")
-    for key, item in value.items():
-        expected = str if key == "solutionID" else dict
-        if item is not None and not isinstance(item, expected):
-            kind = "a string" if expected is str else "an object"
-            raise invalid(f"'prefill.{key}' must be {kind}.", param=f"prefill.{key}")
-    if len(orjson.dumps(value)) > MAX_PREFILL_BYTES:
-        raise invalid(
-            f"'prefill' must be at most {MAX_PREFILL_BYTES} bytes of JSON.", param="prefill"
-        )
-    return {k: item for k, item in value.items() if item is not None}
 
 
 class LinkService:
@@ -233,10 +212,11 @@ class LinkService:
             return None
         now = self.clock()
         if link.status is LinkStatus.PENDING and link.expires_at <= now:
+            # A link being completed is left to its claim holder, even past its expiry.
             expired = await self.storage.update_link(
                 link.org_id,
                 link.id,
-                LinkCondition(statuses={LinkStatus.PENDING}),
+                LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
                 {"status": LinkStatus.EXPIRED, "updated_at": now},
             )
             link = expired or await self.storage.get_link(link_id)
@@ -261,12 +241,18 @@ class LinkService:
             deleted = await self.storage.update_link(
                 org_id,
                 link_id,
-                LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now),
+                LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),
                 {"status": LinkStatus.DELETED, "deleted_at": now, "updated_at": now},
             )
             if deleted is not None:
                 return
             link = await self.get(org_id, link_id)  # lost a race: report the winner's state
+            if link.status is LinkStatus.PENDING:
+                raise ApiError(
+                    409,
+                    "completion_in_progress",
+                    "The end-user is connecting a number with this link right now.",
+                )
         raise ApiError(
             409,
             "link_not_pending",

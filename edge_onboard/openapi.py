@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_onboard import prefill
 from edge_onboard.events import EVENT_TYPES
 from edge_onboard.links import (
     MAX_EXPIRES_IN,
@@ -15,7 +16,6 @@ from edge_onboard.links import (
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE,
     MIN_EXPIRES_IN,
-    PREFILL_KEYS,
 )
 from edge_onboard.urls import MAX_URL_LENGTH
 
@@ -66,12 +66,12 @@ def _schemas() -> Schema:
     metadata: Schema = {
         "type": "object",
         "maxProperties": MAX_METADATA_PAIRS,
-        "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY},
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": MAX_METADATA_KEY,
+            "pattern": prefill.KEY_PATTERN,
+        },
         "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE},
-    }
-    prefill_props: Schema = {
-        key: ({"type": "string"} if key == "solutionID" else {"type": "object"})
-        for key in sorted(PREFILL_KEYS)
     }
     return {
         "Error": {
@@ -163,14 +163,7 @@ def _schemas() -> Schema:
                     {"type": "integer", "minimum": MIN_EXPIRES_IN, "maximum": MAX_EXPIRES_IN}
                 ),
                 "metadata": _nullable(metadata),
-                "prefill": _nullable(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": prefill_props,
-                        "description": "passed to Meta's Embedded Signup as extras.setup",
-                    }
-                ),
+                "prefill": _nullable(prefill.schema()),
                 "locale": _nullable({"type": "string", "pattern": r"^[a-z]{2,3}(_[A-Z]{2})?$"}),
             },
             # null means "not given", so the pairing rules are written on string/array values.

@@ -12,6 +12,7 @@ import socket
 from urllib.parse import SplitResult, urlsplit
 
 import anyio
+import idna
 
 from edge_onboard.errors import invalid
 
@@ -49,7 +50,26 @@ def _parse_absolute(url: object, param: str) -> SplitResult:
         raise invalid(f"'{param}' must not contain credentials.", param=param)
     if port == 0:
         raise invalid(f"'{param}' has an invalid port.", param=param)
+    host = _host(parts)
+    if not host:
+        raise invalid(f"'{param}' has no host name.", param=param)
+    if not _valid_host(host):
+        raise invalid(f"'{param}' has an invalid host name.", param=param)
     return parts
+
+
+def _valid_host(host: str) -> bool:
+    if host.startswith("[") or ":" in host:
+        return True  # an IPv6 literal; urlsplit has parsed it
+    if len(host) > 253 or any(not 1 <= len(label) <= 63 for label in host.split(".")):
+        return False
+    if host.isascii():
+        return True
+    try:
+        idna.encode(host)  # IDNA 2008, as the resolver will encode it
+    except (idna.IDNAError, UnicodeError):
+        return False
+    return True
 
 
 def _host(parts: SplitResult) -> str:
@@ -68,10 +88,34 @@ def check_redirect_url(url: object, param: str = "redirectUrl") -> str:
     return url
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4, Teredo, compatible)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if int(address) >> 32 == 0 and int(address) > 1:  # deprecated ::a.b.c.d
+        return ipaddress.IPv4Address(int(address))
+    return None
+
+
 def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why we must not connect to ``address``, or None when it is fine."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            problem = address_problem(embedded, allow_private=allow_private)
+            if problem:
+                return problem
+            if address.ipv4_mapped is not None:
+                return None
     if any(address in net for net in METADATA_NETWORKS):
         return "a cloud metadata address"
     if allow_private:
@@ -96,7 +140,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     with anyio.move_on_after(_RESOLVE_TIMEOUT):
         try:
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
+        except (OSError, UnicodeError):
             return []
         return [ipaddress.ip_address(info[4][0]) for info in infos]
     return []

@@ -34,6 +34,10 @@ class DuplicateError(StorageError):
     """A unique constraint was hit (same id or same unique key)."""
 
 
+class InvalidRecordError(ValueError):
+    """The backend cannot store a value as given (the API answers 400)."""
+
+
 class UnknownBackendError(ValueError):
     """The storage URL names a scheme no backend handles."""
 

@@ -134,6 +134,7 @@ class MemoryStorage:
                 link.org_id == org_id
                 and link.status is LinkStatus.PENDING
                 and link.expires_at <= now
+                and (link.claimed_until is None or link.claimed_until <= now)
             ):
                 link.status = LinkStatus.EXPIRED
                 link.updated_at = now
@@ -266,7 +267,7 @@ class MemoryStorage:
 
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         existing = self._idem.get((record.org_id, record.key))
-        if existing is not None and existing.expires_at > record.created_at:
+        if existing is not None and existing.holds_key(record.created_at):
             return copy.deepcopy(existing)
         self._idem[(record.org_id, record.key)] = copy.deepcopy(record)
         return None

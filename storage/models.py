@@ -124,6 +124,10 @@ class OnboardingLink(_Record):
     # at ``claimed_until`` so a crashed worker never blocks the link for good.
     claim_id: str | None = None
     claimed_until: datetime | None = None
+    # The PIN an attempt registered (or is about to register) the number with, kept
+    # encrypted so a retry after a later failure still knows it.
+    pending_pin_enc: str | None = None
+    pending_pin_phone: str | None = None
 
     def __post_init__(self) -> None:
         self.status = LinkStatus(self.status)
@@ -139,7 +143,16 @@ class IdempotencyRecord(_Record):
     expires_at: datetime
     # None while the first request is still running.
     status_code: int | None = None
+    # The stored response, encrypted by the service (it can hold a webhook secret).
     body: bytes | None = None
+    # An unfinished first request holds the key until then; after, a retry may take it.
+    locked_until: datetime | None = None
+
+    def holds_key(self, now: datetime) -> bool:
+        """Whether this record still decides what a request with its key gets."""
+        if self.expires_at <= now:
+            return False
+        return self.status_code is not None or self.locked_until is None or self.locked_until > now
 
 
 @dataclasses.dataclass(slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -22,6 +23,7 @@ from edge_onboard.storage.base import (
     Completed,
     Completion,
     DuplicateError,
+    InvalidRecordError,
     LinkCondition,
     LinkFilter,
     StorageError,
@@ -49,6 +51,8 @@ def _errors() -> Iterator[None]:
         yield
     except DuplicateKeyError as exc:
         raise DuplicateError(str(exc)) from exc
+    except (InvalidDocument, OverflowError) as exc:
+        raise InvalidRecordError(f"mongodb cannot store this value: {exc}") from exc
     except PyMongoError as exc:
         raise StorageError(f"mongodb: {exc}") from exc
 
@@ -280,7 +284,12 @@ class MongoStorage:
     async def expire_links(self, org_id: str, now: datetime) -> int:
         with _errors():
             result = await self.links.update_many(
-                {"org_id": org_id, "status": LinkStatus.PENDING.value, "expires_at": {"$lte": now}},
+                {
+                    "org_id": org_id,
+                    "status": LinkStatus.PENDING.value,
+                    "expires_at": {"$lte": now},
+                    "$or": [{"claimed_until": None}, {"claimed_until": {"$lte": now}}],
+                },
                 {"$set": {"status": LinkStatus.EXPIRED.value, "updated_at": now}},
             )
         return result.modified_count
@@ -499,7 +508,10 @@ class MongoStorage:
                     {
                         "org_id": record.org_id,
                         "key": record.key,
-                        "expires_at": {"$lte": record.created_at},
+                        "$or": [
+                            {"expires_at": {"$lte": record.created_at}},
+                            {"status_code": None, "locked_until": {"$lte": record.created_at}},
+                        ],
                     },
                     dict(doc),
                 )

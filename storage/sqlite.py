@@ -143,7 +143,9 @@ def _encode_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode()}
     if isinstance(value, dict):
-        return {k: _encode_value(v) for k, v in value.items()}
+        # Keys of ours never start with "$"; a customer's do get one more "$", so that
+        # {"$date": …} in their metadata stays their data and is never read as a date.
+        return {("$" + k if k.startswith("$") else k): _encode_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_encode_value(v) for v in value]
     return value
@@ -156,7 +158,7 @@ def _decode_value(value: Any) -> Any:
                 return _EPOCH + value["$date"] * _ONE_MS
             if "$bytes" in value:
                 return base64.b64decode(value["$bytes"])
-        return {k: _decode_value(v) for k, v in value.items()}
+        return {(k[1:] if k.startswith("$") else k): _decode_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode_value(v) for v in value]
     return value
@@ -199,13 +201,13 @@ class SQLiteStorage:
             try:
                 return fn(conn)
             except sqlite3.IntegrityError as exc:
-                if conn.in_transaction:
-                    conn.rollback()
                 raise DuplicateError(str(exc)) from exc
             except sqlite3.Error as exc:
+                raise StorageError(f"sqlite: {exc}") from exc
+            finally:
+                # Whatever went wrong, never leave the shared connection mid-transaction.
                 if conn.in_transaction:
                     conn.rollback()
-                raise StorageError(f"sqlite: {exc}") from exc
 
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
@@ -386,8 +388,12 @@ class SQLiteStorage:
                 "SELECT doc FROM links WHERE org_id = ? AND status = 'pending' AND expires_at <= ?",
                 (org_id, _ms(now)),
             ).fetchall()
+            expired = 0
             for (text,) in rows:
                 link = OnboardingLink.from_doc(_load(text))
+                if link.claimed_until is not None and link.claimed_until > now:
+                    continue  # being completed: the claim holder decides
+                expired += 1
                 link.status = LinkStatus.EXPIRED
                 link.updated_at = now
                 c.execute(
@@ -395,7 +401,7 @@ class SQLiteStorage:
                     (_dump(link.to_doc()), link.id),
                 )
             c.execute("COMMIT")
-            return len(rows)
+            return expired
 
         return await self._run(op)
 
@@ -657,9 +663,11 @@ class SQLiteStorage:
                 "SELECT doc, expires_at FROM idempotency WHERE org_id = ? AND key = ?",
                 (record.org_id, record.key),
             ).fetchone()
-            if row is not None and row[1] > _ms(record.created_at):
-                c.execute("COMMIT")
-                return IdempotencyRecord.from_doc(_load(row[0]))
+            if row is not None:
+                existing = IdempotencyRecord.from_doc(_load(row[0]))
+                if existing.holds_key(record.created_at):
+                    c.execute("COMMIT")
+                    return existing
             c.execute(
                 "INSERT OR REPLACE INTO idempotency (org_id, key, expires_at, doc)"
                 " VALUES (?, ?, ?, ?)",

@@ -235,7 +235,42 @@ BAD_BODIES: list[tuple[dict[str, Any], str, str]] = [
     ({"name": "a", "prefill": "x"}, "prefill", "parameter_invalid"),
     ({"name": "a", "prefill": {"nope": {}}}, "prefill.nope", "unknown_parameter"),
     ({"name": "a", "prefill": {"business": "x"}}, "prefill.business", "parameter_invalid"),
-    ({"name": "a", "prefill": {"business": {"n": "x" * 20_000}}}, "prefill", "parameter_invalid"),
+    ({"name": "a", "prefill": {"business": {"n": "x" * 70_000}}}, "prefill", "parameter_invalid"),
+    (
+        {"name": "a", "prefill": {"business": {"$where": "x"}}},
+        "prefill.business",
+        "parameter_invalid",
+    ),
+    ({"name": "a", "prefill": {"business": {"n": 1.5}}}, "prefill.business.n", "parameter_invalid"),
+    (
+        {"name": "a", "prefill": {"business": {"n": 2**64 - 1}}},
+        "prefill.business.n",
+        "parameter_invalid",
+    ),
+    (
+        {"name": "a", "prefill": {"business": {"n": {"deep": {}}}}},
+        "prefill.business.n",
+        "parameter_invalid",
+    ),
+    (
+        {"name": "a", "prefill": {"preVerifiedPhone": {"ids": [1]}}},
+        "prefill.preVerifiedPhone.ids",
+        "parameter_invalid",
+    ),
+    ({"name": "a", "metadata": {"$date": "1"}}, "metadata[$date]", "parameter_invalid"),
+    ({"name": "a", "metadata": {"a.b": "1"}}, "metadata[a.b]", "parameter_invalid"),
+    ({"name": "a", "metadata": {"a\x00": "1"}}, "metadata[a\x00]", "parameter_invalid"),
+    ({"name": "a", "locale": "en\n"}, "locale", "parameter_invalid"),
+    (
+        {"name": "a", "webhookUrl": "https://⒈.com/x", "webhookEvents": ["message.sent"]},
+        "webhookUrl",
+        "parameter_invalid",
+    ),
+    (
+        {"name": "a", "webhookUrl": "https://./x", "webhookEvents": ["message.sent"]},
+        "webhookUrl",
+        "parameter_invalid",
+    ),
     ({"name": "a", "locale": "english"}, "locale", "parameter_invalid"),
     ({"name": "a", "locale": 1}, "locale", "parameter_invalid"),
 ]
