@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -678,3 +679,49 @@ async def test_readyz_with_storage(api: Api, storage: Storage) -> None:
     response = await api.client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {"storage": "ok"}}
+
+
+async def test_an_abandoned_idempotency_key_frees_up(api: Api) -> None:
+    from edge_onboard.idempotency import LOCK, fingerprint
+    from edge_onboard.storage import IdempotencyRecord
+
+    auth = await api.key()
+    key = await api.storage.get_api_key_by_hash(
+        __import__("edge_onboard.auth", fromlist=["hash_key"]).hash_key(auth["Authorization"][7:])
+    )
+    assert key is not None
+    # A first request claimed the key and died before answering.
+    await api.storage.claim_idempotency(
+        IdempotencyRecord(
+            org_id=key.org_id,
+            key="dead",
+            fingerprint=fingerprint("POST", "/v1/onboarding-links", b'{"name": "a"}'),
+            created_at=api.clock(),
+            expires_at=api.clock() + timedelta(hours=24),
+            locked_until=api.clock() + LOCK,
+        )
+    )
+    headers = {**auth, "Idempotency-Key": "dead"}
+    busy = await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=headers)
+    assert_error(busy, 409, "idempotency_key_in_use")
+    api.clock.advance(seconds=LOCK.total_seconds() + 1)
+    ok = await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=headers)
+    assert ok.status_code == 201
+
+
+async def test_stored_responses_are_encrypted(api: Api) -> None:
+    auth = await api.key()
+    body = {**SEED_BODY, "webhookSecret": "plain-secret-value-123"}
+    created = await api.client.post(
+        "/v1/onboarding-links", json=body, headers={**auth, "Idempotency-Key": "enc"}
+    )
+    assert created.status_code == 201
+    org = (await api.storage.get_link(created.json()["data"]["id"])).org_id  # type: ignore[union-attr]
+    from edge_onboard.storage import IdempotencyRecord
+
+    probe = IdempotencyRecord(
+        org_id=org, key="enc", fingerprint="other", created_at=api.clock(), expires_at=api.clock()
+    )
+    stored = await api.storage.claim_idempotency(probe)
+    assert stored is not None and stored.body is not None
+    assert b"plain-secret-value-123" not in stored.body

@@ -427,3 +427,78 @@ async def test_static_assets_have_etags(flow: Flow) -> None:
     assert cached.status_code == 304
     assert (await flow.client.get("/static/__init__.py")).status_code == 404
     assert (await flow.client.get("/static/signup.html")).status_code == 404
+
+
+async def test_link_expiring_mid_completion_still_completes(flow: Flow, clock: FakeClock) -> None:
+    link = await flow.link(expiresInSeconds=300)
+    clock.advance(seconds=100)  # the end-user takes a while; 200 s of the link remain
+    body = flow.finish()
+    original = flow.sandbox.graph
+
+    async def slow_graph(request: Any) -> Any:
+        # Meta is slow; meanwhile the link passes its expiry and someone reads it.
+        if request.path_params["path"].endswith("subscribed_apps"):
+            clock.advance(seconds=250)  # past the link's expiry, within the claim
+            assert (await flow.get(link["id"]))["status"] == "pending"
+            listing = await flow.client.get(
+                "/v1/onboarding-links?status=expired", headers=flow.auth
+            )
+            assert listing.json()["data"] == []
+            deleting = await flow.client.delete(
+                f"/v1/onboarding-links/{link['id']}", headers=flow.auth
+            )
+            assert deleting.status_code == 409
+            assert deleting.json()["error"]["code"] == "completion_in_progress"
+        return await original(request)
+
+    flow.sandbox.graph = slow_graph  # type: ignore[method-assign]
+    flow.services.graph._http._transport = httpx.ASGITransport(  # type: ignore[union-attr]
+        app=__import__("starlette.applications", fromlist=["Starlette"]).Starlette(
+            routes=flow.sandbox.routes()
+        )
+    )
+    response = await flow.callback(link["id"], body)
+    assert response.status_code == 200, response.text
+    assert (await flow.get(link["id"]))["status"] == "completed"
+
+
+async def test_pin_survives_a_failure_after_registration(flow: Flow) -> None:
+    link = await flow.link()
+    body = flow.finish()
+    # Registration succeeds, then reading the number's details fails: the link stays
+    # pending, and the retry (number now on the Cloud API) still stores the PIN.
+    flow.sandbox.fail("GET", body["phoneNumberId"], status=400, code=100, times=1)
+    failed = await flow.callback(link["id"], body)
+    assert failed.status_code == 422, failed.text
+    registered_pin = flow.sandbox.phones[body["phoneNumberId"]]["_pin"]
+    retry = dict(body, code=flow.sandbox.new_code(body["wabaId"]))
+    assert (await flow.callback(link["id"], retry)).status_code == 200
+    done = await flow.get(link["id"])
+    phone = await flow.services.storage.get_phone(done["phoneNumberId"])
+    assert phone is not None and phone.pin_enc is not None
+    org = phone.org_id
+    pin = flow.services.box.decrypt(phone.pin_enc, context=f"phone:{org}:{body['phoneNumberId']}")
+    assert pin == registered_pin
+    registers = [p for m, p in flow.sandbox.calls if p.endswith("/register")]
+    assert len(registers) == 1
+
+
+async def test_callback_storage_outage_keeps_the_callback_shape(flow: Flow) -> None:
+    from edge_onboard.storage import StorageError
+
+    link = await flow.link()
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise StorageError("connection refused")
+
+    flow.services.storage.update_link = down  # type: ignore[method-assign]
+    response = await flow.callback(link["id"], flow.finish())
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "error",
+        "redirectUrl": None,
+        "error": {
+            "code": "storage_unavailable",
+            "message": "We could not save this right now; please try again.",
+        },
+    }

@@ -25,6 +25,7 @@ from edge_onboard.storage import (
     Storage,
     Waba,
 )
+from edge_onboard.storage.mongo import MongoStorage
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -386,3 +387,26 @@ async def test_concurrent_completions_one_winner(storage: Storage, clock: FakeCl
             tg.start_soon(complete, f"c{i}")
     assert sum(r is not None for r in results) == 1
     assert (await storage.list_phones(link.org_id, offset=0, limit=10))[1] == 1
+
+
+async def test_customer_keys_that_look_like_markers_round_trip(
+    storage: Storage, clock: FakeClock
+) -> None:
+    # "$date"/"$bytes" are how SQLite stores our datetimes and bytes; a customer's value
+    # of that shape stays theirs. (The API refuses "$" keys; the store must not depend on it.)
+    link = make_link(clock, prefill={"business": {"note": {"$date": "1", "$bytes": "x"}}})
+    if not isinstance(storage, MongoStorage):  # MongoDB itself refuses "$" keys in documents
+        await storage.insert_link(link)
+        assert await storage.get_link(link.id) == link
+
+
+async def test_expiry_leaves_claimed_links_to_their_holder(
+    storage: Storage, clock: FakeClock
+) -> None:
+    link = make_link(clock, expires_at=clock() + timedelta(seconds=30))
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")  # leased for 60 s
+    clock.advance(seconds=40)  # expired while being completed
+    assert await storage.expire_links(link.org_id, clock()) == 0
+    done = await storage.complete_link(make_completion(clock, link, "a"))
+    assert done is not None and done.link.status is LinkStatus.COMPLETED
