@@ -70,6 +70,8 @@ class Settings:
     inprocess_delivery: bool = True
     # Seconds before each retry; only for tests and demos (EDGE_DELIVERY_SCHEDULE).
     delivery_schedule: tuple[float, ...] | None = None
+    # Seconds a worker holds a delivery before others may take it (EDGE_DELIVERY_LEASE).
+    delivery_lease: float = 60.0
 
     @property
     def meta_configured(self) -> bool:
@@ -184,6 +186,11 @@ class Settings:
             if inprocess is None
             else _bool(inprocess, "EDGE_INPROCESS_DELIVERY"),
             delivery_schedule=schedule,
+            delivery_lease=float(
+                _int(
+                    get("EDGE_DELIVERY_LEASE"), "EDGE_DELIVERY_LEASE", default=60, low=1, high=3600
+                )
+            ),
         )
 
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,9 @@ def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
 
 
 def _redis_client(url: str) -> Any:
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from edge_onboard.queue.redis import client_from_url
 
-    # Blocking: under load, wait for a free connection instead of failing.
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=64, timeout=2.0, socket_connect_timeout=2.0, socket_timeout=2.0
-    )
-    return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
+    return client_from_url(url, max_connections=64)
 
 
 def _meta(
@@ -155,6 +152,7 @@ def create_app(
             box=box,
             sender=sender,
             schedule=settings.delivery_schedule or SCHEDULE,
+            lease=timedelta(seconds=settings.delivery_lease),
         )
         webhooks = WebhookService(
             store, now, box, engine, allow_private=settings.webhook_allow_private
@@ -187,7 +185,9 @@ def create_app(
                 if deliver if deliver is not None else settings.inprocess_delivery:
                     tg.start_soon(engine.run)
                 yield
-                tg.cancel_scope.cancel()
+                # Graceful: finish the deliveries in flight (up to 15 s), then stop.
+                engine.stop()
+                tg.cancel_scope.deadline = anyio.current_time() + 15
         finally:
             await sender.aclose()
             if delivery_queue is None:

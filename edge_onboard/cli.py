@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 import anyio
 
@@ -27,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sandbox", action="store_true", default=None, help="mount the offline Meta fake"
     )
 
+    commands.add_parser("worker", help="deliver webhooks from the Redis queue")
+
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create an API key (and its organisation)")
@@ -46,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = Settings.from_env(host=args.host, port=args.port, sandbox=args.sandbox)
             return _serve(settings)
         settings = Settings.from_env()
+        if args.command == "worker":
+            return anyio.run(_worker, settings)
         if args.keys_command == "create":
             return anyio.run(_keys_create, settings, args.org)
         return anyio.run(_keys_revoke, settings, args.key)
@@ -78,6 +83,55 @@ def _serve(settings: Settings) -> int:
         await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(run())
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    from edge_onboard.app import secret_box_for
+    from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
+    from edge_onboard.queue.redis import RedisQueue
+    from edge_onboard.storage import from_url
+
+    log = logging.getLogger("edge_onboard.worker")
+    if settings.redis_url is None:
+        print(
+            "edge-onboard: configuration error: EDGE_REDIS_URL: the worker delivers from the "
+            "Redis queue (without Redis, `serve` delivers webhooks in-process)",
+            file=sys.stderr,
+        )
+        return 2
+    storage = from_url(settings.storage_url)
+    await storage.open()
+    queue = RedisQueue.from_url(settings.redis_url.reveal())
+    sender = Sender(allow_private=settings.webhook_allow_private)
+    engine = DeliveryEngine(
+        storage=storage,
+        queue=queue,
+        clock=system_clock,
+        box=secret_box_for(settings, storage),
+        sender=sender,
+        schedule=settings.delivery_schedule or SCHEDULE,
+        lease=timedelta(seconds=settings.delivery_lease),
+    )
+
+    async def stop_on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("signal %s: finishing the deliveries in flight", signum)
+                engine.stop()
+                return
+
+    log.info("worker delivering from Redis (storage %s)", settings.storage_url.split(":", 1)[0])
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_on_signal)
+            await engine.run()
+            tg.cancel_scope.cancel()
+    finally:
+        await sender.aclose()
+        await queue.close()
+        await storage.close()
+    log.info("worker stopped")
     return 0
 
 

@@ -171,6 +171,12 @@ class DeliveryEngine:
         self._busy: dict[str, int] = {}
         self._running = 0
         self._wake = anyio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Stop claiming; ``run`` returns once the deliveries in flight are done."""
+        self._stopping = True
+        self._wake.set()
 
     # Feeding the queue
 
@@ -215,7 +221,7 @@ class DeliveryEngine:
         last_recover = -recover_every
         last_sweep = 0.0
         async with anyio.create_task_group() as tg:
-            while True:
+            while not self._stopping:
                 loop_now = time.monotonic()
                 try:
                     if loop_now - last_recover >= recover_every:
@@ -233,7 +239,7 @@ class DeliveryEngine:
                 for ident in ids:
                     self._running += 1
                     tg.start_soon(self._process_counted, ident)
-                if not ids:
+                if not ids and not self._stopping:
                     self._wake = anyio.Event()
                     with anyio.move_on_after(poll):
                         await self._wake.wait()

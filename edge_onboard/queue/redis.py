@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from edge_onboard.queue import keys
 
@@ -43,6 +45,20 @@ return 1
 """
 
 
+def client_from_url(url: str, *, max_connections: int) -> Redis:
+    """A client on a blocking pool (under load it waits for a connection instead of
+    failing) that retries a command on a fresh connection after Redis restarted."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5.0,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+    )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
+
+
 def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
@@ -58,10 +74,7 @@ class RedisQueue:
 
     @classmethod
     def from_url(cls, url: str) -> RedisQueue:
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=32, timeout=5.0, socket_connect_timeout=2.0, socket_timeout=5.0
-        )
-        return cls(Redis.from_pool(pool))
+        return cls(client_from_url(url, max_connections=32))
 
     async def enqueue(self, delivery_id: str, due: datetime) -> None:
         await self._enqueue(keys=self._keys, args=[_ms(due), delivery_id])
