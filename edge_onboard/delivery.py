@@ -34,6 +34,7 @@ from edge_onboard.queue import DeliveryQueue
 from edge_onboard.storage import (
     Delivery,
     DeliveryStatus,
+    OutgoingWebhook,
     Storage,
     WebhookStatus,
 )
@@ -152,8 +153,8 @@ class DeliveryEngine:
         clock: Clock,
         box: SecretBox,
         sender: Sender,
-        concurrency: int = 32,
-        per_endpoint: int = 4,
+        concurrency: int = 64,
+        per_endpoint: int = 16,
         schedule: Sequence[float] = SCHEDULE,
         lease: timedelta = LEASE,
         jitter: Callable[[], float] = random.random,
@@ -168,7 +169,7 @@ class DeliveryEngine:
         self.schedule = tuple(schedule)
         self.lease = lease
         self._jitter = jitter
-        self._busy: dict[str, int] = {}
+        self._endpoint_limiters: dict[str, anyio.CapacityLimiter] = {}
         self._running = 0
         self._wake = anyio.Event()
         self._stopping = False
@@ -216,7 +217,7 @@ class DeliveryEngine:
             processed += len(ids)
         return processed
 
-    async def run(self, *, poll: float = 0.25, recover_every: float = 30.0) -> None:
+    async def run(self, *, poll: float = 0.1, recover_every: float = 30.0) -> None:
         """Deliver until cancelled, with bounded concurrency overall and per endpoint."""
         last_recover = -recover_every
         last_sweep = 0.0
@@ -270,44 +271,50 @@ class DeliveryEngine:
             )
             await self._finish(delivery, DeliveryStatus.FAILED, None, reason, count=False)
             return
-        if self._busy.get(webhook.id, 0) >= self.per_endpoint:
-            # That endpoint is saturated: step aside for a second rather than hold a slot.
-            await self.queue.retry(delivery_id, self.clock() + timedelta(seconds=1))
+        limiter = self._endpoint_limiters.setdefault(
+            webhook.id, anyio.CapacityLimiter(self.per_endpoint)
+        )
+        if limiter.statistics().tasks_waiting >= self.per_endpoint:
+            # That endpoint is saturated and has a queue of its own already: step aside
+            # briefly instead of holding one more of the worker's slots.
+            await self.queue.retry(delivery_id, self.clock() + timedelta(milliseconds=200))
             return
-        # Reserved before the next await, so concurrent tasks see the slot taken.
-        self._busy[webhook.id] = self._busy.get(webhook.id, 0) + 1
-        try:
-            event = await self.storage.get_event(delivery.event_id)
-            if event is None:
-                await self._finish(
-                    delivery, DeliveryStatus.FAILED, None, "event missing", count=False
-                )
-                return
-            secret = self.box.decrypt(
-                webhook.secret_enc, context=webhook_secret_context(webhook.id)
-            )
-            body = orjson.dumps(
-                {
-                    "id": event.id,
-                    "event": event.type,
-                    "timestamp": isoformat(event.created_at),
-                    "organizationId": event.org_id,
-                    "data": event.data,
-                }
-            )
-            now = self.clock()
-            timestamp = int(now.timestamp())
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": event.id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(secret, event.id, timestamp, body),
+        waited = limiter.available_tokens == 0
+        async with limiter:
+            if waited:
+                # It waited its turn: the endpoint may have been disabled meanwhile (410).
+                fresh = await self.storage.get_webhook(webhook.id)
+                if fresh is None or fresh.status is not WebhookStatus.ACTIVE or fresh.deleted_at:
+                    await self._finish(
+                        delivery, DeliveryStatus.FAILED, None, "endpoint disabled", count=False
+                    )
+                    return
+            await self._send(delivery, webhook)
+
+    async def _send(self, delivery: Delivery, webhook: OutgoingWebhook) -> None:
+        event = await self.storage.get_event(delivery.event_id)
+        if event is None:
+            await self._finish(delivery, DeliveryStatus.FAILED, None, "event missing", count=False)
+            return
+        secret = self.box.decrypt(webhook.secret_enc, context=webhook_secret_context(webhook.id))
+        body = orjson.dumps(
+            {
+                "id": event.id,
+                "event": event.type,
+                "timestamp": isoformat(event.created_at),
+                "organizationId": event.org_id,
+                "data": event.data,
             }
-            result = await self.sender.send(webhook.url, body, headers, now)
-        finally:
-            self._busy[webhook.id] -= 1
-            if not self._busy[webhook.id]:
-                del self._busy[webhook.id]
+        )
+        now = self.clock()
+        timestamp = int(now.timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": event.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, event.id, timestamp, body),
+        }
+        result = await self.sender.send(webhook.url, body, headers, now)
         await self._record(delivery, result)
 
     async def _record(self, delivery: Delivery, result: SendResult) -> None:
