@@ -120,6 +120,7 @@ async def emit(
     emitted: dict[str, float] = {}
     for i in range(events):
         event = await service.emit("org", "phone_number.connected", {"n": i})
+        assert event is not None
         emitted[event.id] = time.time()
         if pace:
             await anyio.sleep(pace)

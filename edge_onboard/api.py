@@ -116,6 +116,26 @@ async def phone_health(request: Request) -> Response:
     return responses.single(report)
 
 
+async def send_message(request: Request) -> Response:
+    services, principal = await _principal(request)
+    raw = await validation.read_body(request)
+
+    async def handler() -> JSONResponse:
+        body = validation.json_object(request, raw)
+        sent = await services.messages.send(principal.org_id, request.path_params["phone_id"], body)
+        return responses.single(sent, status_code=201)
+
+    return await run_idempotent(
+        request,
+        storage=services.storage,
+        clock=services.clock,
+        box=services.box,
+        org_id=principal.org_id,
+        body=raw,
+        handler=handler,
+    )
+
+
 # Outgoing webhooks
 
 

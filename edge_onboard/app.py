@@ -26,7 +26,9 @@ from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
 from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
+from edge_onboard.inbound import InboundService
 from edge_onboard.links import LinkService
+from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
 from edge_onboard.middleware import RequestIdMiddleware
 from edge_onboard.phones import PhoneService
@@ -86,7 +88,7 @@ def _meta(
             app_secret=SANDBOX_APP_SECRET,
             transport=httpx.ASGITransport(app=fake),
         )
-        return MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID), graph
+        return MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID, SANDBOX_APP_SECRET), graph
     if settings.meta_configured:
         assert settings.meta_app_id and settings.meta_app_secret and settings.meta_config_id
         graph = GraphClient(
@@ -95,8 +97,25 @@ def _meta(
             app_id=settings.meta_app_id,
             app_secret=settings.meta_app_secret.reveal(),
         )
-        return MetaApp(settings.meta_app_id, settings.meta_config_id), graph
+        return (
+            MetaApp(
+                settings.meta_app_id,
+                settings.meta_config_id,
+                settings.meta_app_secret.reveal(),
+            ),
+            graph,
+        )
     return None, None
+
+
+async def _pump_sandbox(sandbox: SandboxMeta, app: Starlette) -> None:
+    """The fake Meta's webhooks (message statuses, inbound messages) reach the service
+    through an in-process transport: the sandbox needs no network, even to itself."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.invalid") as client:
+        while True:
+            await sandbox.flush(client)
+            await anyio.sleep(0.2)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -157,13 +176,14 @@ def create_app(
         webhooks = WebhookService(
             store, now, box, engine, allow_private=settings.webhook_allow_private
         )
+        phones = PhoneService(store, now, box, graph)
         app.state.services = Services(
             settings=settings,
             storage=store,
             clock=now,
             box=box,
             links=links,
-            phones=PhoneService(store, now, box, graph),
+            phones=phones,
             completion=CompletionService(
                 storage=store,
                 clock=now,
@@ -175,6 +195,8 @@ def create_app(
             ),
             webhooks=webhooks,
             engine=engine,
+            inbound=InboundService(store, webhooks),
+            messages=MessageService(store, box, phones, graph),
             meta_app=meta_app,
             graph=graph,
             sandbox=sandbox,
@@ -184,6 +206,8 @@ def create_app(
             async with anyio.create_task_group() as tg:
                 if deliver if deliver is not None else settings.inprocess_delivery:
                     tg.start_soon(engine.run)
+                    if sandbox is not None:
+                        tg.start_soon(_pump_sandbox, sandbox, app)
                 yield
                 # Graceful: finish the deliveries in flight (up to 15 s), then stop.
                 engine.stop()
@@ -212,7 +236,12 @@ def create_app(
         Route("/signup/{link_id}", hosted.signup_page, methods=["GET"]),
         Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/static/{name}", hosted.static_asset, methods=["GET"]),
-        Route("/webhook/phone/{phone_id}", hosted.phone_webhook_handshake, methods=["GET"]),
+        _resource(
+            "/webhook/phone/{phone_id}",
+            GET=hosted.phone_webhook_handshake,
+            POST=hosted.phone_webhook,
+        ),
+        Route("/v1/phones/{phone_id}/messages", api.send_message, methods=["POST"]),
         _resource("/v1/outgoing-webhooks", GET=api.list_webhooks, POST=api.create_webhook),
         _resource(
             "/v1/outgoing-webhooks/{webhook_id}",

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from edge_onboard import validation
 from edge_onboard.errors import ApiError
+from edge_onboard.inbound import signature_ok
 from edge_onboard.links import UUID_RE
 from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services
@@ -225,6 +226,35 @@ async def static_asset(request: Request) -> Response:
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(_asset(name), media_type=media_type, headers=headers)
+
+
+async def phone_webhook(request: Request) -> Response:
+    """Meta's deliveries (messages, statuses): verified, recorded once, answered fast."""
+    services = get_services(request)
+    phone_id = request.path_params["phone_id"]
+    if not UUID_RE.match(phone_id):
+        return Response(b"Not Found", status_code=404, media_type="text/plain")
+    try:
+        raw = await validation.read_body(request)
+    except ApiError as exc:
+        return Response(exc.message.encode(), status_code=exc.status_code, media_type="text/plain")
+    meta = services.meta_app
+    header = request.headers.get("x-hub-signature-256")
+    if meta is None or not signature_ok(meta.secret, raw, header):
+        # Logged without the body: it is not ours to keep if it is not Meta's.
+        log.warning(
+            "meta webhook for %s: bad or missing signature (%d bytes); refused", phone_id, len(raw)
+        )
+        return Response(b"Invalid signature", status_code=401, media_type="text/plain")
+    result = await services.inbound.handle(raw)
+    log.info(
+        "meta webhook for %s: %d events, %d duplicates, %d skipped",
+        phone_id,
+        result.emitted,
+        result.duplicates,
+        result.skipped,
+    )
+    return Response(b"OK", media_type="text/plain")
 
 
 async def phone_webhook_handshake(request: Request) -> Response:

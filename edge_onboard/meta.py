@@ -290,6 +290,22 @@ class GraphClient:
             json={"messaging_product": "whatsapp", "pin": pin},
         )
 
+    async def send_message(self, phone_id: str, token: str, payload: Mapping[str, Any]) -> str:
+        """Send; the Meta message id. Never retried here: Meta may have sent it already,
+        so the caller retries, with its idempotency key."""
+        body = await self._call(
+            "POST",
+            f"{phone_id}/messages",
+            token=token,
+            json={"messaging_product": "whatsapp", "recipient_type": "individual", **payload},
+            retry=False,
+        )
+        messages = body.get("messages") or []
+        message_id = messages[0].get("id") if messages and isinstance(messages[0], dict) else None
+        if not isinstance(message_id, str):
+            raise GraphError("no message id in Meta's answer", code=-1)
+        return message_id
+
     async def phone(self, phone_id: str, token: str, *, fields: str = PHONE_FIELDS) -> PhoneInfo:
         body = await self._call("GET", phone_id, token=token, params={"fields": fields})
         return PhoneInfo.from_graph(body)

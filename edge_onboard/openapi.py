@@ -496,6 +496,80 @@ def _schemas() -> Schema:
                 }
             },
         },
+        "SendMessage": {
+            "type": "object",
+            "required": ["to", "type"],
+            "additionalProperties": False,
+            "properties": {
+                "to": {"type": "string", "pattern": "^\\+?[1-9][0-9]{6,14}$"},
+                "type": {"type": "string", "enum": ["text", "template"]},
+                "text": {
+                    "type": "object",
+                    "required": ["body"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "body": {"type": "string", "minLength": 1, "maxLength": 4096},
+                        "previewUrl": {"type": "boolean"},
+                    },
+                },
+                "template": {
+                    "type": "object",
+                    "required": ["name", "language"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z0-9_]{1,512}$"},
+                        "language": {
+                            "type": "object",
+                            "required": ["code"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "code": {"type": "string", "pattern": "^[a-z]{2,3}(_[A-Z]{2})?$"}
+                            },
+                        },
+                        "components": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": "text"}}},
+                    "then": {"required": ["text"], "not": {"required": ["template"]}},
+                },
+                {
+                    "if": {"properties": {"type": {"const": "template"}}},
+                    "then": {"required": ["template"], "not": {"required": ["text"]}},
+                },
+            ],
+        },
+        "SentMessage": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "required": ["metaMessageId", "phoneNumberId", "to", "type", "status"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "metaMessageId": {"type": "string"},
+                        "phoneNumberId": _UUID,
+                        "to": {"type": "string"},
+                        "type": {"type": "string", "enum": ["text", "template"]},
+                        "status": {"const": "accepted"},
+                    },
+                }
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "event", "timestamp", "organizationId", "data"],
+            "properties": {
+                "id": {"type": "string", "description": "also the webhook-id header"},
+                "event": _EVENT,
+                "timestamp": _TIMESTAMP,
+                "organizationId": _UUID,
+                "data": {"type": "object"},
+            },
+        },
         "EventTypeList": {
             "type": "object",
             "required": ["data", "pagination"],
@@ -569,6 +643,16 @@ def build_openapi(public_url: str) -> Schema:
                 "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_org_..."}
             },
             "schemas": _schemas(),
+        },
+        "webhooks": {
+            name: {
+                "post": {
+                    "summary": text,
+                    "requestBody": {"content": {"application/json": {"schema": _ref("Event")}}},
+                    "responses": {"2XX": {"description": "Any 2xx acknowledges it."}},
+                }
+            }
+            for name, text in EVENT_TYPES.items()
         },
         "paths": {
             "/v1/onboarding-links": {
@@ -652,6 +736,30 @@ def build_openapi(public_url: str) -> Schema:
                         "200": _json(_ref("DeletedOnboardingLink"), "Deleted."),
                         "404": _error("No such link in this organisation."),
                         "409": _error("The link is not pending (link_not_pending)."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/phones/{id}/messages": {
+                "parameters": [phone_id],
+                "post": {
+                    "operationId": "sendMessage",
+                    "summary": "Send a text or template message through a connected number",
+                    "parameters": [idempotency],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SendMessage")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("SentMessage"), "Meta accepted it."),
+                        "400": _error("Invalid parameters or JSON."),
+                        "404": _error("No such phone in this organisation."),
+                        "409": _error("Not registered (phone_not_registered), or key in use."),
+                        "413": _error("Body over 1 MB."),
+                        "415": _error("Body is not JSON."),
+                        "422": _error("Meta refused the message (meta_rejected)."),
+                        "502": _error("Meta unreachable: retry with the same Idempotency-Key."),
+                        "503": _error("No Meta app configured."),
                         **_COMMON_ERRORS,
                     },
                 },
@@ -853,6 +961,35 @@ def build_openapi(public_url: str) -> Schema:
             },
             "/webhook/phone/{id}": {
                 "parameters": [phone_id],
+                "post": {
+                    "operationId": "phoneWebhook",
+                    "security": [],
+                    "summary": "Meta's deliveries (messages, statuses), signed X-Hub-Signature-256",
+                    "parameters": [
+                        {
+                            "name": "X-Hub-Signature-256",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {}}},
+                    },
+                    "responses": {
+                        code: {
+                            "description": text,
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                        for code, text in {
+                            "200": "Received (also when nothing in it was usable).",
+                            "401": "Missing or wrong signature.",
+                            "404": "Malformed phone id.",
+                            "413": "Body over 1 MB.",
+                        }.items()
+                    },
+                },
                 "get": {
                     "operationId": "phoneWebhookHandshake",
                     "security": [],

@@ -12,7 +12,9 @@ from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox
 from edge_onboard.delivery import DeliveryEngine
+from edge_onboard.inbound import InboundService
 from edge_onboard.links import LinkService
+from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
 from edge_onboard.phones import PhoneService
 from edge_onboard.storage import Storage
@@ -26,10 +28,11 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MetaApp:
-    """The public half of the Meta app: what the hosted page needs."""
+    """The Meta app: ids for the hosted page, the secret that signs Meta's webhooks."""
 
     app_id: str
     config_id: str
+    secret: str = dataclasses.field(default="", repr=False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -43,6 +46,8 @@ class Services:
     completion: CompletionService
     webhooks: WebhookService
     engine: DeliveryEngine
+    inbound: InboundService
+    messages: MessageService
     meta_app: MetaApp | None = None
     graph: GraphClient | None = None
     sandbox: SandboxMeta | None = None

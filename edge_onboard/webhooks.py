@@ -21,6 +21,7 @@ from edge_onboard.links import UUID_RE, generate_webhook_secret
 from edge_onboard.storage import (
     Delivery,
     DeliveryStatus,
+    DuplicateError,
     Event,
     OutgoingWebhook,
     Storage,
@@ -239,11 +240,23 @@ class WebhookService:
         return updated
 
     async def emit(
-        self, org_id: str, type: str, data: dict[str, Any], *, waba_id: str | None = None
-    ) -> Event:
-        """Record an event with its deliveries, then queue them."""
+        self,
+        org_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        waba_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Event | None:
+        """Record an event with its deliveries, then queue them. With ``event_id`` (derived
+        from what it reports), a second emit of the same thing records nothing: None."""
         event = new_event(org_id, type, data, waba_id, self.clock)
+        if event_id is not None:
+            event.id = event_id
         deliveries = plan_deliveries(event, await self.storage.active_webhooks(org_id))
-        await self.storage.record_event(event, deliveries)
+        try:
+            await self.storage.record_event(event, deliveries)
+        except DuplicateError:
+            return None
         await self.engine.dispatch(deliveries)
         return event

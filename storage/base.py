@@ -159,6 +159,9 @@ class Storage(Protocol):
         self, org_id: str, meta_phone_number_id: str
     ) -> Phone | None: ...
 
+    async def phones_by_meta_id(self, meta_phone_number_id: str) -> list[Phone]:
+        """Every organisation's record of that Meta number (inbound webhooks route by it)."""
+
     async def complete_link(self, completion: Completion) -> Completed | None:
         """Apply a ``Completion`` atomically; None (and nothing written) if the claim is gone."""
 

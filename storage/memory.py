@@ -147,6 +147,13 @@ class MemoryStorage:
                 return copy.deepcopy(phone)
         return None
 
+    async def phones_by_meta_id(self, meta_phone_number_id: str) -> list[Phone]:
+        return [
+            copy.deepcopy(p)
+            for p in self._phones.values()
+            if p.meta_phone_number_id == meta_phone_number_id
+        ]
+
     async def complete_link(self, completion: Completion) -> Completed | None:
         link = self._links.get(completion.link_id)
         condition = LinkCondition(statuses={LinkStatus.PENDING}, claim_id=completion.claim_id)

@@ -164,6 +164,7 @@ class MongoStorage:
             await self.phones.create_index(
                 [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             )
+            await self.phones.create_index("meta_phone_number_id")
             await self.webhooks.create_index(
                 [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             )
@@ -300,6 +301,13 @@ class MongoStorage:
                 {"org_id": org_id, "meta_phone_number_id": meta_phone_number_id}
             )
         return Phone.from_doc(_from_mongo(doc)) if doc else None
+
+    async def phones_by_meta_id(self, meta_phone_number_id: str) -> list[Phone]:
+        with _errors():
+            docs = await self.phones.find({"meta_phone_number_id": meta_phone_number_id}).to_list(
+                None
+            )
+        return [Phone.from_doc(_from_mongo(d)) for d in docs]
 
     async def complete_link(self, completion: Completion) -> Completed | None:
         async def apply(session: AsyncClientSession) -> Completed:

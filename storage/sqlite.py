@@ -125,6 +125,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at DESC, id DESC);
     CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
     """,
+    """
+    CREATE INDEX phones_meta ON phones (meta_phone_number_id);
+    """,
 )
 
 
@@ -413,6 +416,14 @@ class SQLiteStorage:
             ).fetchone()
         )
         return Phone.from_doc(_load(row[0])) if row else None
+
+    async def phones_by_meta_id(self, meta_phone_number_id: str) -> list[Phone]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM phones WHERE meta_phone_number_id = ?", (meta_phone_number_id,)
+            ).fetchall()
+        )
+        return [Phone.from_doc(_load(r[0])) for r in rows]
 
     async def complete_link(self, completion: Completion) -> Completed | None:
         def op(c: sqlite3.Connection) -> Completed | None:

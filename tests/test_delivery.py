@@ -77,6 +77,7 @@ class Harness:
         event = await self.services.webhooks.emit(
             org, "phone_number.connected", data or {"n": 1}, waba_id=waba_id
         )
+        assert event is not None
         return event.id
 
     async def drain(self) -> int:

@@ -55,17 +55,20 @@ def test_api_conforms_to_its_schema(tmp_path: Path) -> None:
     key = create_key(tmp_path)
     # The sandbox stands in for Meta, so callbacks meet a Graph that answers.
     with serve(tmp_path, "--sandbox") as (base, _):
-        schemathesis_run(base, key, tmp_path, "--exclude-path", "/signup/{id}/callback")
-        # The callback refuses valid reports that Meta refuses (422) or that come too late
-        # (410). schemathesis's stateful phase ignores the per-operation allowance in
-        # tests/schemathesis.toml, so this operation runs on its own with that one check
-        # left to the stateless phases.
+        special = r"^/signup/|^/v1/outgoing-webhooks/\{id\}$"
+        schemathesis_run(base, key, tmp_path, "--exclude-path-regex", special)
+        # Some valid requests are refused for reasons a schema cannot state: the hosted
+        # page and its callback answer 410 (link gone) or 422 (Meta refused), and naming
+        # a WABA the organisation does not have in a webhook PATCH is 404, which the
+        # stateful phase would read as "the webhook just created is gone". That phase
+        # also ignores per-operation allowances (tests/schemathesis.toml), so these run
+        # on their own, in the stateless phases.
         schemathesis_run(
             base,
             key,
             tmp_path,
-            "--include-path",
-            "/signup/{id}/callback",
+            "--include-path-regex",
+            special,
             "--phases",
             "examples,coverage,fuzzing",
         )

@@ -1,0 +1,363 @@
+"""Meta's webhooks become message events; messages go out through connected numbers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from edge_onboard.auth import create_key
+from edge_onboard.delivery import Sender
+from edge_onboard.inbound import sign_body
+from edge_onboard.sandbox import APP_SECRET
+from edge_onboard.services import Services
+from edge_onboard.storage import Storage
+from tests.conftest import FakeClock, make_settings, running_app
+from tests.test_delivery import Receiver
+from tests.test_links_api import assert_error
+
+pytestmark = pytest.mark.anyio
+EVENTS = ["message.received", "message.sent", "message.delivered", "message.read", "message.failed"]
+
+
+class World:
+    def __init__(self, client: httpx.AsyncClient, services: Services, receiver: Receiver) -> None:
+        self.client = client
+        self.services = services
+        self.receiver = receiver
+        self.auth: dict[str, str] = {}
+        assert services.sandbox is not None
+        self.sandbox = services.sandbox
+
+    async def connect(self, scenario: str = "ok") -> dict[str, Any]:
+        """A completed link, with a webhook subscribed to the message events."""
+        created = await self.client.post(
+            "/v1/onboarding-links",
+            headers=self.auth,
+            json={
+                "name": "Acme",
+                "webhookUrl": "http://127.0.0.1:9/events",
+                "webhookEvents": EVENTS,
+            },
+        )
+        link = created.json()["data"]
+        session = self.sandbox.finish(scenario)
+        data = session["data"]
+        done = await self.client.post(
+            f"/signup/{link['id']}/callback",
+            json={
+                "code": session["code"],
+                "wabaId": data["waba_id"],
+                "phoneNumberId": data["phone_number_id"],
+            },
+        )
+        assert done.status_code == 200, done.text
+        view = (
+            await self.client.get(f"/v1/onboarding-links/{link['id']}", headers=self.auth)
+        ).json()["data"]
+        return {**view, "metaPhoneNumberId": data["phone_number_id"], "metaWabaId": data["waba_id"]}
+
+    async def meta_post(
+        self, phone_id: str, payload: Any, *, secret: str = APP_SECRET, signature: str | None = None
+    ) -> httpx.Response:
+        raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        headers = {"Content-Type": "application/json"}
+        if signature is not None or secret:
+            headers["X-Hub-Signature-256"] = signature or sign_body(secret, raw)
+        return await self.client.post(f"/webhook/phone/{phone_id}", content=raw, headers=headers)
+
+    async def delivered(self) -> list[dict[str, Any]]:
+        await self.services.engine.drain()
+        return [orjson.loads(r.content) for r in self.receiver.to("127.0.0.1/events")]
+
+
+def messages_payload(meta_phone: str, *, message_id: str = "wamid.A1", **value: Any) -> Any:
+    body = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550100000", "phone_number_id": meta_phone},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": "15551234567"}],
+        "messages": [
+            {
+                "from": "15551234567",
+                "id": message_id,
+                "timestamp": "1795569813",
+                "type": "text",
+                "text": {"body": "Olá!"},
+            }
+        ],
+    }
+    body.update(value)
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": body}]}],
+    }
+
+
+def statuses_payload(meta_phone: str, *statuses: tuple[str, str]) -> Any:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "W",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "1",
+                                "phone_number_id": meta_phone,
+                            },
+                            "statuses": [
+                                {
+                                    "id": mid,
+                                    "status": status,
+                                    "timestamp": "1795569813",
+                                    "recipient_id": "15551234567",
+                                    **(
+                                        {
+                                            "errors": [
+                                                {
+                                                    "code": 131026,
+                                                    "title": "Undeliverable",
+                                                    "message": "Message undeliverable",
+                                                    "error_data": {"details": "not on WhatsApp"},
+                                                }
+                                            ]
+                                        }
+                                        if status == "failed"
+                                        else {}
+                                    ),
+                                }
+                                for mid, status in statuses
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+async def world(storage: Storage) -> AsyncIterator[World]:
+    clock = FakeClock(datetime.now(UTC))
+    receiver = Receiver()
+    settings = make_settings(EDGE_SANDBOX="1", EDGE_WEBHOOK_ALLOW_PRIVATE="1")
+    async with running_app(storage, clock, settings) as client:
+        services: Services = client._transport.app.state.services  # type: ignore[attr-defined]
+        services.engine.sender = Sender(
+            allow_private=True, transport=httpx.MockTransport(receiver.handler)
+        )
+        world = World(client, services, receiver)
+        _, _, key = await create_key(storage, "acme", clock())
+        world.auth = {"Authorization": f"Bearer {key}"}
+        yield world
+
+
+async def test_a_signed_message_becomes_one_event(world: World) -> None:
+    phone = await world.connect()
+    await world.delivered()  # the phone_number.connected event, out of the way
+    world.receiver.requests.clear()
+    payload = messages_payload(phone["metaPhoneNumberId"])
+    first = await world.meta_post(phone["phoneNumberId"], payload)
+    again = await world.meta_post(phone["phoneNumberId"], payload)  # Meta retries
+    assert (first.status_code, again.status_code) == (200, 200)
+    (event,) = await world.delivered()
+    assert event["event"] == "message.received"
+    assert event["data"] == {
+        "phoneNumberId": phone["phoneNumberId"],
+        "wabaId": phone["wabaId"],
+        "metaMessageId": "wamid.A1",
+        "from": "15551234567",
+        "contactName": "Ana",
+        "type": "text",
+        "timestamp": "2026-11-25T01:23:33.000Z",
+        "text": "Olá!",
+        "media": None,
+    }
+
+
+async def test_forged_and_unsigned_payloads_produce_nothing(world: World) -> None:
+    phone = await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    payload = messages_payload(phone["metaPhoneNumberId"])
+    forged = await world.meta_post(phone["phoneNumberId"], payload, secret="not-the-app-secret")
+    unsigned = await world.meta_post(phone["phoneNumberId"], payload, secret="")
+    wrong = await world.meta_post(phone["phoneNumberId"], payload, signature="sha1=abc")
+    assert [r.status_code for r in (forged, unsigned, wrong)] == [401, 401, 401]
+    assert await world.delivered() == []
+
+
+async def test_unusable_payloads_are_accepted_and_ignored(world: World) -> None:
+    phone = await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    for raw in (
+        b"not json",
+        b"[]",
+        b'{"entry": 5}',
+        b'{"entry": [{"changes": [1, {}]}]}',
+        orjson.dumps(messages_payload("999999")),
+    ):  # a number nobody connected
+        response = await world.meta_post(phone["phoneNumberId"], raw)
+        assert response.status_code == 200
+    assert await world.delivered() == []
+    assert (await world.client.post("/webhook/phone/nope", content=b"{}")).status_code == 404
+
+
+async def test_batches_route_by_phone_and_statuses_arrive_in_any_order(world: World) -> None:
+    one, two = await world.connect(), await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    batch = messages_payload(one["metaPhoneNumberId"], message_id="wamid.ONE")
+    batch["entry"] += messages_payload(two["metaPhoneNumberId"], message_id="wamid.TWO")["entry"]
+    assert (await world.meta_post(one["phoneNumberId"], batch)).status_code == 200
+    statuses = statuses_payload(
+        two["metaPhoneNumberId"],
+        ("wamid.OUT", "read"),
+        ("wamid.OUT", "delivered"),
+        ("wamid.OUT", "sent"),
+        ("wamid.BAD", "failed"),
+        ("wamid.OUT", "read"),
+    )
+    assert (await world.meta_post(two["phoneNumberId"], statuses)).status_code == 200
+    events = await world.delivered()
+    received = {
+        e["data"]["metaMessageId"]: e["data"]["phoneNumberId"]
+        for e in events
+        if e["event"] == "message.received"
+    }
+    assert received == {"wamid.ONE": one["phoneNumberId"], "wamid.TWO": two["phoneNumberId"]}
+    kinds = sorted(e["event"] for e in events if e["data"]["metaMessageId"] == "wamid.OUT")
+    assert kinds == ["message.delivered", "message.read", "message.sent"]  # read once
+    (failed,) = [e for e in events if e["event"] == "message.failed"]
+    assert failed["data"]["errors"] == [
+        {
+            "code": 131026,
+            "title": "Undeliverable",
+            "message": "Message undeliverable",
+            "details": "not on WhatsApp",
+        }
+    ]
+
+
+async def test_send_then_status_events_in_the_sandbox(world: World) -> None:
+    phone = await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    path = f"/v1/phones/{phone['phoneNumberId']}/messages"
+    body = {"to": "+15551234567", "type": "text", "text": {"body": "Hello from edge"}}
+    headers = {**world.auth, "Idempotency-Key": "send-1"}
+    sent = await world.client.post(path, json=body, headers=headers)
+    assert sent.status_code == 201, sent.text
+    data = sent.json()["data"]
+    assert data["metaMessageId"].startswith("wamid.") and data["to"] == "+15551234567"
+    assert data["status"] == "accepted" and data["type"] == "text"
+    replay = await world.client.post(path, json=body, headers=headers)
+    assert replay.json() == sent.json() and replay.headers["idempotent-replayed"] == "true"
+    sends = [p for m, p in world.sandbox.calls if p.endswith("/messages")]
+    assert len(sends) == 1
+    assert await world.sandbox.flush(world.client) == 3  # Meta's status webhooks, signed
+    events = await world.delivered()
+    assert sorted(e["event"] for e in events) == [
+        "message.delivered",
+        "message.read",
+        "message.sent",
+    ]
+    assert {e["data"]["metaMessageId"] for e in events} == {data["metaMessageId"]}
+
+    template = await world.client.post(
+        path,
+        headers=world.auth,
+        json={
+            "to": "15551234567",
+            "type": "template",
+            "template": {"name": "order_update", "language": {"code": "en_US"}},
+        },
+    )
+    assert template.status_code == 201, template.text
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({}, "to", "parameter_missing"),
+        ({"to": "12", "type": "text", "text": {"body": "x"}}, "to", "parameter_invalid"),
+        ({"to": "+15551234567"}, "type", "parameter_missing"),
+        ({"to": "+15551234567", "type": "image"}, "type", "parameter_invalid"),
+        ({"to": "+15551234567", "type": "text"}, "text", "parameter_missing"),
+        ({"to": "+15551234567", "type": "text", "text": {"body": ""}}, "body", "parameter_invalid"),
+        (
+            {"to": "+15551234567", "type": "text", "text": {"body": "x", "x": 1}},
+            "text.x",
+            "unknown_parameter",
+        ),
+        (
+            {
+                "to": "+15551234567",
+                "type": "template",
+                "template": {"name": "Bad Name", "language": {"code": "en_US"}},
+            },
+            "name",
+            "parameter_invalid",
+        ),
+        (
+            {
+                "to": "+15551234567",
+                "type": "template",
+                "template": {"name": "ok", "language": "en"},
+            },
+            "template.language",
+            "parameter_invalid",
+        ),
+        (
+            {"to": "+15551234567", "type": "text", "text": {"body": "x"}, "cc": 1},
+            "cc",
+            "unknown_parameter",
+        ),
+    ],
+)
+async def test_send_validation(world: World, body: dict[str, Any], param: str, code: str) -> None:
+    phone = await world.connect()
+    response = await world.client.post(
+        f"/v1/phones/{phone['phoneNumberId']}/messages", json=body, headers=world.auth
+    )
+    assert_error(response, 400, code, param)
+
+
+async def test_send_refusals(world: World) -> None:
+    phone = await world.connect()
+    path = f"/v1/phones/{phone['phoneNumberId']}/messages"
+    body = {"to": "+15551234567", "type": "text", "text": {"body": "hi"}}
+    meta = phone["metaPhoneNumberId"]
+    world.sandbox.fail(
+        "POST", f"{meta}/messages", status=400, code=131026, message="Message undeliverable"
+    )
+    assert_error(await world.client.post(path, json=body, headers=world.auth), 422, "meta_rejected")
+    world.sandbox.fail("POST", f"{meta}/messages", status=400, code=130429)
+    limited = await world.client.post(path, json=body, headers=world.auth)
+    assert_error(limited, 429, "meta_rate_limited")
+    assert limited.headers["retry-after"] == "60"
+    world.sandbox.fail("POST", f"{meta}/messages", status=503)
+    assert_error(
+        await world.client.post(path, json=body, headers=world.auth), 502, "meta_unavailable"
+    )
+    # Not registered on the Cloud API: nothing to send with.
+    unregistered = await world.connect("register_fails")
+    refused = await world.client.post(
+        f"/v1/phones/{unregistered['phoneNumberId']}/messages", json=body, headers=world.auth
+    )
+    assert_error(refused, 409, "phone_not_registered")
+    # Another organisation's phone is 404.
+    _, _, other = await create_key(world.services.storage, "globex", world.services.clock())
+    assert_error(
+        await world.client.post(path, json=body, headers={"Authorization": f"Bearer {other}"}),
+        404,
+        "resource_missing",
+    )
