@@ -9,7 +9,8 @@ from starlette.routing import Route
 
 
 async def bare(request: Request) -> Response:
+    await request.body()  # a POST's body is read, as any real handler would
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-app = Starlette(routes=[Route("/bare", bare)])
+app = Starlette(routes=[Route("/bare", bare, methods=["GET", "POST"])])
