@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._servers import hypercorn_app  # noqa: E402
 from edge_onboard.clock import system_clock  # noqa: E402
 from edge_onboard.crypto import SecretBox  # noqa: E402
 from edge_onboard.delivery import DeliveryEngine, Sender, sign  # noqa: E402
@@ -35,34 +35,15 @@ from edge_onboard.queue.redis import RedisQueue  # noqa: E402
 from edge_onboard.storage import from_url  # noqa: E402
 from edge_onboard.webhooks import WebhookService  # noqa: E402
 from tests import services  # noqa: E402
-from tests.live import clean_env, free_port  # noqa: E402
+from tests.live import clean_env  # noqa: E402
 
 SECRET_KEY = "bench-secret-key-" + "x" * 32
 WEBHOOK_SECRET = "bench-webhook-secret"
 CONCURRENCY = 32
 
 
-@contextlib.contextmanager
-def receiver() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "bench.receiver:app"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait()
+def receiver() -> contextlib.AbstractContextManager[str]:
+    return hypercorn_app("bench.receiver:app", "/stats")
 
 
 def body(i: int) -> bytes:

@@ -18,8 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,8 +25,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._servers import hypercorn_app  # noqa: E402
 from tests import services  # noqa: E402
-from tests.live import create_key, free_port, serve  # noqa: E402
+from tests.live import create_key, serve  # noqa: E402
 
 POST_LUA = """
 wrk.method = "POST"
@@ -56,27 +55,8 @@ def wrk(
     return rps, p50, p99
 
 
-@contextlib.contextmanager
-def bare_server() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "bench.bare:app"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/bare", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait()
+def bare_server() -> contextlib.AbstractContextManager[str]:
+    return hypercorn_app("bench.bare:app", "/bare")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -32,18 +33,17 @@ async def _principal(request: Request) -> tuple[Services, Principal]:
     return services, await authenticate(request, services.storage)
 
 
-# Onboarding links
+Create = Callable[[Services, Principal, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def create_link(request: Request) -> Response:
+async def _create(request: Request, make: Create) -> Response:
+    """A POST that creates something: authenticated, JSON body, ``Idempotency-Key``, 201."""
     services, principal = await _principal(request)
     raw = await validation.read_body(request)
 
     async def handler() -> JSONResponse:
         body = validation.json_object(request, raw)
-        params = await parse_create(body, allow_private=services.settings.webhook_allow_private)
-        link = await services.links.create(principal.org_id, params)
-        return responses.single(services.links.view(link), status_code=201)
+        return responses.single(await make(services, principal, body), status_code=201)
 
     return await run_idempotent(
         request,
@@ -54,6 +54,19 @@ async def create_link(request: Request) -> Response:
         body=raw,
         handler=handler,
     )
+
+
+# Onboarding links
+
+
+async def create_link(request: Request) -> Response:
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        params = await parse_create(body, allow_private=services.settings.webhook_allow_private)
+        return services.links.view(await services.links.create(principal.org_id, params))
+
+    return await _create(request, make)
 
 
 async def list_links(request: Request) -> Response:
@@ -117,47 +130,27 @@ async def phone_health(request: Request) -> Response:
 
 
 async def send_message(request: Request) -> Response:
-    services, principal = await _principal(request)
-    raw = await validation.read_body(request)
+    phone_id = request.path_params["phone_id"]
 
-    async def handler() -> JSONResponse:
-        body = validation.json_object(request, raw)
-        sent = await services.messages.send(principal.org_id, request.path_params["phone_id"], body)
-        return responses.single(sent, status_code=201)
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await services.messages.send(principal.org_id, phone_id, body)
 
-    return await run_idempotent(
-        request,
-        storage=services.storage,
-        clock=services.clock,
-        box=services.box,
-        org_id=principal.org_id,
-        body=raw,
-        handler=handler,
-    )
+    return await _create(request, make)
 
 
 # Outgoing webhooks
 
 
 async def create_webhook(request: Request) -> Response:
-    services, principal = await _principal(request)
-    raw = await validation.read_body(request)
-
-    async def handler() -> JSONResponse:
-        body = validation.json_object(request, raw)
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
         webhook, secret = await services.webhooks.create(principal.org_id, body)
-        # The secret is shown once, here.
-        return responses.single({**webhook_view(webhook), "secret": secret}, status_code=201)
+        return {**webhook_view(webhook), "secret": secret}  # the secret is shown once, here
 
-    return await run_idempotent(
-        request,
-        storage=services.storage,
-        clock=services.clock,
-        box=services.box,
-        org_id=principal.org_id,
-        body=raw,
-        handler=handler,
-    )
+    return await _create(request, make)
 
 
 async def list_webhooks(request: Request) -> Response:
