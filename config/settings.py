@@ -72,6 +72,9 @@ class Settings:
     delivery_schedule: tuple[float, ...] | None = None
     # Seconds a worker holds a delivery before others may take it (EDGE_DELIVERY_LEASE).
     delivery_lease: float = 60.0
+    # Requests per second (bursts twice that): per API key, and per client on /signup.
+    rate_limit_api: float = 50.0
+    rate_limit_public: float = 10.0
 
     @property
     def meta_configured(self) -> bool:
@@ -186,6 +189,24 @@ class Settings:
             if inprocess is None
             else _bool(inprocess, "EDGE_INPROCESS_DELIVERY"),
             delivery_schedule=schedule,
+            rate_limit_api=float(
+                _int(
+                    get("EDGE_RATE_LIMIT_API"),
+                    "EDGE_RATE_LIMIT_API",
+                    default=50,
+                    low=1,
+                    high=100_000,
+                )
+            ),
+            rate_limit_public=float(
+                _int(
+                    get("EDGE_RATE_LIMIT_PUBLIC"),
+                    "EDGE_RATE_LIMIT_PUBLIC",
+                    default=10,
+                    low=1,
+                    high=100_000,
+                )
+            ),
             delivery_lease=float(
                 _int(
                     get("EDGE_DELIVERY_LEASE"), "EDGE_DELIVERY_LEASE", default=60, low=1, high=3600

@@ -18,6 +18,7 @@ from edge_onboard.idempotency import run_idempotent
 from edge_onboard.links import parse_create
 from edge_onboard.openapi import build_openapi
 from edge_onboard.phones import phone_view
+from edge_onboard.ratelimit import Limit
 from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services
 from edge_onboard.storage import LinkFilter, LinkStatus
@@ -30,7 +31,12 @@ LIST_QUERY = frozenset({"page", "limit", "status", "externalId"})
 
 async def _principal(request: Request) -> tuple[Services, Principal]:
     services = get_services(request)
-    return services, await authenticate(request, services.storage)
+    principal = await authenticate(request, services.storage)
+    rate = services.settings.rate_limit_api
+    await services.limiter.check(
+        f"key:{principal.key_id}", Limit(rate, int(rate * 2)), "for this API key"
+    )
+    return services, principal
 
 
 Create = Callable[[Services, Principal, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -34,6 +34,7 @@ from edge_onboard.middleware import RequestIdMiddleware
 from edge_onboard.phones import PhoneService
 from edge_onboard.queue import DeliveryQueue
 from edge_onboard.queue import from_url as queue_from_url
+from edge_onboard.ratelimit import RateLimiter
 from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
 from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
@@ -197,6 +198,7 @@ def create_app(
             engine=engine,
             inbound=InboundService(store, webhooks),
             messages=MessageService(store, box, phones, graph),
+            limiter=RateLimiter(redis_client),
             meta_app=meta_app,
             graph=graph,
             sandbox=sandbox,

@@ -21,7 +21,7 @@ from edge_onboard.errors import ApiError
 from edge_onboard.inbound import signature_ok
 from edge_onboard.links import UUID_RE
 from edge_onboard.responses import JSONResponse
-from edge_onboard.services import Services, get_services
+from edge_onboard.services import Services, get_services, limit_public
 from edge_onboard.storage import LinkStatus, OnboardingLink, StorageError
 
 log = logging.getLogger("edge_onboard.hosted")
@@ -85,7 +85,13 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _status_page(
-    services: Services, status_code: int, title: str, message: str, link: OnboardingLink | None
+    services: Services,
+    status_code: int,
+    title: str,
+    message: str,
+    link: OnboardingLink | None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     body = _fill(
         _asset("status.html").decode(),
@@ -100,12 +106,18 @@ def _status_page(
         body,
         status_code=status_code,
         media_type="text/html; charset=utf-8",
-        headers=_page_headers(None),
+        headers={**_page_headers(None), **(headers or {})},
     )
 
 
 async def signup_page(request: Request) -> Response:
     services = get_services(request)
+    try:
+        await limit_public(request, services)
+    except ApiError as exc:
+        return _status_page(
+            services, 429, "Too many requests", exc.message, None, headers=exc.headers
+        )
     link_id = request.path_params["link_id"]
     link = await services.links.load(None, link_id)
     if link is None:
@@ -183,11 +195,12 @@ async def signup_callback(request: Request) -> Response:
     if origin and urlsplit(origin).netloc != request.headers.get("host"):
         return _callback_error(403, "cross_origin", "Cross-origin callbacks are not accepted.")
     try:
+        await limit_public(request, services)
         raw = await validation.read_body(request)
         body = validation.json_object(request, raw)
         outcome = await services.completion.handle(request.path_params["link_id"], body)
     except ApiError as exc:
-        return _callback_error(exc.status_code, exc.code, exc.message)
+        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers)
     except StorageError as exc:
         log.error("callback: storage unavailable: %s", exc)
         return _callback_error(
@@ -204,11 +217,13 @@ async def signup_callback(request: Request) -> Response:
     )
 
 
-def _callback_error(status: int, code: str, message: str) -> Response:
+def _callback_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     return JSONResponse(
         {"status": "error", "redirectUrl": None, "error": {"code": code, "message": message}},
         status_code=status,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 

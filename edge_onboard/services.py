@@ -17,6 +17,7 @@ from edge_onboard.links import LinkService
 from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
 from edge_onboard.phones import PhoneService
+from edge_onboard.ratelimit import Limit, RateLimiter
 from edge_onboard.storage import Storage
 from edge_onboard.webhooks import WebhookService
 
@@ -48,10 +49,18 @@ class Services:
     engine: DeliveryEngine
     inbound: InboundService
     messages: MessageService
+    limiter: RateLimiter
     meta_app: MetaApp | None = None
     graph: GraphClient | None = None
     sandbox: SandboxMeta | None = None
     redis: Redis | None = None
+
+
+async def limit_public(request: Request, services: Services) -> None:
+    """The per-client budget of the public pages (/signup/*)."""
+    rate = services.settings.rate_limit_public
+    client = request.client.host if request.client else "unknown"
+    await services.limiter.check(f"ip:{client}", Limit(rate, int(rate * 2)), "from this address")
 
 
 def get_services(request: Request) -> Services:
