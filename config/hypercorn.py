@@ -19,4 +19,8 @@ def hypercorn_config(settings: Settings) -> Config:
     config.errorlog = logging.getLogger("hypercorn.error")  # one format, through ours
     config.server_names = []
     config.include_server_header = False
+    config.worker_class = "asyncio"
+    config.workers = settings.workers
+    # With several workers hypercorn imports the app in each process from here.
+    config.application_path = "edge_onboard.asgi:app"
     return config

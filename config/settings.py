@@ -75,6 +75,8 @@ class Settings:
     # Requests per second (bursts twice that): per API key, and per client on /signup.
     rate_limit_api: float = 50.0
     rate_limit_public: float = 10.0
+    # hypercorn worker processes for `serve` (EDGE_WORKERS).
+    workers: int = 1
 
     @property
     def meta_configured(self) -> bool:
@@ -163,8 +165,20 @@ class Settings:
         schedule = _schedule(get("EDGE_DELIVERY_SCHEDULE"))
         verify_token = get("EDGE_META_VERIFY_TOKEN")
 
+        workers = _int(get("EDGE_WORKERS"), "EDGE_WORKERS", default=1, low=1, high=64)
+        if workers > 1 and redis_url is None:
+            raise ConfigError(
+                "EDGE_WORKERS: more than one worker needs EDGE_REDIS_URL "
+                "(their delivery queue and rate limits must be shared)"
+            )
+        if workers > 1 and (sandbox_on or scheme == "memory"):
+            raise ConfigError(
+                "EDGE_WORKERS: the sandbox and memory:// storage live in one process; use 1"
+            )
+
         return cls(
             host=host,
+            workers=workers,
             port=port,
             public_url=public_url,
             storage_url=storage_url,

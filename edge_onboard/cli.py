@@ -67,13 +67,23 @@ def _serve(settings: Settings) -> int:
     from edge_onboard.app import create_app
     from edge_onboard.config.hypercorn import hypercorn_config
 
-    app = create_app(settings)
     config = hypercorn_config(settings)
     logging.getLogger("edge_onboard").info(
-        "edge-onboard listening on %s (storage %s)",
+        "edge-onboard listening on %s (storage %s, %d worker%s)",
         settings.public_url,
         settings.storage_url.split("://", 1)[0],
+        settings.workers,
+        "s" if settings.workers > 1 else "",
     )
+    if settings.workers > 1:
+        import os
+
+        from hypercorn.run import run as run_workers
+
+        # Each worker process builds its app from the environment: pass the flags on.
+        os.environ.update(EDGE_HOST=settings.host, EDGE_PORT=str(settings.port))
+        return run_workers(config)
+    app = create_app(settings)
 
     async def run() -> None:
         stop = asyncio.Event()

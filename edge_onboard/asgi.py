@@ -1,0 +1,15 @@
+"""``edge_onboard.asgi:app`` for ASGI servers (and for hypercorn's worker processes):
+the app configured from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+from edge_onboard.app import create_app
+
+if not logging.getLogger().handlers:  # a worker process: log as `edge-onboard serve` does
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+app = create_app()
