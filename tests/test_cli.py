@@ -74,6 +74,8 @@ def test_bad_configuration_fails_with_one_line(tmp_path: Path) -> None:
         "EDGE_WEBHOOK_ALLOW_PRIVATE": "maybe",
         "EDGE_META_APP_ID": "123",
         "EDGE_PUBLIC_URL": "not a url",
+        "EDGE_WORKERS": "2",  # without Redis
+        "EDGE_RATE_LIMIT_API": "0",
     }
     for name, value in cases.items():
         result = run_cli("serve", cwd=tmp_path, env={name: value}, check=False)
@@ -84,3 +86,18 @@ def test_bad_configuration_fails_with_one_line(tmp_path: Path) -> None:
         "serve", cwd=tmp_path, env={"EDGE_STORAGE_URL": "mongodb://127.0.0.1:1/x"}, check=False
     )
     assert mongo.returncode == 2 and "EDGE_SECRET_KEY" in mongo.stderr
+
+
+def test_serve_with_several_workers(tmp_path: Path, redis_url: str) -> None:
+    key = create_key(tmp_path)
+    env = {"EDGE_WORKERS": "2", "EDGE_REDIS_URL": redis_url}
+    with serve(tmp_path, env=env) as (base, _):
+        auth = {"Authorization": f"Bearer {key}"}
+        ids = set()
+        for _ in range(6):
+            created = httpx.post(f"{base}/v1/onboarding-links", json={"name": "w"}, headers=auth)
+            assert created.status_code == 201
+            ids.add(created.json()["data"]["id"])
+        listing = httpx.get(f"{base}/v1/onboarding-links", headers=auth).json()
+        assert listing["pagination"]["total"] == 6 and len(ids) == 6
+        assert httpx.get(f"{base}/readyz").json()["checks"] == {"storage": "ok", "redis": "ok"}
