@@ -31,7 +31,7 @@ LIST_QUERY = frozenset({"page", "limit", "status", "externalId"})
 
 async def _principal(request: Request) -> tuple[Services, Principal]:
     services = get_services(request)
-    principal = await authenticate(request, services.storage)
+    principal = await authenticate(request, services.storage, services.links.cache)
     rate = services.settings.rate_limit_api
     await services.limiter.check(
         f"key:{principal.key_id}", Limit(rate, int(rate * 2)), "for this API key"

@@ -26,6 +26,7 @@ from edge_onboard.config import Settings
 from edge_onboard.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
 from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
+from edge_onboard.hot import HotCache
 from edge_onboard.inbound import InboundService
 from edge_onboard.links import LinkService
 from edge_onboard.messages import MessageService
@@ -158,7 +159,7 @@ def create_app(
         box = secret_box_for(settings, store)
         now = clock or system_clock
         meta_app, graph = _meta(settings, sandbox)
-        links = LinkService(store, now, box, settings.public_url)
+        links = LinkService(store, now, box, settings.public_url, HotCache(redis_client))
         queue = (
             delivery_queue
             if delivery_queue is not None

@@ -11,6 +11,7 @@ from datetime import datetime
 from starlette.requests import Request
 
 from edge_onboard.errors import ApiError
+from edge_onboard.hot import HotCache
 from edge_onboard.storage import ApiKey, Organization, Storage
 
 KEY_PREFIX = "sk_org_"
@@ -57,7 +58,7 @@ def _unauthorized(code: str, message: str) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="edge-onboard"'})
 
 
-async def authenticate(request: Request, storage: Storage) -> Principal:
+async def authenticate(request: Request, storage: Storage, cache: HotCache) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise _unauthorized(
@@ -72,7 +73,12 @@ async def authenticate(request: Request, storage: Storage) -> Principal:
     token = header[len(_BEARER) :].strip()
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise _unauthorized("invalid_api_key", "Invalid API key provided.")
-    key = await storage.get_api_key_by_hash(hash_key(token))
+    key_hash = hash_key(token)
+    # Through the hot layer: a revocation shows within a second (see edge_onboard/hot.py).
+    doc = await cache.get("apikey", key_hash)
+    key = ApiKey.from_doc(doc) if doc else await storage.get_api_key_by_hash(key_hash)
+    if key is not None and doc is None:
+        await cache.put("apikey", key_hash, key.to_doc())
     if key is None or not key.active:
         raise _unauthorized("invalid_api_key", "Invalid API key provided.")
     return Principal(org_id=key.org_id, key_id=key.id)

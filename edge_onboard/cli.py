@@ -96,6 +96,20 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+async def _forget_key(settings: Settings, key_hash: str) -> None:
+    """Drop the key from the shared hot layer; servers' own copies lapse within a second."""
+    if settings.redis_url is None:
+        return
+    from edge_onboard.hot import HotCache
+    from edge_onboard.queue.redis import client_from_url
+
+    client = client_from_url(settings.redis_url.reveal(), max_connections=2)
+    try:
+        await HotCache(client).forget("apikey", key_hash)
+    finally:
+        await client.aclose()
+
+
 async def _worker(settings: Settings) -> int:
     from edge_onboard.app import secret_box_for
     from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
@@ -198,6 +212,7 @@ async def _keys_revoke(settings: Settings, ident: str) -> int:
         if not await storage.revoke_api_key(key.id, system_clock()):
             print(f"key {key.id} ({key.prefix}) was already revoked")
             return 0
+        await _forget_key(settings, key.key_hash)
         print(f"revoked key {key.id} ({key.prefix})")
         return 0
     finally:

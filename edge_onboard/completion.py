@@ -189,14 +189,14 @@ class CompletionService:
 
         now = self.clock()
         claim_id = str(uuid.uuid4())
-        claimed = await self.storage.update_link(
+        claimed = await self.links.update(
             link.org_id,
             link.id,
             LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),
             {"claim_id": claim_id, "claimed_until": now + CLAIM_TTL},
         )
         if claimed is None:
-            current = await self.links.load(None, link.id)
+            current = await self.links.load(None, link.id, fresh=True)
             assert current is not None
             return self._state_refusal(current) or _error(
                 409,
@@ -253,7 +253,7 @@ class CompletionService:
             code, message = "signup_cancelled", report.message
         now = self.clock()
         # Recorded only while nobody is completing the link: a stale tab cannot overwrite it.
-        await self.storage.update_link(
+        await self.links.update(
             link.org_id,
             link.id,
             LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
@@ -264,7 +264,7 @@ class CompletionService:
     async def _release(self, link: OnboardingLink, claim_id: str, code: str, message: str) -> None:
         now = self.clock()
         with anyio.CancelScope(shield=True):
-            await self.storage.update_link(
+            await self.links.update(
                 link.org_id,
                 link.id,
                 LinkCondition(statuses={LinkStatus.PENDING}, claim_id=claim_id),
@@ -336,7 +336,7 @@ class CompletionService:
             pin = pin or f"{secrets.randbelow(10**6):06d}"
             # Kept before Meta hears it, so no later failure can lose the number's PIN.
             now = self.clock()
-            kept = await self.storage.update_link(
+            kept = await self.links.update(
                 link.org_id,
                 link.id,
                 LinkCondition(statuses={LinkStatus.PENDING}, claim_id=claim_id),
@@ -456,7 +456,7 @@ class CompletionService:
             event=event,
             deliveries=deliveries,
         )
-        done = await self.storage.complete_link(completion)
+        done = await self.links.complete(completion)
         if done is None:
             raise SignupFailed(
                 409, "completion_in_progress", "This signup was completed in another window."

@@ -7,6 +7,7 @@ import dataclasses
 import re
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,8 +17,11 @@ from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid, not_found
 from edge_onboard.events import EVENT_TYPES
+from edge_onboard.hot import HotCache
 from edge_onboard.prefill import SAFE_KEY
 from edge_onboard.storage import (
+    Completed,
+    Completion,
     LinkCondition,
     LinkFilter,
     LinkStatus,
@@ -170,11 +174,34 @@ def _metadata(value: Any) -> dict[str, str]:
 
 
 class LinkService:
-    def __init__(self, storage: Storage, clock: Clock, box: SecretBox, public_url: str) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        box: SecretBox,
+        public_url: str,
+        cache: HotCache | None = None,
+    ) -> None:
         self.storage = storage
         self.clock = clock
         self.box = box
         self.public_url = public_url
+        self.cache = cache or HotCache()
+
+    # Every change to a link goes through these, so the hot layer never keeps a stale one.
+
+    async def update(
+        self, org_id: str, link_id: str, condition: LinkCondition, changes: Mapping[str, Any]
+    ) -> OnboardingLink | None:
+        updated = await self.storage.update_link(org_id, link_id, condition, changes)
+        # Changed, or the condition failed because our copy was stale: drop it either way.
+        await self.cache.forget("link", link_id)
+        return updated
+
+    async def complete(self, completion: Completion) -> Completed | None:
+        done = await self.storage.complete_link(completion)
+        await self.cache.forget("link", completion.link_id)
+        return done
 
     async def create(self, org_id: str, params: CreateLink) -> OnboardingLink:
         now = self.clock()
@@ -201,19 +228,26 @@ class LinkService:
             updated_at=now,
         )
         await self.storage.insert_link(link)
+        await self.cache.put("link", link.id, link.to_doc())
         return link
 
-    async def load(self, org_id: str | None, link_id: str) -> OnboardingLink | None:
-        """The link with lazy expiry applied; None for unknown, malformed or foreign ids."""
+    async def load(
+        self, org_id: str | None, link_id: str, *, fresh: bool = False
+    ) -> OnboardingLink | None:
+        """The link with lazy expiry applied; None for unknown, malformed or foreign ids.
+        Read through the hot layer unless ``fresh``."""
         if not UUID_RE.match(link_id):
             return None
-        link = await self.storage.get_link(link_id)
+        doc = None if fresh else await self.cache.get("link", link_id)
+        link = OnboardingLink.from_doc(doc) if doc else await self.storage.get_link(link_id)
+        if link is not None and doc is None:
+            await self.cache.put("link", link_id, link.to_doc())
         if link is None or (org_id is not None and link.org_id != org_id):
             return None
         now = self.clock()
         if link.status is LinkStatus.PENDING and link.expires_at <= now:
             # A link being completed is left to its claim holder, even past its expiry.
-            expired = await self.storage.update_link(
+            expired = await self.update(
                 link.org_id,
                 link.id,
                 LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
@@ -238,7 +272,7 @@ class LinkService:
         link = await self.get(org_id, link_id)
         if link.status is LinkStatus.PENDING:
             now = self.clock()
-            deleted = await self.storage.update_link(
+            deleted = await self.update(
                 org_id,
                 link_id,
                 LinkCondition(statuses={LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),

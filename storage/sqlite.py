@@ -9,17 +9,15 @@ atomic across threads and processes.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-import orjson
 
 from edge_onboard.storage.base import (
     Completed,
@@ -29,6 +27,9 @@ from edge_onboard.storage.base import (
     LinkFilter,
     StorageError,
 )
+from edge_onboard.storage.codec import dump_doc as _dump
+from edge_onboard.storage.codec import load_doc as _load
+from edge_onboard.storage.codec import ms as _ms
 from edge_onboard.storage.models import (
     ApiKey,
     Delivery,
@@ -129,51 +130,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX phones_meta ON phones (meta_phone_number_id);
     """,
 )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
-
-
-def _ms(moment: datetime) -> int:
-    # Integer arithmetic: float timestamps lose the last millisecond now and then.
-    return (moment - _EPOCH) // _ONE_MS
-
-
-def _encode_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"$date": _ms(value)}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        # Keys of ours never start with "$"; a customer's do get one more "$", so that
-        # {"$date": …} in their metadata stays their data and is never read as a date.
-        return {("$" + k if k.startswith("$") else k): _encode_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode_value(v) for v in value]
-    return value
-
-
-def _decode_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        if len(value) == 1:
-            if "$date" in value:
-                return _EPOCH + value["$date"] * _ONE_MS
-            if "$bytes" in value:
-                return base64.b64decode(value["$bytes"])
-        return {(k[1:] if k.startswith("$") else k): _decode_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_value(v) for v in value]
-    return value
-
-
-def _dump(doc: Mapping[str, Any]) -> str:
-    return orjson.dumps(_encode_value(dict(doc))).decode()
-
-
-def _load(text: str) -> dict[str, Any]:
-    decoded: dict[str, Any] = _decode_value(orjson.loads(text))
-    return decoded
 
 
 class SQLiteStorage:

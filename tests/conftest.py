@@ -108,6 +108,11 @@ class Api:
         self.storage = storage
         self.clock = clock
 
+    @property
+    def links(self) -> Any:
+        """The app's LinkService: changes made through it keep the hot layer right."""
+        return self.client._transport.app.state.services.links  # type: ignore[attr-defined]
+
     async def key(self, org: str = "acme") -> dict[str, str]:
         _, _, plaintext = await create_key(self.storage, org, self.clock())
         return {"Authorization": f"Bearer {plaintext}"}

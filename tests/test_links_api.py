@@ -437,7 +437,7 @@ async def test_delete_pending_only(api: Api) -> None:
     other_id = other.json()["data"]["id"]
     link = await api.storage.get_link(other_id)
     assert link is not None
-    await api.storage.update_link(
+    await api.links.update(
         link.org_id,
         other_id,
         LinkCondition(statuses={LinkStatus.PENDING}),
@@ -571,7 +571,7 @@ async def test_completed_link_is_enriched(api: Api) -> None:
     stored = await api.storage.get_link(link["id"])
     assert stored is not None
     phone_id, waba_id, hook_id = (str(uuid.uuid4()) for _ in range(3))
-    await api.storage.update_link(
+    await api.links.update(
         stored.org_id,
         stored.id,
         LinkCondition(statuses={LinkStatus.PENDING}),

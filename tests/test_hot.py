@@ -1,0 +1,98 @@
+"""The hot layer: shared through Redis, trusted in-process for a second, and harmless
+when Redis goes away."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from edge_onboard.hot import LOCAL_TTL, HotCache
+from edge_onboard.storage.memory import MemoryStorage
+from tests.conftest import Api, FakeClock, make_settings, running_app
+from tests.live import free_port
+from tests.test_delivery_processes import own_redis
+
+pytestmark = pytest.mark.anyio
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_two_processes_agree_within_a_second(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    ticker = Ticker()
+    a, b = HotCache(client, monotonic=ticker), HotCache(client, monotonic=ticker)
+    await a.put("link", "x", {"status": "pending"})
+    assert await b.get("link", "x") == {"status": "pending"}  # shared through Redis
+    await a.forget("link", "x")  # a change, made by process a
+    assert await b.get("link", "x") == {"status": "pending"}  # b's own copy, for now
+    ticker.now += LOCAL_TTL
+    assert await b.get("link", "x") is None  # then b reads the store again
+    await client.aclose()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_redis_outage_is_harmless_and_owed_deletes_happen(redis_url: str) -> None:
+    del redis_url  # needs redis-server, like the other Redis tests
+    port = free_port()
+    ticker = Ticker()
+    with own_redis(port):
+        client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        cache = HotCache(client, monotonic=ticker)
+        await cache.put("link", "x", {"v": 1})
+    # Down: reads miss (the caller reads the store), writes and deletes do not fail.
+    ticker.now += LOCAL_TTL
+    assert await cache.get("link", "x") is None
+    await cache.forget("link", "y")
+    with own_redis(port):
+        other = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        await other.set("{edge}:hot:link:y", b'{"v": 0}')  # a copy the delete missed
+        ticker.now += 2  # Redis is tried again after a second
+        assert await cache.get("link", "z") is None
+        assert await other.get("{edge}:hot:link:y") is None  # the owed delete was made
+        await other.aclose()
+    await client.aclose()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_page_and_api_keep_answering_while_redis_is_down(
+    clock: FakeClock, redis_url: str
+) -> None:
+    del redis_url
+    port = free_port()
+    store = MemoryStorage()
+    settings = make_settings(EDGE_REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    with own_redis(port):
+        async with running_app(store, clock, settings) as client:
+            api = Api(client, store, clock)
+            auth = await api.key()
+            link = (
+                await client.post("/v1/onboarding-links", json={"name": "a"}, headers=auth)
+            ).json()["data"]
+            path = f"/v1/onboarding-links/{link['id']}"
+            assert (await client.get(path, headers=auth)).status_code == 200
+            statuses = []
+            # Stop our Redis mid-run.
+            import redis as sync_redis
+
+            try:
+                sync_redis.Redis(port=port).shutdown(nosave=True)
+            except sync_redis.ConnectionError:
+                pass
+            for _ in range(5):
+                statuses.append((await client.get(path, headers=auth)).status_code)
+                statuses.append((await client.get(f"/signup/{link['id']}")).status_code)
+                created = await client.post(
+                    "/v1/onboarding-links", json={"name": "b"}, headers=auth
+                )
+                statuses.append(created.status_code)
+            assert set(statuses) <= {200, 201}, statuses
+            deleted = await client.delete(path, headers=auth)
+            assert deleted.status_code == 200
+            assert (await client.get(path, headers=auth)).status_code == 404
