@@ -92,7 +92,13 @@ class HotCache:
                 self._redis_failed(exc)  # still owed; Redis's copy expires with REDIS_TTL
 
     def _remember(self, kind: str, key: str, doc: dict[str, Any]) -> None:
-        self._local[(kind, key)] = (self._monotonic(), dict(doc))
+        now = self._monotonic()
+        self._local[(kind, key)] = (now, dict(doc))
         self._local.move_to_end((kind, key))
-        while len(self._local) > LOCAL_SIZE:
+        # Oldest first: drop what is past its second (useless) or beyond the size cap, so
+        # memory follows the last second's traffic, not everything ever read.
+        while self._local:
+            stored_at, _ = next(iter(self._local.values()))
+            if now - stored_at < LOCAL_TTL and len(self._local) <= LOCAL_SIZE:
+                break
             self._local.popitem(last=False)
