@@ -84,3 +84,24 @@ async def test_api_and_public_pages_answer_429(clock: FakeClock) -> None:
         assert callback.status_code == 429
         assert callback.json()["error"]["code"] == "rate_limited"
         assert "retry-after" in callback.headers
+
+
+async def test_processes_share_one_budget_through_redis(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    ticker = Ticker()
+    first, second = RateLimiter(client, now=ticker), RateLimiter(client, now=ticker)
+    limit = Limit(rate=1, burst=4)
+    for _ in range(4):
+        await first.check("k", limit, "here")
+        ticker.now += 0.06  # past the batching interval: each request is charged
+    refused = 0
+    for _ in range(4):
+        try:
+            await second.check("k", limit, "here")
+        except ApiError:
+            refused += 1
+        ticker.now += 0.06
+    # On its own, the second process would have allowed all four.
+    assert refused >= 3
+    await client.aclose()
