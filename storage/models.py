@@ -37,36 +37,43 @@ def utc_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+# dataclasses.fields() is slow enough to show on the hot path; a class's names never change.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 class _Record:
     __slots__ = ()
 
-    @classmethod
-    def _fields(cls) -> tuple[dataclasses.Field[Any], ...]:
-        return dataclasses.fields(cls)  # type: ignore[arg-type]
-
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
-        for field in self._fields():
-            value = getattr(self, field.name)
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
             if isinstance(value, enum.Enum):
                 value = value.value
             elif isinstance(value, dict):
                 value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
-            doc[field.name] = value
+            doc[name] = value
         return doc
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Self:
         kwargs: dict[str, Any] = {}
-        for field in cls._fields():
-            if field.name not in doc:
+        for name in _field_names(cls):
+            if name not in doc:
                 continue  # added by a later schema version: the dataclass default applies
-            value = doc[field.name]
+            value = doc[name]
             if isinstance(value, datetime) and value.tzinfo is None:
                 value = value.replace(tzinfo=UTC)  # BSON dates come back naive
-            kwargs[field.name] = value
+            kwargs[name] = value
         return cls(**kwargs)
 
 
