@@ -46,6 +46,11 @@ def _etag(name: str) -> str:
     return '"' + hashlib.sha256(_asset(name)).hexdigest()[:20] + '"'
 
 
+def asset_url(name: str) -> str:
+    """A versioned URL: it changes with the content, so browsers may keep it for a year."""
+    return f"/static/{name}?v={_etag(name).strip(chr(34))}"
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -100,6 +105,7 @@ def _status_page(
             "title": html.escape(title),
             "message": html.escape(message),
             "sandbox_banner": SANDBOX_BANNER if services.settings.sandbox else "",
+            "signup_css": asset_url("signup.css"),
         },
     )
     return Response(
@@ -184,6 +190,8 @@ async def signup_page(request: Request) -> Response:
             "config": config_json,
             "sandbox_banner": SANDBOX_BANNER if settings.sandbox else "",
             "sdk_url": html.escape(sdk_url),
+            "signup_css": asset_url("signup.css"),
+            "signup_js": asset_url("signup.js"),
         },
     )
     return Response(body, media_type="text/html; charset=utf-8", headers=_page_headers(sdk_origin))
@@ -233,9 +241,13 @@ async def static_asset(request: Request) -> Response:
     if media_type is None:
         return Response(b"Not Found", status_code=404, media_type="text/plain")
     etag = _etag(name)
+    versioned = request.query_params.get("v") == etag.strip('"')
     headers = {
         "ETag": etag,
-        "Cache-Control": "public, max-age=3600",
+        # The page asks for ?v=<content hash>: that URL never changes meaning.
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if versioned
+        else "public, max-age=300",
         "X-Content-Type-Options": "nosniff",
     }
     if request.headers.get("if-none-match") == etag:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -420,8 +421,15 @@ async def test_without_meta_app(storage: Storage, clock: FakeClock) -> None:
 
 
 async def test_static_assets_have_etags(flow: Flow) -> None:
+    link = await flow.link()
+    page = (await flow.client.get(f"/signup/{link['id']}")).text
+    versioned = re.search(r'src="(/static/signup\.js\?v=[0-9a-f]+)"', page)
+    assert versioned is not None
+    long_lived = await flow.client.get(versioned.group(1))
+    assert long_lived.headers["cache-control"] == "public, max-age=31536000, immutable"
     response = await flow.client.get("/static/signup.js")
     assert response.status_code == 200 and "javascript" in response.headers["content-type"]
+    assert "immutable" not in response.headers["cache-control"]
     etag = response.headers["etag"]
     cached = await flow.client.get("/static/signup.js", headers={"If-None-Match": etag})
     assert cached.status_code == 304
