@@ -36,6 +36,13 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
+def _field(pattern: str, out: str) -> str:
+    match = re.search(pattern, out, re.M)
+    if match is None:
+        raise SystemExit(f"wrk's output has no {pattern!r}:\n{out}")
+    return match.group(1)
+
+
 def wrk(
     url: str,
     *,
@@ -53,9 +60,9 @@ def wrk(
     args += ["-s", handle.name]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     os.unlink(handle.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)  # type: ignore[union-attr]
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)  # type: ignore[union-attr]
+    rps = float(_field(r"Requests/sec:\s+([\d.]+)", out))
+    p50 = _field(r"^\s+50%\s+(\S+)", out)
+    p99 = _field(r"^\s+99%\s+(\S+)", out)
     if "Non-2xx" in out and not allow_errors:
         raise SystemExit(f"wrk saw errors:\n{out}")
     return rps, p50, p99

@@ -90,6 +90,8 @@ def _serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # hypercorn types its ASGI protocol with its own scope TypedDicts; Starlette's app
+        # is a plain ASGI 3 callable that mypy cannot match to them.
         await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(run())

@@ -127,7 +127,7 @@ class GraphClient:
         self.app_id = app_id
         self._app_secret = app_secret
         self._attempts = attempts
-        self._sleep = sleep
+        self.sleep = sleep  # injectable: tests back off without waiting
         self._http = httpx.AsyncClient(
             base_url=f"{base_url.rstrip('/')}/{version}/",
             timeout=TIMEOUT,
@@ -167,7 +167,7 @@ class GraphClient:
                     attempt,
                     delay,
                 )
-                await self._sleep(delay)
+                await self.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _once(

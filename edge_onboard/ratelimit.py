@@ -111,11 +111,11 @@ class RateLimiter:
 
     async def _charge(self, key: str, state: _KeyState, limit: Limit, now: float) -> float:
         """Charge the pending requests to the shared budget: seconds to wait, or 0."""
-        if time.monotonic() < self._skip_redis_until:
+        if self._script is None or time.monotonic() < self._skip_redis_until:
             return 0.0
         cost, state.pending, state.flushed_at = state.pending, 0, now
         try:
-            waited: Any = await self._script(  # type: ignore[misc]
+            waited: Any = await self._script(
                 keys=[f"{{edge}}:ratelimit:{key}"],
                 args=[int(now * 1000), limit.interval_ms, limit.tolerance_ms, cost],
             )

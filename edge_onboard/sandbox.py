@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -80,6 +80,8 @@ class SandboxMeta:
         self._failures: list[_Failure] = []
         # Webhooks the fake Meta will POST to us: (url, raw body).
         self.outbox: list[tuple[str, bytes]] = []
+        # Called with (method, path) before each Graph call: tests make time pass there.
+        self.on_call: Callable[[str, str], Awaitable[None]] | None = None
 
     # Test controls
 
@@ -179,6 +181,8 @@ class SandboxMeta:
         path = request.path_params["path"].strip("/")
         method = request.method
         self.calls.append((method, path))
+        if self.on_call is not None:
+            await self.on_call(method, path)
         injected = self._injected(method, path)
         if injected is not None:
             return injected

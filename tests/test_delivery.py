@@ -13,7 +13,7 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from edge_onboard.auth import create_key
+from edge_onboard.auth import create_key, hash_key
 from edge_onboard.delivery import SCHEDULE, Sender, parse_retry_after, sign
 from edge_onboard.queue.memory import MemoryQueue
 from edge_onboard.services import Services
@@ -67,15 +67,12 @@ class Harness:
         return data
 
     async def emit(self, data: dict[str, Any] | None = None, waba_id: str | None = None) -> str:
-        org = (
-            await self.services.storage.get_api_key_by_hash(
-                __import__("edge_onboard.auth", fromlist=["hash_key"]).hash_key(
-                    self.auth["Authorization"][7:]
-                )
-            )
-        ).org_id  # type: ignore[union-attr]
+        key = await self.services.storage.get_api_key_by_hash(
+            hash_key(self.auth["Authorization"][7:])
+        )
+        assert key is not None
         event = await self.services.webhooks.emit(
-            org, "phone_number.connected", data or {"n": 1}, waba_id=waba_id
+            key.org_id, "phone_number.connected", data or {"n": 1}, waba_id=waba_id
         )
         assert event is not None
         return event.id
@@ -98,7 +95,7 @@ async def hooks(storage: Storage) -> AsyncIterator[Harness]:
     receiver = Receiver()
     settings = make_settings(EDGE_SANDBOX="1", EDGE_WEBHOOK_ALLOW_PRIVATE="1")
     async with running_app(storage, clock, settings) as client:
-        services: Services = client._transport.app.state.services  # type: ignore[attr-defined]
+        services = client.services
         services.engine.sender = Sender(
             allow_private=True, transport=httpx.MockTransport(receiver.handler)
         )
@@ -332,11 +329,9 @@ async def test_fan_out_follows_subscription_and_scope(hooks: Harness) -> None:
     waba = str(uuid.uuid4())
     scoped = await hooks.webhook("http://127.0.0.1:9/scoped")
     # Scope it to a WABA (through storage: the API checks the WABA exists).
-    await hooks.services.storage.update_webhook(
-        (await hooks.services.storage.get_webhook(scoped["id"])).org_id,  # type: ignore[union-attr]
-        scoped["id"],
-        {"waba_id": waba},
-    )
+    stored = await hooks.services.storage.get_webhook(scoped["id"])
+    assert stored is not None
+    await hooks.services.storage.update_webhook(stored.org_id, scoped["id"], {"waba_id": waba})
     await hooks.emit(waba_id=None)
     await hooks.emit(waba_id=waba)
     await hooks.drain()
@@ -511,4 +506,5 @@ async def test_phone_connected_reaches_org_and_link_webhooks(hooks: Harness) -> 
     assert auto["url"] == "http://localhost:9/link" and auto["wabaId"] == completed["wabaId"]
     assert auto["events"] == ["phone_number.connected", "message.received"]
     body = orjson.loads(to_link.content)
-    assert body["organizationId"] == (await hooks.services.storage.get_link(link["id"])).org_id  # type: ignore[union-attr]
+    stored_link = await hooks.services.storage.get_link(link["id"])
+    assert stored_link is not None and body["organizationId"] == stored_link.org_id

@@ -149,7 +149,7 @@ async def world(storage: Storage) -> AsyncIterator[World]:
     receiver = Receiver()
     settings = make_settings(EDGE_SANDBOX="1", EDGE_WEBHOOK_ALLOW_PRIVATE="1")
     async with running_app(storage, clock, settings) as client:
-        services: Services = client._transport.app.state.services  # type: ignore[attr-defined]
+        services = client.services
         services.engine.sender = Sender(
             allow_private=True, transport=httpx.MockTransport(receiver.handler)
         )

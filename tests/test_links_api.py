@@ -10,6 +10,7 @@ import anyio
 import httpx
 import pytest
 
+from edge_onboard.auth import hash_key
 from edge_onboard.storage import LinkCondition, LinkStatus, Storage
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
@@ -686,9 +687,7 @@ async def test_an_abandoned_idempotency_key_frees_up(api: Api) -> None:
     from edge_onboard.storage import IdempotencyRecord
 
     auth = await api.key()
-    key = await api.storage.get_api_key_by_hash(
-        __import__("edge_onboard.auth", fromlist=["hash_key"]).hash_key(auth["Authorization"][7:])
-    )
+    key = await api.storage.get_api_key_by_hash(hash_key(auth["Authorization"][7:]))
     assert key is not None
     # A first request claimed the key and died before answering.
     await api.storage.claim_idempotency(
@@ -716,7 +715,9 @@ async def test_stored_responses_are_encrypted(api: Api) -> None:
         "/v1/onboarding-links", json=body, headers={**auth, "Idempotency-Key": "enc"}
     )
     assert created.status_code == 201
-    org = (await api.storage.get_link(created.json()["data"]["id"])).org_id  # type: ignore[union-attr]
+    stored_link = await api.storage.get_link(created.json()["data"]["id"])
+    assert stored_link is not None
+    org = stored_link.org_id
     from edge_onboard.storage import IdempotencyRecord
 
     probe = IdempotencyRecord(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from redis.asyncio import Redis
 
@@ -24,7 +26,9 @@ class Ticker:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest, anyio_backend: str):  # type: ignore[no-untyped-def]
+async def limiter(
+    request: pytest.FixtureRequest, anyio_backend: str
+) -> AsyncIterator[tuple[RateLimiter, Ticker]]:
     ticker = Ticker()
     if request.param == "memory":
         yield RateLimiter(now=ticker), ticker
@@ -35,7 +39,7 @@ async def limiter(request: pytest.FixtureRequest, anyio_backend: str):  # type: 
     await client.aclose()
 
 
-async def test_bursts_then_the_rate(limiter) -> None:  # type: ignore[no-untyped-def]
+async def test_bursts_then_the_rate(limiter: tuple[RateLimiter, Ticker]) -> None:
     limits, ticker = limiter
     limit = Limit(rate=2, burst=4)
     for _ in range(4):

@@ -71,7 +71,7 @@ class Flow:
 async def flow(storage: Storage, clock: FakeClock) -> AsyncIterator[Flow]:
     settings = make_settings(EDGE_SANDBOX="1")
     async with running_app(storage, clock, settings) as client:
-        services: Services = client._transport.app.state.services  # type: ignore[attr-defined]
+        services = client.services
         flow = Flow(client, services)
         from edge_onboard.auth import create_key
 
@@ -255,7 +255,8 @@ async def test_meta_down_then_retry_succeeds(flow: Flow) -> None:
     await assert_still_pending(flow, link["id"], "meta_unavailable")
 
     # Down in the middle (after the exchange): retried with backoff, then given up.
-    flow.services.graph._sleep = _no_sleep  # type: ignore[union-attr]
+    assert flow.services.graph is not None
+    flow.services.graph.sleep = _no_sleep
     flow.sandbox.fail("POST", "subscribed_apps", status=500, times=3)
     response = await flow.callback(link["id"], flow.finish())
     assert response.status_code == 502
@@ -441,11 +442,10 @@ async def test_link_expiring_mid_completion_still_completes(flow: Flow, clock: F
     link = await flow.link(expiresInSeconds=300)
     clock.advance(seconds=100)  # the end-user takes a while; 200 s of the link remain
     body = flow.finish()
-    original = flow.sandbox.graph
 
-    async def slow_graph(request: Any) -> Any:
+    async def slow_meta(method: str, path: str) -> None:
         # Meta is slow; meanwhile the link passes its expiry and someone reads it.
-        if request.path_params["path"].endswith("subscribed_apps"):
+        if path.endswith("subscribed_apps"):
             clock.advance(seconds=250)  # past the link's expiry, within the claim
             assert (await flow.get(link["id"]))["status"] == "pending"
             listing = await flow.client.get(
@@ -457,14 +457,8 @@ async def test_link_expiring_mid_completion_still_completes(flow: Flow, clock: F
             )
             assert deleting.status_code == 409
             assert deleting.json()["error"]["code"] == "completion_in_progress"
-        return await original(request)
 
-    flow.sandbox.graph = slow_graph  # type: ignore[method-assign]
-    flow.services.graph._http._transport = httpx.ASGITransport(  # type: ignore[union-attr]
-        app=__import__("starlette.applications", fromlist=["Starlette"]).Starlette(
-            routes=flow.sandbox.routes()
-        )
-    )
+    flow.sandbox.on_call = slow_meta
     response = await flow.callback(link["id"], body)
     assert response.status_code == 200, response.text
     assert (await flow.get(link["id"]))["status"] == "completed"
@@ -491,7 +485,9 @@ async def test_pin_survives_a_failure_after_registration(flow: Flow) -> None:
     assert len(registers) == 1
 
 
-async def test_callback_storage_outage_keeps_the_callback_shape(flow: Flow) -> None:
+async def test_callback_storage_outage_keeps_the_callback_shape(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edge_onboard.storage import StorageError
 
     link = await flow.link()
@@ -499,7 +495,7 @@ async def test_callback_storage_outage_keeps_the_callback_shape(flow: Flow) -> N
     async def down(*args: Any, **kwargs: Any) -> Any:
         raise StorageError("connection refused")
 
-    flow.services.storage.update_link = down  # type: ignore[method-assign]
+    monkeypatch.setattr(flow.services.storage, "update_link", down)
     response = await flow.callback(link["id"], flow.finish())
     assert response.status_code == 503
     assert response.json() == {

@@ -39,6 +39,8 @@ def browser() -> Iterator[Any]:
         message = f"chromium not found at {CHROMIUM} (bash .ci/install-services.sh installs it)"
         if services.services_required():
             pytest.fail(message, pytrace=False)
+        # Only on a developer's machine without the service: CI sets
+        # EDGE_TEST_REQUIRE_SERVICES=1, and the line above fails instead.
         pytest.skip(message)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
