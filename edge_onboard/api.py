@@ -26,7 +26,6 @@ from edge_onboard.storage.models import VISIBLE_LINK_STATUSES
 from edge_onboard.webhooks import delivery_view, webhook_view
 
 READY_TIMEOUT = 2.0
-LIST_QUERY = frozenset({"page", "limit", "status", "externalId"})
 
 
 async def _principal(request: Request) -> tuple[Services, Principal]:
@@ -77,10 +76,8 @@ async def create_link(request: Request) -> Response:
 
 async def list_links(request: Request) -> Response:
     services, principal = await _principal(request)
+    page, limit = _paging(request, filters=("status", "externalId"))
     query = request.query_params
-    validation.reject_unknown(query.keys(), LIST_QUERY)
-    page = validation.query_int(query, "page", default=1, low=1, high=100_000)
-    limit = validation.query_int(query, "limit", default=20, low=1, high=100)
     status = query.get("status")
     if status is not None and status not in {s.value for s in VISIBLE_LINK_STATUSES}:
         raise invalid("'status' must be one of pending, completed, expired.", param="status")
@@ -209,9 +206,10 @@ async def retry_delivery(request: Request) -> Response:
     return responses.single(delivery_view(delivery), status_code=202)
 
 
-def _paging(request: Request) -> tuple[int, int]:
+def _paging(request: Request, filters: tuple[str, ...] = ()) -> tuple[int, int]:
+    """``page`` and ``limit``; any query parameter but those and ``filters`` is refused."""
     query = request.query_params
-    validation.reject_unknown(query.keys(), {"page", "limit"})
+    validation.reject_unknown(query.keys(), {"page", "limit", *filters})
     page = validation.query_int(query, "page", default=1, low=1, high=100_000)
     limit = validation.query_int(query, "limit", default=20, low=1, high=100)
     return page, limit

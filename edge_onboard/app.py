@@ -34,7 +34,7 @@ from edge_onboard.meta import GraphClient
 from edge_onboard.middleware import RequestIdMiddleware
 from edge_onboard.phones import PhoneService
 from edge_onboard.queue import DeliveryQueue
-from edge_onboard.queue import from_url as queue_from_url
+from edge_onboard.queue import for_client as queue_for_client
 from edge_onboard.ratelimit import RateLimiter
 from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
 from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
@@ -160,11 +160,8 @@ def create_app(
         now = clock or system_clock
         meta_app, graph = _meta(settings, sandbox)
         links = LinkService(store, now, box, settings.public_url, HotCache(redis_client))
-        queue = (
-            delivery_queue
-            if delivery_queue is not None
-            else queue_from_url(settings.redis_url.reveal() if settings.redis_url else None)
-        )
+        # One Redis client (and pool) for the hot layer, rate limits and the queue.
+        queue = delivery_queue if delivery_queue is not None else queue_for_client(redis_client)
         sender = Sender(allow_private=settings.webhook_allow_private)
         engine = DeliveryEngine(
             storage=store,
@@ -217,8 +214,6 @@ def create_app(
                 tg.cancel_scope.deadline = anyio.current_time() + 15
         finally:
             await sender.aclose()
-            if delivery_queue is None:
-                await queue.close()
             if graph is not None:
                 await graph.aclose()
             if redis_client is not None and redis is None:

@@ -315,25 +315,25 @@ class DeliveryEngine:
             "webhook-signature": sign(secret, event.id, timestamp, body),
         }
         result = await self.sender.send(webhook.url, body, headers, now)
-        await self._record(delivery, result)
+        await self._record(delivery, webhook, result)
 
-    async def _record(self, delivery: Delivery, result: SendResult) -> None:
+    async def _record(
+        self, delivery: Delivery, webhook: OutgoingWebhook, result: SendResult
+    ) -> None:
         attempts = delivery.attempts + 1
         if result.ok:
             await self._finish(delivery, DeliveryStatus.SUCCEEDED, result, None)
             return
         if result.status_code == 410:
-            webhook = await self.storage.get_webhook(delivery.webhook_id)
-            if webhook is not None:
-                await self.storage.update_webhook(
-                    webhook.org_id,
-                    webhook.id,
-                    {
-                        "status": WebhookStatus.DISABLED,
-                        "updated_at": self.clock(),
-                        "disabled_reason": "The endpoint answered 410 Gone.",
-                    },
-                )
+            await self.storage.update_webhook(
+                webhook.org_id,
+                webhook.id,
+                {
+                    "status": WebhookStatus.DISABLED,
+                    "updated_at": self.clock(),
+                    "disabled_reason": "The endpoint answered 410 Gone.",
+                },
+            )
             await self._finish(delivery, DeliveryStatus.FAILED, result, "endpoint gone (410)")
             return
         if attempts >= len(self.schedule):

@@ -42,6 +42,11 @@ def _asset(name: str) -> bytes:
 
 
 @functools.cache
+def _template(name: str) -> str:
+    return _asset(name).decode()
+
+
+@functools.cache
 def _etag(name: str) -> str:
     return '"' + hashlib.sha256(_asset(name)).hexdigest()[:20] + '"'
 
@@ -56,6 +61,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+@functools.cache  # one per SDK origin; Starlette copies headers, never changes them
 def _page_headers(sdk_origin: str | None) -> dict[str, str]:
     sources = " ".join(s for s in ("'self'", sdk_origin) if s)
     frames = " ".join(s for s in (sdk_origin, FACEBOOK) if s)
@@ -99,7 +105,7 @@ def _status_page(
     headers: dict[str, str] | None = None,
 ) -> Response:
     body = _fill(
-        _asset("status.html").decode(),
+        _template("status.html"),
         {
             "lang": _lang(link),
             "title": html.escape(title),
@@ -183,7 +189,7 @@ async def signup_page(request: Request) -> Response:
         .decode()
     )
     body = _fill(
-        _asset("signup.html").decode(),
+        _template("signup.html"),
         {
             "lang": _lang(link),
             "name": html.escape(link.name),

@@ -15,21 +15,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from edge_onboard import redis_keys as keys
 from edge_onboard.storage.codec import dump_doc, load_doc
 
 log = logging.getLogger("edge_onboard.hot")
 
 LOCAL_TTL = 1.0  # seconds an entry is trusted in-process
-# Seconds an entry lives in Redis. Changes delete it at once; this bounds staleness only
-# when a change happened while Redis was unreachable (and the delete is still owed).
-REDIS_TTL = 5
 LOCAL_SIZE = 10_000
 REDIS_RETRY_AFTER = 1.0
-
-
-def redis_key(kind: str, key: str) -> str:
-    # Hash-tagged like every key of ours (see edge_onboard/queue/keys.py).
-    return f"{{edge}}:hot:{kind}:{key}"
 
 
 class HotCache:
@@ -57,18 +50,18 @@ class HotCache:
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         entry = self._local.get((kind, key))
         if entry is not None and self._monotonic() - entry[0] < LOCAL_TTL:
-            return dict(entry[1])
+            return entry[1]  # read-only: callers build records from it
         if self._redis_usable():
             try:
                 await self._settle()
-                raw = await self._redis.get(redis_key(kind, key))
+                raw = await self._redis.get(keys.hot(kind, key))
             except Exception as exc:
                 self._redis_failed(exc)
             else:
                 if raw is not None:
                     doc = load_doc(raw.decode() if isinstance(raw, bytes) else raw)
                     self._remember(kind, key, doc)
-                    return dict(doc)
+                    return doc
         return None
 
     async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
@@ -76,7 +69,7 @@ class HotCache:
         if self._redis_usable():
             try:
                 await self._settle()
-                await self._redis.set(redis_key(kind, key), dump_doc(doc), ex=REDIS_TTL)
+                await self._redis.set(keys.hot(kind, key), dump_doc(doc), ex=keys.HOT_TTL)
             except Exception as exc:
                 self._redis_failed(exc)
 
@@ -84,7 +77,7 @@ class HotCache:
         self._local.pop((kind, key), None)
         if self._redis is None:
             return
-        self._owed.add(redis_key(kind, key))
+        self._owed.add(keys.hot(kind, key))
         if self._redis_usable():
             try:
                 await self._settle()
@@ -93,7 +86,7 @@ class HotCache:
 
     def _remember(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         now = self._monotonic()
-        self._local[(kind, key)] = (now, dict(doc))
+        self._local[(kind, key)] = (now, doc)
         self._local.move_to_end((kind, key))
         # Oldest first: drop what is past its second (useless) or beyond the size cap, so
         # memory follows the last second's traffic, not everything ever read.

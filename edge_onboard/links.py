@@ -16,7 +16,7 @@ from edge_onboard import validation as v
 from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid, not_found
-from edge_onboard.events import EVENT_TYPES
+from edge_onboard.events import parse_event_types
 from edge_onboard.hot import HotCache
 from edge_onboard.prefill import SAFE_KEY
 from edge_onboard.storage import (
@@ -95,7 +95,8 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
     if body.get("webhookUrl") is not None:
         webhook_url = await check_webhook_url(body["webhookUrl"], allow_private=allow_private)
     webhook_secret = v.string(body, "webhookSecret", min_length=16, max_length=256)
-    events = _events(body.get("webhookEvents"))
+    given = body.get("webhookEvents")
+    events = None if given is None else parse_event_types(given, "webhookEvents")
     if webhook_url is None:
         if webhook_secret is not None:
             raise invalid("'webhookSecret' needs 'webhookUrl'.", param="webhookSecret")
@@ -130,25 +131,6 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
             hint="use a Meta locale such as en_US",
         ),
     )
-
-
-def _events(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise invalid(
-            "'webhookEvents' must be a non-empty list of event types.", param="webhookEvents"
-        )
-    seen: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or item not in EVENT_TYPES:
-            raise invalid(
-                f"Unknown event type {item!r}; see GET /v1/event-types.", param="webhookEvents"
-            )
-        if item in seen:
-            raise invalid(f"Event type {item!r} is listed twice.", param="webhookEvents")
-        seen.append(item)
-    return seen
 
 
 def _metadata(value: Any) -> dict[str, str]:

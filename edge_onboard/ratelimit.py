@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edge_onboard import redis_keys
 from edge_onboard.errors import ApiError
 
 log = logging.getLogger("edge_onboard.ratelimit")
@@ -116,7 +117,7 @@ class RateLimiter:
         cost, state.pending, state.flushed_at = state.pending, 0, now
         try:
             waited: Any = await self._script(
-                keys=[f"{{edge}}:ratelimit:{key}"],
+                keys=[redis_keys.rate_limit(key)],
                 args=[int(now * 1000), limit.interval_ms, limit.tolerance_ms, cost],
             )
         except Exception as exc:  # Redis is down: limit in this process meanwhile

@@ -16,7 +16,7 @@ from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
 from edge_onboard.delivery import DeliveryEngine, webhook_secret_context
 from edge_onboard.errors import ApiError, invalid, not_found
-from edge_onboard.events import EVENT_TYPES
+from edge_onboard.events import parse_event_types
 from edge_onboard.links import UUID_RE, generate_webhook_secret
 from edge_onboard.storage import (
     Delivery,
@@ -94,19 +94,6 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def _events(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise invalid("'events' must be a non-empty list of event types.", param="events")
-    seen: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or item not in EVENT_TYPES:
-            raise invalid(f"Unknown event type {item!r}; see GET /v1/event-types.", param="events")
-        if item in seen:
-            raise invalid(f"Event type {item!r} is listed twice.", param="events")
-        seen.append(item)
-    return seen
-
-
 class WebhookService:
     def __init__(
         self,
@@ -167,7 +154,7 @@ class WebhookService:
             raise invalid(
                 "Missing required param: events.", param="events", code="parameter_missing"
             )
-        events = _events(body["events"])
+        events = parse_event_types(body["events"], "events")
         waba_id = await self._waba(org_id, body.get("wabaId"))
         secret = (
             v.string(body, "secret", min_length=16, max_length=256) or generate_webhook_secret()
@@ -191,7 +178,7 @@ class WebhookService:
                 body["url"], allow_private=self.allow_private, param="url"
             )
         if "events" in body:
-            changes["events"] = _events(body["events"])
+            changes["events"] = parse_event_types(body["events"], "events")
         if "wabaId" in body:
             changes["waba_id"] = await self._waba(org_id, body["wabaId"])
         if "status" in body:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from edge_onboard import redis_keys as keys
 from edge_onboard.hot import LOCAL_TTL, HotCache
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
@@ -52,10 +53,10 @@ async def test_redis_outage_is_harmless_and_owed_deletes_happen(redis_url: str) 
     await cache.forget("link", "y")
     with own_redis(port):
         other = Redis.from_url(f"redis://127.0.0.1:{port}/0")
-        await other.set("{edge}:hot:link:y", b'{"v": 0}')  # a copy the delete missed
+        await other.set(keys.hot("link", "y"), b'{"v": 0}')  # a copy the delete missed
         ticker.now += 2  # Redis is tried again after a second
         assert await cache.get("link", "z") is None
-        assert await other.get("{edge}:hot:link:y") is None  # the owed delete was made
+        assert await other.get(keys.hot("link", "y")) is None  # the owed delete was made
         await other.aclose()
     await client.aclose()
 

@@ -77,8 +77,14 @@ async def test_concurrent_claims_never_share(queue: DeliveryQueue, clock: FakeCl
     assert sorted(claimed) == sorted(f"d{i}" for i in range(200))
 
 
-async def test_keys_share_one_cluster_slot() -> None:
-    from edge_onboard.queue import keys
+def test_keys_share_one_cluster_slot() -> None:
+    from edge_onboard import redis_keys as keys
 
-    for name in (keys.DUE, keys.INFLIGHT, keys.SWEEP_LOCK):
+    for name in (
+        keys.DUE,
+        keys.INFLIGHT,
+        keys.SWEEP_LOCK,
+        keys.hot("link", "x"),
+        keys.rate_limit("k"),
+    ):
         assert name.startswith("{edge}:")

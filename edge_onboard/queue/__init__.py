@@ -7,17 +7,19 @@ re-queues due ones from storage.
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge_onboard.queue.base import DeliveryQueue
 
-__all__ = ["DeliveryQueue", "from_url"]
+__all__ = ["DeliveryQueue", "for_client"]
 
 
-def from_url(url: str | None) -> DeliveryQueue:
-    """Redis for ``redis://``/``rediss://``, in-process for None."""
-    if url is None:
+def for_client(redis: Any) -> DeliveryQueue:
+    """On the service's Redis client (shared, not owned), or in-process without one."""
+    if redis is None:
         from edge_onboard.queue.memory import MemoryQueue
 
         return MemoryQueue()
     from edge_onboard.queue.redis import RedisQueue
 
-    return RedisQueue.from_url(url)
+    return RedisQueue(redis)

@@ -10,7 +10,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from edge_onboard.queue import keys
+from edge_onboard import redis_keys as keys
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
