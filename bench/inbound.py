@@ -29,43 +29,13 @@ from bench.links import bare_server  # noqa: E402
 from edge_onboard.inbound import InboundService, sign_body, signature_ok  # noqa: E402
 from edge_onboard.sandbox import APP_SECRET  # noqa: E402
 from tests.live import create_key, serve  # noqa: E402
+from tests.test_inbound import messages_payload  # noqa: E402
 
 CONCURRENCY = 32
 
 
 def payload(meta_phone: str, message_id: str) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "W",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "15550100000",
-                                    "phone_number_id": meta_phone,
-                                },
-                                "contacts": [{"profile": {"name": "Ana"}, "wa_id": "15551234567"}],
-                                "messages": [
-                                    {
-                                        "from": "15551234567",
-                                        "id": message_id,
-                                        "timestamp": "1795569813",
-                                        "type": "text",
-                                        "text": {"body": "Olá, tudo bem?"},
-                                    }
-                                ],
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return orjson.dumps(messages_payload(meta_phone, message_id=message_id))
 
 
 async def drive(url: str, bodies: list[bytes]) -> float:

@@ -34,6 +34,26 @@ def _json(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _data(schema: Schema) -> Schema:
+    """The envelope of one object: ``{"data": {...}}``."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": {"data": schema},
+    }
+
+
+def _listing(items: Schema) -> Schema:
+    """The envelope of a page: ``{"data": [...], "pagination": {...}}``."""
+    return {
+        "type": "object",
+        "required": ["data", "pagination"],
+        "additionalProperties": False,
+        "properties": {"data": {"type": "array", "items": items}, "pagination": _ref("Pagination")},
+    }
+
+
 def _html(description: str) -> Schema:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
@@ -229,33 +249,8 @@ def _schemas() -> Schema:
                 "lastError": _nullable(_ref("LinkError")),
             },
         },
-        "OnboardingLinkResponse": {
-            "type": "object",
-            "required": ["data"],
-            "additionalProperties": False,
-            "properties": {"data": _ref("OnboardingLink")},
-        },
-        "OnboardingLinkList": {
-            "type": "object",
-            "required": ["data", "pagination"],
-            "additionalProperties": False,
-            "properties": {
-                "data": {"type": "array", "items": _ref("OnboardingLink")},
-                "pagination": _ref("Pagination"),
-            },
-        },
-        "DeletedOnboardingLink": {
-            "type": "object",
-            "required": ["data"],
-            "properties": {
-                "data": {
-                    "type": "object",
-                    "required": ["id", "deleted"],
-                    "additionalProperties": False,
-                    "properties": {"id": _UUID, "deleted": {"const": True}},
-                }
-            },
-        },
+        "OnboardingLinkResponse": _data(_ref("OnboardingLink")),
+        "OnboardingLinkList": _listing(_ref("OnboardingLink")),
         "Phone": {
             "type": "object",
             "required": [
@@ -282,19 +277,8 @@ def _schemas() -> Schema:
                 "createdAt": _TIMESTAMP,
             },
         },
-        "PhoneResponse": {
-            "type": "object",
-            "required": ["data"],
-            "properties": {"data": _ref("Phone")},
-        },
-        "PhoneList": {
-            "type": "object",
-            "required": ["data", "pagination"],
-            "properties": {
-                "data": {"type": "array", "items": _ref("Phone")},
-                "pagination": _ref("Pagination"),
-            },
-        },
+        "PhoneResponse": _data(_ref("Phone")),
+        "PhoneList": _listing(_ref("Phone")),
         "PhoneHealth": {
             "type": "object",
             "required": ["data"],
@@ -426,19 +410,8 @@ def _schemas() -> Schema:
                 "secret": {"type": "string", "description": "only in the create response"},
             },
         },
-        "OutgoingWebhookResponse": {
-            "type": "object",
-            "required": ["data"],
-            "properties": {"data": _ref("OutgoingWebhook")},
-        },
-        "OutgoingWebhookList": {
-            "type": "object",
-            "required": ["data", "pagination"],
-            "properties": {
-                "data": {"type": "array", "items": _ref("OutgoingWebhook")},
-                "pagination": _ref("Pagination"),
-            },
-        },
+        "OutgoingWebhookResponse": _data(_ref("OutgoingWebhook")),
+        "OutgoingWebhookList": _listing(_ref("OutgoingWebhook")),
         "WebhookDelivery": {
             "type": "object",
             "required": [
@@ -471,19 +444,8 @@ def _schemas() -> Schema:
                 "attemptLog": {"type": "array", "items": {"type": "object"}},
             },
         },
-        "WebhookDeliveryResponse": {
-            "type": "object",
-            "required": ["data"],
-            "properties": {"data": _ref("WebhookDelivery")},
-        },
-        "WebhookDeliveryList": {
-            "type": "object",
-            "required": ["data", "pagination"],
-            "properties": {
-                "data": {"type": "array", "items": _ref("WebhookDelivery")},
-                "pagination": _ref("Pagination"),
-            },
-        },
+        "WebhookDeliveryResponse": _data(_ref("WebhookDelivery")),
+        "WebhookDeliveryList": _listing(_ref("WebhookDelivery")),
         "Deleted": {
             "type": "object",
             "required": ["data"],
@@ -733,7 +695,7 @@ def build_openapi(public_url: str) -> Schema:
                     "operationId": "deleteOnboardingLink",
                     "summary": "Delete a pending onboarding link",
                     "responses": {
-                        "200": _json(_ref("DeletedOnboardingLink"), "Deleted."),
+                        "200": _json(_ref("Deleted"), "Deleted."),
                         "404": _error("No such link in this organisation."),
                         "409": _error("The link is not pending (link_not_pending)."),
                         **_COMMON_ERRORS,
