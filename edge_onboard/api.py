@@ -33,7 +33,7 @@ async def _principal(request: Request) -> tuple[Services, Principal]:
     principal = await authenticate(request, services.storage, services.links.cache)
     rate = services.settings.rate_limit_api
     await services.limiter.check(
-        f"key:{principal.key_id}", Limit(rate, int(rate * 2)), "for this API key"
+        f"key:{principal.key_id}", Limit.per_second(rate), "for this API key"
     )
     return services, principal
 
@@ -97,8 +97,12 @@ async def list_links(request: Request) -> Response:
 
 async def get_link(request: Request) -> Response:
     services, principal = await _principal(request)
-    link = await services.links.get(principal.org_id, request.path_params["link_id"])
-    return responses.single(services.links.view(link))
+    link, memo = await services.links.get_cached(principal.org_id, request.path_params["link_id"])
+    # Rendered once per copy of the link in the hot layer, not once per request.
+    body: bytes | None = memo.get("api")
+    if body is None:
+        body = memo["api"] = orjson.dumps({"data": services.links.view(link)})
+    return JSONResponse(body)
 
 
 async def delete_link(request: Request) -> Response:

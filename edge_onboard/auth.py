@@ -75,10 +75,16 @@ async def authenticate(request: Request, storage: Storage, cache: HotCache) -> P
         raise _unauthorized("invalid_api_key", "Invalid API key provided.")
     key_hash = hash_key(token)
     # Through the hot layer: a revocation shows within a second (see edge_onboard/hot.py).
-    doc = await cache.get("apikey", key_hash)
-    key = ApiKey.from_doc(doc) if doc else await storage.get_api_key_by_hash(key_hash)
-    if key is not None and doc is None:
-        await cache.put("apikey", key_hash, key.to_doc())
-    if key is None or not key.active:
-        raise _unauthorized("invalid_api_key", "Invalid API key provided.")
-    return Principal(org_id=key.org_id, key_id=key.id)
+    entry = await cache.entry("apikey", key_hash)
+    if entry is None:
+        key = await storage.get_api_key_by_hash(key_hash)
+        if key is None:
+            raise _unauthorized("invalid_api_key", "Invalid API key provided.")
+        entry = await cache.fill("apikey", key_hash, key.to_doc())
+    principal: Principal | None = entry.memo.get("principal")
+    if principal is None:
+        key = ApiKey.from_doc(entry.doc)
+        if not key.active:
+            raise _unauthorized("invalid_api_key", "Invalid API key provided.")
+        principal = entry.memo["principal"] = Principal(org_id=key.org_id, key_id=key.id)
+    return principal

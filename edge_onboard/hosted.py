@@ -34,6 +34,7 @@ STATIC_TYPES = {
     "signup.css": "text/css; charset=utf-8",
 }
 FACEBOOK = "https://*.facebook.com"
+MEMO_PAGES = 8
 
 
 @functools.cache
@@ -131,7 +132,7 @@ async def signup_page(request: Request) -> Response:
             services, 429, "Too many requests", exc.message, None, headers=exc.headers
         )
     link_id = request.path_params["link_id"]
-    link = await services.links.load(None, link_id)
+    link, memo = await services.links.load_cached(None, link_id)
     if link is None:
         return _status_page(
             services,
@@ -164,10 +165,25 @@ async def signup_page(request: Request) -> Response:
     settings = services.settings
     if settings.sandbox:
         sdk_url = SANDBOX_SDK_PATH
-        sdk_origin = _origin(str(request.url))
+        # The sandbox SDK is served by this app, at whatever origin the page was asked from.
+        host = request.headers.get("host")
+        sdk_origin = f"{request.scope['scheme']}://{host}" if host else _origin(str(request.url))
     else:
         sdk_url = settings.meta_sdk_url
         sdk_origin = _origin(sdk_url)
+    # Rendered once per copy of the link in the hot layer, not once per request.
+    page: Response | None = memo.get(("page", sdk_origin))
+    if page is None:
+        page = _signup_page(services, link, sdk_url, sdk_origin)
+        if len(memo) < MEMO_PAGES:  # one origin in production; a few in the sandbox
+            memo[("page", sdk_origin)] = page
+    return page
+
+
+def _signup_page(
+    services: Services, link: OnboardingLink, sdk_url: str, sdk_origin: str
+) -> Response:
+    settings = services.settings
     meta = services.meta_app
     config = {
         "linkId": link.id,

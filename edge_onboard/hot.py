@@ -3,8 +3,18 @@
 Two tiers in front of the durable store: a small in-process cache whose entries live
 one second (so a change made by another process shows within a second, with no
 messaging between processes), then Redis (written through on every change, entries
-expire after a few minutes). Redis being down is never an error: reads go to the store
+expire after a few seconds). Redis being down is never an error: reads go to the store
 and Redis is left alone for a second before it is tried again.
+
+A change leaves a short-lived tombstone in Redis instead of just deleting the copy, and
+copies read from the store are added only where there is none (``SET NX``). So a
+request that read the store just before a change cannot put the old record back when
+it finishes after it: the classic cache-aside race.
+
+Each in-process entry carries a ``memo`` for what is derived from it (the decoded
+record, the rendered API response, the hosted page): derived once, dropped with the
+entry. Redis writes from concurrent requests go out as one pipeline
+(``edge_onboard/storage/batch.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +22,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge_onboard import redis_keys as keys
+from edge_onboard.storage.batch import Coalescer
 from edge_onboard.storage.codec import dump_doc, load_doc
 
 log = logging.getLogger("edge_onboard.hot")
@@ -23,34 +34,46 @@ log = logging.getLogger("edge_onboard.hot")
 LOCAL_TTL = 1.0  # seconds an entry is trusted in-process
 LOCAL_SIZE = 10_000
 REDIS_RETRY_AFTER = 1.0
+TOMBSTONE = b"-"  # "changed just now": read the store, and do not cache what it says
+
+
+class Entry:
+    """One record held in-process: its document, and what was derived from it."""
+
+    __slots__ = ("doc", "memo", "stored_at")
+
+    def __init__(self, stored_at: float, doc: dict[str, Any]) -> None:
+        self.stored_at = stored_at
+        self.doc = doc  # read-only: callers build records from it
+        self.memo: dict[Any, Any] = {}
+
+
+# A Redis write: ("set", key, value, only_if_absent) or ("tombstone", key, None, False).
+_Write = tuple[str, str, str | None, bool]
 
 
 class HotCache:
     def __init__(self, redis: Any = None, *, monotonic: Callable[[], float] = time.monotonic):
         self._redis = redis
         self._monotonic = monotonic
-        self._local: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._local: OrderedDict[tuple[str, str], Entry] = OrderedDict()
         self._skip_redis_until = 0.0
-        # Deletes Redis missed while it was down, retried once it answers again.
+        # Tombstones Redis missed while it was down, written once it answers again.
         self._owed: set[str] = set()
+        self._writes: Coalescer[_Write, None] = Coalescer(self._write_batch)
 
     def _redis_usable(self) -> bool:
         return self._redis is not None and self._monotonic() >= self._skip_redis_until
-
-    async def _settle(self) -> None:
-        if self._owed:
-            owed = list(self._owed)
-            await self._redis.delete(*owed)
-            self._owed.difference_update(owed)
 
     def _redis_failed(self, exc: Exception) -> None:
         self._skip_redis_until = self._monotonic() + REDIS_RETRY_AFTER
         log.warning("hot layer: Redis unavailable (%s); reading the store", exc)
 
-    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    async def entry(self, kind: str, key: str) -> Entry | None:
+        """The record's entry, from this process or else from Redis; None: read the store."""
         entry = self._local.get((kind, key))
-        if entry is not None and self._monotonic() - entry[0] < LOCAL_TTL:
-            return entry[1]  # read-only: callers build records from it
+        if entry is not None and self._monotonic() - entry.stored_at < LOCAL_TTL:
+            return entry
         if self._redis_usable():
             try:
                 await self._settle()
@@ -58,40 +81,76 @@ class HotCache:
             except Exception as exc:
                 self._redis_failed(exc)
             else:
-                if raw is not None:
-                    doc = load_doc(raw.decode() if isinstance(raw, bytes) else raw)
-                    self._remember(kind, key, doc)
-                    return doc
+                if raw is not None and raw != TOMBSTONE:
+                    return self._remember(kind, key, load_doc(raw))
         return None
 
-    async def put(self, kind: str, key: str, doc: dict[str, Any]) -> None:
-        self._remember(kind, key, doc)
-        if self._redis_usable():
-            try:
-                await self._settle()
-                await self._redis.set(keys.hot(kind, key), dump_doc(doc), ex=keys.HOT_TTL)
-            except Exception as exc:
-                self._redis_failed(exc)
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        entry = await self.entry(kind, key)
+        return entry.doc if entry is not None else None
+
+    async def put(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
+        """Write through a record just created or changed here."""
+        entry = self._remember(kind, key, doc)
+        await self._write(("set", keys.hot(kind, key), dump_doc(doc), False))
+        return entry
+
+    async def fill(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
+        """Keep a record just read from the store, unless it changed meanwhile."""
+        entry = self._remember(kind, key, doc)
+        await self._write(("set", keys.hot(kind, key), dump_doc(doc), True))
+        return entry
 
     async def forget(self, kind: str, key: str) -> None:
+        """The record changed: every process reads the store within a second."""
         self._local.pop((kind, key), None)
         if self._redis is None:
             return
-        self._owed.add(keys.hot(kind, key))
-        if self._redis_usable():
-            try:
-                await self._settle()
-            except Exception as exc:
-                self._redis_failed(exc)  # still owed; Redis's copy expires with REDIS_TTL
+        name = keys.hot(kind, key)
+        self._owed.add(name)
+        await self._write(("tombstone", name, None, False))
 
-    def _remember(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+    async def _write(self, write: _Write) -> None:
+        if not self._redis_usable():
+            return
+        try:
+            await self._writes.submit(write)
+        except Exception as exc:
+            self._redis_failed(exc)  # an owed tombstone stays owed; copies expire anyway
+
+    async def _settle(self) -> None:
+        if self._owed:
+            owed = list(self._owed)
+            pipe = self._redis.pipeline(transaction=False)
+            for name in owed:
+                pipe.set(name, TOMBSTONE, px=keys.HOT_TOMBSTONE_MS)
+            await pipe.execute()
+            self._owed.difference_update(owed)
+
+    async def _write_batch(self, writes: Sequence[_Write]) -> list[Exception | None]:
+        """The writes of concurrent requests, as one pipeline."""
+        await self._settle()
+        pipe = self._redis.pipeline(transaction=False)
+        for op, name, value, only_if_absent in writes:
+            if op == "set":
+                pipe.set(name, value, ex=keys.HOT_TTL, nx=only_if_absent)
+            else:
+                pipe.set(name, TOMBSTONE, px=keys.HOT_TOMBSTONE_MS)
+        await pipe.execute()
+        for op, name, _, _ in writes:
+            if op == "tombstone":
+                self._owed.discard(name)
+        return [None] * len(writes)
+
+    def _remember(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
         now = self._monotonic()
-        self._local[(kind, key)] = (now, doc)
+        entry = self._local[(kind, key)] = Entry(now, doc)
         self._local.move_to_end((kind, key))
         # Oldest first: drop what is past its second (useless) or beyond the size cap, so
         # memory follows the last second's traffic, not everything ever read.
         while self._local:
-            stored_at, _ = next(iter(self._local.values()))
+            stored_at = next(iter(self._local.values())).stored_at
             if now - stored_at < LOCAL_TTL and len(self._local) <= LOCAL_SIZE:
                 break
             self._local.popitem(last=False)
+        return entry

@@ -210,7 +210,8 @@ class LinkService:
             updated_at=now,
         )
         await self.storage.insert_link(link)
-        await self.cache.put("link", link.id, link.to_doc())
+        entry = await self.cache.put("link", link.id, link.to_doc())
+        entry.memo["record"] = link
         return link
 
     async def load(
@@ -218,14 +219,28 @@ class LinkService:
     ) -> OnboardingLink | None:
         """The link with lazy expiry applied; None for unknown, malformed or foreign ids.
         Read through the hot layer unless ``fresh``."""
+        return (await self.load_cached(org_id, link_id, fresh=fresh))[0]
+
+    async def load_cached(
+        self, org_id: str | None, link_id: str, *, fresh: bool = False
+    ) -> tuple[OnboardingLink | None, dict[Any, Any]]:
+        """``load``, with a memo for what callers derive from the link (a rendered page or
+        response): the hot entry's own, so it lives exactly as long as that copy of the
+        link; a throwaway one when the link did not come from the hot layer unchanged."""
         if not UUID_RE.match(link_id):
-            return None
-        doc = None if fresh else await self.cache.get("link", link_id)
-        link = OnboardingLink.from_doc(doc) if doc else await self.storage.get_link(link_id)
-        if link is not None and doc is None:
-            await self.cache.put("link", link_id, link.to_doc())
+            return None, {}
+        entry = None if fresh else await self.cache.entry("link", link_id)
+        if entry is not None:
+            link = entry.memo.get("record")
+            if link is None:
+                link = entry.memo["record"] = OnboardingLink.from_doc(entry.doc)
+        else:
+            link = await self.storage.get_link(link_id)
+            if link is not None:
+                entry = await self.cache.fill("link", link_id, link.to_doc())
+                entry.memo["record"] = link
         if link is None or (org_id is not None and link.org_id != org_id):
-            return None
+            return None, {}
         now = self.clock()
         if link.status is LinkStatus.PENDING and link.expires_at <= now:
             # A link being completed is left to its claim holder, even past its expiry.
@@ -235,14 +250,19 @@ class LinkService:
                 LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
                 {"status": LinkStatus.EXPIRED, "updated_at": now},
             )
-            link = expired or await self.storage.get_link(link_id)
-        return link
+            return expired or await self.storage.get_link(link_id), {}
+        assert entry is not None
+        return link, entry.memo
 
     async def get(self, org_id: str, link_id: str) -> OnboardingLink:
-        link = await self.load(org_id, link_id)
+        return (await self.get_cached(org_id, link_id))[0]
+
+    async def get_cached(self, org_id: str, link_id: str) -> tuple[OnboardingLink, dict[Any, Any]]:
+        """``get``, with ``load_cached``'s memo."""
+        link, memo = await self.load_cached(org_id, link_id)
         if link is None or link.status is LinkStatus.DELETED:
             raise not_found("onboarding link", link_id, param="id")
-        return link
+        return link, memo
 
     async def list(
         self, org_id: str, flt: LinkFilter, *, page: int, limit: int

@@ -11,6 +11,7 @@ an outage never turns into errors.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -47,6 +48,12 @@ class Limit:
     rate: float  # requests per second, on average
     burst: int  # requests allowed at once
 
+    @staticmethod
+    @functools.cache  # one per configured rate, not one per request
+    def per_second(rate: float) -> Limit:
+        """``rate`` requests per second on average, bursts of two seconds' worth."""
+        return Limit(rate, int(rate * 2))
+
     @property
     def interval_ms(self) -> float:
         return 1000.0 / self.rate
@@ -79,7 +86,12 @@ class RateLimiter:
         wait = max(state.blocked_until - now, self._local(state, limit, now * 1000) / 1000)
         if wait <= 0 and self._script is not None:
             state.pending += 1
-            if state.pending >= BATCH or now - state.flushed_at >= FLUSH_AFTER:
+            # A busy key is charged every FLUSH_AFTER (its pending requests at once); a
+            # quiet one every BATCH requests at most: either way, rarely once per request.
+            if (
+                state.pending >= max(BATCH, limit.rate * FLUSH_AFTER)
+                or now - state.flushed_at >= FLUSH_AFTER
+            ):
                 wait = await self._charge(key, state, limit, now)
         if wait > 0:
             seconds = max(1, int(wait + 0.999))

@@ -14,13 +14,17 @@ SWEEP_LOCK_TTL = 10
 
 
 def hot(kind: str, key: str) -> str:
-    """The hot layer's copy of a record (edge_onboard/hot.py): JSON, expires after HOT_TTL."""
+    """The hot layer's copy of a record (edge_onboard/hot.py): JSON, expires after HOT_TTL;
+    or a tombstone, for HOT_TOMBSTONE_MS after the record changed."""
     return f"{{edge}}:hot:{kind}:{key}"
 
 
-# Seconds a hot-layer copy lives. Changes delete it at once; this bounds staleness only
-# when a change happened while Redis was unreachable (and the delete is still owed).
+# Seconds a hot-layer copy lives. Changes replace it with a tombstone at once; this
+# bounds staleness only when a change happened while Redis was unreachable.
 HOT_TTL = 5
+# Milliseconds a tombstone keeps copies read from the store before a change from being
+# cached: longer than any store read takes.
+HOT_TOMBSTONE_MS = 2000
 
 
 def rate_limit(key: str) -> str:

@@ -60,7 +60,7 @@ async def limit_public(request: Request, services: Services) -> None:
     """The per-client budget of the public pages (/signup/*)."""
     rate = services.settings.rate_limit_public
     client = request.client.host if request.client else "unknown"
-    await services.limiter.check(f"ip:{client}", Limit(rate, int(rate * 2)), "from this address")
+    await services.limiter.check(f"ip:{client}", Limit.per_second(rate), "from this address")
 
 
 def get_services(request: Request) -> Services:

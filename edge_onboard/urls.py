@@ -8,6 +8,7 @@ cloud-metadata ranges are refused always. The same check runs again at send time
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from urllib.parse import SplitResult, urlsplit
 
@@ -28,6 +29,10 @@ _RESOLVE_TIMEOUT = 3.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Whitespace (exactly what str.isspace calls whitespace) or a control character.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+
+
 class UnsafeAddressError(ValueError):
     """The target address is not one we may connect to."""
 
@@ -37,7 +42,7 @@ def _parse_absolute(url: object, param: str) -> SplitResult:
         raise invalid(f"'{param}' must be a string URL.", param=param)
     if len(url) > MAX_URL_LENGTH:
         raise invalid(f"'{param}' must be at most {MAX_URL_LENGTH} characters.", param=param)
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+    if _SPACE_OR_CONTROL.search(url):
         raise invalid(f"'{param}' must not contain whitespace.", param=param)
     try:
         parts = urlsplit(url)

@@ -13,6 +13,7 @@ import orjson
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+_AS_IS = frozenset({str, int, float, bool, type(None)})
 
 
 def ms(moment: datetime) -> int:
@@ -21,6 +22,8 @@ def ms(moment: datetime) -> int:
 
 
 def _encode_value(value: Any) -> Any:
+    if type(value) in _AS_IS:  # most values: one set lookup
+        return value
     if isinstance(value, datetime):
         return {"$date": ms(value)}
     if isinstance(value, bytes):
@@ -51,6 +54,6 @@ def dump_doc(doc: Mapping[str, Any]) -> str:
     return orjson.dumps(_encode_value(dict(doc))).decode()
 
 
-def load_doc(text: str) -> dict[str, Any]:
+def load_doc(text: str | bytes) -> dict[str, Any]:
     decoded: dict[str, Any] = _decode_value(orjson.loads(text))
     return decoded

@@ -48,6 +48,10 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+# Field value types a document holds as they are.
+_PLAIN = frozenset({str, int, float, bool, type(None), datetime, bytes, list})
+
+
 class _Record:
     __slots__ = ()
 
@@ -55,12 +59,13 @@ class _Record:
         doc: dict[str, Any] = {}
         for name in _field_names(type(self)):
             value = getattr(self, name)
-            if isinstance(value, enum.Enum):
-                value = value.value
-            elif isinstance(value, dict):
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
+            if type(value) not in _PLAIN:  # most fields are; one set lookup each
+                if isinstance(value, enum.Enum):
+                    value = value.value
+                elif isinstance(value, dict):
+                    value = dict(value)
+                elif isinstance(value, tuple):
+                    value = list(value)
             doc[name] = value
         return doc
 

@@ -13,11 +13,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 from bson.errors import InvalidDocument
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from edge_onboard.storage.base import (
     Completed,
@@ -28,6 +30,7 @@ from edge_onboard.storage.base import (
     LinkFilter,
     StorageError,
 )
+from edge_onboard.storage.batch import Coalescer
 from edge_onboard.storage.models import (
     ApiKey,
     Delivery,
@@ -136,6 +139,8 @@ class MongoStorage:
         self.webhooks = self.db["outgoing_webhooks"]
         self.events = self.db["events"]
         self.deliveries = self.db["webhook_deliveries"]
+        # New links are the one write on the hot path: concurrent ones go as one insert.
+        self._link_inserts: Coalescer[RawBSONDocument, None] = Coalescer(self._insert_links)
 
     @classmethod
     def from_url(cls, url: str) -> MongoStorage:
@@ -239,8 +244,27 @@ class MongoStorage:
     # Onboarding links
 
     async def insert_link(self, link: OnboardingLink) -> None:
-        with _errors():
-            await self.links.insert_one(_to_mongo(link.to_doc()))
+        with _errors():  # encoded here, so a value BSON cannot hold fails this link only
+            raw = RawBSONDocument(bson.encode(_to_mongo(link.to_doc())))
+        await self._link_inserts.submit(raw)
+
+    async def _insert_links(self, docs: Sequence[RawBSONDocument]) -> list[Exception | None]:
+        """One ``insert_many`` for the batch; each link gets its own outcome."""
+        try:
+            await self.links.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                return [StorageError(f"mongodb: {exc}") for _ in docs]
+            outcomes: list[Exception | None] = [None] * len(docs)
+            for error in exc.details.get("writeErrors", []):
+                message = f"mongodb: {error.get('errmsg', 'write failed')}"
+                outcomes[error["index"]] = (
+                    DuplicateError(message) if error.get("code") == 11000 else StorageError(message)
+                )
+            return outcomes
+        except PyMongoError as exc:
+            return [StorageError(f"mongodb: {exc}") for _ in docs]
+        return [None] * len(docs)
 
     async def get_link(self, link_id: str) -> OnboardingLink | None:
         with _errors():

@@ -27,6 +27,7 @@ from edge_onboard.storage.base import (
     LinkFilter,
     StorageError,
 )
+from edge_onboard.storage.batch import Coalescer
 from edge_onboard.storage.codec import dump_doc as _dump
 from edge_onboard.storage.codec import load_doc as _load
 from edge_onboard.storage.codec import ms as _ms
@@ -142,6 +143,8 @@ class SQLiteStorage:
         self._conn = connection
         # One call at a time on the shared connection.
         self._limiter = anyio.CapacityLimiter(1)
+        # Concurrent new links go in one transaction (see edge_onboard/storage/batch.py).
+        self._link_inserts: Coalescer[tuple[Any, ...], None] = Coalescer(self._insert_links)
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStorage:
@@ -267,13 +270,29 @@ class SQLiteStorage:
     # Onboarding links
 
     async def insert_link(self, link: OnboardingLink) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO links (id, org_id, status, external_id, created_at, expires_at, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                _link_row(link),
-            )
-        )
+        await self._link_inserts.submit(_link_row(link))
+
+    async def _insert_links(self, rows: Sequence[tuple[Any, ...]]) -> list[Exception | None]:
+        """One transaction (one thread hop) for the batch; each link gets its own outcome."""
+
+        def insert(c: sqlite3.Connection) -> list[Exception | None]:
+            outcomes: list[Exception | None] = []
+            c.execute("BEGIN")
+            for row in rows:
+                try:
+                    c.execute(
+                        "INSERT INTO links (id, org_id, status, external_id, created_at,"
+                        " expires_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+                except sqlite3.IntegrityError as exc:  # this row only; the others stand
+                    outcomes.append(DuplicateError(str(exc)))
+                else:
+                    outcomes.append(None)
+            c.execute("COMMIT")
+            return outcomes
+
+        return await self._run(insert)
 
     async def get_link(self, link_id: str) -> OnboardingLink | None:
         row = await self._run(

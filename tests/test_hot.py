@@ -3,11 +3,13 @@ when Redis goes away."""
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from edge_onboard import redis_keys as keys
-from edge_onboard.hot import LOCAL_TTL, HotCache
+from edge_onboard.hot import LOCAL_TTL, TOMBSTONE, HotCache
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
@@ -38,6 +40,48 @@ async def test_two_processes_agree_within_a_second(redis_url: str) -> None:
     await client.aclose()
 
 
+async def test_a_copy_read_before_a_change_is_not_cached_after_it(redis_url: str) -> None:
+    """The cache-aside race: a reads the store, b changes the record and drops the copies,
+    then a's fill arrives. The tombstone keeps a's old copy out of Redis."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    ticker = Ticker()
+    a, b, c = (HotCache(client, monotonic=ticker) for _ in range(3))
+    old = {"status": "pending"}  # what a read from the store
+    await b.forget("link", "x")  # b's change lands meanwhile
+    await a.fill("link", "x", old)  # a finishes its read
+    assert await c.get("link", "x") is None  # c reads the store, not a's old copy
+    assert await client.pttl(keys.hot("link", "x")) <= keys.HOT_TOMBSTONE_MS
+    # Without a change in between, a fill is shared as before.
+    await a.fill("link", "y", old)
+    assert await c.get("link", "y") == old
+    await client.aclose()
+
+
+async def test_concurrent_writes_share_one_pipeline(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    cache = HotCache(client)
+    pipelines = 0
+    make = client.pipeline
+
+    def counting(transaction: bool = True) -> Pipeline:
+        nonlocal pipelines
+        pipelines += 1
+        return make(transaction=transaction)
+
+    monkeypatch.setattr(client, "pipeline", counting)  # counts round trips
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(cache.put, "link", f"k{i}", {"n": i})
+    assert pipelines == 1
+    reader = HotCache(client)
+    assert [await reader.get("link", f"k{i}") for i in range(20)] == [{"n": i} for i in range(20)]
+    await client.aclose()
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_redis_outage_is_harmless_and_owed_deletes_happen(redis_url: str) -> None:
     del redis_url  # needs redis-server, like the other Redis tests
@@ -53,10 +97,11 @@ async def test_redis_outage_is_harmless_and_owed_deletes_happen(redis_url: str) 
     await cache.forget("link", "y")
     with own_redis(port):
         other = Redis.from_url(f"redis://127.0.0.1:{port}/0")
-        await other.set(keys.hot("link", "y"), b'{"v": 0}')  # a copy the delete missed
+        await other.set(keys.hot("link", "y"), b'{"v": 0}')  # a copy the change missed
         ticker.now += 2  # Redis is tried again after a second
         assert await cache.get("link", "z") is None
-        assert await other.get(keys.hot("link", "y")) is None  # the owed delete was made
+        assert await other.get(keys.hot("link", "y")) == TOMBSTONE  # the owed one was made
+        assert await cache.get("link", "y") is None
         await other.aclose()
     await client.aclose()
 

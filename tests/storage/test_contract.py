@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -194,6 +195,37 @@ async def test_fifty_concurrent_creates_all_land(storage: Storage, clock: FakeCl
     stored, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=100)
     assert total == 50
     assert {link.id for link in stored} == {link.id for link in links}
+
+
+async def test_a_duplicate_among_concurrent_creates_fails_alone(
+    storage: Storage, clock: FakeClock
+) -> None:
+    """Concurrent creates may reach the store as one batch: each keeps its own outcome."""
+    existing = make_link(clock, name="existing")
+    await storage.insert_link(existing)
+    fresh = [make_link(clock, name=f"link {i}") for i in range(10)]
+    outcomes: dict[str, str] = {}
+
+    async def insert(link: OnboardingLink, label: str) -> None:
+        try:
+            await storage.insert_link(link)
+        except DuplicateError:
+            outcomes[label] = "duplicate"
+        else:
+            outcomes[label] = "ok"
+
+    async with anyio.create_task_group() as tg:
+        for i, link in enumerate(fresh[:5]):
+            tg.start_soon(insert, link, f"fresh {i}")
+        tg.start_soon(insert, dataclasses.replace(existing, name="again"), "twin")
+        for i, link in enumerate(fresh[5:], start=5):
+            tg.start_soon(insert, link, f"fresh {i}")
+    assert outcomes.pop("twin") == "duplicate"
+    assert set(outcomes.values()) == {"ok"} and len(outcomes) == 10
+    _, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=100)
+    assert total == 11
+    kept = await storage.get_link(existing.id)
+    assert kept is not None and kept.name == "existing"
 
 
 @pytest.mark.parametrize("rounds", [20])
