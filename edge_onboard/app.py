@@ -31,7 +31,7 @@ from edge_onboard.inbound import InboundService
 from edge_onboard.links import LinkService
 from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
-from edge_onboard.middleware import RequestIdMiddleware
+from edge_onboard.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
 from edge_onboard.phones import PhoneService
 from edge_onboard.queue import DeliveryQueue
 from edge_onboard.queue import for_client as queue_for_client
@@ -221,18 +221,19 @@ def create_app(
             if storage is None:
                 await store.close()
 
+    # The router tries routes in order: the hot ones first (the hosted page, a link).
     routes = [
+        Route("/signup/{link_id}", hosted.signup_page, methods=["GET"]),
+        _resource("/v1/onboarding-links/{link_id}", GET=api.get_link, DELETE=api.delete_link),
+        _resource("/v1/onboarding-links", GET=api.list_links, POST=api.create_link),
+        Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
-        _resource("/v1/onboarding-links", GET=api.list_links, POST=api.create_link),
-        _resource("/v1/onboarding-links/{link_id}", GET=api.get_link, DELETE=api.delete_link),
         Route("/v1/event-types", api.list_event_types, methods=["GET"]),
         Route("/v1/phones", api.list_phones, methods=["GET"]),
         Route("/v1/phones/{phone_id}", api.get_phone, methods=["GET"]),
         Route("/v1/phones/{phone_id}/health", api.phone_health, methods=["GET"]),
-        Route("/signup/{link_id}", hosted.signup_page, methods=["GET"]),
-        Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/static/{name}", hosted.static_asset, methods=["GET"]),
         _resource(
             "/webhook/phone/{phone_id}",
@@ -254,14 +255,22 @@ def create_app(
     ]
     if sandbox is not None:
         routes.extend(sandbox.routes())
+    handlers: dict[type[Exception], ExceptionHandler] = {
+        ApiError: api_error_handler,
+        HTTPException: http_exception_handler,
+        StorageError: _storage_error_handler,
+        InvalidRecordError: _invalid_record_handler,
+    }
+    hot = {
+        "/signup/": (hosted.signup_page, "link_id"),
+        "/v1/onboarding-links/": (api.get_link, "link_id"),
+    }
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers={
-            ApiError: api_error_handler,
-            HTTPException: http_exception_handler,
-            StorageError: _storage_error_handler,
-            InvalidRecordError: _invalid_record_handler,
-        },
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(HotRoutes, routes=hot, handlers=handlers),
+        ],
+        exception_handlers=handlers,
         lifespan=lifespan,
     )

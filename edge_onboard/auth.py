@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 
@@ -74,13 +75,15 @@ async def authenticate(request: Request, storage: Storage, cache: HotCache) -> P
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise _unauthorized("invalid_api_key", "Invalid API key provided.")
     key_hash = hash_key(token)
-    # Through the hot layer: a revocation shows within a second (see edge_onboard/hot.py).
-    entry = await cache.entry("apikey", key_hash)
-    if entry is None:
+
+    async def fetch() -> dict[str, Any] | None:
         key = await storage.get_api_key_by_hash(key_hash)
-        if key is None:
-            raise _unauthorized("invalid_api_key", "Invalid API key provided.")
-        entry = await cache.fill("apikey", key_hash, key.to_doc())
+        return key.to_doc() if key is not None else None
+
+    # Through the hot layer: a revocation shows within a second (see edge_onboard/hot.py).
+    entry = await cache.load("apikey", key_hash, fetch)
+    if entry is None:
+        raise _unauthorized("invalid_api_key", "Invalid API key provided.")
     principal: Principal | None = entry.memo.get("principal")
     if principal is None:
         key = ApiKey.from_doc(entry.doc)

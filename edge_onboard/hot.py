@@ -11,6 +11,11 @@ copies read from the store are added only where there is none (``SET NX``). So a
 request that read the store just before a change cannot put the old record back when
 it finishes after it: the classic cache-aside race.
 
+Concurrent misses on one key in a process share one read (of Redis, then the store):
+when an entry turns a second old under load, one request refreshes it, not all of
+them. A change made meanwhile is not undone by that read: its result then goes only
+to the requests that were already waiting for it.
+
 Each in-process entry carries a ``memo`` for what is derived from it (the decoded
 record, the rendered API response, the hosted page): derived once, dropped with the
 entry. Redis writes from concurrent requests go out as one pipeline
@@ -22,8 +27,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
 
 from edge_onboard import redis_keys as keys
 from edge_onboard.storage.batch import Coalescer
@@ -47,6 +54,28 @@ class Entry:
         self.doc = doc  # read-only: callers build records from it
         self.memo: dict[Any, Any] = {}
 
+    def record(self, decode: Callable[[dict[str, Any]], R]) -> R:
+        """The document decoded, once per entry."""
+        record: R | None = self.memo.get("record")
+        if record is None:
+            record = self.memo["record"] = decode(self.doc)
+        return record
+
+
+R = TypeVar("R")
+
+
+class _Read:
+    """A read of one key in progress, shared by the requests that miss it meanwhile."""
+
+    __slots__ = ("done", "entry", "finished", "stale")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.entry: Entry | None = None
+        self.finished = False
+        self.stale = False  # the record changed during the read
+
 
 # A Redis write: ("set", key, value, only_if_absent) or ("tombstone", key, None, False).
 _Write = tuple[str, str, str | None, bool]
@@ -61,6 +90,7 @@ class HotCache:
         # Tombstones Redis missed while it was down, written once it answers again.
         self._owed: set[str] = set()
         self._writes: Coalescer[_Write, None] = Coalescer(self._write_batch)
+        self._reads: dict[tuple[str, str], _Read] = {}
 
     def _redis_usable(self) -> bool:
         return self._redis is not None and self._monotonic() >= self._skip_redis_until
@@ -69,11 +99,13 @@ class HotCache:
         self._skip_redis_until = self._monotonic() + REDIS_RETRY_AFTER
         log.warning("hot layer: Redis unavailable (%s); reading the store", exc)
 
-    async def entry(self, kind: str, key: str) -> Entry | None:
-        """The record's entry, from this process or else from Redis; None: read the store."""
+    def _fresh(self, kind: str, key: str) -> Entry | None:
         entry = self._local.get((kind, key))
         if entry is not None and self._monotonic() - entry.stored_at < LOCAL_TTL:
             return entry
+        return None
+
+    async def _from_redis(self, kind: str, key: str) -> dict[str, Any] | None:
         if self._redis_usable():
             try:
                 await self._settle()
@@ -82,28 +114,65 @@ class HotCache:
                 self._redis_failed(exc)
             else:
                 if raw is not None and raw != TOMBSTONE:
-                    return self._remember(kind, key, load_doc(raw))
+                    return load_doc(raw)
         return None
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        entry = await self.entry(kind, key)
-        return entry.doc if entry is not None else None
+        """The record's document from this process or Redis; None: only the store knows."""
+        entry = self._fresh(kind, key)
+        if entry is not None:
+            return entry.doc
+        doc = await self._from_redis(kind, key)
+        if doc is not None:
+            self._remember(kind, key, Entry(self._monotonic(), doc))
+        return doc
+
+    async def load(
+        self, kind: str, key: str, fetch: Callable[[], Awaitable[dict[str, Any] | None]]
+    ) -> Entry | None:
+        """The record's entry through both tiers, else from ``fetch`` (the store's
+        document, or None), which is then kept for the next reads."""
+        entry = self._fresh(kind, key)
+        if entry is not None:
+            return entry
+        read = self._reads.get((kind, key))
+        if read is not None:
+            await read.done.wait()
+            if read.finished:
+                return read.entry
+            # That read failed or was cancelled: make our own.
+        read = self._reads[(kind, key)] = _Read()
+        try:
+            doc = await self._from_redis(kind, key)
+            from_store = doc is None
+            if from_store:
+                doc = await fetch()
+            if doc is not None:
+                entry = Entry(self._monotonic(), doc)
+                if not read.stale:
+                    self._remember(kind, key, entry)
+                    if from_store:  # unless a change got there first (its tombstone)
+                        await self._write(("set", keys.hot(kind, key), dump_doc(doc), True))
+            read.entry, read.finished = entry, True
+            return entry
+        finally:
+            if self._reads.get((kind, key)) is read:
+                del self._reads[(kind, key)]
+            read.done.set()
 
     async def put(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
         """Write through a record just created or changed here."""
-        entry = self._remember(kind, key, doc)
+        entry = Entry(self._monotonic(), doc)
+        self._remember(kind, key, entry)
         await self._write(("set", keys.hot(kind, key), dump_doc(doc), False))
-        return entry
-
-    async def fill(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
-        """Keep a record just read from the store, unless it changed meanwhile."""
-        entry = self._remember(kind, key, doc)
-        await self._write(("set", keys.hot(kind, key), dump_doc(doc), True))
         return entry
 
     async def forget(self, kind: str, key: str) -> None:
         """The record changed: every process reads the store within a second."""
         self._local.pop((kind, key), None)
+        read = self._reads.pop((kind, key), None)
+        if read is not None:  # what it brings may predate this change: not to be kept
+            read.stale = True
         if self._redis is None:
             return
         name = keys.hot(kind, key)
@@ -142,9 +211,9 @@ class HotCache:
                 self._owed.discard(name)
         return [None] * len(writes)
 
-    def _remember(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
-        now = self._monotonic()
-        entry = self._local[(kind, key)] = Entry(now, doc)
+    def _remember(self, kind: str, key: str, entry: Entry) -> None:
+        now = entry.stored_at
+        self._local[(kind, key)] = entry
         self._local.move_to_end((kind, key))
         # Oldest first: drop what is past its second (useless) or beyond the size cap, so
         # memory follows the last second's traffic, not everything ever read.
@@ -153,4 +222,3 @@ class HotCache:
             if now - stored_at < LOCAL_TTL and len(self._local) <= LOCAL_SIZE:
                 break
             self._local.popitem(last=False)
-        return entry

@@ -229,16 +229,18 @@ class LinkService:
         link; a throwaway one when the link did not come from the hot layer unchanged."""
         if not UUID_RE.match(link_id):
             return None, {}
-        entry = None if fresh else await self.cache.entry("link", link_id)
-        if entry is not None:
-            link = entry.memo.get("record")
-            if link is None:
-                link = entry.memo["record"] = OnboardingLink.from_doc(entry.doc)
-        else:
+        memo: dict[Any, Any] = {}
+        if fresh:
             link = await self.storage.get_link(link_id)
-            if link is not None:
-                entry = await self.cache.fill("link", link_id, link.to_doc())
-                entry.memo["record"] = link
+        else:
+
+            async def fetch() -> dict[str, Any] | None:
+                stored = await self.storage.get_link(link_id)
+                return stored.to_doc() if stored is not None else None
+
+            entry = await self.cache.load("link", link_id, fetch)
+            link = entry.record(OnboardingLink.from_doc) if entry is not None else None
+            memo = entry.memo if entry is not None else memo
         if link is None or (org_id is not None and link.org_id != org_id):
             return None, {}
         now = self.clock()
@@ -251,8 +253,7 @@ class LinkService:
                 {"status": LinkStatus.EXPIRED, "updated_at": now},
             )
             return expired or await self.storage.get_link(link_id), {}
-        assert entry is not None
-        return link, entry.memo
+        return link, memo
 
     async def get(self, org_id: str, link_id: str) -> OnboardingLink:
         return (await self.get_cached(org_id, link_id))[0]

@@ -1,10 +1,14 @@
-"""Pure ASGI middleware: request ids and the last line of defence against 500 leaks."""
+"""Pure ASGI middleware: request ids and the last line of defence against 500 leaks;
+the hot routes' dispatch ahead of the router."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_onboard.errors import ApiError
@@ -57,3 +61,52 @@ class RequestIdMiddleware:
                 "contact support.",
             )
             await error.response()(scope, receive, send_with_id)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+_READS = frozenset({"GET", "HEAD"})
+
+
+class HotRoutes:
+    """Reads of the hottest routes, dispatched ahead of Starlette's router.
+
+    ``routes`` maps a prefix such as ``/signup/`` to the endpoint of ``/signup/{param}``
+    and the name of that one path parameter. A GET or HEAD whose path is such a prefix
+    plus one segment goes straight to the endpoint, with the app's own exception
+    handlers; everything else (other methods, deeper paths) goes on to the router as
+    usual. The endpoint answers exactly as it would through the router: this saves the
+    route-by-route matching and the per-request wrappers, which on the hosted page and
+    a link lookup are a tenth of the time the whole request takes.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: Mapping[str, tuple[Endpoint, str]],
+        handlers: Mapping[type[Exception], ExceptionHandler],
+    ) -> None:
+        self.app = app
+        self.routes = tuple((prefix, len(prefix), *target) for prefix, target in routes.items())
+        self.handlers = tuple(handlers.items())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _READS:
+            path: str = scope["path"]
+            for prefix, length, endpoint, param in self.routes:
+                if path.startswith(prefix) and len(path) > length and "/" not in path[length:]:
+                    scope["path_params"] = {param: path[length:]}
+                    request = Request(scope, receive)
+                    try:
+                        response = await endpoint(request)
+                    except Exception as exc:
+                        response = await self._handle(request, exc)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _handle(self, request: Request, exc: Exception) -> Response:
+        for kind, handler in self.handlers:
+            if isinstance(exc, kind):
+                return await handler(request, exc)
+        raise exc

@@ -3,6 +3,9 @@ when Redis goes away."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import anyio
 import pytest
 from redis.asyncio import Redis
@@ -16,6 +19,7 @@ from tests.live import free_port
 from tests.test_delivery_processes import own_redis
 
 pytestmark = pytest.mark.anyio
+Fetch = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
 class Ticker:
@@ -42,20 +46,73 @@ async def test_two_processes_agree_within_a_second(redis_url: str) -> None:
 
 async def test_a_copy_read_before_a_change_is_not_cached_after_it(redis_url: str) -> None:
     """The cache-aside race: a reads the store, b changes the record and drops the copies,
-    then a's fill arrives. The tombstone keeps a's old copy out of Redis."""
+    then a's copy arrives. The tombstone keeps a's old copy out of Redis."""
     client = Redis.from_url(redis_url)
     await client.flushdb()
     ticker = Ticker()
     a, b, c = (HotCache(client, monotonic=ticker) for _ in range(3))
-    old = {"status": "pending"}  # what a read from the store
-    await b.forget("link", "x")  # b's change lands meanwhile
-    await a.fill("link", "x", old)  # a finishes its read
+    old = {"status": "pending"}
+
+    async def read_then_change() -> dict[str, Any]:
+        await b.forget("link", "x")  # b's change lands while a's read is out
+        return old
+
+    assert (await a.load("link", "x", read_then_change)) is not None
     assert await c.get("link", "x") is None  # c reads the store, not a's old copy
     assert await client.pttl(keys.hot("link", "x")) <= keys.HOT_TOMBSTONE_MS
-    # Without a change in between, a fill is shared as before.
-    await a.fill("link", "y", old)
+    # Without a change in between, what a read is shared as before.
+    assert (await a.load("link", "y", store(old))) is not None
     assert await c.get("link", "y") == old
     await client.aclose()
+
+
+def store(doc: dict[str, Any] | None, calls: list[int] | None = None) -> Fetch:
+    async def fetch() -> dict[str, Any] | None:
+        if calls is not None:
+            calls.append(1)
+        await anyio.sleep(0.01)  # a round trip
+        return doc
+
+    return fetch
+
+
+async def test_concurrent_misses_share_one_read() -> None:
+    cache = HotCache()
+    calls: list[int] = []
+    found: list[dict[str, Any] | None] = []
+
+    async def load() -> None:
+        entry = await cache.load("link", "x", store({"v": 1}, calls))
+        found.append(entry.doc if entry else None)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(load)
+    assert calls == [1] and found == [{"v": 1}] * 20
+    # Unknown records are not remembered: the next miss reads again.
+    assert await cache.load("link", "nope", store(None, calls)) is None
+    assert await cache.load("link", "nope", store(None, calls)) is None
+    assert len(calls) == 3
+
+
+async def test_a_change_during_a_read_is_not_undone_by_it() -> None:
+    cache = HotCache()
+    started = anyio.Event()
+
+    async def slow_old_read() -> dict[str, Any] | None:
+        started.set()
+        await anyio.sleep(0.05)
+        return {"status": "pending"}
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cache.load, "link", "x", slow_old_read)
+        await started.wait()
+        await cache.forget("link", "x")  # e.g. the link was deleted meanwhile
+        # A read after the change does not join the one from before it.
+        entry = await cache.load("link", "x", store({"status": "deleted"}))
+        assert entry is not None and entry.doc == {"status": "deleted"}
+    entry = await cache.load("link", "x", store({"status": "never read"}))
+    assert entry is not None and entry.doc == {"status": "deleted"}
 
 
 async def test_concurrent_writes_share_one_pipeline(
