@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -17,12 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def hypercorn_app(target: str, probe: str) -> Iterator[str]:
+def hypercorn_app(target: str, probe: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Serve ``target`` (``module:app``) and yield its base URL once ``probe`` answers."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", target],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

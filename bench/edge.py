@@ -2,12 +2,14 @@
 
     python -m bench.edge [--duration 10] [--connections 64]
 
-In one run: a bare Starlette route on the same hypercorn settings, then the service's
-hosted page, GET and POST of a link, and the signup callback (a cancel report: the
-callback path up to its durable write; a full completion needs a fresh Meta code per
-request), each driven by wrk; the ratio to the bare route is the figure. Also: time
-from process start to the first answered request, import time, and resident memory
-before and after 100k requests.
+In one run: a bare Starlette route on the same hypercorn settings (twice: with a small
+JSON body, and with the hosted page's own bytes and headers, the floor for a page of
+that size), then the service's hosted page, GET and POST of a link, and the signup
+callback (a cancel report: the callback path up to its durable write; a full
+completion needs a fresh Meta code per request), each driven by wrk; the ratio to the
+bare route is the figure. Also: time from process start to the first answered request,
+import time, and resident memory after those runs and then after each round of 100k
+more requests (page, GET and POST in turn).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -93,25 +96,34 @@ def main() -> None:
             "EDGE_RATE_LIMIT_PUBLIC": "100000",
             "EDGE_SANDBOX": "1",
         }
-        base_bare = stack.enter_context(bare_server())
-        rows.append(("bare route", *wrk(f"{base_bare}/bare", headers={}, **opts)))
         key = create_key(work, env=env)
         base, proc = stack.enter_context(serve(work, env=env))
         auth = {"Authorization": f"Bearer {key}"}
         link = httpx.post(
             f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth
         ).json()["data"]
-        rss_before = rss_kb(proc.pid)
-        rows.append(("hosted page", *wrk(link["hostedUrl"], headers={}, **opts)))
-        rows.append(
-            ("GET link", *wrk(f"{base}/v1/onboarding-links/{link['id']}", headers=auth, **opts))
-        )
-        rows.append(
-            (
-                "POST link",
-                *wrk(f"{base}/v1/onboarding-links", headers=auth, script=POST_LUA, **opts),
+        page = httpx.get(link["hostedUrl"])
+        page_file = work / "page.json"
+        page_file.write_bytes(
+            orjson.dumps(
+                {
+                    "body": page.text,
+                    "headers": {
+                        k: v
+                        for k, v in page.headers.items()
+                        if k not in {"date", "content-length", "request-id"}
+                    },
+                }
             )
         )
+        base_bare = stack.enter_context(bare_server({"BENCH_PAGE": str(page_file)}))
+        rows.append(("bare route", *wrk(f"{base_bare}/bare", headers={}, **opts)))
+        rows.append(("bare route, the page's bytes", *wrk(f"{base_bare}/page", headers={}, **opts)))
+        rows.append(("hosted page", *wrk(link["hostedUrl"], headers={}, **opts)))
+        get_url = f"{base}/v1/onboarding-links/{link['id']}"
+        rows.append(("GET link", *wrk(get_url, headers=auth, **opts)))
+        post_url = f"{base}/v1/onboarding-links"
+        rows.append(("POST link", *wrk(post_url, headers=auth, script=POST_LUA, **opts)))
         rows.append(
             (
                 "callback (cancel report)",
@@ -124,27 +136,35 @@ def main() -> None:
                 ),
             )
         )
+        # Memory: warmed up by the runs above, then 100k more requests (page, GET and
+        # POST in turn), sampled after each round: a leak shows as a rising series.
+        rss = [rss_kb(proc.pid)]
         served = 0
-        while served < 100_000:  # top up to 100k requests on the hot GET
+        rounds = [
+            (link["hostedUrl"], {}, None),
+            (get_url, auth, None),
+            (post_url, auth, POST_LUA),
+        ]
+        while served < 100_000:
+            url, headers, script = rounds[len(rss) % len(rounds)]
             rps, _, _ = wrk(
-                f"{base}/v1/onboarding-links/{link['id']}",
-                headers=auth,
-                duration=5,
-                connections=args.connections,
+                url, headers=headers, script=script, duration=4, connections=args.connections
             )
-            served += int(rps * 5)
-        rss_after = rss_kb(proc.pid)
+            served += int(rps * 4)
+            rss.append(rss_kb(proc.pid))
         start = cold_start(env, work)
         imports = import_time()
 
     floor = rows[0][1]
-    print(f"\n{'endpoint':<26} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9}")
+    print(f"\n{'endpoint':<30} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9}")
     for name, rps, p50, p99 in rows:
-        print(f"{name:<26} {rps:>8.0f} {rps / floor:>6.2f} {p50:>9} {p99:>9}")
+        print(f"{name:<30} {rps:>8.0f} {rps / floor:>6.2f} {p50:>9} {p99:>9}")
+    print(f"hosted page / bare route serving the page's bytes: {rows[2][1] / rows[1][1]:.2f}")
     print(f"cold start to first answer: {start * 1000:.0f} ms; import: {imports * 1000:.0f} ms")
+    series = ", ".join(f"{kb / 1024:.1f}" for kb in rss[1:])
     print(
-        f"RSS: {rss_before / 1024:.1f} MB before, {rss_after / 1024:.1f} MB after "
-        f"{served} more requests"
+        f"RSS after the runs above: {rss[0] / 1024:.1f} MB; after each round of about "
+        f"{served // (len(rss) - 1) // 1000}k more requests ({served} in all): {series} MB"
     )
 
 

@@ -68,8 +68,8 @@ def wrk(
     return rps, p50, p99
 
 
-def bare_server() -> contextlib.AbstractContextManager[str]:
-    return hypercorn_app("bench.bare:app", "/bare")
+def bare_server(env: dict[str, str] | None = None) -> contextlib.AbstractContextManager[str]:
+    return hypercorn_app("bench.bare:app", "/bare", env)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ the hot routes' dispatch ahead of the router."""
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
@@ -31,7 +31,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = "req_" + uuid.uuid4().hex
+        request_id = "req_" + os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"request-id", request_id.encode())
         started = False

@@ -244,8 +244,10 @@ class MongoStorage:
     # Onboarding links
 
     async def insert_link(self, link: OnboardingLink) -> None:
+        doc = link.to_doc()  # plain values already: only the id needs renaming
+        doc["_id"] = doc.pop("id")
         with _errors():  # encoded here, so a value BSON cannot hold fails this link only
-            raw = RawBSONDocument(bson.encode(_to_mongo(link.to_doc())))
+            raw = RawBSONDocument(bson.encode(doc))
         await self._link_inserts.submit(raw)
 
     async def _insert_links(self, docs: Sequence[RawBSONDocument]) -> list[Exception | None]:
