@@ -33,6 +33,25 @@ from bench.links import POST_LUA, bare_server, wrk  # noqa: E402
 from tests import services  # noqa: E402
 from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
 
+# Every request a new Idempotency-Key (thread number + counter), so none is a replay.
+IDEMPOTENT_POST_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  return wrk.format("POST", nil, {
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = "bench-" .. tid .. "-" .. n,
+  }, '{"name": "Bench link", "externalId": "bench", "redirectUrl": "https://example.com/done"}')
+end
+"""
+
 CALLBACK_LUA = """
 wrk.method = "POST"
 wrk.body = '{"error": {"message": "closed", "step": "PHONE_NUMBER_SETUP"}}'
@@ -126,6 +145,12 @@ def main() -> None:
         rows.append(("POST link", *wrk(post_url, headers=auth, script=POST_LUA, **opts)))
         rows.append(
             (
+                "POST link, Idempotency-Key",
+                *wrk(post_url, headers=auth, script=IDEMPOTENT_POST_LUA, **opts),
+            )
+        )
+        rows.append(
+            (
                 "callback (cancel report)",
                 *wrk(
                     f"{base}/signup/{link['id']}/callback",
@@ -159,7 +184,9 @@ def main() -> None:
     print(f"\n{'endpoint':<30} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9}")
     for name, rps, p50, p99 in rows:
         print(f"{name:<30} {rps:>8.0f} {rps / floor:>6.2f} {p50:>9} {p99:>9}")
-    print(f"hosted page / bare route serving the page's bytes: {rows[2][1] / rows[1][1]:.2f}")
+    page_floor = next(r[1] for r in rows if r[0] == "bare route, the page's bytes")
+    page_rps = next(r[1] for r in rows if r[0] == "hosted page")
+    print(f"hosted page / bare route serving the page's bytes: {page_rps / page_floor:.2f}")
     print(f"cold start to first answer: {start * 1000:.0f} ms; import: {imports * 1000:.0f} ms")
     series = ", ".join(f"{kb / 1024:.1f}" for kb in rss[1:])
     print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 import bson
 from bson.errors import InvalidDocument
 from bson.raw_bson import RawBSONDocument
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -82,6 +84,33 @@ def _from_mongo(doc: Mapping[str, Any]) -> Doc:
     return out
 
 
+_Write = InsertOne[Any] | UpdateOne
+
+
+async def _bulk(
+    collection: AsyncCollection[Doc], writes: Sequence[_Write]
+) -> list[Exception | None]:
+    """The writes of concurrent requests as one unordered bulk write, each with its own
+    outcome: a duplicate key fails only the request that sent it."""
+    try:
+        await collection.bulk_write(list(writes), ordered=False)
+    except BulkWriteError as exc:
+        if exc.details.get("writeConcernErrors"):
+            return [StorageError(f"mongodb: {exc}") for _ in writes]
+        outcomes: list[Exception | None] = [None] * len(writes)
+        for error in exc.details.get("writeErrors", []):
+            message = f"mongodb: {error.get('errmsg', 'write failed')}"
+            outcomes[error["index"]] = (
+                DuplicateError(message) if error.get("code") == 11000 else StorageError(message)
+            )
+        return outcomes
+    except (InvalidDocument, OverflowError) as exc:
+        return [InvalidRecordError(f"mongodb cannot store this value: {exc}") for _ in writes]
+    except PyMongoError as exc:
+        return [StorageError(f"mongodb: {exc}") for _ in writes]
+    return [None] * len(writes)
+
+
 class _ClaimLost(Exception):
     """Aborts a completion transaction whose link claim is gone."""
 
@@ -139,8 +168,10 @@ class MongoStorage:
         self.webhooks = self.db["outgoing_webhooks"]
         self.events = self.db["events"]
         self.deliveries = self.db["webhook_deliveries"]
-        # New links are the one write on the hot path: concurrent ones go as one insert.
-        self._link_inserts: Coalescer[RawBSONDocument, None] = Coalescer(self._insert_links)
+        # The writes on the hot path (a new link; an Idempotency-Key's claim and its
+        # stored response): concurrent ones go to the server as one bulk write.
+        self._link_writes: Coalescer[_Write, None] = Coalescer(functools.partial(_bulk, self.links))
+        self._idem_writes: Coalescer[_Write, None] = Coalescer(functools.partial(_bulk, self.idem))
 
     @classmethod
     def from_url(cls, url: str) -> MongoStorage:
@@ -248,25 +279,7 @@ class MongoStorage:
         doc["_id"] = doc.pop("id")
         with _errors():  # encoded here, so a value BSON cannot hold fails this link only
             raw = RawBSONDocument(bson.encode(doc))
-        await self._link_inserts.submit(raw)
-
-    async def _insert_links(self, docs: Sequence[RawBSONDocument]) -> list[Exception | None]:
-        """One ``insert_many`` for the batch; each link gets its own outcome."""
-        try:
-            await self.links.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if exc.details.get("writeConcernErrors"):
-                return [StorageError(f"mongodb: {exc}") for _ in docs]
-            outcomes: list[Exception | None] = [None] * len(docs)
-            for error in exc.details.get("writeErrors", []):
-                message = f"mongodb: {error.get('errmsg', 'write failed')}"
-                outcomes[error["index"]] = (
-                    DuplicateError(message) if error.get("code") == 11000 else StorageError(message)
-                )
-            return outcomes
-        except PyMongoError as exc:
-            return [StorageError(f"mongodb: {exc}") for _ in docs]
-        return [None] * len(docs)
+        await self._link_writes.submit(InsertOne(raw))
 
     async def get_link(self, link_id: str) -> OnboardingLink | None:
         with _errors():
@@ -531,8 +544,7 @@ class MongoStorage:
         doc = record.to_doc()
         for _ in range(5):
             try:
-                with _errors():
-                    await self.idem.insert_one(dict(doc))
+                await self._idem_writes.submit(InsertOne(dict(doc)))
                 return None
             except DuplicateError:
                 pass
@@ -559,11 +571,12 @@ class MongoStorage:
     async def complete_idempotency(
         self, org_id: str, key: str, status_code: int, body: bytes
     ) -> None:
-        with _errors():
-            await self.idem.update_one(
+        await self._idem_writes.submit(
+            UpdateOne(
                 {"org_id": org_id, "key": key},
                 {"$set": {"status_code": status_code, "body": body}},
             )
+        )
 
     async def release_idempotency(self, org_id: str, key: str) -> None:
         with _errors():
