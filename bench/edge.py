@@ -35,6 +35,9 @@ from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
 
 # Every request a new Idempotency-Key (thread number + counter), so none is a replay.
 IDEMPOTENT_POST_LUA = """
+wrk.method = "POST"
+wrk.body = '{"name": "Bench link", "externalId": "bench", "redirectUrl": "https://example.com/done"}'
+wrk.headers["Content-Type"] = "application/json"
 local threads = 0
 function setup(thread)
   threads = threads + 1
@@ -45,10 +48,8 @@ function init(args)
 end
 function request()
   n = n + 1
-  return wrk.format("POST", nil, {
-    ["Content-Type"] = "application/json",
-    ["Idempotency-Key"] = "bench-" .. tid .. "-" .. n,
-  }, '{"name": "Bench link", "externalId": "bench", "redirectUrl": "https://example.com/done"}')
+  wrk.headers["Idempotency-Key"] = "bench-" .. tid .. "-" .. n
+  return wrk.format()
 end
 """
 
