@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from edge_onboard import redis_keys as keys
-from edge_onboard.hot import LOCAL_TTL, TOMBSTONE, HotCache
+from edge_onboard.hot import LOCAL_TTL, REDIS_RETRY_AFTER, TOMBSTONE, HotCache
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
@@ -199,3 +199,20 @@ async def test_page_and_api_keep_answering_while_redis_is_down(
             deleted = await client.delete(path, headers=auth)
             assert deleted.status_code == 200
             assert (await client.get(path, headers=auth)).status_code == 404
+
+            # Redis comes back (empty): the service uses it again within a second, and
+            # writes the tombstone it owes for the link deleted while Redis was down.
+            with own_redis(port):
+                await anyio.sleep(REDIS_RETRY_AFTER + 0.1)
+                created = await client.post(
+                    "/v1/onboarding-links", json={"name": "c"}, headers=auth
+                )
+                assert created.status_code == 201
+                again = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+                new_id = created.json()["data"]["id"]
+                assert await again.get(keys.hot("link", new_id)) is not None
+                assert await again.get(keys.hot("link", link["id"])) == TOMBSTONE
+                assert (await client.get(path, headers=auth)).status_code == 404
+                page = await client.get(f"/signup/{link['id']}")
+                assert page.status_code == 410
+                await again.aclose()
