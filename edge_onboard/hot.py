@@ -2,14 +2,17 @@
 
 Two tiers in front of the durable store: a small in-process cache whose entries live
 one second (so a change made by another process shows within a second, with no
-messaging between processes), then Redis (written through on every change, entries
-expire after a few seconds). Redis being down is never an error: reads go to the store
-and Redis is left alone for a second before it is tried again.
+messaging between processes), then Redis, whose copies expire after a few seconds.
+Redis being down is never an error: reads go to the store and Redis is left alone for
+a second before it is tried again.
 
-A change leaves a short-lived tombstone in Redis instead of just deleting the copy, and
-copies read from the store are added only where there is none (``SET NX``). So a
-request that read the store just before a change cannot put the old record back when
-it finishes after it: the classic cache-aside race.
+A record read from the store is copied to Redis for the other processes. A change
+replaces that copy with a short-lived tombstone, written through before the change is
+answered, and copies read from the store are added only where there is none (``SET
+NX``): so a request that read the store just before a change cannot put the old record
+back when it finishes after it (the classic cache-aside race). A record just created
+is kept in-process only: no copy of it can be stale, and the first read elsewhere
+copies it to Redis.
 
 Concurrent misses on one key in a process share one read (of Redis, then the store):
 when an entry turns a second old under load, one request refreshes it, not all of
@@ -160,11 +163,11 @@ class HotCache:
                 del self._reads[(kind, key)]
             read.done.set()
 
-    async def put(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
-        """Write through a record just created or changed here."""
+    def keep(self, kind: str, key: str, doc: dict[str, Any]) -> Entry:
+        """Keep a record just created here, in this process only: no other copy can be
+        stale yet, and the first read elsewhere adds it to Redis."""
         entry = Entry(self._monotonic(), doc)
         self._remember(kind, key, entry)
-        await self._write(("set", keys.hot(kind, key), dump_doc(doc), False))
         return entry
 
     async def forget(self, kind: str, key: str) -> None:
@@ -176,16 +179,18 @@ class HotCache:
         if self._redis is None:
             return
         name = keys.hot(kind, key)
-        self._owed.add(name)
-        await self._write(("tombstone", name, None, False))
+        if not await self._write(("tombstone", name, None, False)):
+            self._owed.add(name)  # written once Redis answers; copies expire meanwhile
 
-    async def _write(self, write: _Write) -> None:
+    async def _write(self, write: _Write) -> bool:
         if not self._redis_usable():
-            return
+            return False
         try:
             await self._writes.submit(write)
         except Exception as exc:
-            self._redis_failed(exc)  # an owed tombstone stays owed; copies expire anyway
+            self._redis_failed(exc)
+            return False
+        return True
 
     async def _settle(self) -> None:
         if self._owed:
@@ -206,9 +211,6 @@ class HotCache:
             else:
                 pipe.set(name, TOMBSTONE, px=keys.HOT_TOMBSTONE_MS)
         await pipe.execute()
-        for op, name, _, _ in writes:
-            if op == "tombstone":
-                self._owed.discard(name)
         return [None] * len(writes)
 
     def _remember(self, kind: str, key: str, entry: Entry) -> None:

@@ -210,7 +210,7 @@ class LinkService:
             updated_at=now,
         )
         await self.storage.insert_link(link)
-        entry = await self.cache.put("link", link.id, link.to_doc())
+        entry = self.cache.keep("link", link.id, link.to_doc())
         entry.memo["record"] = link
         return link
 
