@@ -12,7 +12,8 @@ load the store sees one write in flight per ``Coalescer``, carrying all that que
 behind it.
 
 The leader writes inside a shielded scope, so a leader whose request is cancelled
-(the client went away) still finishes the batch the others are waiting on.
+(the client went away) still finishes the batch the others are waiting on. So a flush
+must bound its own time (driver timeouts), as cancellation cannot.
 """
 
 from __future__ import annotations

@@ -93,6 +93,8 @@ async def _bulk(
     """The writes of concurrent requests as one unordered bulk write, each with its own
     outcome: a duplicate key fails only the request that sent it."""
     try:
+        # Bounded by the client's server selection and socket timeouts: the batch is
+        # written in a shielded scope (storage/batch.py), so nothing else would stop it.
         await collection.bulk_write(list(writes), ordered=False)
     except BulkWriteError as exc:
         if exc.details.get("writeConcernErrors"):
@@ -150,6 +152,7 @@ class MongoStorage:
                 tz_aware=True,
                 tzinfo=UTC,
                 serverSelectionTimeoutMS=5000,
+                socketTimeoutMS=10_000,  # no operation here takes long: a silent socket is dead
                 appname="edge-onboard",
             )
             self._owns_client = True

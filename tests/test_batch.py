@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 import pytest
+from pymongo import AsyncMongoClient
 
+from edge_onboard.storage import StorageError
 from edge_onboard.storage.batch import Coalescer
+from edge_onboard.storage.mongo import MongoStorage
+from tests.conftest import FakeClock
+from tests.live import free_port
+from tests.storage.test_contract import make_link
 
 pytestmark = pytest.mark.anyio
 
@@ -86,3 +93,27 @@ async def test_a_cancelled_leader_still_writes_for_the_others() -> None:
             await batcher.submit(2)  # the leader: its own request is gone
     assert store.flushes == [[2, 4]]
     assert follower == [40]
+
+
+async def test_batched_mongodb_writes_fail_cleanly_when_mongodb_is_unreachable() -> None:
+    """Nothing listens on the port: every create in the burst gets StorageError (503 in
+    the API), promptly, none hangs on the batch."""
+    port = free_port()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{port}/edge", serverSelectionTimeoutMS=300
+    )
+    store = MongoStorage(client=client)
+    outcomes: list[str] = []
+
+    async def create() -> None:
+        try:
+            await store.insert_link(make_link(FakeClock()))
+        except StorageError:
+            outcomes.append("storage error")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(create)
+    assert outcomes == ["storage error"] * 10
+    await client.close()
