@@ -98,10 +98,13 @@ async def list_links(request: Request) -> Response:
 async def get_link(request: Request) -> Response:
     services, principal = await _principal(request)
     link, memo = await services.links.get_cached(principal.org_id, request.path_params["link_id"])
-    # Rendered once per copy of the link in the hot layer, not once per request.
+    # Rendered once per copy of the link in the hot layer, not once per request; but a
+    # view with a webhook secret in plaintext is never kept.
     body: bytes | None = memo.get("api")
     if body is None:
-        body = memo["api"] = orjson.dumps({"data": services.links.view(link)})
+        body = orjson.dumps({"data": services.links.view(link)})
+        if not link.webhook_secret_enc:
+            memo["api"] = body
     return JSONResponse(body)
 
 

@@ -13,6 +13,7 @@ import anyio
 
 from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
+from edge_onboard.redis_keys import HOT_TTL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,16 +99,17 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-async def _forget_key(settings: Settings, key_hash: str) -> None:
-    """Drop the key from the shared hot layer; servers' own copies lapse within a second."""
+async def _forget_key(settings: Settings, key_hash: str) -> bool:
+    """Drop the key from the shared hot layer; servers' own copies lapse within a second.
+    False if Redis could not be told (its copy then lapses within a few seconds)."""
     if settings.redis_url is None:
-        return
+        return True
     from edge_onboard.hot import HotCache
     from edge_onboard.queue.redis import client_from_url
 
     client = client_from_url(settings.redis_url.reveal(), max_connections=2)
     try:
-        await HotCache(client).forget("apikey", key_hash)
+        return await HotCache(client).forget("apikey", key_hash)
     finally:
         await client.aclose()
 
@@ -214,7 +216,12 @@ async def _keys_revoke(settings: Settings, ident: str) -> int:
         if not await storage.revoke_api_key(key.id, system_clock()):
             print(f"key {key.id} ({key.prefix}) was already revoked")
             return 0
-        await _forget_key(settings, key.key_hash)
+        if not await _forget_key(settings, key.key_hash):
+            print(
+                f"warning: Redis did not answer; servers may accept key {key.prefix} for "
+                f"up to {HOT_TTL + 1} more seconds",
+                file=sys.stderr,
+            )
         print(f"revoked key {key.id} ({key.prefix})")
         return 0
     finally:

@@ -45,6 +45,9 @@ LOCAL_TTL = 1.0  # seconds an entry is trusted in-process
 LOCAL_SIZE = 10_000
 REDIS_RETRY_AFTER = 1.0
 TOMBSTONE = b"-"  # "changed just now": read the store, and do not cache what it says
+# Seconds after a read began within which its copy may still go to Redis: well inside a
+# tombstone's life, so a read from before a change never outlives that change's tombstone.
+FILL_WINDOW = keys.HOT_TOMBSTONE_MS / 2000
 
 
 class Entry:
@@ -80,8 +83,10 @@ class _Read:
         self.stale = False  # the record changed during the read
 
 
-# A Redis write: ("set", key, value, only_if_absent) or ("tombstone", key, None, False).
-_Write = tuple[str, str, str | None, bool]
+# A Redis write: ("fill", key, value, deadline) adds a copy read from the store unless
+# the key holds one or a tombstone, if it is written before the deadline (monotonic);
+# ("tombstone", key, None, 0.0) marks a change.
+_Write = tuple[str, str, str | None, float]
 
 
 class HotCache:
@@ -104,8 +109,10 @@ class HotCache:
 
     def _fresh(self, kind: str, key: str) -> Entry | None:
         entry = self._local.get((kind, key))
-        if entry is not None and self._monotonic() - entry.stored_at < LOCAL_TTL:
-            return entry
+        if entry is not None:
+            if self._monotonic() - entry.stored_at < LOCAL_TTL:
+                return entry
+            self._evict(self._monotonic())  # what it memoised goes with it
         return None
 
     async def _from_redis(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -125,9 +132,10 @@ class HotCache:
         entry = self._fresh(kind, key)
         if entry is not None:
             return entry.doc
+        started = self._monotonic()
         doc = await self._from_redis(kind, key)
         if doc is not None:
-            self._remember(kind, key, Entry(self._monotonic(), doc))
+            self._remember(kind, key, Entry(started, doc))
         return doc
 
     async def load(
@@ -138,24 +146,26 @@ class HotCache:
         entry = self._fresh(kind, key)
         if entry is not None:
             return entry
-        read = self._reads.get((kind, key))
-        if read is not None:
+        while (read := self._reads.get((kind, key))) is not None:
             await read.done.wait()
             if read.finished:
                 return read.entry
-            # That read failed or was cancelled: make our own.
+            # That read failed or was cancelled: join the next one, or make it.
         read = self._reads[(kind, key)] = _Read()
+        # Stamped with the time the read began: what it brings is no newer than that.
+        started = self._monotonic()
         try:
             doc = await self._from_redis(kind, key)
             from_store = doc is None
             if from_store:
                 doc = await fetch()
             if doc is not None:
-                entry = Entry(self._monotonic(), doc)
+                entry = Entry(started, doc)
                 if not read.stale:
                     self._remember(kind, key, entry)
                     if from_store:  # unless a change got there first (its tombstone)
-                        await self._write(("set", keys.hot(kind, key), dump_doc(doc), True))
+                        deadline = started + FILL_WINDOW
+                        await self._write(("fill", keys.hot(kind, key), dump_doc(doc), deadline))
             read.entry, read.finished = entry, True
             return entry
         finally:
@@ -170,17 +180,21 @@ class HotCache:
         self._remember(kind, key, entry)
         return entry
 
-    async def forget(self, kind: str, key: str) -> None:
-        """The record changed: every process reads the store within a second."""
+    async def forget(self, kind: str, key: str) -> bool:
+        """The record changed: every process reads the store within a second. False if
+        Redis was unreachable: its copy then lives out its few seconds, and the tombstone
+        is written once Redis answers this process again."""
         self._local.pop((kind, key), None)
         read = self._reads.pop((kind, key), None)
         if read is not None:  # what it brings may predate this change: not to be kept
             read.stale = True
         if self._redis is None:
-            return
+            return True
         name = keys.hot(kind, key)
-        if not await self._write(("tombstone", name, None, False)):
+        if not await self._write(("tombstone", name, None, 0.0)):
             self._owed.add(name)  # written once Redis answers; copies expire meanwhile
+            return False
+        return True
 
     async def _write(self, write: _Write) -> bool:
         if not self._redis_usable():
@@ -205,20 +219,23 @@ class HotCache:
         """The writes of concurrent requests, as one pipeline."""
         await self._settle()
         pipe = self._redis.pipeline(transaction=False)
-        for op, name, value, only_if_absent in writes:
-            if op == "set":
-                pipe.set(name, value, ex=keys.HOT_TTL, nx=only_if_absent)
-            else:
+        now = self._monotonic()
+        for op, name, value, deadline in writes:
+            if op == "tombstone":
                 pipe.set(name, TOMBSTONE, px=keys.HOT_TOMBSTONE_MS)
+            elif now < deadline:  # a later fill might outlive a tombstone it should meet
+                pipe.set(name, value, ex=keys.HOT_TTL, nx=True)
         await pipe.execute()
         return [None] * len(writes)
 
     def _remember(self, kind: str, key: str, entry: Entry) -> None:
-        now = entry.stored_at
         self._local[(kind, key)] = entry
         self._local.move_to_end((kind, key))
+        self._evict(self._monotonic())
+
+    def _evict(self, now: float) -> None:
         # Oldest first: drop what is past its second (useless) or beyond the size cap, so
-        # memory follows the last second's traffic, not everything ever read.
+        # memory (and what entries memoised) follows the last second's traffic only.
         while self._local:
             stored_at = next(iter(self._local.values())).stored_at
             if now - stored_at < LOCAL_TTL and len(self._local) <= LOCAL_SIZE:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bson
+import pymongo
 from bson.errors import InvalidDocument
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReturnDocument, UpdateOne
@@ -88,14 +89,15 @@ _Write = InsertOne[Any] | UpdateOne
 
 
 async def _bulk(
-    collection: AsyncCollection[Doc], writes: Sequence[_Write]
+    collection: AsyncCollection[Doc], timeout: float, writes: Sequence[_Write]
 ) -> list[Exception | None]:
     """The writes of concurrent requests as one unordered bulk write, each with its own
     outcome: a duplicate key fails only the request that sent it."""
     try:
-        # Bounded by the client's server selection and socket timeouts: the batch is
-        # written in a shielded scope (storage/batch.py), so nothing else would stop it.
-        await collection.bulk_write(list(writes), ordered=False)
+        # Bounded, all in (server selection included): the batch is written in a
+        # shielded scope (storage/batch.py), so nothing else would stop it.
+        with pymongo.timeout(timeout):
+            await collection.bulk_write(list(writes), ordered=False)
     except BulkWriteError as exc:
         if exc.details.get("writeConcernErrors"):
             return [StorageError(f"mongodb: {exc}") for _ in writes]
@@ -143,6 +145,7 @@ class MongoStorage:
         *,
         client: AsyncMongoClient[Doc] | None = None,
         database: str | None = None,
+        write_timeout: float = 5.0,
     ) -> None:
         if client is None:
             if url is None:
@@ -152,7 +155,6 @@ class MongoStorage:
                 tz_aware=True,
                 tzinfo=UTC,
                 serverSelectionTimeoutMS=5000,
-                socketTimeoutMS=10_000,  # no operation here takes long: a silent socket is dead
                 appname="edge-onboard",
             )
             self._owns_client = True
@@ -173,8 +175,12 @@ class MongoStorage:
         self.deliveries = self.db["webhook_deliveries"]
         # The writes on the hot path (a new link; an Idempotency-Key's claim and its
         # stored response): concurrent ones go to the server as one bulk write.
-        self._link_writes: Coalescer[_Write, None] = Coalescer(functools.partial(_bulk, self.links))
-        self._idem_writes: Coalescer[_Write, None] = Coalescer(functools.partial(_bulk, self.idem))
+        self._link_writes: Coalescer[_Write, None] = Coalescer(
+            functools.partial(_bulk, self.links, write_timeout)
+        )
+        self._idem_writes: Coalescer[_Write, None] = Coalescer(
+            functools.partial(_bulk, self.idem, write_timeout)
+        )
 
     @classmethod
     def from_url(cls, url: str) -> MongoStorage:

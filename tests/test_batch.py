@@ -99,10 +99,8 @@ async def test_batched_mongodb_writes_fail_cleanly_when_mongodb_is_unreachable()
     """Nothing listens on the port: every create in the burst gets StorageError (503 in
     the API), promptly, none hangs on the batch."""
     port = free_port()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        f"mongodb://127.0.0.1:{port}/edge", serverSelectionTimeoutMS=300
-    )
-    store = MongoStorage(client=client)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/edge")
+    store = MongoStorage(client=client, write_timeout=0.3)
     outcomes: list[str] = []
 
     async def create() -> None:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from edge_onboard import redis_keys as keys
-from edge_onboard.hot import LOCAL_TTL, REDIS_RETRY_AFTER, TOMBSTONE, HotCache
+from edge_onboard.hot import FILL_WINDOW, LOCAL_TTL, REDIS_RETRY_AFTER, TOMBSTONE, HotCache
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
@@ -213,3 +213,57 @@ async def test_page_and_api_keep_answering_while_redis_is_down(
                 assert read.status_code == 200
                 assert await again.get(keys.hot("link", made_meanwhile)) is not None
                 await again.aclose()
+
+
+async def test_a_slow_read_is_not_copied_to_redis_nor_trusted_longer(redis_url: str) -> None:
+    """A read that took long may predate a change whose tombstone has since expired: its
+    copy stays out of Redis, and in-process it counts from when the read began."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    ticker = Ticker()
+    cache = HotCache(client, monotonic=ticker)
+
+    def slow(doc: dict[str, Any], seconds: float) -> Fetch:
+        async def fetch() -> dict[str, Any] | None:
+            ticker.now += seconds
+            return doc
+
+        return fetch
+
+    await cache.load("link", "slow", slow({"v": 1}, FILL_WINDOW + 0.1))
+    assert await client.get(keys.hot("link", "slow")) is None
+    entry = await cache.load("link", "quick", slow({"v": 2}, 0.6))
+    assert entry is not None and await client.get(keys.hot("link", "quick")) is not None
+    ticker.now += LOCAL_TTL - 0.5  # 1.1 s after the read began, 0.5 s after it ended
+    assert await cache.load("link", "quick", store({"v": 3})) is not entry
+    await client.aclose()
+
+
+async def test_after_a_failed_shared_read_the_waiters_share_the_next_one() -> None:
+    cache = HotCache()
+    calls: list[int] = []
+    first = True
+
+    async def flaky() -> dict[str, Any] | None:
+        nonlocal first
+        calls.append(1)
+        await anyio.sleep(0.01)
+        if first:
+            first = False
+            raise ConnectionError("store down for a moment")
+        return {"v": 1}
+
+    found: list[object] = []
+
+    async def load() -> None:
+        try:
+            entry = await cache.load("link", "x", flaky)
+            found.append(entry.doc if entry else None)
+        except ConnectionError:
+            found.append("error")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(load)
+    assert len(calls) == 2  # the failed read, then one more for the nine waiting
+    assert found.count("error") == 1 and found.count({"v": 1}) == 9
