@@ -127,17 +127,6 @@ class HotCache:
                     return load_doc(raw)
         return None
 
-    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        """The record's document from this process or Redis; None: only the store knows."""
-        entry = self._fresh(kind, key)
-        if entry is not None:
-            return entry.doc
-        started = self._monotonic()
-        doc = await self._from_redis(kind, key)
-        if doc is not None:
-            self._remember(kind, key, Entry(started, doc))
-        return doc
-
     async def load(
         self, kind: str, key: str, fetch: Callable[[], Awaitable[dict[str, Any] | None]]
     ) -> Entry | None:

@@ -567,16 +567,16 @@ def build_openapi(public_url: str) -> Schema:
     }
     webhook_id = {**phone_id, "description": "The webhook's id (a UUID)."}
     delivery_id = {**phone_id, "description": "The delivery's id (a UUID)."}
-    paging = [
+    paging = [  # every list: edge_onboard/api.py _paging
         {
             "name": "page",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1},
         },
         {
             "name": "limit",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
         },
     ]
     idempotency = {
@@ -639,26 +639,7 @@ def build_openapi(public_url: str) -> Schema:
                     "operationId": "listOnboardingLinks",
                     "summary": "List onboarding links, newest first",
                     "parameters": [
-                        {
-                            "name": "page",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 100000,
-                                "default": 1,
-                            },
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 100,
-                                "default": 20,
-                            },
-                        },
+                        *paging,
                         {
                             "name": "status",
                             "in": "query",
@@ -835,18 +816,7 @@ def build_openapi(public_url: str) -> Schema:
                 "get": {
                     "operationId": "listPhones",
                     "summary": "List connected phone numbers, newest first",
-                    "parameters": [
-                        {
-                            "name": "page",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                        },
-                    ],
+                    "parameters": paging,
                     "responses": {
                         "200": _json(_ref("PhoneList"), "A page of phones."),
                         "400": _error("Invalid query parameter."),

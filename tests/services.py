@@ -22,9 +22,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
+import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -53,6 +54,14 @@ class ServiceUnavailable(Exception):
 def services_required() -> bool:
     """Whether a missing service must fail the tests rather than skip them."""
     return os.environ.get(REQUIRE_ENV) == "1"
+
+
+def unavailable(message: str) -> NoReturn:
+    """A test service is missing: fail where services are required (CI sets
+    EDGE_TEST_REQUIRE_SERVICES=1), skip only on a developer's machine without it."""
+    if services_required():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @contextlib.contextmanager
