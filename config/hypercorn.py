@@ -11,8 +11,15 @@ from hypercorn.events import Updated
 from edge_onboard.config.settings import Settings
 
 
+def quiet_startup_line() -> None:
+    """hypercorn says "Running on …" at INFO; `serve` says it listens itself, once,
+    after storage and Redis are open (edge_onboard/startup.py)."""
+    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+
+
 def hypercorn_config(settings: Settings) -> Config:
     release_closed_connections()
+    quiet_startup_line()
     config = Config()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]

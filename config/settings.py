@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_STORAGE_URL = "sqlite:///./edge_onboard.db"
@@ -83,6 +83,15 @@ class Settings:
         return bool(self.meta_app_id and self.meta_app_secret and self.meta_config_id)
 
     @classmethod
+    def for_keys(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Only what ``keys create``/``revoke`` use (storage, and Redis to tell servers
+        of a revocation): a bad setting they never read does not stop them."""
+        get = _getter(os.environ if environ is None else environ)
+        storage_url, _ = _storage_url(get)
+        redis_url = _redis_url(get)
+        return cls(storage_url=storage_url, redis_url=Secret(redis_url) if redis_url else None)
+
+    @classmethod
     def from_env(
         cls,
         environ: Mapping[str, str] | None = None,
@@ -92,13 +101,7 @@ class Settings:
         sandbox: bool | None = None,
     ) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``); CLI flags win."""
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            if value is None or value.strip() == "":
-                return None
-            return value.strip()
+        get = _getter(os.environ if environ is None else environ)
 
         host = host or get("EDGE_HOST") or "127.0.0.1"
         _check_host(host)
@@ -106,26 +109,18 @@ class Settings:
             port = _int(get("EDGE_PORT"), "EDGE_PORT", default=8080, low=0, high=65535)
         elif not 0 <= port <= 65535:
             raise ConfigError(f"--port: {port} is not a TCP port (0-65535)")
-        public_url = get("EDGE_PUBLIC_URL") or f"http://{_url_host(host)}:{port}"
+        # On Fly.io the app's own name gives its public address (a fixed name in fly.toml
+        # could belong to another app); a custom domain is set with EDGE_PUBLIC_URL.
+        fly_app = get("FLY_APP_NAME")
+        public_url = (
+            get("EDGE_PUBLIC_URL")
+            or (f"https://{fly_app}.fly.dev" if fly_app else None)
+            or f"http://{_url_host(host)}:{port}"
+        )
         public_url = _http_url(public_url, "EDGE_PUBLIC_URL").rstrip("/")
 
-        storage_url = get("EDGE_STORAGE_URL") or DEFAULT_STORAGE_URL
-        scheme = storage_url.split(":", 1)[0].lower()
-        if scheme not in {"sqlite", "memory", "mongodb", "mongodb+srv"}:
-            raise ConfigError(
-                f"EDGE_STORAGE_URL: unknown scheme {scheme!r} "
-                "(use sqlite:///path, mongodb://host/db or memory://)"
-            )
-
-        _check_storage_url(storage_url, scheme)
-
-        redis_url = get("EDGE_REDIS_URL")
-        if redis_url is not None and urlsplit(redis_url).scheme not in {
-            "redis",
-            "rediss",
-            "unix",
-        }:
-            raise ConfigError("EDGE_REDIS_URL: must start with redis://, rediss:// or unix://")
+        storage_url, scheme = _storage_url(get)
+        redis_url = _redis_url(get)
 
         secret_key = get("EDGE_SECRET_KEY")
         if secret_key is not None and len(secret_key.split(",")[0].strip()) < 32:
@@ -174,6 +169,14 @@ class Settings:
         if workers > 1 and (sandbox_on or scheme == "memory"):
             raise ConfigError(
                 "EDGE_WORKERS: the sandbox and memory:// storage live in one process; use 1"
+            )
+
+        if get("EDGE_STORAGE_URL") is None and (fly_app or workers > 1):
+            where = "on Fly.io" if fly_app else "with EDGE_WORKERS > 1"
+            raise ConfigError(
+                f"EDGE_STORAGE_URL: must be set {where}: the default SQLite file lives on one "
+                "machine's own disk, which a deployment replaces or does not share, so its "
+                "data would be lost (use mongodb://…, or sqlite:/// on a mounted volume)"
             )
 
         return cls(
@@ -227,6 +230,37 @@ class Settings:
                 )
             ),
         )
+
+
+def _getter(env: Mapping[str, str]) -> Callable[[str], str | None]:
+    """A variable's value, stripped; None when unset or blank."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    return get
+
+
+def _storage_url(get: Callable[[str], str | None]) -> tuple[str, str]:
+    storage_url = get("EDGE_STORAGE_URL") or DEFAULT_STORAGE_URL
+    scheme = storage_url.split(":", 1)[0].lower()
+    if scheme not in {"sqlite", "memory", "mongodb", "mongodb+srv"}:
+        raise ConfigError(
+            f"EDGE_STORAGE_URL: unknown scheme {scheme!r} "
+            "(use sqlite:///path, mongodb://host/db or memory://)"
+        )
+    _check_storage_url(storage_url, scheme)
+    return storage_url, scheme
+
+
+def _redis_url(get: Callable[[str], str | None]) -> str | None:
+    redis_url = get("EDGE_REDIS_URL")
+    if redis_url is not None and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("EDGE_REDIS_URL: must start with redis://, rediss:// or unix://")
+    return redis_url
 
 
 def _bool(value: str | None, name: str) -> bool:

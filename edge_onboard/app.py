@@ -120,6 +120,13 @@ async def _pump_sandbox(sandbox: SandboxMeta, app: Starlette) -> None:
             await anyio.sleep(0.2)
 
 
+async def _in_scope(
+    scope: anyio.CancelScope, func: Callable[..., Awaitable[None]], *args: Any
+) -> None:
+    with scope:
+        await func(*args)
+
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -204,12 +211,15 @@ def create_app(
         )
         try:
             async with anyio.create_task_group() as tg:
+                pump = anyio.CancelScope()
                 if deliver if deliver is not None else settings.inprocess_delivery:
                     tg.start_soon(engine.run)
                     if sandbox is not None:
-                        tg.start_soon(_pump_sandbox, sandbox, app)
+                        tg.start_soon(_in_scope, pump, _pump_sandbox, sandbox, app)
                 yield
-                # Graceful: finish the deliveries in flight (up to 15 s), then stop.
+                # Graceful: the fake Meta's loop has nothing to finish; the deliveries
+                # in flight get up to 15 s, then stop.
+                pump.cancel()
                 engine.stop()
                 tg.cancel_scope.deadline = anyio.current_time() + 15
         finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from edge_onboard.app import create_app
-from edge_onboard.config.hypercorn import release_closed_connections
+from edge_onboard.config.hypercorn import quiet_startup_line, release_closed_connections
 
 if not logging.getLogger().handlers:  # a worker process: log as `edge-onboard serve` does
     logging.basicConfig(
@@ -14,4 +14,5 @@ if not logging.getLogger().handlers:  # a worker process: log as `edge-onboard s
     )
 
 release_closed_connections()  # hypercorn's worker processes import this module
+quiet_startup_line()
 app = create_app()

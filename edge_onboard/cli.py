@@ -1,63 +1,152 @@
-"""The ``edge-onboard`` command: ``serve``, ``keys create``, ``keys revoke``."""
+"""The ``edge-onboard`` command: ``serve``, ``worker``, ``keys create``, ``keys revoke``."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 
 import anyio
 
 from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
 from edge_onboard.redis_keys import HOT_TTL
+from edge_onboard.startup import StartupError, listen_socket, open_redis, open_storage, summary
+
+EPILOG = """\
+configuration:
+  Read from the environment, EDGE_* variables: EDGE_STORAGE_URL (default
+  sqlite:///./edge_onboard.db), EDGE_REDIS_URL, EDGE_SECRET_KEY, EDGE_PUBLIC_URL,
+  EDGE_META_APP_ID / EDGE_META_APP_SECRET / EDGE_META_CONFIG_ID and more: the README's
+  "Configuration" table lists every one with its default.
+
+exit status:
+  0 done; 1 could not start (storage or Redis unreachable, port in use);
+  2 bad configuration or usage.
+"""
+
+KEYS_USAGE = (
+    "edge-onboard keys: say what to do with keys:\n"
+    "  edge-onboard keys create --org NAME     create an API key\n"
+    "  edge-onboard keys revoke KEY_PREFIX     revoke one (by key id, prefix or full key)"
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edge-onboard")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edge-onboard", description="Hosted WhatsApp onboarding service."
+        prog="edge-onboard",
+        description="Hosted onboarding for the WhatsApp Business Platform: the API, the "
+        "hosted signup page and webhook delivery.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"edge-onboard {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the API and hosted pages")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API and hosted pages",
+        description="Run the API, the hosted signup pages and (unless "
+        "EDGE_INPROCESS_DELIVERY=0) webhook delivery. Stops on Ctrl+C or SIGTERM after "
+        "finishing the requests in flight.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", help="listen address (EDGE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (EDGE_PORT, default 8080)")
     serve.add_argument(
-        "--sandbox", action="store_true", default=None, help="mount the offline Meta fake"
+        "--sandbox",
+        action="store_true",
+        default=None,
+        help="mount the offline Meta fake (EDGE_SANDBOX=1)",
     )
 
-    commands.add_parser("worker", help="deliver webhooks from the Redis queue")
+    worker = commands.add_parser(
+        "worker",
+        help="deliver webhooks from the Redis queue",
+        description="Deliver webhooks from the Redis queue (needs EDGE_REDIS_URL), for "
+        "deployments that run delivery apart from `serve` (EDGE_INPROCESS_DELIVERY=0). "
+        "On SIGTERM it finishes the deliveries in flight, then exits.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        metavar="PORT",
+        help="also answer GET /healthz and /readyz on this port (on EDGE_HOST)",
+    )
 
-    keys = commands.add_parser("keys", help="manage API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create an API key (and its organisation)")
+    keys = commands.add_parser(
+        "keys",
+        help="create or revoke API keys",
+        description="Create or revoke API keys, in the storage EDGE_STORAGE_URL names "
+        "(default: ./edge_onboard.db in the current folder).",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    create = key_commands.add_parser(
+        "create",
+        help="create an API key (and its organisation)",
+        description="Create an API key for an organisation, creating the organisation if "
+        "needed. The key is printed once, as the last line; only its SHA-256 is stored.",
+    )
     create.add_argument("--org", required=True, help="organisation name")
-    revoke = key_commands.add_parser("revoke", help="revoke an API key")
+    revoke = key_commands.add_parser(
+        "revoke",
+        help="revoke an API key",
+        description="Revoke an API key by its id, by at least 10 characters of its prefix "
+        "(as `keys create` printed it), or by the full key. Servers stop accepting it "
+        "within a second.",
+    )
     revoke.add_argument("key", metavar="KEY_PREFIX_OR_ID", help="key id, prefix or full key")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "keys" and args.keys_command is None:
+        print(KEYS_USAGE, file=sys.stderr)
+        return 2
     try:
         if args.command == "serve":
             settings = Settings.from_env(host=args.host, port=args.port, sandbox=args.sandbox)
             return _serve(settings)
-        settings = Settings.from_env()
         if args.command == "worker":
-            return anyio.run(_worker, settings)
+            from edge_onboard.worker import run_worker
+
+            return anyio.run(
+                functools.partial(run_worker, Settings.from_env(), health_port=args.health_port)
+            )
+        settings = Settings.for_keys()
         if args.keys_command == "create":
             return anyio.run(_keys_create, settings, args.org)
         return anyio.run(_keys_revoke, settings, args.key)
     except ConfigError as exc:
         print(f"edge-onboard: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"edge-onboard: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 def _serve(settings: Settings) -> int:
@@ -69,34 +158,53 @@ def _serve(settings: Settings) -> int:
     from edge_onboard.config.hypercorn import hypercorn_config
 
     config = hypercorn_config(settings)
-    logging.getLogger("edge_onboard").info(
-        "edge-onboard listening on %s (storage %s, %d worker%s)",
-        settings.public_url,
-        settings.storage_url.split("://", 1)[0],
-        settings.workers,
-        "s" if settings.workers > 1 else "",
-    )
+    log = logging.getLogger("edge_onboard")
     if settings.workers > 1:
-        import os
-
         from hypercorn.run import run as run_workers
 
+        anyio.run(_check_backends, settings)  # once here, not once per worker
+        sock = listen_socket(settings)
+        line = summary(settings, sock)
+        config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns it from here
+        log.info(line)
         # Each worker process builds its app from the environment: pass the flags on.
         os.environ.update(EDGE_HOST=settings.host, EDGE_PORT=str(settings.port))
         return run_workers(config)
-    app = create_app(settings)
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        # hypercorn types its ASGI protocol with its own scope TypedDicts; Starlette's app
-        # is a plain ASGI 3 callable that mypy cannot match to them.
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        store = await open_storage(settings)
+        try:
+            redis = await open_redis(settings)
+            try:
+                sock = listen_socket(settings)
+                log.info(summary(settings, sock))
+                config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns it from here
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                app = create_app(settings, storage=store, redis=redis)
+                # hypercorn types its ASGI protocol with its own scope TypedDicts;
+                # Starlette's app is a plain ASGI 3 callable that mypy cannot match to them.
+                await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            finally:
+                if redis is not None:
+                    await redis.aclose()
+        finally:
+            await store.close()
+        log.info("edge-onboard stopped")
 
     asyncio.run(run())
     return 0
+
+
+async def _check_backends(settings: Settings) -> None:
+    """Open storage (schema, indexes) and Redis once, to fail here in one line."""
+    store = await open_storage(settings)
+    await store.close()
+    redis = await open_redis(settings, max_connections=1)
+    if redis is not None:
+        await redis.aclose()
 
 
 async def _forget_key(settings: Settings, key_hash: str) -> bool:
@@ -114,65 +222,14 @@ async def _forget_key(settings: Settings, key_hash: str) -> bool:
         await client.aclose()
 
 
-async def _worker(settings: Settings) -> int:
-    from edge_onboard.app import secret_box_for
-    from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
-    from edge_onboard.queue.redis import RedisQueue
-    from edge_onboard.storage import from_url
-
-    log = logging.getLogger("edge_onboard.worker")
-    if settings.redis_url is None:
-        print(
-            "edge-onboard: configuration error: EDGE_REDIS_URL: the worker delivers from the "
-            "Redis queue (without Redis, `serve` delivers webhooks in-process)",
-            file=sys.stderr,
-        )
-        return 2
-    storage = from_url(settings.storage_url)
-    await storage.open()
-    queue = RedisQueue.from_url(settings.redis_url.reveal())
-    sender = Sender(allow_private=settings.webhook_allow_private)
-    engine = DeliveryEngine(
-        storage=storage,
-        queue=queue,
-        clock=system_clock,
-        box=secret_box_for(settings, storage),
-        sender=sender,
-        schedule=settings.delivery_schedule or SCHEDULE,
-        lease=timedelta(seconds=settings.delivery_lease),
-    )
-
-    async def stop_on_signal() -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("signal %s: finishing the deliveries in flight", signum)
-                engine.stop()
-                return
-
-    log.info("worker delivering from Redis (storage %s)", settings.storage_url.split(":", 1)[0])
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal)
-            await engine.run()
-            tg.cancel_scope.cancel()
-    finally:
-        await sender.aclose()
-        await queue.close()
-        await storage.close()
-    log.info("worker stopped")
-    return 0
-
-
 async def _keys_create(settings: Settings, org_name: str) -> int:
     from edge_onboard.auth import create_key
-    from edge_onboard.storage import from_url
 
     name = org_name.strip()
     if not 1 <= len(name) <= 200:
         print("edge-onboard: --org must be 1-200 characters", file=sys.stderr)
         return 2
-    storage = from_url(settings.storage_url)
-    await storage.open()
+    storage = await open_storage(settings)
     try:
         org, key, plaintext = await create_key(storage, name, system_clock())
     finally:
@@ -186,10 +243,8 @@ async def _keys_create(settings: Settings, org_name: str) -> int:
 
 async def _keys_revoke(settings: Settings, ident: str) -> int:
     from edge_onboard.auth import KEY_PREFIX, hash_key
-    from edge_onboard.storage import from_url
 
-    storage = from_url(settings.storage_url)
-    await storage.open()
+    storage = await open_storage(settings)
     try:
         if ident.startswith(KEY_PREFIX) and len(ident) > 40:
             found = await storage.get_api_key_by_hash(hash_key(ident))

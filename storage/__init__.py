@@ -12,6 +12,7 @@ from edge_onboard.storage.base import (
     Storage,
     StorageError,
     UnknownBackendError,
+    UnsupportedServerError,
 )
 from edge_onboard.storage.models import (
     ApiKey,
@@ -79,6 +80,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnknownBackendError",
+    "UnsupportedServerError",
     "Waba",
     "WebhookStatus",
     "from_url",

@@ -30,6 +30,11 @@ class StorageError(Exception):
     """The backend failed (unreachable, timed out); the caller answers 503/500."""
 
 
+class UnsupportedServerError(StorageError):
+    """The server answers but cannot serve this service as deployed (a standalone
+    MongoDB, which has no transactions); the message says how to fix it."""
+
+
 class DuplicateError(StorageError):
     """A unique constraint was hit (same id or same unique key)."""
 

@@ -32,6 +32,7 @@ from edge_onboard.storage.base import (
     LinkCondition,
     LinkFilter,
     StorageError,
+    UnsupportedServerError,
 )
 from edge_onboard.storage.batch import Coalescer
 from edge_onboard.storage.models import (
@@ -115,6 +116,21 @@ async def _bulk(
     return [None] * len(writes)
 
 
+def _timeouts(url: str) -> dict[str, Any]:
+    """Defaults that keep a request from hanging on a stopped or unreachable server: an
+    operation (server selection, connecting and the reply included) gives up after 5 s,
+    and the request answers 503. Options the URL sets itself win."""
+    query = url.partition("?")[2].lower()
+    defaults = {"timeoutMS": 5000, "serverSelectionTimeoutMS": 5000}
+    return {name: ms for name, ms in defaults.items() if f"{name.lower()}=" not in query}
+
+
+def _server_name(client: AsyncMongoClient[Doc]) -> str:
+    """host:port of the server(s) the client was given, never the credentials."""
+    nodes = client.topology_description.server_descriptions()
+    return ", ".join(f"{host}:{port}" for host, port in nodes) or "the configured URL"
+
+
 class _ClaimLost(Exception):
     """Aborts a completion transaction whose link claim is gone."""
 
@@ -151,11 +167,7 @@ class MongoStorage:
             if url is None:
                 raise ValueError("MongoStorage needs a URL or a client")
             client = AsyncMongoClient(
-                url,
-                tz_aware=True,
-                tzinfo=UTC,
-                serverSelectionTimeoutMS=5000,
-                appname="edge-onboard",
+                url, tz_aware=True, tzinfo=UTC, appname="edge-onboard", **_timeouts(url)
             )
             self._owns_client = True
         else:
@@ -187,6 +199,17 @@ class MongoStorage:
         return cls(url)
 
     async def open(self) -> None:
+        with _errors():
+            hello = await self.client.admin.command("hello")
+        # Completions are transactions: a standalone server would fail every signup
+        # with 503, after Meta was already called. mongos ("isdbgrid") has them.
+        if not hello.get("setName") and hello.get("msg") != "isdbgrid":
+            raise UnsupportedServerError(
+                f"MongoDB at {_server_name(self.client)} is a standalone server; edge-onboard "
+                "needs a replica set (it uses transactions). Start mongod with --replSet rs0 "
+                "and run rs.initiate() once (a one-node replica set will do), or use a "
+                "managed cluster"
+            )
         with _errors():
             await self.orgs.create_index("name", unique=True)
             await self.keys.create_index("key_hash", unique=True)

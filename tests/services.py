@@ -97,11 +97,13 @@ def redis_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def mongo_server() -> Iterator[str]:
+def mongo_server(*, replica_set: bool = True, private: bool = False) -> Iterator[str]:
     """Yield the URL of a one-node MongoDB replica set (so transactions and
-    change streams work) that is running for the duration."""
+    change streams work) that is running for the duration. ``private`` always starts
+    a server of its own (a test may stop or pause it); ``replica_set=False`` starts a
+    standalone server (what the service must refuse)."""
     url = os.environ.get(MONGODB_URL_ENV)
-    if url:
+    if url and replica_set and not private:
         yield url
         return
 
@@ -118,13 +120,16 @@ def mongo_server() -> Iterator[str]:
                 "--port", str(port),
                 "--nounixsocket",
                 "--wiredTigerCacheSizeGB", "0.25",
-                "--replSet", REPLICA_SET,
+                *(["--replSet", REPLICA_SET] if replica_set else []),
                 "--quiet",
             ]  # fmt: skip
 
         deadline = time.monotonic() + MONGO_START_TIMEOUT
         log = Path(tmp, "mongod.log")
         with _server("mongod", argv, log, _mongod_ready, MONGO_START_TIMEOUT, env) as port:
+            if not replica_set:
+                yield f"mongodb://127.0.0.1:{port}/"
+                return
             try:
                 _initiate_replica_set(port, deadline)
             except Exception as exc:

@@ -94,8 +94,9 @@ def test_bad_configuration_fails_with_one_line(tmp_path: Path) -> None:
 
 
 def test_serve_with_several_workers(tmp_path: Path, redis_url: str) -> None:
-    key = create_key(tmp_path)
-    env = {"EDGE_WORKERS": "2", "EDGE_REDIS_URL": redis_url}
+    storage = {"EDGE_STORAGE_URL": "sqlite:///./shared.db"}  # the default is refused
+    key = create_key(tmp_path, env=storage)
+    env = {"EDGE_WORKERS": "2", "EDGE_REDIS_URL": redis_url, **storage}
     with serve(tmp_path, env=env) as (base, _):
         auth = {"Authorization": f"Bearer {key}"}
         ids = set()
@@ -106,3 +107,33 @@ def test_serve_with_several_workers(tmp_path: Path, redis_url: str) -> None:
         listing = httpx.get(f"{base}/v1/onboarding-links", headers=auth).json()
         assert listing["pagination"]["total"] == 6 and len(ids) == 6
         assert httpx.get(f"{base}/readyz").json()["checks"] == {"storage": "ok", "redis": "ok"}
+
+
+def test_the_command_explains_itself(tmp_path: Path) -> None:
+    assert run_cli("--version", cwd=tmp_path).stdout.strip() == "edge-onboard 0.1.0"
+    top = run_cli("--help", cwd=tmp_path).stdout
+    assert "EDGE_STORAGE_URL" in top and "README" in top and "exit status" in top
+    for command in (["serve"], ["worker"], ["keys"], ["keys", "create"], ["keys", "revoke"]):
+        _, _, rest = run_cli(*command, "--help", cwd=tmp_path).stdout.partition("\n\n")
+        description = rest.split("\n\n", 1)[0]
+        assert len(description) > 40 and not description.startswith(("positional", "options")), (
+            command,
+            rest,
+        )
+    bare = run_cli("keys", cwd=tmp_path, check=False)
+    assert bare.returncode == 2 and "keys_command" not in bare.stderr
+    assert "edge-onboard keys create --org NAME" in bare.stderr
+    nothing = run_cli(cwd=tmp_path, check=False)
+    assert nothing.returncode == 2 and "serve" in nothing.stderr
+
+
+def test_keys_ignore_settings_they_do_not_use(tmp_path: Path) -> None:
+    unrelated = {"EDGE_PORT": "eighty", "EDGE_META_APP_ID": "123", "EDGE_WORKERS": "9"}
+    key = create_key(tmp_path, env=unrelated)
+    assert key.startswith("sk_org_")
+    assert run_cli("keys", "revoke", key, cwd=tmp_path, env=unrelated).returncode == 0
+    # What they do use is still checked.
+    bad = run_cli(
+        "keys", "create", "--org", "a", cwd=tmp_path, env={"EDGE_STORAGE_URL": "x://"}, check=False
+    )
+    assert bad.returncode == 2 and "EDGE_STORAGE_URL" in bad.stderr

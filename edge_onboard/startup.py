@@ -1,0 +1,113 @@
+"""Opening what the service stands on, before it says it is listening.
+
+Storage and Redis are opened (and checked) first; what fails becomes a
+``StartupError`` whose message is one line an operator can act on, never a
+traceback. ``edge-onboard serve`` and ``worker`` print it and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from edge_onboard.config import Settings
+from edge_onboard.storage import Storage, StorageError, UnsupportedServerError, from_url
+
+# How long a start waits for Redis to answer a PING.
+REDIS_START_TIMEOUT = 5.0
+
+
+class StartupError(Exception):
+    """The service cannot start; the message is one line saying why and what to do."""
+
+
+def describe_url(url: str) -> str:
+    """A storage or Redis URL without credentials or options, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return f"sqlite {url[len('sqlite:///') :]}"
+    if parts.scheme == "memory":
+        return "memory (nothing kept after exit)"
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path if parts.path not in ('', '/') else ''}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver's message, without pymongo's topology dump."""
+    text = str(exc).split(", Timeout:", 1)[0].split(" (configured timeouts", 1)[0]
+    return (text.splitlines() or [type(exc).__name__])[0].strip()
+
+
+async def open_storage(settings: Settings) -> Storage:
+    """The configured store, opened (schema, indexes) and checked."""
+    store = from_url(settings.storage_url)
+    where = describe_url(settings.storage_url)
+    try:
+        await store.open()
+    except UnsupportedServerError as exc:
+        await _close_quietly(store)
+        raise StartupError(f"EDGE_STORAGE_URL: {exc}") from None
+    except StorageError as exc:
+        await _close_quietly(store)
+        raise StartupError(
+            f"EDGE_STORAGE_URL: cannot open storage at {where}: {_reason(exc)}"
+        ) from None
+    return store
+
+
+async def _close_quietly(store: Storage) -> None:
+    try:
+        await store.close()
+    except StorageError:
+        pass  # it never opened; the error that matters is the one being raised
+
+
+async def open_redis(settings: Settings, *, max_connections: int = 64) -> Any:
+    """The configured Redis client after it answered a PING, or None without Redis."""
+    if settings.redis_url is None:
+        return None
+    from redis.exceptions import RedisError
+
+    from edge_onboard.queue.redis import client_from_url
+
+    url = settings.redis_url.reveal()
+    client = client_from_url(url, max_connections=max_connections)
+    try:
+        with anyio.fail_after(REDIS_START_TIMEOUT):
+            await client.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        await client.aclose()
+        reason = _reason(exc) if str(exc) else f"no answer within {REDIS_START_TIMEOUT:.0f} s"
+        raise StartupError(
+            f"EDGE_REDIS_URL: Redis at {describe_url(url)} did not answer: {reason}"
+        ) from None
+    return client
+
+
+def listen_socket(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything says the service is listening."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        return socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+    except OSError as exc:
+        raise StartupError(
+            f"EDGE_PORT: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc} (another process may be using it; pick another "
+            "with --port)"
+        ) from None
+
+
+def summary(settings: Settings, bound: socket.socket) -> str:
+    """The one "listening" line: address, public URL, storage, Redis and sandbox."""
+    host, port = bound.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    redis = describe_url(settings.redis_url.reveal()) if settings.redis_url else "off"
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    return (
+        f"edge-onboard listening on http://{shown}:{port} (public URL {settings.public_url}; "
+        f"storage {describe_url(settings.storage_url)}; redis {redis}; "
+        f"sandbox {'on' if settings.sandbox else 'off'}{workers})"
+    )
