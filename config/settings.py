@@ -77,6 +77,9 @@ class Settings:
     rate_limit_public: float = 10.0
     # hypercorn worker processes for `serve` (EDGE_WORKERS).
     workers: int = 1
+    # EDGE_LOG_LEVEL (debug, info, warning, error) and EDGE_LOG_FORMAT (text, json).
+    log_level: str = "info"
+    log_format: str = "text"
 
     @property
     def meta_configured(self) -> bool:
@@ -89,7 +92,13 @@ class Settings:
         get = _getter(os.environ if environ is None else environ)
         storage_url, _ = _storage_url(get)
         redis_url = _redis_url(get)
-        return cls(storage_url=storage_url, redis_url=Secret(redis_url) if redis_url else None)
+        log_level, log_format = _logging(get)
+        return cls(
+            storage_url=storage_url,
+            redis_url=Secret(redis_url) if redis_url else None,
+            log_level=log_level,
+            log_format=log_format,
+        )
 
     @classmethod
     def from_env(
@@ -179,7 +188,10 @@ class Settings:
                 "data would be lost (use mongodb://…, or sqlite:/// on a mounted volume)"
             )
 
+        log_level, log_format = _logging(get)
         return cls(
+            log_level=log_level,
+            log_format=log_format,
             host=host,
             workers=workers,
             port=port,
@@ -230,6 +242,16 @@ class Settings:
                 )
             ),
         )
+
+
+def _logging(get: Callable[[str], str | None]) -> tuple[str, str]:
+    level = (get("EDGE_LOG_LEVEL") or "info").lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError("EDGE_LOG_LEVEL: use debug, info, warning or error")
+    fmt = (get("EDGE_LOG_FORMAT") or "text").lower()
+    if fmt not in {"text", "json"}:
+        raise ConfigError("EDGE_LOG_FORMAT: use text or json")
+    return level, fmt
 
 
 def _getter(env: Mapping[str, str]) -> Callable[[str], str | None]:

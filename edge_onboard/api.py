@@ -214,9 +214,12 @@ async def retry_delivery(request: Request) -> Response:
 
 
 def _paging(request: Request, filters: tuple[str, ...] = ()) -> tuple[int, int]:
-    """``page`` and ``limit``; any query parameter but those and ``filters`` is refused."""
+    """``page`` and ``limit``; any query parameter but those and ``filters``, or any given
+    more than once, is refused."""
     query = request.query_params
     validation.reject_unknown(query.keys(), {"page", "limit", *filters})
+    # Every list endpoint comes through here before it reads its filters, so this covers them.
+    validation.reject_repeated(name for name, _ in query.multi_items())
     page = validation.query_int(query, "page", default=1, low=1, high=100_000)
     limit = validation.query_int(query, "limit", default=20, low=1, high=100)
     return page, limit

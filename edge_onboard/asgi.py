@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import logging
 
+from edge_onboard import logs
 from edge_onboard.app import create_app
+from edge_onboard.config import Settings
 from edge_onboard.config.hypercorn import quiet_startup_line, release_closed_connections
 
+settings = Settings.from_env()
 if not logging.getLogger().handlers:  # a worker process: log as `edge-onboard serve` does
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
+else:
+    logs.install_redaction()  # an embedding server's own handlers: redact all the same
 
 release_closed_connections()  # hypercorn's worker processes import this module
 quiet_startup_line()
-app = create_app()
+app = create_app(settings)

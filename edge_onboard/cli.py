@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from edge_onboard import logs
 from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
 from edge_onboard.redis_keys import HOT_TTL
@@ -118,9 +119,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -130,14 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = Settings.from_env(host=args.host, port=args.port, sandbox=args.sandbox)
+        elif args.command == "worker":
+            settings = Settings.from_env()
+        else:
+            settings = Settings.for_keys()
+        logs.configure(settings.log_level, settings.log_format)
+        if args.command == "serve":
             return _serve(settings)
         if args.command == "worker":
             from edge_onboard.worker import run_worker
 
-            return anyio.run(
-                functools.partial(run_worker, Settings.from_env(), health_port=args.health_port)
-            )
-        settings = Settings.for_keys()
+            return anyio.run(functools.partial(run_worker, settings, health_port=args.health_port))
         if args.keys_command == "create":
             return anyio.run(_keys_create, settings, args.org)
         return anyio.run(_keys_revoke, settings, args.key)

@@ -28,6 +28,7 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import invalid
 from edge_onboard.links import UUID_RE, LinkService
 from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
+from edge_onboard.reports import Abandon, parse_abandon
 from edge_onboard.storage import (
     Completion,
     LinkCondition,
@@ -50,7 +51,6 @@ FINISH_EVENTS = frozenset({"FINISH", "FINISH_ONLY_WABA", "FINISH_WHATSAPP_BUSINE
 COEXISTENCE = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
 META_ID = re.compile(r"^[0-9]{1,32}\Z")
 CALLBACK_FIELDS = frozenset({"code", "phoneNumberId", "wabaId", "businessId", "event", "error"})
-ERROR_FIELDS = frozenset({"message", "code", "step"})
 
 
 class SignupFailed(Exception):
@@ -73,13 +73,6 @@ class Finish:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Abandon:
-    message: str
-    code: str | None
-    step: str | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
     status_code: int
     body: dict[str, Any]
@@ -88,20 +81,8 @@ class Outcome:
 def parse_callback(body: Mapping[str, Any]) -> Finish | Abandon:
     """The page's report: Meta's ids and the code, or why the user did not finish."""
     v.reject_unknown(body, CALLBACK_FIELDS)
-    error = body.get("error")
-    if error is not None:
-        if not isinstance(error, dict):
-            raise invalid("'error' must be an object.", param="error")
-        v.reject_unknown(error, ERROR_FIELDS, where="error.")
-        message = v.string(error, "message", min_length=1, max_length=500, required=True)
-        code = error.get("code")
-        if isinstance(code, int) and not isinstance(code, bool):
-            code = str(code)
-        if code is not None and (not isinstance(code, str) or len(code) > 64):
-            raise invalid("'error.code' must be a short string.", param="error.code")
-        step = v.string(error, "step", max_length=64)
-        assert message is not None
-        return Abandon(message=message, code=code, step=step)
+    if body.get("error") is not None:
+        return parse_abandon(body["error"])
     code = v.string(body, "code", min_length=1, max_length=4096, required=True)
     waba_id = v.string(
         body, "wabaId", max_length=32, required=True, pattern=META_ID, hint="a Meta id is digits"
@@ -242,23 +223,15 @@ class CompletionService:
         return None
 
     async def _abandon(self, link: OnboardingLink, report: Abandon) -> Outcome:
-        if report.step and not report.code:
-            code, message = "signup_cancelled", f"The signup was cancelled at {report.step}."
-        elif report.code:
-            code, message = (
-                "meta_signup_error",
-                f"Meta reported an error ({report.code}): {report.message}",
-            )
-        else:
-            code, message = "signup_cancelled", report.message
         now = self.clock()
         # Recorded only while nobody is completing the link: a stale tab cannot overwrite it.
         await self.links.update(
             link.org_id,
             link.id,
             LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
-            {"last_error": {"code": code, "message": message[:500], "at": now}, "updated_at": now},
+            {"last_error": report.last_error(now), "updated_at": now},
         )
+        code, message = report.reason, report.message
         return _error(422, code, message, redirect_url(link, ok=False, code=code, message=message))
 
     async def _release(self, link: OnboardingLink, claim_id: str, code: str, message: str) -> None:

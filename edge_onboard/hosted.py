@@ -164,10 +164,11 @@ async def signup_page(request: Request) -> Response:
 
     settings = services.settings
     if settings.sandbox:
+        # The sandbox SDK is served by this app ('self' in the CSP), and its popup posts
+        # from the page's own origin. The CSP names the public address, never an origin
+        # taken from the request's Host header, which the client chooses.
         sdk_url = SANDBOX_SDK_PATH
-        # The sandbox SDK is served by this app, at whatever origin the page was asked from.
-        host = request.headers.get("host")
-        sdk_origin = f"{request.scope['scheme']}://{host}" if host else _origin(str(request.url))
+        sdk_origin = _origin(settings.public_url)
     else:
         sdk_url = settings.meta_sdk_url
         sdk_origin = _origin(sdk_url)
@@ -230,7 +231,7 @@ async def signup_callback(request: Request) -> Response:
         body = validation.json_object(request, raw)
         outcome = await services.completion.handle(request.path_params["link_id"], body)
     except ApiError as exc:
-        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers)
+        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
     except StorageError as exc:
         log.error("callback: storage unavailable: %s", exc)
         return _callback_error(
@@ -248,10 +249,15 @@ async def signup_callback(request: Request) -> Response:
 
 
 def _callback_error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> Response:
+    error = {"code": code, "message": message} | ({"param": param} if param else {})
     return JSONResponse(
-        {"status": "error", "redirectUrl": None, "error": {"code": code, "message": message}},
+        {"status": "error", "redirectUrl": None, "error": error},
         status_code=status,
         headers={"Cache-Control": "no-store", **(headers or {})},
     )

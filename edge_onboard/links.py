@@ -335,11 +335,23 @@ class LinkService:
         return view
 
 
+_META_ERROR_FIELDS = (
+    ("meta_session_id", "metaSessionId"),
+    ("meta_step", "metaStep"),
+    ("meta_error_code", "metaErrorCode"),
+)
+
+
 def _error_view(error: dict[str, Any] | None) -> dict[str, Any] | None:
     if not error:
         return None
-    return {
+    view = {
         "code": error.get("code"),
         "message": error.get("message"),
         "at": isoformat(error.get("at")),
     }
+    # Meta's own data about a signup that did not finish (edge_onboard/reports.py).
+    for stored, shown in _META_ERROR_FIELDS:
+        if error.get(stored) is not None:
+            view[shown] = error[stored]
+    return view

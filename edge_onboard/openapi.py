@@ -17,6 +17,7 @@ from edge_onboard.links import (
     MAX_METADATA_VALUE,
     MIN_EXPIRES_IN,
 )
+from edge_onboard.reports import REASONS
 from edge_onboard.urls import MAX_URL_LENGTH
 
 Schema = dict[str, Any]
@@ -136,8 +137,11 @@ def _schemas() -> Schema:
             "required": ["code", "message", "at"],
             "properties": {
                 "code": {"type": "string"},
-                "message": {"type": "string"},
+                "message": {"type": "string", "description": "from the service's catalog"},
                 "at": _TIMESTAMP,
+                "metaSessionId": {"type": "string"},
+                "metaStep": {"type": "string", "description": "Meta's current_step"},
+                "metaErrorCode": {"type": "string"},
             },
         },
         "OnboardingLinkCreate": {
@@ -349,12 +353,39 @@ def _schemas() -> Schema:
                     "properties": {
                         "error": {
                             "type": "object",
-                            "required": ["message"],
                             "additionalProperties": False,
+                            "description": "Why the signup did not finish. Nothing here is "
+                            "shown to anyone as words: the answer, lastError.message and the "
+                            "redirect's error= come from the service's catalog.",
                             "properties": {
-                                "message": {"type": "string", "minLength": 1, "maxLength": 500},
-                                "code": _nullable({"type": ["string", "integer"]}),
-                                "step": _nullable({"type": "string", "maxLength": 64}),
+                                "code": _nullable(
+                                    {
+                                        "oneOf": [
+                                            {"type": "string", "enum": sorted(REASONS)},
+                                            {"type": "string", "pattern": "^[0-9]{1,16}$"},
+                                            {"type": "integer", "minimum": 0},
+                                        ],
+                                        "description": "a reason, or Meta's numeric error "
+                                        "code (meaning meta_signup_error); default "
+                                        "signup_cancelled",
+                                    }
+                                ),
+                                "step": _nullable(
+                                    {"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}
+                                ),
+                                "metaErrorCode": _nullable(
+                                    {"type": "string", "pattern": "^[0-9]{1,16}$"}
+                                ),
+                                "sessionId": _nullable(
+                                    {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}
+                                ),
+                                "message": _nullable(
+                                    {
+                                        "type": "string",
+                                        "maxLength": 500,
+                                        "description": "accepted and ignored",
+                                    }
+                                ),
                             },
                         }
                     },
@@ -371,7 +402,11 @@ def _schemas() -> Schema:
                 "error": {
                     "type": "object",
                     "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "param": {"type": "string"},
+                    },
                 },
             },
         },
@@ -884,7 +919,9 @@ def build_openapi(public_url: str) -> Schema:
                             "410": "Expired or deleted link.",
                             "413": "Body over 1 MB.",
                             "415": "Not JSON.",
+                            "408": "The body did not arrive within 10 s.",
                             "422": "Signup cancelled, or Meta refused it; the link stays pending.",
+                            "429": "Too many requests from this address; see Retry-After.",
                             "502": "Meta unreachable; the link stays pending.",
                             "503": "No Meta app configured.",
                         }.items()

@@ -2,7 +2,8 @@
 
 Webhook targets that resolve to loopback, private, link-local or otherwise
 non-public addresses are refused unless ``EDGE_WEBHOOK_ALLOW_PRIVATE`` is on;
-cloud-metadata ranges are refused always. The same check runs again at send time.
+cloud-metadata addresses and link-local ranges are refused always. The same check runs
+again at send time.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from edge_onboard.errors import invalid
 
 MAX_URL_LENGTH = 2048
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-# Instance-metadata endpoints (AWS, GCP, Azure, ...): never a webhook target.
+# Instance-metadata endpoints: never a webhook target, even with EDGE_WEBHOOK_ALLOW_PRIVATE,
+# because they hand out the host's cloud credentials.
 METADATA_NETWORKS = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fd00:ec2::/32"),
+    ipaddress.ip_network("169.254.0.0/16"),  # AWS, GCP, Azure and most others: 169.254.169.254
+    ipaddress.ip_network("fd00:ec2::/32"),  # AWS over IPv6: fd00:ec2::254
+    ipaddress.ip_network("fd20:ce::254/128"),  # GCP over IPv6
+    ipaddress.ip_network("fd00:c1::a9fe:a9fe/128"),  # Oracle Cloud over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
+    ipaddress.ip_network("192.0.0.192/32"),  # Oracle Cloud (Classic)
+    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local: fe80::a9fe:a9fe mirrors 169.254.169.254
 )
 _RESOLVE_TIMEOUT = 3.0
 
@@ -113,6 +120,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why we must not connect to ``address``, or None when it is fine."""
+    # An IPv6 form that carries an IPv4 address reaches that IPv4 host, so the IPv4 address
+    # is judged first, metadata list included.
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
         if embedded is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -65,6 +65,15 @@ def reject_unknown(given: Collection[str], allowed: Collection[str], *, where: s
                 param=f"{where}{name}",
                 code="unknown_parameter",
             )
+
+
+def reject_repeated(given: Iterable[str]) -> None:
+    """Refuse a name given twice (``?limit=5&limit=50``): which one wins is a guess."""
+    seen: set[str] = set()
+    for name in given:
+        if name in seen:
+            raise invalid(f"'{name}' must be given at most once.", param=name)
+        seen.add(name)
 
 
 def string(

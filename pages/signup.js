@@ -31,9 +31,6 @@
     redirecting: 'Connected! Taking you back…',
     done: 'Your WhatsApp number is connected. You can close this page.',
     network: 'We couldn\'t reach the server. Check your connection and try again.',
-    closed: 'The signup window was closed before it was finished.',
-    noCode: 'Facebook did not confirm the signup. Please try again.',
-    noSession: 'Meta did not report which number was connected.',
     generic: 'Something went wrong while connecting your number. Please try again.',
   };
 
@@ -154,17 +151,17 @@
       if (a.finish) return postFinish(a);
       setStatus(MSG.connecting);
       setBusy(true);
-      later(a, FINISH_WAIT_MS, () => post(a, { error: { message: MSG.noSession, code: 'missing_session_info' } }));
+      later(a, FINISH_WAIT_MS, () => post(a, { error: { code: 'missing_session_info' } }));
       return;
     }
     if (a.failure) return post(a, { error: a.failure });
-    if (a.finish) return post(a, { error: { message: MSG.noCode, code: 'missing_code' } });
-    later(a, CANCEL_WAIT_MS, () => post(a, { error: a.failure || { message: MSG.closed } }));
+    if (a.finish) return post(a, { error: { code: 'missing_code' } });
+    later(a, CANCEL_WAIT_MS, () => post(a, { error: a.failure || { code: 'window_closed' } }));
   };
 
   const postFinish = (a) => {
     const d = a.finish.data;
-    if (!d.waba_id) return post(a, { error: { message: MSG.noSession, code: 'missing_session_info' } });
+    if (!d.waba_id) return post(a, { error: { code: 'missing_session_info' } });
     const body = { code: a.code, wabaId: String(d.waba_id) };
     if (d.phone_number_id) body.phoneNumberId = String(d.phone_number_id);
     if (d.business_id) body.businessId = String(d.business_id);
@@ -177,6 +174,8 @@
   const trustedOrigin = (origin) => {
     if (!origin || origin === 'null') return false;
     if (cfg.sdkOrigin && origin === cfg.sdkOrigin) return true;
+    // The sandbox's popup is served by this service, from the page's own origin.
+    if (cfg.sandbox && origin === window.location.origin) return true;
     try {
       const u = new URL(origin);
       if (cfg.sdkOrigin && u.origin === new URL(cfg.sdkOrigin).origin) return true;
@@ -202,22 +201,19 @@
       if (a.finish || a.failure) return;
       a.finish = { event: ev, data: d };
       if (a.code) postFinish(a);
-      else if (a.login) post(a, { error: { message: MSG.noCode, code: 'missing_code' } });
+      else if (a.login) post(a, { error: { code: 'missing_code' } });
       return;
     }
     if (ev !== 'CANCEL' && ev !== 'ERROR') return;
     if (a.failure || a.finish) return;
-    const f = {};
-    if (d.error_message) {
-      f.message = String(d.error_message);
-      const c = d.error_code != null ? d.error_code : d.error_id;
-      if (c != null && c !== '') f.code = String(c);
-    } else if (d.current_step) {
-      f.message = 'The signup was cancelled at ' + d.current_step + '.';
-    } else {
-      f.message = 'The signup was cancelled.';
-    }
-    if (d.current_step) f.step = String(d.current_step);
+    // Codes and Meta's ids only: the server words the message (no free text travels).
+    const metaCode = String(d.error_code != null && d.error_code !== '' ? d.error_code : (d.error_id != null ? d.error_id : ''));
+    const f = { code: ev === 'ERROR' || d.error_message || metaCode ? 'meta_signup_error' : 'signup_cancelled' };
+    if (/^[0-9]{1,16}$/.test(metaCode)) f.metaErrorCode = metaCode;
+    const step = String(d.current_step || '');
+    if (/^[A-Z0-9_]{1,64}$/.test(step)) f.step = step;
+    const session = String(d.session_id || m.session_id || '');
+    if (/^[A-Za-z0-9._-]{1,128}$/.test(session)) f.sessionId = session;
     a.failure = f;
     clearTimers(a);
     if (a.login) post(a, { error: f });
@@ -232,7 +228,6 @@
     clearTimers(a);
     setStatus(MSG.connecting);
     setBusy(true);
-    const sent = body.error ? body.error.message : '';
     fetch(cfg.callbackUrl, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -241,7 +236,7 @@
     }).then((r) => r.text().then((t) => {
       let res = null;
       try { res = JSON.parse(t); } catch (e) { res = null; }
-      settle(a, r.status, res, sent);
+      settle(a, r.status, res);
     })).catch(() => {
       if (a !== attempt) return;
       a.settled = true;
@@ -249,7 +244,7 @@
     });
   };
 
-  const settle = (a, httpStatus, res, sent) => {
+  const settle = (a, httpStatus, res) => {
     if (a !== attempt) return;
     a.settled = true;
     res = res && typeof res === 'object' ? res : {};
@@ -269,7 +264,7 @@
     const err = res.error && typeof res.error === 'object' ? res.error : {};
     const code = err.code ? String(err.code) : '';
     const terminal = TERMINAL.indexOf(code) >= 0 || httpStatus === 404 || httpStatus === 409 || httpStatus === 410;
-    fail({ message: err.message ? String(err.message) : sent || MSG.generic }, !terminal, redirect);
+    fail({ message: err.message ? String(err.message) : MSG.generic }, !terminal, redirect);
   };
 
   const fail = (err, canRetry, redirect) => {

@@ -412,6 +412,26 @@ async def test_list_pages_and_filters(api: Api) -> None:
         assert_error(response, 400, expected_code, param)
 
 
+async def test_repeated_query_parameters_are_refused(api: Api) -> None:
+    auth = await api.key()
+    await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=auth)
+    for path, param in [
+        ("/v1/onboarding-links?limit=5&limit=50", "limit"),
+        ("/v1/onboarding-links?limit=5&limit=5", "limit"),
+        ("/v1/onboarding-links?page=1&limit=5&page=2", "page"),
+        ("/v1/onboarding-links?status=pending&status=expired", "status"),
+        ("/v1/onboarding-links?externalId=a&externalId=b", "externalId"),
+        ("/v1/phones?limit=1&limit=2", "limit"),
+        ("/v1/outgoing-webhooks?page=1&page=1", "page"),
+    ]:
+        response = await api.client.get(path, headers=auth)
+        assert_error(response, 400, "parameter_invalid", param)
+
+    single = await api.client.get("/v1/onboarding-links?limit=5&status=pending", headers=auth)
+    assert single.status_code == 200, single.text
+    assert single.json()["pagination"] == {"page": 1, "limit": 5, "total": 1, "hasMore": False}
+
+
 async def test_delete_pending_only(api: Api) -> None:
     auth = await api.key()
     created = await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=auth)
@@ -616,6 +636,10 @@ async def test_private_webhooks_allowed_when_configured(clock: FakeClock) -> Non
             "http://169.254.169.254/latest",
             "https://[fd00:ec2::254]/",
             "https://[::ffff:169.254.169.254]/",
+            "https://100.100.100.200/",
+            "https://[::ffff:100.100.100.200]/",
+            "https://192.0.0.192/",
+            "https://[fe80::a9fe:a9fe]/",
         ):
             refused = await client.post(
                 "/v1/onboarding-links",

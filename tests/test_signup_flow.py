@@ -286,21 +286,44 @@ async def test_meta_refusals_are_final(flow: Flow) -> None:
 
 async def test_cancel_and_meta_errors(flow: Flow) -> None:
     link = await flow.link()
+    phishing = "Your account is locked: call +1-555-0100 now"
     cancel = await flow.callback(
-        link["id"], {"error": {"message": "cancelled", "step": "PHONE_NUMBER_SETUP"}}
+        link["id"],
+        {"error": {"message": phishing, "step": "PHONE_NUMBER_SETUP", "sessionId": "s-123"}},
     )
     assert cancel.status_code == 422
     result = cancel.json()
-    assert result["error"]["code"] == "signup_cancelled"
-    assert "PHONE_NUMBER_SETUP" in result["error"]["message"]
+    assert result["error"] == {
+        "code": "signup_cancelled",
+        "message": "The signup was cancelled before it finished.",
+    }
     params = query(result["redirectUrl"])
     assert params["status"] == ["error"] and params["error_code"] == ["signup_cancelled"]
+    assert params["error"] == ["The signup was cancelled before it finished."]
     assert params["external_id"] == ["customer_123"]
     await assert_still_pending(flow, link["id"], "signup_cancelled")
+    last = (await flow.get(link["id"]))["lastError"]
+    assert last["metaStep"] == "PHONE_NUMBER_SETUP" and last["metaSessionId"] == "s-123"
+    # No stranger's words reach the customer or the end user.
+    assert phishing not in cancel.text and phishing not in str(await flow.get(link["id"]))
 
     meta = await flow.callback(link["id"], {"error": {"message": "Blocked", "code": 524126}})
     assert meta.json()["error"]["code"] == "meta_signup_error"
     await assert_still_pending(flow, link["id"], "meta_signup_error")
+    assert (await flow.get(link["id"]))["lastError"]["metaErrorCode"] == "524126"
+    closed = await flow.callback(link["id"], {"error": {"code": "window_closed"}})
+    assert closed.json()["error"]["code"] == "window_closed"
+
+    for bad, param in (
+        ({"code": "call me"}, "error.code"),
+        ({"step": "<script>"}, "error.step"),
+        ({"sessionId": "x" * 200}, "error.sessionId"),
+        ({"metaErrorCode": "12ab"}, "error.metaErrorCode"),
+        ({"note": "hi"}, "error.note"),
+    ):
+        refused = await flow.callback(link["id"], {"error": bad})
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["error"]["param"] == param
     # And the end-user can still finish.
     assert (await flow.callback(link["id"], flow.finish())).status_code == 200
 
@@ -371,8 +394,9 @@ async def test_link_states_on_page_and_callback(flow: Flow, clock: FakeClock) ->
         {"code": "x", "wabaId": "1", "event": "NOPE"},
         {"code": "x", "wabaId": "1", "extra": True},
         {"error": "x"},
-        {"error": {"message": ""}},
+        {"error": {"code": "not_a_reason"}},
         {"error": {"message": "m", "code": ["x"]}},
+        {"error": {"message": "m" * 501}},
     ],
 )
 async def test_bad_callback_bodies(flow: Flow, body: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests import services
@@ -104,7 +105,12 @@ def run_popup(page: Any, *, scenario: str = "ok", cancel_step: str | None = None
     assert "SANDBOX" in popup.content().upper()
     if cancel_step:
         popup.select_option("#step", cancel_step)
-        popup.click("#cancel")
+        try:
+            popup.click("#cancel")
+        except PlaywrightError:
+            # The popup closes itself in the click handler, as Meta's does, and Chromium
+            # may report the closed page before the click returns.
+            assert popup.is_closed()
     else:
         popup.select_option("#scenario", scenario)
         popup.click("#finish")
@@ -150,7 +156,9 @@ def test_cancel_shows_retry_and_return_link(site: Site, page: Any) -> None:
     page.wait_for_selector("#connect:enabled")
     run_popup(page, cancel_step="PHONE_NUMBER_SETUP")
     page.wait_for_selector("#retry", state="visible")
-    assert "PHONE_NUMBER_SETUP" in page.inner_text("#result")
+    # Plain words for the end user; Meta's step name is kept as data for the customer.
+    result = page.inner_text("#result")
+    assert "cancelled" in result and "PHONE_NUMBER_SETUP" not in result
     href = page.get_attribute("#return-link", "href")
     params = query(href)
     assert params["status"] == ["error"] and params["error_code"] == ["signup_cancelled"]
@@ -158,6 +166,7 @@ def test_cancel_shows_retry_and_return_link(site: Site, page: Any) -> None:
     pending = site.get(link["id"])
     assert pending["status"] == "pending"
     assert pending["lastError"]["code"] == "signup_cancelled"
+    assert pending["lastError"]["metaStep"] == "PHONE_NUMBER_SETUP"
 
     # "Try again", by keyboard, and this time finish: the link completes.
     page.focus("#retry")
