@@ -24,6 +24,10 @@ def hypercorn_config(settings: Settings) -> Config:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.keep_alive_timeout = 75  # above common load balancers' idle timeouts
+    # A backstop for any wait on a client: hypercorn applies it to every read, idle
+    # keep-alive ones included, so it must exceed the keep-alive. Bodies have their
+    # own, shorter deadline (validation.BODY_DEADLINE); idle headers end at keep-alive.
+    config.read_timeout = config.keep_alive_timeout + 5
     config.graceful_timeout = 20
     config.accesslog = None  # request logging is ours (with request ids), not hypercorn's
     config.errorlog = logging.getLogger("hypercorn.error")  # one format, through ours

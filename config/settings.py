@@ -75,6 +75,8 @@ class Settings:
     # Requests per second (bursts twice that): per API key, and per client on /signup.
     rate_limit_api: float = 50.0
     rate_limit_public: float = 10.0
+    # Requests per second per client address on Meta's webhook endpoints (/webhook/*).
+    rate_limit_inbound: float = 500.0
     # hypercorn worker processes for `serve` (EDGE_WORKERS).
     workers: int = 1
     # EDGE_LOG_LEVEL (debug, info, warning, error) and EDGE_LOG_FORMAT (text, json).
@@ -232,6 +234,15 @@ class Settings:
                     get("EDGE_RATE_LIMIT_PUBLIC"),
                     "EDGE_RATE_LIMIT_PUBLIC",
                     default=10,
+                    low=1,
+                    high=100_000,
+                )
+            ),
+            rate_limit_inbound=float(
+                _int(
+                    get("EDGE_RATE_LIMIT_INBOUND"),
+                    "EDGE_RATE_LIMIT_INBOUND",
+                    default=500,
                     low=1,
                     high=100_000,
                 )

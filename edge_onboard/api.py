@@ -30,7 +30,7 @@ READY_TIMEOUT = 2.0
 
 async def _principal(request: Request) -> tuple[Services, Principal]:
     services = get_services(request)
-    principal = await authenticate(request, services.storage, services.links.cache)
+    principal = await authenticate(request, services.storage, services.links.cache, services.logins)
     rate = services.settings.rate_limit_api
     await services.limiter.check(
         f"key:{principal.key_id}", Limit.per_second(rate), "for this API key"

@@ -15,11 +15,12 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from edge_onboard import api, hosted
+from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
@@ -56,6 +57,13 @@ async def _storage_error_handler(request: Request, exc: Exception) -> Response:
         "The service's storage is unavailable; retry shortly.",
         headers={"Retry-After": "1"},
     ).response()
+
+
+async def _client_gone_handler(request: Request, exc: Exception) -> Response:
+    # The client closed the connection mid-body: nobody reads an answer, and a
+    # traceback per cut-off request would only flood the logs.
+    log.debug("client left mid-request: %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def _invalid_record_handler(request: Request, exc: Exception) -> Response:
@@ -183,6 +191,7 @@ def create_app(
             store, now, box, engine, allow_private=settings.webhook_allow_private
         )
         phones = PhoneService(store, now, box, graph)
+        limiter = RateLimiter(redis_client)
         app.state.services = Services(
             settings=settings,
             storage=store,
@@ -203,7 +212,8 @@ def create_app(
             engine=engine,
             inbound=InboundService(store, webhooks),
             messages=MessageService(store, box, phones, graph),
-            limiter=RateLimiter(redis_client),
+            limiter=limiter,
+            logins=FailedLogins(limiter),
             meta_app=meta_app,
             graph=graph,
             sandbox=sandbox,
@@ -270,6 +280,7 @@ def create_app(
         HTTPException: http_exception_handler,
         StorageError: _storage_error_handler,
         InvalidRecordError: _invalid_record_handler,
+        ClientDisconnect: _client_gone_handler,
     }
     hot = {
         "/signup/": (hosted.signup_page, "link_id"),

@@ -13,7 +13,7 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from edge_onboard import validation
@@ -21,7 +21,7 @@ from edge_onboard.errors import ApiError
 from edge_onboard.inbound import signature_ok
 from edge_onboard.links import UUID_RE
 from edge_onboard.responses import JSONResponse
-from edge_onboard.services import Services, get_services, limit_public
+from edge_onboard.services import Services, get_services, limit_inbound, limit_public
 from edge_onboard.storage import LinkStatus, OnboardingLink, StorageError
 
 log = logging.getLogger("edge_onboard.hosted")
@@ -193,7 +193,7 @@ def _signup_page(
         "configId": meta.config_id if meta else None,
         "graphVersion": settings.meta_graph_version,
         "sdkOrigin": sdk_origin,
-        "prefill": link.prefill or {},
+        "prefill": services.links.prefill_of(link),
         "sandbox": settings.sandbox,
         "metaConfigured": meta is not None,
     }
@@ -232,6 +232,8 @@ async def signup_callback(request: Request) -> Response:
         outcome = await services.completion.handle(request.path_params["link_id"], body)
     except ApiError as exc:
         return _callback_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
+    except ClientDisconnect:
+        raise  # nobody to answer: the app's handler notes it in one debug line
     except StorageError as exc:
         log.error("callback: storage unavailable: %s", exc)
         return _callback_error(
@@ -290,9 +292,15 @@ async def phone_webhook(request: Request) -> Response:
     if not UUID_RE.match(phone_id):
         return Response(b"Not Found", status_code=404, media_type="text/plain")
     try:
+        await limit_inbound(request, services)
         raw = await validation.read_body(request)
     except ApiError as exc:
-        return Response(exc.message.encode(), status_code=exc.status_code, media_type="text/plain")
+        return Response(
+            exc.message.encode(),
+            status_code=exc.status_code,
+            media_type="text/plain",
+            headers=exc.headers,
+        )
     meta = services.meta_app
     header = request.headers.get("x-hub-signature-256")
     if meta is None or not signature_ok(meta.secret, raw, header):

@@ -107,6 +107,10 @@ class HotCache:
         self._skip_redis_until = self._monotonic() + REDIS_RETRY_AFTER
         log.warning("hot layer: Redis unavailable (%s); reading the store", exc)
 
+    def peek(self, kind: str, key: str) -> Entry | None:
+        """This process's fresh entry for the record, if any: no I/O."""
+        return self._fresh(kind, key)
+
     def _fresh(self, kind: str, key: str) -> Entry | None:
         entry = self._local.get((kind, key))
         if entry is not None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from edge_onboard import prefill
 from edge_onboard import validation as v
 from edge_onboard.clock import Clock, isoformat
@@ -205,7 +207,13 @@ class LinkService:
             ),
             webhook_events=params.webhook_events,
             metadata=params.metadata,
-            prefill=params.prefill,
+            prefill_enc=(
+                self.box.encrypt(
+                    orjson.dumps(params.prefill).decode(), context=f"{link_id}:prefill"
+                )
+                if params.prefill
+                else None
+            ),
             locale=params.locale,
             updated_at=now,
         )
@@ -295,6 +303,15 @@ class LinkService:
             "link_not_pending",
             f"Only pending links can be deleted; this one is {link.status.value}.",
         )
+
+    def prefill_of(self, link: OnboardingLink) -> dict[str, Any]:
+        """The business data for Meta's form, decrypted (only the hosted page reads it)."""
+        if link.prefill_enc:
+            data: dict[str, Any] = orjson.loads(
+                self.box.decrypt(link.prefill_enc, context=f"{link.id}:prefill")
+            )
+            return data
+        return link.prefill or {}
 
     def view(self, link: OnboardingLink) -> dict[str, Any]:
         """The link as the API shows it (absent values are null, never missing)."""

@@ -43,7 +43,7 @@ def parse_send(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             code="parameter_missing" if kind is None else "parameter_invalid",
         )
     other = "template" if kind == "text" else "text"
-    if body.get(other) is not None:
+    if other in body:  # null too: the schema says the field is absent for this type
         raise invalid(f"'{other}' does not go with type {kind}.", param=other)
     content = body.get(kind)
     if not isinstance(content, dict):

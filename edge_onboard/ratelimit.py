@@ -102,6 +102,16 @@ class RateLimiter:
                 headers={"Retry-After": str(seconds)},
             )
 
+    def waiting(self, key: str, limit: Limit) -> float:
+        """Seconds ``key`` must wait before ``limit`` lets it through, charging nothing
+        (this process's view, which the shared budget only ever makes stricter)."""
+        state = self._keys.get(key)
+        if state is None:
+            return 0.0
+        now = self._now()
+        allowed_at = max(state.tat_ms, now * 1000) - limit.tolerance_ms
+        return max(state.blocked_until - now, (allowed_at - now * 1000) / 1000, 0.0)
+
     def _state(self, key: str) -> _KeyState:
         state = self._keys.get(key)
         if state is None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock
 from edge_onboard.completion import CompletionService
 from edge_onboard.config import Settings
@@ -50,6 +51,7 @@ class Services:
     inbound: InboundService
     messages: MessageService
     limiter: RateLimiter
+    logins: FailedLogins
     meta_app: MetaApp | None = None
     graph: GraphClient | None = None
     sandbox: SandboxMeta | None = None
@@ -61,6 +63,14 @@ async def limit_public(request: Request, services: Services) -> None:
     rate = services.settings.rate_limit_public
     client = request.client.host if request.client else "unknown"
     await services.limiter.check(f"ip:{client}", Limit.per_second(rate), "from this address")
+
+
+async def limit_inbound(request: Request, services: Services) -> None:
+    """The per-client budget of Meta's webhook endpoints: far above what Meta sends
+    from one address, and Meta retries a 429 later, so nothing it sends is lost."""
+    rate = services.settings.rate_limit_inbound
+    client = request.client.host if request.client else "unknown"
+    await services.limiter.check(f"in:{client}", Limit.per_second(rate), "from this address")
 
 
 def get_services(request: Request) -> Services:

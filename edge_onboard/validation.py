@@ -6,12 +6,14 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+import anyio
 import orjson
 from starlette.requests import Request
 
 from edge_onboard.errors import ApiError, invalid
 
 MAX_BODY_BYTES = 1024 * 1024
+BODY_DEADLINE = 10.0  # seconds for a whole request body to arrive
 
 
 def json_object(request: Request, raw: bytes) -> dict[str, Any]:
@@ -40,16 +42,30 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 
 async def read_body(request: Request) -> bytes:
+    """The whole body, within ``BODY_DEADLINE`` seconds and ``MAX_BODY_BYTES``.
+
+    A client trickling a body cannot hold a connection (and its memory) open: past the
+    deadline it gets 408 and the connection is closed. A client that leaves mid-body
+    raises Starlette's ``ClientDisconnect``, which the app answers with one debug line
+    (there is nobody to answer)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
+    with anyio.move_on_after(BODY_DEADLINE) as deadline:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+    if deadline.cancelled_caught:
+        raise ApiError(
+            408,
+            "request_timeout",
+            f"The request body did not arrive within {BODY_DEADLINE:.0f} s.",
+            headers={"Connection": "close"},
+        )
     return b"".join(chunks)
 
 

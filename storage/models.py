@@ -120,6 +120,10 @@ class OnboardingLink(_Record):
     webhook_secret_enc: str | None = None
     webhook_events: list[str] | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Business data for Meta's form (personal data: e-mail, phone, address), as JSON
+    # encrypted by the service (context: "{id}:prefill"); only the hosted page reads it.
+    prefill_enc: str | None = None
+    # Plain prefill of links created before it was encrypted: read, never written.
     prefill: dict[str, Any] | None = None
     locale: str | None = None
     phone_number_id: str | None = None

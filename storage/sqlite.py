@@ -9,7 +9,9 @@ atomic across threads and processes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -180,6 +182,7 @@ class SQLiteStorage:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
 
             def connect() -> sqlite3.Connection:
+                _owner_only(self.path)
                 conn = sqlite3.connect(
                     str(self.path), isolation_level=None, check_same_thread=False, timeout=10
                 )
@@ -748,6 +751,17 @@ def _insert_event(c: sqlite3.Connection, event: Event, deliveries: Sequence[Deli
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [_delivery_row(d) for d in deliveries],
     )
+
+
+def _owner_only(path: Path | None) -> None:
+    """Create the database file readable by its owner only, and tighten an existing one
+    and its WAL and shared-memory files: SQLite gives those the database file's mode."""
+    if path is None or str(path) == ":memory:":
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 def _migrate(c: sqlite3.Connection) -> None:

@@ -321,6 +321,16 @@ async def test_send_then_status_events_in_the_sandbox(world: World) -> None:
             "cc",
             "unknown_parameter",
         ),
+        (  # the other type's field, even null, does not belong (schemathesis ST201)
+            {
+                "to": "+15551234567",
+                "type": "template",
+                "template": {"name": "ok", "language": {"code": "en_US"}},
+                "text": None,
+            },
+            "text",
+            "parameter_invalid",
+        ),
     ],
 )
 async def test_send_validation(world: World, body: dict[str, Any], param: str, code: str) -> None:

@@ -113,7 +113,12 @@ async def test_create_with_every_optional_field(api: Api) -> None:
     assert link["externalId"] is None
     stored = await api.storage.get_link(link["id"])
     assert stored is not None
-    assert stored.prefill == body["prefill"] and stored.locale == "pt_BR"
+    assert stored.locale == "pt_BR" and stored.prefill is None
+    # Prefill is personal data: encrypted at rest, read back only for the hosted page.
+    assert stored.prefill_enc and "Shop" not in stored.prefill_enc
+    assert api.client.services.links.prefill_of(stored) == body["prefill"]
+    page = await api.client.get(f"/signup/{link['id']}")
+    assert '"prefill":{"business":{"name":"Shop"},"phone":{"displayName":"Shop"}}' in page.text
     # Encrypted at rest: the secret never sits in the store in the clear.
     assert stored.webhook_secret_enc and "a-secret-of-16-chars" not in stored.webhook_secret_enc
 

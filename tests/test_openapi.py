@@ -35,6 +35,8 @@ def schemathesis_run(base: str, key: str, cwd: Path, *extra: str) -> None:
             "--header",
             f"Authorization: Bearer {key}",
             "--no-color",
+            "--checks",
+            "all",
             "--seed",
             os.environ.get("EDGE_SCHEMATHESIS_SEED", "20261125"),
             *extra,
