@@ -7,6 +7,8 @@
    a bare Starlette route in the same run gives the floor.
 2. By stage, in-process, per message: signature check, parsing into events, and the
    durable write (event + deliveries) — the shares of one request's work.
+3. Parsing alone over Meta's real payloads of every kind (../shared/meta-payloads/, when
+   it is there): what a rich message costs beside the text message of 1 and 2.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -32,6 +35,7 @@ from tests.live import create_key, serve  # noqa: E402
 from tests.test_inbound import messages_payload  # noqa: E402
 
 CONCURRENCY = 32
+REAL_PAYLOADS = ROOT.parent / "shared" / "meta-payloads"
 
 
 def payload(meta_phone: str, message_id: str) -> bytes:
@@ -87,8 +91,9 @@ def connect(base: str, key: str) -> tuple[str, str]:
     return view["phoneNumberId"], data["phone_number_id"]
 
 
-async def stages(db: Path, meta_phone: str, count: int) -> dict[str, float]:
-    """Mean microseconds per message for each stage, on the same database."""
+async def stages(db: Path, meta_phone: str, count: int) -> tuple[dict[str, float], float | None]:
+    """Mean microseconds per message for each stage, on the same database; and parsing
+    Meta's real payloads."""
     from edge_onboard.clock import system_clock
     from edge_onboard.crypto import SecretBox
     from edge_onboard.delivery import DeliveryEngine, Sender
@@ -127,13 +132,31 @@ async def stages(db: Path, meta_phone: str, count: int) -> dict[str, float]:
     for raw in bodies:
         await inbound.handle(raw)  # lookup + parse + record_event (the durable write)
     handle = (time.perf_counter() - started) / count
+    real = real_payloads_parse(inbound, phones[0])
     await engine.sender.aclose()
     await storage.close()
     return {
         "signature check": verify * 1e6,
         "parsing": parse * 1e6,
         "phone lookup + durable write": max(0.0, handle - parse) * 1e6,
-    }
+    }, real
+
+
+def real_payloads_parse(inbound: InboundService, phone: Any, rounds: int = 200) -> float | None:
+    """Mean microseconds to parse one change of Meta's real payloads (all kinds)."""
+    values = [
+        change["value"]
+        for path in sorted(REAL_PAYLOADS.glob("*.json"))
+        for entry in orjson.loads(path.read_bytes())["entry"]
+        for change in entry["changes"]
+    ]
+    if not values:
+        return None
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for value in values:
+            inbound._events(phone, value)
+    return (time.perf_counter() - started) / (rounds * len(values)) * 1e6
 
 
 def main() -> None:
@@ -152,7 +175,7 @@ def main() -> None:
                 payload(meta_phone, f"wamid.bench{uuid.uuid4().hex}") for _ in range(args.requests)
             ]
             rps = anyio.run(drive, f"{base}/webhook/phone/{phone_id}", bodies)
-        parts = anyio.run(stages, work / "edge_onboard.db", meta_phone, 500)
+        parts, real = anyio.run(stages, work / "edge_onboard.db", meta_phone, 500)
 
     total = sum(parts.values())
     print(
@@ -162,6 +185,8 @@ def main() -> None:
     print("per message, in-process (SQLite):")
     for name, micros in parts.items():
         print(f"  {name:<30} {micros:>8.0f} µs  {micros / total:>5.1%}")
+    if real is not None:
+        print(f"parsing Meta's real payloads (all kinds): {real:.0f} µs per change")
 
 
 if __name__ == "__main__":

@@ -41,14 +41,15 @@ async def _principal(request: Request) -> tuple[Services, Principal]:
 Create = Callable[[Services, Principal, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def _create(request: Request, make: Create) -> Response:
-    """A POST that creates something: authenticated, JSON body, ``Idempotency-Key``, 201."""
+async def _create(request: Request, make: Create, *, status_code: int = 201) -> Response:
+    """A POST that creates (or does) something: authenticated, JSON body,
+    ``Idempotency-Key`` (a retry gets the first answer, the action happens once)."""
     services, principal = await _principal(request)
     raw = await validation.read_body(request)
 
     async def handler() -> JSONResponse:
         body = validation.json_object(request, raw)
-        return responses.single(await make(services, principal, body), status_code=201)
+        return responses.single(await make(services, principal, body), status_code=status_code)
 
     return await run_idempotent(
         request,
@@ -266,3 +267,56 @@ async def openapi(request: Request) -> Response:
         orjson.dumps(build_openapi(services.settings.public_url)),
         media_type="application/json",
     )
+
+
+# Phone verification (numbers that finished Embedded Signup unverified)
+
+
+async def request_verification_code(request: Request) -> Response:
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        phone_id = request.path_params["phone_id"]
+        return phone_view(
+            await services.verification.request_code(principal.org_id, phone_id, body)
+        )
+
+    return await _create(request, make, status_code=200)
+
+
+async def verify_phone(request: Request) -> Response:
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        phone_id = request.path_params["phone_id"]
+        return phone_view(await services.verification.verify(principal.org_id, phone_id, body))
+
+    return await _create(request, make, status_code=200)
+
+
+# WABAs
+
+
+async def list_wabas(request: Request) -> Response:
+    services, principal = await _principal(request)
+    page, limit = _paging(request)
+    items, total = await services.wabas.list(
+        principal.org_id, offset=(page - 1) * limit, limit=limit
+    )
+    return responses.page(items, page=page, limit=limit, total=total)
+
+
+async def get_waba(request: Request) -> Response:
+    services, principal = await _principal(request)
+    waba = await services.wabas.get(principal.org_id, request.path_params["waba_id"])
+    return responses.single(await services.wabas.view(waba))
+
+
+async def sync_waba_phones(request: Request) -> Response:
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        validation.reject_unknown(body, ())
+        return await services.wabas.sync(principal.org_id, request.path_params["waba_id"])
+
+    return await _create(request, make, status_code=200)

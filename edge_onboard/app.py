@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import api, hosted
+from edge_onboard import api, hosted, media
 from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
@@ -44,6 +44,8 @@ from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import MetaApp, Services
 from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
+from edge_onboard.verification import PhoneVerification
+from edge_onboard.wabas import WabaService
 from edge_onboard.webhooks import WebhookService
 
 log = logging.getLogger("edge_onboard")
@@ -191,6 +193,15 @@ def create_app(
             store, now, box, engine, allow_private=settings.webhook_allow_private
         )
         phones = PhoneService(store, now, box, graph)
+        completion = CompletionService(
+            storage=store,
+            clock=now,
+            box=box,
+            links=links,
+            settings=settings,
+            graph=graph,
+            webhooks=webhooks,
+        )
         limiter = RateLimiter(redis_client)
         app.state.services = Services(
             settings=settings,
@@ -199,19 +210,13 @@ def create_app(
             box=box,
             links=links,
             phones=phones,
-            completion=CompletionService(
-                storage=store,
-                clock=now,
-                box=box,
-                links=links,
-                settings=settings,
-                graph=graph,
-                webhooks=webhooks,
-            ),
+            completion=completion,
             webhooks=webhooks,
             engine=engine,
             inbound=InboundService(store, webhooks),
             messages=MessageService(store, box, phones, graph),
+            verification=PhoneVerification(store, now, box, phones, links, webhooks, graph),
+            wabas=WabaService(store, now, box, settings, webhooks, graph, completion.verify_token),
             limiter=limiter,
             logins=FailedLogins(limiter),
             meta_app=meta_app,
@@ -247,6 +252,7 @@ def create_app(
         _resource("/v1/onboarding-links/{link_id}", GET=api.get_link, DELETE=api.delete_link),
         _resource("/v1/onboarding-links", GET=api.list_links, POST=api.create_link),
         Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
+        Route("/signup/{link_id}/session", hosted.signup_session, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
@@ -254,6 +260,16 @@ def create_app(
         Route("/v1/phones", api.list_phones, methods=["GET"]),
         Route("/v1/phones/{phone_id}", api.get_phone, methods=["GET"]),
         Route("/v1/phones/{phone_id}/health", api.phone_health, methods=["GET"]),
+        Route("/v1/phones/{phone_id}/media/{mediaId}", media.media_file, methods=["GET"]),
+        Route(
+            "/v1/phones/{phone_id}/verification-code",
+            api.request_verification_code,
+            methods=["POST"],
+        ),
+        Route("/v1/phones/{phone_id}/verify", api.verify_phone, methods=["POST"]),
+        Route("/v1/wabas", api.list_wabas, methods=["GET"]),
+        Route("/v1/wabas/{waba_id}", api.get_waba, methods=["GET"]),
+        Route("/v1/wabas/{waba_id}/phones/sync", api.sync_waba_phones, methods=["POST"]),
         Route("/static/{name}", hosted.static_asset, methods=["GET"]),
         _resource(
             "/webhook/phone/{phone_id}",

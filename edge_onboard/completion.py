@@ -24,8 +24,9 @@ import anyio
 from edge_onboard import validation as v
 from edge_onboard.clock import Clock
 from edge_onboard.config import Settings
+from edge_onboard.connect import StepFailed, record_id, set_up_phone, subscribe
 from edge_onboard.crypto import SecretBox
-from edge_onboard.errors import invalid
+from edge_onboard.errors import ApiError, invalid
 from edge_onboard.links import UUID_RE, LinkService
 from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
 from edge_onboard.reports import Abandon, parse_abandon
@@ -35,7 +36,6 @@ from edge_onboard.storage import (
     LinkStatus,
     OnboardingLink,
     Phone,
-    PhoneStatus,
     Storage,
     Waba,
 )
@@ -47,10 +47,22 @@ T = TypeVar("T")
 # Seven Graph calls, each up to three tries of 15 s plus backoff, fit in it (it is renewed
 # before registration); a crashed holder frees the link when it lapses.
 CLAIM_TTL = timedelta(minutes=5)
-FINISH_EVENTS = frozenset({"FINISH", "FINISH_ONLY_WABA", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"})
+# Embedded Signup v4's finish events (meta-embedded-signup facts).
+FINISH_EVENTS = frozenset(
+    {
+        "FINISH",
+        "FINISH_ONLY_WABA",
+        "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+        "FINISH_OBO_MIGRATION",
+        "FINISH_GRANT_ONLY_API_ACCESS",
+    }
+)
 COEXISTENCE = "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
+ONLY_WABA = "FINISH_ONLY_WABA"
 META_ID = re.compile(r"^[0-9]{1,32}\Z")
 CALLBACK_FIELDS = frozenset({"code", "phoneNumberId", "wabaId", "businessId", "event", "error"})
+SESSION_FIELDS = frozenset({"event", "wabaId", "phoneNumberId", "businessId", "sessionId"})
+SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 
 
 class SignupFailed(Exception):
@@ -98,14 +110,6 @@ def parse_callback(body: Mapping[str, Any]) -> Finish | Abandon:
         raise invalid(f"'event' must be one of {', '.join(sorted(FINISH_EVENTS))}.", param="event")
     assert code is not None and waba_id is not None
     return Finish(code, waba_id, phone_id, business_id, event.upper())
-
-
-_ID_NAMESPACE = uuid.UUID("6f1c1f5e-9d1e-4c55-9a38-0e7d2b1f3a10")
-
-
-def record_id(kind: str, org_id: str, meta_id: str) -> str:
-    """A stable record id for a Meta object within an organisation."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{kind}:{org_id}:{meta_id}"))
 
 
 def redirect_url(
@@ -201,6 +205,40 @@ class CompletionService:
             )
             raise
 
+    async def record_session(self, link_id: str, body: Mapping[str, Any]) -> None:
+        """Keep what Meta's session message said on a pending link (``session_report``):
+        never a completion, only what recovery matches Meta's account_update against."""
+        link = await self.links.load(None, link_id) if UUID_RE.match(link_id) else None
+        if link is None:
+            raise ApiError(404, "link_not_found", "This onboarding link does not exist.")
+        refusal = self._state_refusal(link)
+        if refusal is not None:
+            error = refusal.body["error"]
+            raise ApiError(refusal.status_code, error["code"], error["message"])
+        v.reject_unknown(body, SESSION_FIELDS)
+        event = body.get("event")
+        if not isinstance(event, str) or event.upper() not in FINISH_EVENTS:
+            raise invalid(
+                f"'event' must be one of {', '.join(sorted(FINISH_EVENTS))}.", param="event"
+            )
+        report: dict[str, Any] = {"event": event.upper(), "at": self.clock()}
+        for name, stored, pattern, required in (
+            ("wabaId", "waba_id", META_ID, True),
+            ("phoneNumberId", "phone_number_id", META_ID, False),
+            ("businessId", "business_id", META_ID, False),
+            ("sessionId", "session_id", SESSION_ID, False),
+        ):
+            value = v.string(body, name, max_length=128, required=required, pattern=pattern)
+            if value is not None:
+                report[stored] = value
+        now = self.clock()
+        await self.links.update(
+            link.org_id,
+            link.id,
+            LinkCondition(statuses={LinkStatus.PENDING}),
+            {"session_report": report, "updated_at": now},
+        )
+
     def _state_refusal(self, link: OnboardingLink) -> Outcome | None:
         if link.status is LinkStatus.DELETED:
             return _error(410, "link_deleted", "This onboarding link was deleted.", None)
@@ -270,47 +308,152 @@ class CompletionService:
                 "The WhatsApp Business Account reported by the signup was not "
                 "shared with this app.",
             )
+        coexistence = report.event == COEXISTENCE
+        if coexistence and "business_app" not in (link.connection_types or ["cloud_api"]):
+            raise SignupFailed(
+                422,
+                "connection_type_not_allowed",
+                "This link does not accept WhatsApp Business app numbers.",
+            )
         numbers = await _meta(
             graph.waba_phone_numbers(report.waba_id, token),
             "phone_lookup_failed",
             "Meta did not list the account's numbers.",
         )
-        info = _pick_phone(numbers, report.phone_number_id)
-        await _meta(
-            graph.subscribe_app(report.waba_id, token),
-            "subscribe_failed",
-            "Meta refused to subscribe the app to the account's webhooks.",
-        )
+        info = _pick_phone(numbers, report)
+        try:
+            await subscribe(graph, report.waba_id, token, coexistence=coexistence)
+        except StepFailed as exc:
+            raise _failed(exc.error, exc.code, exc.message) from exc
 
-        existing = await self.storage.find_phone_by_meta_id(link.org_id, info.id)
+        org = link.org_id
+        waba_record_id = record_id("waba", org, report.waba_id)
+        phone: Phone | None = None
+        if info is not None:
+            phone = await self._connect_phone(link, claim_id, token, report, info, coexistence)
+
+        now = self.clock()
+        webhook = None
+        if link.webhook_url and link.webhook_secret_enc and link.webhook_events:
+            webhook = self.webhooks.build(
+                org,
+                link.webhook_url,
+                link.webhook_events,
+                self.box.decrypt(link.webhook_secret_enc, context=link.id),
+                waba_id=waba_record_id,
+                onboarding_link_id=link.id,
+            )
+        events = [
+            new_event(
+                org,
+                "waba.connected",
+                {
+                    "onboardingLinkId": link.id,
+                    "externalId": link.external_id,
+                    "wabaId": waba_record_id,
+                    "metaWabaId": report.waba_id,
+                },
+                waba_record_id,
+                self.clock,
+            )
+        ]
+        if phone is not None:
+            events.append(
+                new_event(
+                    org,
+                    "phone_number.connected",
+                    {
+                        "onboardingLinkId": link.id,
+                        "externalId": link.external_id,
+                        "phoneNumberId": phone.id,
+                        "phoneNumber": phone.phone_number,
+                        "wabaId": waba_record_id,
+                        "metaWabaId": report.waba_id,
+                        "isPhoneRegistered": phone.is_registered,
+                        "status": phone.status.value,
+                        "platform": phone.platform.value,
+                    },
+                    waba_record_id,
+                    self.clock,
+                )
+            )
+        # The link's own webhook comes first, so it gets these events too when it asked.
+        endpoints = [webhook] if webhook else []
+        endpoints += await self.storage.active_webhooks(org)
+        deliveries = [d for event in events for d in plan_deliveries(event, endpoints)]
+        completion = Completion(
+            org_id=org,
+            link_id=link.id,
+            claim_id=claim_id,
+            waba=Waba(
+                id=waba_record_id,
+                org_id=org,
+                meta_waba_id=report.waba_id,
+                meta_business_id=report.business_id,
+                access_token_enc=self.box.encrypt(token, context=f"waba:{org}:{report.waba_id}"),
+                created_at=now,
+                updated_at=now,
+            ),
+            phone=phone,
+            link_changes={
+                "status": LinkStatus.COMPLETED,
+                "completed_at": now,
+                "updated_at": now,
+                "phone_number": phone.phone_number if phone else None,
+                "is_phone_registered": phone.is_registered if phone else False,
+                "last_error": None,
+                "claim_id": None,
+                "claimed_until": None,
+                "pending_pin_enc": None,
+                "pending_pin_phone": None,
+                "outgoing_webhook_id": webhook.id if webhook else None,
+            },
+            webhook=webhook,
+            events=events,
+            deliveries=deliveries,
+        )
+        done = await self.links.complete(completion)
+        if done is None:
+            raise SignupFailed(
+                409, "completion_in_progress", "This signup was completed in another window."
+            )
+        log.info(
+            "link completed link=%s phone=%s status=%s",
+            link.id,
+            done.phone.id if done.phone else None,
+            done.phone.status.value if done.phone else "no number",
+        )
+        await self.webhooks.engine.dispatch(deliveries)
+        return Outcome(200, {"status": "success", "redirectUrl": redirect_url(done.link, ok=True)})
+
+    async def _connect_phone(
+        self,
+        link: OnboardingLink,
+        claim_id: str,
+        token: str,
+        report: Finish,
+        info: PhoneInfo,
+        coexistence: bool,
+    ) -> Phone:
+        """The number's Graph steps, and its record (written with the completion)."""
+        graph = self.graph
+        assert graph is not None
+        org = link.org_id
+        existing = await self.storage.find_phone_by_meta_id(org, info.id)
         # Ids derived from the Meta ids within the organisation: a number connected again
         # gets the same record (and webhook URL), even when two signups race.
-        phone_id = existing.id if existing else record_id("phone", link.org_id, info.id)
-        waba_record_id = record_id("waba", link.org_id, report.waba_id)
-        await _meta(
-            graph.set_phone_webhook(
-                info.id,
-                token,
-                callback_url=f"{self.settings.public_url}/webhook/phone/{phone_id}",
-                verify_token=self.verify_token(phone_id),
-            ),
-            "webhook_setup_failed",
-            "Meta refused to point the number's webhooks at us.",
-        )
+        phone_id = existing.id if existing else record_id("phone", org, info.id)
+        pin_context = f"phone:{org}:{info.id}"
 
-        pin_context = f"phone:{link.org_id}:{info.id}"
-        # A PIN an earlier attempt registered this number with (it then failed later on).
-        pin: str | None = None
-        if link.pending_pin_phone == info.id and link.pending_pin_enc:
-            pin = self.box.decrypt(link.pending_pin_enc, context=pin_context)
-        registration_error: dict[str, Any] | None = None
-        registered = info.on_cloud_api
-        if not registered and report.event != COEXISTENCE:
-            pin = pin or f"{secrets.randbelow(10**6):06d}"
+        async def pin_for() -> str:
+            # A PIN an earlier attempt registered this number with (it failed later on).
+            if link.pending_pin_phone == info.id and link.pending_pin_enc:
+                return self.box.decrypt(link.pending_pin_enc, context=pin_context)
+            pin = f"{secrets.randbelow(10**6):06d}"
             # Kept before Meta hears it, so no later failure can lose the number's PIN.
             now = self.clock()
             kept = await self.links.update(
-                link.org_id,
+                org,
                 link.id,
                 LinkCondition(statuses={LinkStatus.PENDING}, claim_id=claim_id),
                 {
@@ -325,126 +468,59 @@ class CompletionService:
                     "completion_in_progress",
                     "This signup is being completed in another window.",
                 )
-            try:
-                await graph.register_phone(info.id, token, pin)
-                registered = True
-            except GraphError as exc:
-                if exc.unreachable:
-                    raise _failed(exc, "meta_unavailable", "Meta is unreachable.") from exc
-                # Recorded, not fatal: the number is connected, registration can be redone.
-                pin = None
-                registration_error = {
-                    "code": exc.code,
-                    "subcode": exc.subcode,
-                    "message": exc.message,
-                }
-                log.warning("registration failed link=%s phone=%s: %s", link.id, info.id, exc)
-        details = await _meta(
-            graph.phone(info.id, token),
-            "phone_lookup_failed",
-            "Meta did not return the number's details.",
-        )
+            return pin
 
+        try:
+            setup = await set_up_phone(
+                graph,
+                token,
+                info,
+                callback_url=f"{self.settings.public_url}/webhook/phone/{phone_id}",
+                verify_token=self.verify_token(phone_id),
+                coexistence=coexistence,
+                pin_for=pin_for,
+            )
+        except StepFailed as exc:
+            raise _failed(exc.error, exc.code, exc.message) from exc
         now = self.clock()
-        phone_number = e164(details.display_phone_number or info.display_phone_number)
-        org = link.org_id
-        webhook = None
-        if link.webhook_url and link.webhook_secret_enc and link.webhook_events:
-            webhook = self.webhooks.build(
-                org,
-                link.webhook_url,
-                link.webhook_events,
-                self.box.decrypt(link.webhook_secret_enc, context=link.id),
-                waba_id=waba_record_id,
-                onboarding_link_id=link.id,
-            )
-        event = new_event(
-            org,
-            "phone_number.connected",
-            {
-                "onboardingLinkId": link.id,
-                "externalId": link.external_id,
-                "phoneNumberId": phone_id,
-                "phoneNumber": phone_number,
-                "wabaId": waba_record_id,
-                "metaWabaId": report.waba_id,
-                "isPhoneRegistered": registered,
-            },
-            waba_record_id,
-            self.clock,
-        )
-        # The link's own webhook comes first, so it gets this event too when it asked for it.
-        endpoints = [webhook] if webhook else []
-        endpoints += await self.storage.active_webhooks(org)
-        deliveries = plan_deliveries(event, endpoints)
-        completion = Completion(
+        details = setup.details
+        pin_enc = self.box.encrypt(setup.pin, context=pin_context) if setup.pin else None
+        if (
+            pin_enc is None
+            and setup.registration_error is None
+            and link.pending_pin_phone == info.id
+        ):
+            # An earlier attempt registered it, then failed: its PIN is the number's PIN.
+            pin_enc = link.pending_pin_enc
+        return Phone(
+            id=phone_id,
             org_id=org,
-            link_id=link.id,
-            claim_id=claim_id,
-            waba=Waba(
-                id=waba_record_id,
-                org_id=org,
-                meta_waba_id=report.waba_id,
-                meta_business_id=report.business_id,
-                access_token_enc=self.box.encrypt(token, context=f"waba:{org}:{report.waba_id}"),
-                created_at=now,
-                updated_at=now,
-            ),
-            phone=Phone(
-                id=phone_id,
-                org_id=org,
-                waba_id="",
-                meta_waba_id=report.waba_id,
-                meta_phone_number_id=info.id,
-                status=PhoneStatus.CONNECTED if registered else PhoneStatus.REGISTRATION_FAILED,
-                is_registered=registered,
-                onboarding_link_id=link.id,
-                created_at=now,
-                updated_at=now,
-                phone_number=phone_number,
-                verified_name=details.verified_name,
-                pin_enc=(
-                    self.box.encrypt(pin, context=pin_context)
-                    if pin
-                    else existing.pin_enc
-                    if existing
-                    else None
-                ),
-                registration_error=registration_error,
-            ),
-            link_changes={
-                "status": LinkStatus.COMPLETED,
-                "completed_at": now,
-                "updated_at": now,
-                "phone_number": phone_number,
-                "is_phone_registered": registered,
-                "last_error": None,
-                "claim_id": None,
-                "claimed_until": None,
-                "pending_pin_enc": None,
-                "pending_pin_phone": None,
-                "outgoing_webhook_id": webhook.id if webhook else None,
-            },
-            webhook=webhook,
-            event=event,
-            deliveries=deliveries,
+            waba_id="",
+            meta_waba_id=report.waba_id,
+            meta_phone_number_id=info.id,
+            status=setup.status,
+            is_registered=setup.registered,
+            onboarding_link_id=link.id,
+            created_at=now,
+            updated_at=now,
+            phone_number=e164(details.display_phone_number or info.display_phone_number),
+            verified_name=details.verified_name,
+            pin_enc=pin_enc or (existing.pin_enc if existing else None),
+            registration_error=setup.registration_error,
+            platform=setup.platform,
+            coexistence=setup.coexistence,
         )
-        done = await self.links.complete(completion)
-        if done is None:
-            raise SignupFailed(
-                409, "completion_in_progress", "This signup was completed in another window."
-            )
-        log.info(
-            "link completed link=%s phone=%s registered=%s", link.id, done.phone.id, registered
-        )
-        await self.webhooks.engine.dispatch(deliveries)
-        return Outcome(200, {"status": "success", "redirectUrl": redirect_url(done.link, ok=True)})
 
 
-def _pick_phone(numbers: list[PhoneInfo], phone_id: str | None) -> PhoneInfo:
-    if phone_id is not None:
+def _pick_phone(numbers: list[PhoneInfo], report: Finish) -> PhoneInfo | None:
+    """The number the signup handed over, or None: v4 lets a business finish without
+    one (FINISH_ONLY_WABA, or a WABA with none, or several and no choice reported; a
+    number added later is connected by POST /v1/wabas/{id}/phones/sync)."""
+    if report.event == ONLY_WABA:
+        return None
+    if report.phone_number_id is not None:
         for info in numbers:
-            if info.id == phone_id:
+            if info.id == report.phone_number_id:
                 return info
         raise SignupFailed(
             422,
@@ -452,17 +528,7 @@ def _pick_phone(numbers: list[PhoneInfo], phone_id: str | None) -> PhoneInfo:
             "The phone number reported by the signup is not in the shared "
             "WhatsApp Business Account.",
         )
-    if len(numbers) == 1:
-        return numbers[0]
-    if not numbers:
-        raise SignupFailed(
-            422, "no_phone_number", "The shared WhatsApp Business Account has no phone number yet."
-        )
-    raise SignupFailed(
-        422,
-        "phone_not_selected",
-        "The signup did not say which of the account's numbers to connect.",
-    )
+    return numbers[0] if len(numbers) == 1 else None
 
 
 def _failed(exc: GraphError, code: str, message: str) -> SignupFailed:

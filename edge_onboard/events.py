@@ -8,11 +8,21 @@ from edge_onboard.errors import invalid
 
 EVENT_TYPES: dict[str, str] = {
     "phone_number.connected": "An end-user completed signup; the phone number is connected.",
+    "phone_number.updated": "A phone's status or registration changed (verified, registered, "
+    "registration failed); carries the phone and its previous status.",
+    "waba.connected": "A signup connected a WhatsApp Business Account, with or without a number.",
     "message.received": "A WhatsApp message arrived at a connected phone number.",
     "message.sent": "Meta accepted an outgoing message for delivery.",
     "message.delivered": "An outgoing message reached the recipient's device.",
     "message.read": "The recipient read an outgoing message.",
     "message.failed": "An outgoing message could not be delivered; Meta's error is included.",
+    "message.played": "The recipient played an outgoing voice message.",
+    "message.reaction": "A customer reacted to a message, or removed a reaction (empty emoji).",
+    "message.edited": "A customer edited a message: the original id and the new content.",
+    "message.deleted": "A customer deleted (revoked) a message: the original id.",
+    "message.echo": "The business sent a message from the WhatsApp Business app (coexistence).",
+    "contact.changed": "A customer changed number or identity (Meta's system message).",
+    "phone_number.error": "Meta reported an error for a connected number, not for one message.",
 }
 
 

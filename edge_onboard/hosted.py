@@ -35,6 +35,16 @@ STATIC_TYPES = {
 }
 FACEBOOK = "https://*.facebook.com"
 MEMO_PAGES = 8
+# Locales Meta's JS SDK is published in (connect.facebook.net/{locale}/sdk.js) for
+# WhatsApp's main markets; a link's locale outside them falls back by language, then to
+# en_US, so the popup never fails to load.
+SDK_LOCALES = frozenset(
+    "ar_AR bn_IN cs_CZ da_DK de_DE el_GR en_GB en_US es_ES es_LA fa_IR fi_FI fr_FR he_IL "
+    "hi_IN hu_HU id_ID it_IT ja_JP ko_KR ms_MY nb_NO nl_NL pl_PL pt_BR pt_PT ro_RO ru_RU "
+    "sv_SE th_TH tl_PH tr_TR uk_UA ur_PK vi_VN zh_CN zh_TW".split()
+)
+_SDK_LANGUAGE = {"es": "es_LA", "pt": "pt_BR", "ar": "ar_AR", "en": "en_US", "zh": "zh_CN"}
+DEFAULT_SDK_LOCALE = "en_US"
 
 
 @functools.cache
@@ -50,6 +60,28 @@ def _template(name: str) -> str:
 @functools.cache
 def _etag(name: str) -> str:
     return '"' + hashlib.sha256(_asset(name)).hexdigest()[:20] + '"'
+
+
+def sdk_locale(locale: str | None) -> str:
+    """The SDK locale for a link's locale: itself, its language's, or en_US."""
+    if not locale:
+        return DEFAULT_SDK_LOCALE
+    if locale in SDK_LOCALES:
+        return locale
+    language = locale.split("_", 1)[0]
+    fallback = _SDK_LANGUAGE.get(language) or next(
+        (known for known in sorted(SDK_LOCALES) if known.startswith(language + "_")), None
+    )
+    return fallback or DEFAULT_SDK_LOCALE
+
+
+def localised_sdk_url(sdk_url: str, locale: str | None) -> str:
+    """Meta's SDK URL in the link's locale, so Meta's popup speaks it too. A configured
+    URL without Meta's /en_US/ segment (a proxy, a test double) is used as it is."""
+    marker = f"/{DEFAULT_SDK_LOCALE}/"
+    if marker not in sdk_url:
+        return sdk_url
+    return sdk_url.replace(marker, f"/{sdk_locale(locale)}/", 1)
 
 
 def asset_url(name: str) -> str:
@@ -170,7 +202,7 @@ async def signup_page(request: Request) -> Response:
         sdk_url = SANDBOX_SDK_PATH
         sdk_origin = _origin(settings.public_url)
     else:
-        sdk_url = settings.meta_sdk_url
+        sdk_url = localised_sdk_url(settings.meta_sdk_url, link.locale)
         sdk_origin = _origin(sdk_url)
     # Rendered once per copy of the link in the hot layer, not once per request.
     page: Response | None = memo.get(("page", sdk_origin))
@@ -189,6 +221,8 @@ def _signup_page(
     config = {
         "linkId": link.id,
         "callbackUrl": f"/signup/{link.id}/callback",
+        "sessionUrl": f"/signup/{link.id}/session",
+        "businessApp": "business_app" in (link.connection_types or ()),
         "appId": meta.app_id if meta else None,
         "configId": meta.config_id if meta else None,
         "graphVersion": settings.meta_graph_version,
@@ -247,6 +281,26 @@ async def signup_callback(request: Request) -> Response:
         return _callback_error(500, "internal_error", "Something went wrong on our side.")
     return JSONResponse(
         outcome.body, status_code=outcome.status_code, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def signup_session(request: Request) -> Response:
+    """The page's early report of Meta's session message (before the code). It never
+    completes anything: it records, on a pending link, what Meta said was connected, so
+    a signup whose tab closed can be matched to Meta's account_update later."""
+    services = get_services(request)
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return _callback_error(403, "cross_origin", "Cross-origin reports are not accepted.")
+    try:
+        await limit_public(request, services)
+        raw = await validation.read_body(request)
+        body = validation.json_object(request, raw)
+        await services.completion.record_session(request.path_params["link_id"], body)
+    except ApiError as exc:
+        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
+    return JSONResponse(
+        {"status": "recorded"}, status_code=202, headers={"Cache-Control": "no-store"}
     )
 
 

@@ -50,8 +50,12 @@ CREATE_FIELDS = frozenset(
         "metadata",
         "prefill",
         "locale",
+        "connectionTypes",
     }
 )
+# Which numbers a link welcomes: Cloud API numbers always; WhatsApp Business app numbers
+# (coexistence) when asked for.
+CONNECTION_TYPES = ("cloud_api", "business_app")
 NON_BLANK = re.compile(r"\S")
 LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -69,6 +73,7 @@ class CreateLink:
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     prefill: dict[str, Any] | None = None
     locale: str | None = None
+    connection_types: list[str] | None = None
 
 
 def generate_webhook_secret() -> str:
@@ -132,7 +137,31 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
             pattern=LOCALE,
             hint="use a Meta locale such as en_US",
         ),
+        connection_types=_connection_types(body.get("connectionTypes")),
     )
+
+
+def _connection_types(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    allowed = ", ".join(CONNECTION_TYPES)
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(item not in CONNECTION_TYPES for item in value)
+        or len(set(value)) != len(value)
+    ):
+        raise invalid(
+            f"'connectionTypes' must be a list of distinct values from: {allowed}.",
+            param="connectionTypes",
+        )
+    if "cloud_api" not in value:
+        raise invalid(
+            "'connectionTypes' must include cloud_api: Meta's signup always lets the "
+            "business add a new Cloud API number.",
+            param="connectionTypes",
+        )
+    return [t for t in CONNECTION_TYPES if t in value]
 
 
 def _metadata(value: Any) -> dict[str, str]:
@@ -215,6 +244,7 @@ class LinkService:
                 else None
             ),
             locale=params.locale,
+            connection_types=params.connection_types,
             updated_at=now,
         )
         await self.storage.insert_link(link)
@@ -325,7 +355,12 @@ class LinkService:
             "phoneNumberId": link.phone_number_id,
             "phoneNumber": link.phone_number,
             "wabaId": link.waba_id,
-            "isPhoneRegistered": link.is_phone_registered,
+            # null while pending and when the link completed without a number (v4).
+            "isPhoneRegistered": (
+                link.is_phone_registered
+                if link.status is LinkStatus.COMPLETED and link.phone_number_id
+                else None
+            ),
             "webhookUrl": link.webhook_url,
             "webhookSecret": (
                 self.box.decrypt(link.webhook_secret_enc, context=link.id)

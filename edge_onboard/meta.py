@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -112,6 +112,11 @@ def e164(display: str | None) -> str | None:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def _answered(exc: GraphError) -> bool:
+    """Meta answered with an error of its own: the call did not take effect."""
+    return not exc.unreachable
+
+
 class GraphClient:
     def __init__(
         self,
@@ -147,15 +152,18 @@ class GraphClient:
         token: str | None = None,
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
-        retry: bool = True,
+        retry: bool | Callable[[GraphError], bool] = True,
     ) -> dict[str, Any]:
+        """One Graph call; retryable errors are tried again (``retry``: False never, or a
+        test of the error, on top of it being retryable)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         attempts = self._attempts if retry else 1
         for attempt in range(1, attempts + 1):
             try:
                 return await self._once(method, path, headers=headers, params=params, json=json)
             except GraphError as exc:
-                if attempt == attempts or not exc.retryable:
+                again = exc.retryable and (retry is True or (callable(retry) and retry(exc)))
+                if attempt == attempts or not again:
                     raise
                 # Full jitter over an exponential step: 0.5 s, 1 s, 2 s, ...
                 delay = random.uniform(0, 0.5 * 2 ** (attempt - 1))
@@ -255,8 +263,11 @@ class GraphClient:
         )
         return [PhoneInfo.from_graph(item) for item in body.get("data") or []]
 
-    async def subscribe_app(self, waba_id: str, token: str) -> None:
-        await self._call("POST", f"{waba_id}/subscribed_apps", token=token)
+    async def subscribe_app(self, waba_id: str, token: str, *, fields: Sequence[str] = ()) -> None:
+        """Subscribe the app to the WABA's webhooks; ``fields`` asks for more than the
+        app's default fields (coexistence: history, smb_app_state_sync, …)."""
+        params = {"subscribed_fields": ",".join(fields)} if fields else None
+        await self._call("POST", f"{waba_id}/subscribed_apps", token=token, params=params)
 
     async def subscribed_app_ids(self, waba_id: str, token: str) -> set[str]:
         body = await self._call("GET", f"{waba_id}/subscribed_apps", token=token)
@@ -290,6 +301,33 @@ class GraphClient:
             json={"messaging_product": "whatsapp", "pin": pin},
         )
 
+    async def request_code(self, phone_id: str, token: str, method: str, language: str) -> None:
+        """Send a verification code to an unverified number. Not retried: each try sends
+        an SMS or a call, and Meta limits them."""
+        await self._call(
+            "POST",
+            f"{phone_id}/request_code",
+            token=token,
+            json={"code_method": method, "language": language},
+            retry=False,
+        )
+
+    async def verify_code(self, phone_id: str, token: str, code: str) -> None:
+        await self._call(
+            "POST", f"{phone_id}/verify_code", token=token, json={"code": code}, retry=False
+        )
+
+    async def smb_app_data(self, phone_id: str, token: str, sync_type: str) -> None:
+        """Start a one-shot WhatsApp Business app sync (coexistence). Tried again only
+        when Meta answered that it did not happen; after a timeout it may have."""
+        await self._call(
+            "POST",
+            f"{phone_id}/smb_app_data",
+            token=token,
+            json={"messaging_product": "whatsapp", "sync_type": sync_type},
+            retry=_answered,
+        )
+
     async def send_message(self, phone_id: str, token: str, payload: Mapping[str, Any]) -> str:
         """Send; the Meta message id. Never retried here: Meta may have sent it already,
         so the caller retries, with its idempotency key."""
@@ -309,3 +347,29 @@ class GraphClient:
     async def phone(self, phone_id: str, token: str, *, fields: str = PHONE_FIELDS) -> PhoneInfo:
         body = await self._call("GET", phone_id, token=token, params={"fields": fields})
         return PhoneInfo.from_graph(body)
+
+    # Received media
+
+    async def media(self, media_id: str, token: str) -> dict[str, Any]:
+        """A received file: ``{url, mime_type, sha256, file_size, id}``. The url lives a few
+        minutes and answers only with the business token."""
+        return await self._call("GET", media_id, token=token)
+
+    def same_origin(self, url: httpx.URL) -> bool:
+        """``url`` is on the Graph host this client calls (where the sandbox serves media)."""
+        base = self._http.base_url
+        return (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+
+    async def open_download(self, url: httpx.URL, token: str) -> httpx.Response:
+        """``GET url`` with the business token: the status and headers read, the body not
+        (the caller streams it, then closes the response). Redirects come back unfollowed,
+        for the caller to judge where they lead."""
+        request = self._http.build_request(
+            "GET", url, headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
+        )
+        try:
+            return await self._http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise GraphError(f"media download timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise GraphError(f"media download unreachable ({type(exc).__name__})") from exc

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_onboard import prefill
+from edge_onboard import event_schemas, prefill
+from edge_onboard.completion import FINISH_EVENTS
 from edge_onboard.events import EVENT_TYPES
 from edge_onboard.links import (
+    CONNECTION_TYPES,
     MAX_EXPIRES_IN,
     MAX_METADATA_KEY,
     MAX_METADATA_PAIRS,
@@ -18,6 +20,7 @@ from edge_onboard.links import (
     MIN_EXPIRES_IN,
 )
 from edge_onboard.reports import REASONS
+from edge_onboard.storage import PhonePlatform, PhoneStatus
 from edge_onboard.urls import MAX_URL_LENGTH
 
 Schema = dict[str, Any]
@@ -80,6 +83,16 @@ _COMMON_ERRORS: Schema = {
     "401": _error("Missing, malformed or revoked API key."),
     "429": _error("Too many requests."),
     "default": _error("Unexpected error (api_error)."),
+}
+_VERIFICATION_ERRORS: Schema = {
+    "400": _error("Invalid body."),
+    "404": _error("No such phone in this organisation."),
+    "409": _error("The number is not pending verification, or Idempotency-Key in use."),
+    "415": _error("Body is not JSON."),
+    "422": _error("Meta refused: verification_code_incorrect, or meta_rejected."),
+    "502": _error("Meta unreachable."),
+    "503": _error("No Meta app configured."),
+    **_COMMON_ERRORS,
 }
 
 
@@ -189,6 +202,17 @@ def _schemas() -> Schema:
                 "metadata": _nullable(metadata),
                 "prefill": _nullable(prefill.schema()),
                 "locale": _nullable({"type": "string", "pattern": r"^[a-z]{2,3}(_[A-Z]{2})?$"}),
+                "connectionTypes": _nullable(
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "enum": list(CONNECTION_TYPES)},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "contains": {"const": "cloud_api"},
+                        "description": "Which numbers are welcome: cloud_api (default) and "
+                        "business_app (WhatsApp Business app numbers, coexistence).",
+                    }
+                ),
             },
             # null means "not given", so the pairing rules are written on string/array values.
             "allOf": [
@@ -241,7 +265,7 @@ def _schemas() -> Schema:
                 "phoneNumberId": _nullable(_UUID),
                 "phoneNumber": _nullable({"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"}),
                 "wabaId": _nullable(_UUID),
-                "isPhoneRegistered": {"type": "boolean"},
+                "isPhoneRegistered": _nullable({"type": "boolean"}),
                 "webhookUrl": _nullable({"type": "string"}),
                 "webhookSecret": _nullable({"type": "string"}),
                 "webhookEvents": _nullable({"type": "array", "items": _EVENT}),
@@ -276,10 +300,71 @@ def _schemas() -> Schema:
                 "wabaId": _UUID,
                 "metaWabaId": {"type": "string"},
                 "isPhoneRegistered": {"type": "boolean"},
-                "status": {"type": "string", "enum": ["connected", "registration_failed"]},
-                "onboardingLinkId": _UUID,
+                "status": {"type": "string", "enum": [s.value for s in PhoneStatus]},
+                "platform": {"type": "string", "enum": [p.value for p in PhonePlatform]},
+                "coexistence": _nullable(
+                    {
+                        "type": "object",
+                        "description": "WhatsApp Business app numbers: how each one-shot "
+                        "sync went (requested, failed, or unknown when Meta did not answer).",
+                        "properties": {
+                            "stateSync": {"type": "string"},
+                            "historySync": {"type": "string"},
+                        },
+                    }
+                ),
+                "onboardingLinkId": _nullable(_UUID),
                 "createdAt": _TIMESTAMP,
             },
+        },
+        "Waba": {
+            "type": "object",
+            "required": ["id", "metaWabaId", "metaBusinessId", "phoneNumberIds", "createdAt"],
+            "additionalProperties": False,
+            "properties": {
+                "id": _UUID,
+                "metaWabaId": {"type": "string"},
+                "metaBusinessId": _nullable({"type": "string"}),
+                "phoneNumberIds": {"type": "array", "items": _UUID},
+                "createdAt": _TIMESTAMP,
+            },
+        },
+        "WabaResponse": _data(_ref("Waba")),
+        "WabaList": _listing(_ref("Waba")),
+        "VerificationCodeRequest": {
+            "type": "object",
+            "required": ["method"],
+            "additionalProperties": False,
+            "properties": {
+                "method": {"type": "string", "enum": ["sms", "voice"]},
+                "locale": _nullable(
+                    {"type": "string", "pattern": r"^[a-z]{2,3}(_[A-Z]{2})?$", "maxLength": 6}
+                ),
+            },
+        },
+        "VerifyRequest": {
+            "type": "object",
+            "required": ["code"],
+            "additionalProperties": False,
+            "properties": {"code": {"type": "string", "pattern": "^[0-9]{6}$"}},
+        },
+        "SyncRequest": {"type": "object", "additionalProperties": False, "properties": {}},
+        "SessionReport": {
+            "type": "object",
+            "required": ["event", "wabaId"],
+            "additionalProperties": False,
+            "properties": {
+                "event": {"type": "string", "enum": sorted(FINISH_EVENTS)},
+                "wabaId": {"type": "string", "pattern": "^[0-9]{1,32}$"},
+                "phoneNumberId": _nullable({"type": "string", "pattern": "^[0-9]{1,32}$"}),
+                "businessId": _nullable({"type": "string", "pattern": "^[0-9]{1,32}$"}),
+                "sessionId": _nullable({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}),
+            },
+        },
+        "SessionRecorded": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["recorded"]}},
         },
         "PhoneResponse": _data(_ref("Phone")),
         "PhoneList": _listing(_ref("Phone")),
@@ -337,11 +422,7 @@ def _schemas() -> Schema:
                         "event": _nullable(
                             {
                                 "type": "string",
-                                "enum": [
-                                    "FINISH",
-                                    "FINISH_ONLY_WABA",
-                                    "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
-                                ],
+                                "enum": sorted(FINISH_EVENTS),
                             }
                         ),
                     },
@@ -602,6 +683,7 @@ def build_openapi(public_url: str) -> Schema:
     }
     webhook_id = {**phone_id, "description": "The webhook's id (a UUID)."}
     delivery_id = {**phone_id, "description": "The delivery's id (a UUID)."}
+    waba_id = {**phone_id, "description": "The WABA's id (a UUID)."}
     paging = [  # every list: edge_onboard/api.py _paging
         {
             "name": "page",
@@ -641,16 +723,7 @@ def build_openapi(public_url: str) -> Schema:
             },
             "schemas": _schemas(),
         },
-        "webhooks": {
-            name: {
-                "post": {
-                    "summary": text,
-                    "requestBody": {"content": {"application/json": {"schema": _ref("Event")}}},
-                    "responses": {"2XX": {"description": "Any 2xx acknowledges it."}},
-                }
-            }
-            for name, text in EVENT_TYPES.items()
-        },
+        "webhooks": event_schemas.webhooks(),
         "paths": {
             "/v1/onboarding-links": {
                 "post": {
@@ -871,6 +944,90 @@ def build_openapi(public_url: str) -> Schema:
                     },
                 },
             },
+            "/v1/phones/{id}/verification-code": {
+                "parameters": [phone_id],
+                "post": {
+                    "operationId": "requestVerificationCode",
+                    "summary": "Send a verification code to a number that finished unverified",
+                    "parameters": [idempotency],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref("VerificationCodeRequest")}
+                        },
+                    },
+                    "responses": {
+                        "200": _json(_ref("PhoneResponse"), "The code is on its way."),
+                        **_VERIFICATION_ERRORS,
+                    },
+                },
+            },
+            "/v1/phones/{id}/verify": {
+                "parameters": [phone_id],
+                "post": {
+                    "operationId": "verifyPhone",
+                    "summary": "Verify the number with its code, then register it",
+                    "parameters": [idempotency],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("VerifyRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(
+                            _ref("PhoneResponse"),
+                            "Verified; status connected (or registration_failed).",
+                        ),
+                        **_VERIFICATION_ERRORS,
+                    },
+                },
+            },
+            "/v1/wabas": {
+                "get": {
+                    "operationId": "listWabas",
+                    "summary": "List connected WhatsApp Business Accounts, newest first",
+                    "parameters": paging,
+                    "responses": {
+                        "200": _json(_ref("WabaList"), "A page of WABAs."),
+                        "400": _error("Invalid query parameter."),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/v1/wabas/{id}": {
+                "parameters": [waba_id],
+                "get": {
+                    "operationId": "getWaba",
+                    "summary": "Retrieve a WhatsApp Business Account",
+                    "responses": {
+                        "200": _json(_ref("WabaResponse"), "The WABA."),
+                        "404": _error("No such WABA in this organisation."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/wabas/{id}/phones/sync": {
+                "parameters": [waba_id],
+                "post": {
+                    "operationId": "syncWabaPhones",
+                    "summary": "Connect the numbers added to the WABA at Meta since",
+                    "parameters": [idempotency],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("SyncRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("WabaResponse"), "The WABA with its numbers."),
+                        "400": _error("Invalid body."),
+                        "404": _error("No such WABA in this organisation."),
+                        "409": _error("Idempotency-Key reused with another body, or in use."),
+                        "415": _error("Body is not JSON."),
+                        "422": _error("Meta refused a step."),
+                        "502": _error("Meta unreachable."),
+                        "503": _error("No Meta app configured."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
             "/v1/phones/{id}/health": {
                 "parameters": [phone_id],
                 "get": {
@@ -880,6 +1037,34 @@ def build_openapi(public_url: str) -> Schema:
                         "200": _json(_ref("PhoneHealth"), "Health and capabilities."),
                         "404": _error("No such phone in this organisation."),
                         "502": _error("Meta unreachable or refused the check."),
+                        "503": _error("No Meta app configured."),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/v1/phones/{id}/media/{mediaId}": {
+                "parameters": [
+                    phone_id,
+                    {
+                        "name": "mediaId",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "Meta's media id (media.id in a message event); "
+                        "anything but digits is 404.",
+                    },
+                ],
+                "get": {
+                    "operationId": "getPhoneMedia",
+                    "summary": "A received media file, streamed from Meta (up to 100 MB)",
+                    "responses": {
+                        "200": {
+                            "description": "The file, with Meta's content type and length.",
+                            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "404": _error("No such phone in this organisation, or no such media."),
+                        "413": _error("The file is over 100 MB (media_too_large)."),
+                        "502": _error("Meta unreachable, or its download failed or left Meta."),
                         "503": _error("No Meta app configured."),
                         **_COMMON_ERRORS,
                     },
@@ -895,6 +1080,35 @@ def build_openapi(public_url: str) -> Schema:
                         "200": _html("The page, or the 'already connected' page."),
                         "404": _html("Unknown link."),
                         "410": _html("Expired or deleted link."),
+                    },
+                },
+            },
+            "/signup/{id}/session": {
+                "parameters": [link_id],
+                "post": {
+                    "operationId": "hostedSignupSession",
+                    "security": [],
+                    "summary": "The hosted page reports Meta's session message, before the code",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SessionReport")}},
+                    },
+                    "responses": {
+                        "202": _json(_ref("SessionRecorded"), "Kept on the pending link."),
+                        **{
+                            code: _json(_ref("CallbackResponse"), text)
+                            for code, text in {
+                                "400": "Malformed report.",
+                                "403": "Cross-origin request.",
+                                "404": "Unknown link.",
+                                "408": "The body did not arrive within 10 s.",
+                                "409": "Already completed.",
+                                "410": "Expired or deleted link.",
+                                "413": "Body over 1 MB.",
+                                "415": "Not JSON.",
+                                "429": "Too many requests from this address.",
+                            }.items()
+                        },
                     },
                 },
             },

@@ -12,7 +12,7 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, not_found
 from edge_onboard.links import UUID_RE
 from edge_onboard.meta import HEALTH_FIELDS, GraphClient, GraphError
-from edge_onboard.storage import Phone, Storage
+from edge_onboard.storage import Phone, Storage, Waba
 
 HEALTH_TTL = 30.0  # seconds a health answer is reused: Graph has rate limits
 HEALTH_CACHE_SIZE = 1024
@@ -27,9 +27,17 @@ def phone_view(phone: Phone) -> dict[str, Any]:
         "metaWabaId": phone.meta_waba_id,
         "isPhoneRegistered": phone.is_registered,
         "status": phone.status.value,
+        "platform": phone.platform.value,
+        # Coexistence numbers: how the two WhatsApp Business app syncs went.
+        "coexistence": phone.coexistence,
         "onboardingLinkId": phone.onboarding_link_id,
         "createdAt": isoformat(phone.created_at),
     }
+
+
+def business_token(box: SecretBox, waba: Waba) -> str:
+    """The WABA's business token, decrypted (never shown to customers)."""
+    return box.decrypt(waba.access_token_enc, context=f"waba:{waba.org_id}:{waba.meta_waba_id}")
 
 
 class PhoneService:
@@ -69,9 +77,7 @@ class PhoneService:
         waba = await self.storage.get_waba(phone.waba_id)
         if waba is None:
             raise not_found("phone number", phone_id, param="id")
-        token = self.box.decrypt(
-            waba.access_token_enc, context=f"waba:{waba.org_id}:{waba.meta_waba_id}"
-        )
+        token = business_token(self.box, waba)
         try:
             info = await self.graph.phone(phone.meta_phone_number_id, token, fields=HEALTH_FIELDS)
             subscribed = self.graph.app_id in await self.graph.subscribed_app_ids(

@@ -9,15 +9,16 @@ State lives in this process; the sandbox is for one process, never for productio
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from edge_onboard.responses import JSONResponse
@@ -26,7 +27,22 @@ APP_ID = "100000000000001"
 APP_SECRET = "sandbox-app-secret"
 CONFIG_ID = "200000000000002"
 CODE_TTL = 30.0
-SCENARIOS = ("ok", "registered", "foreign_waba", "register_fails", "only_waba", "meta_error")
+# Dialog outcomes, one per Embedded Signup v4 ending (see SandboxMeta.finish).
+SCENARIOS = (
+    "ok",
+    "registered",
+    "foreign_waba",
+    "register_fails",
+    "only_waba",
+    "unverified",
+    "no_number",
+    "business_app",
+    "obo_migration",
+    "grant_only",
+    "meta_error",
+)
+# The code that verifies an unverified sandbox number (request_code/verify_code).
+VERIFY_CODE = "000000"
 _STATIC = {
     "sdk.js": "application/javascript",
     "dialog.js": "application/javascript",
@@ -76,6 +92,8 @@ class SandboxMeta:
         self.waba_phones: dict[str, list[str]] = {}
         self.phones: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, set[str]] = {}
+        # Webhook fields asked for when subscribing (coexistence), by WABA.
+        self.subscribed_fields: dict[str, list[str]] = {}
         self.calls: list[tuple[str, str]] = []
         self._failures: list[_Failure] = []
         # Webhooks the fake Meta will POST to us: (url, raw body).
@@ -124,11 +142,20 @@ class SandboxMeta:
     # The dialog
 
     def finish(self, scenario: str) -> dict[str, Any]:
-        """What the popup reports for ``scenario``: the session message and a fresh code."""
+        """What the popup reports for ``scenario``: the session message and a fresh code.
+
+        Embedded Signup v4 endings: ``ok``/``registered``/``register_fails``/``foreign_waba``
+        (FINISH with a verified number), ``unverified`` (FINISH, the number still needs its
+        code: request_code, then verify_code with VERIFY_CODE), ``only_waba``
+        (FINISH_ONLY_WABA) and ``no_number`` (FINISH, a WABA with no number),
+        ``business_app`` (FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING: a WhatsApp Business app
+        number, coexistence; ``data`` holds only the WABA), ``obo_migration`` and
+        ``grant_only`` (FINISH_OBO_MIGRATION, FINISH_GRANT_ONLY_API_ACCESS), and
+        ``meta_error`` (Meta's ERROR, with its code and session id)."""
         if scenario == "meta_error":
             return {
                 "code": None,
-                "event": "CANCEL",
+                "event": "ERROR",
                 "data": {
                     "error_message": "Sandbox: Meta could not finish the signup.",
                     "error_code": "524126",
@@ -136,32 +163,55 @@ class SandboxMeta:
                     "timestamp": str(int(time.time())),
                 },
             }
-        waba_id, business_id, phone_id = _digits(15), _digits(16), _digits(15)
-        number = f"1555{_digits(7)}"
-        registered = scenario == "registered"
-        self.phones[phone_id] = {
-            "id": phone_id,
-            "display_phone_number": f"+1 {number[1:4]}-{number[4:7]}-{number[7:]}",
-            "verified_name": "Sandbox Business",
-            "code_verification_status": "VERIFIED",
-            "quality_rating": "GREEN" if registered else "UNKNOWN",
-            "platform_type": "CLOUD_API" if registered else "NOT_APPLICABLE",
-            "status": "CONNECTED" if registered else "PENDING",
-            "throughput": {"level": "STANDARD"},
-            "name_status": "APPROVED",
-            "_register_error": scenario == "register_fails",
-            "_waba": waba_id,
-        }
-        self.waba_phones[waba_id] = [phone_id]
+        waba_id, business_id = _digits(15), _digits(16)
+        self.waba_phones[waba_id] = []
+        if scenario not in {"only_waba", "no_number", "grant_only"}:
+            phone_id = self.add_number(waba_id, scenario)
         granted = {_digits(15)} if scenario == "foreign_waba" else {waba_id}
         token = "EAASandbox" + secrets.token_urlsafe(24)
         self.tokens[token] = granted
         code = "sandbox-code-" + secrets.token_urlsafe(16)
         self.codes[code] = _Code(token=token, expires_at=self.clock() + CODE_TTL)
-        data = {"waba_id": waba_id, "business_id": business_id}
-        if scenario == "only_waba":
-            return {"code": code, "event": "FINISH_ONLY_WABA", "data": data}
-        return {"code": code, "event": "FINISH", "data": {"phone_number_id": phone_id, **data}}
+        data: dict[str, Any] = {"waba_id": waba_id, "business_id": business_id}
+        data["session_id"] = secrets.token_hex(8)
+        event = {
+            "only_waba": "FINISH_ONLY_WABA",
+            "business_app": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+            "obo_migration": "FINISH_OBO_MIGRATION",
+            "grant_only": "FINISH_GRANT_ONLY_API_ACCESS",
+        }.get(scenario, "FINISH")
+        if scenario == "business_app":
+            data = {"waba_id": waba_id}  # Meta may send nothing more for coexistence
+        elif event == "FINISH" and scenario != "no_number":
+            data["phone_number_id"] = phone_id
+        elif scenario == "obo_migration":
+            data["phone_number_id"] = phone_id
+            data["waba_ids"] = [waba_id]
+        return {"code": code, "event": event, "data": data}
+
+    def add_number(self, waba_id: str, scenario: str = "ok") -> str:
+        """A number in ``waba_id`` (a test adds one later, for a WABA-only signup)."""
+        phone_id = _digits(15)
+        number = f"1555{_digits(7)}"
+        on_cloud = scenario in {"registered", "business_app"}
+        self.phones[phone_id] = {
+            "id": phone_id,
+            "display_phone_number": f"+1 {number[1:4]}-{number[4:7]}-{number[7:]}",
+            "verified_name": "Sandbox Business",
+            "code_verification_status": "NOT_VERIFIED" if scenario == "unverified" else "VERIFIED",
+            "quality_rating": "GREEN" if on_cloud else "UNKNOWN",
+            "platform_type": "CLOUD_API" if on_cloud else "NOT_APPLICABLE",
+            "status": "CONNECTED" if on_cloud else "PENDING",
+            "throughput": {"level": "STANDARD"},
+            "name_status": "APPROVED",
+            "_register_error": scenario == "register_fails",
+            "_waba": waba_id,
+        }
+        if scenario == "business_app":
+            self.phones[phone_id]["is_on_biz_app"] = True
+            self.phones[phone_id]["_syncs"] = []
+        self.waba_phones.setdefault(waba_id, []).append(phone_id)
+        return phone_id
 
     def new_code(self, waba_id: str) -> str:
         """A fresh code granting an existing WABA: the same number signed up again."""
@@ -206,6 +256,9 @@ class SandboxMeta:
             apps = self.subscriptions.setdefault(waba_id, set())
             if method == "POST":
                 apps.add(APP_ID)
+                fields = request.query_params.get("subscribed_fields")
+                if fields:
+                    self.subscribed_fields[waba_id] = fields.split(",")
                 return JSONResponse({"success": True})
             return JSONResponse(
                 {
@@ -215,11 +268,17 @@ class SandboxMeta:
                     ]
                 }
             )
+        if len(parts) == 1 and method == "GET" and self._media(parts[0], granted) is not None:
+            return self._media_info(request, parts[0], granted)
         phone = self.phones.get(parts[0])
         if phone is None or phone["_waba"] not in granted:
             return _no_object(parts[0])
         if len(parts) == 2 and parts[1] == "register" and method == "POST":
             return await self._register(request, phone)
+        if len(parts) == 2 and parts[1] in {"request_code", "verify_code"} and method == "POST":
+            return await self._verification(request, phone, parts[1])
+        if len(parts) == 2 and parts[1] == "smb_app_data" and method == "POST":
+            return await self._smb_app_data(request, phone)
         if len(parts) == 2 and parts[1] == "messages" and method == "POST":
             return await self._send(request, phone)
         if len(parts) == 1 and method == "POST":
@@ -232,6 +291,58 @@ class SandboxMeta:
         if len(parts) == 1 and method == "GET":
             return JSONResponse(self._public(phone, with_health=True))
         return graph_error(f"Unsupported {method.lower()} request.", 100, 33)
+
+    # Received media: Graph's GET /{media-id}, then its short-lived URL (a CDN at Meta).
+
+    def add_media(self, phone_id: str, content: bytes, **quirks: Any) -> str:
+        """A file a customer sent to ``phone_id``; its media id. ``quirks`` bend the fake:
+        ``mime_type``, ``file_size`` (what Graph claims), ``url`` (where Graph points),
+        ``location`` (the CDN redirects there), ``length`` (the CDN's Content-Length; None
+        sends none)."""
+        media_id = _digits(16)
+        record = {"content": content, "mime_type": "image/jpeg", "length": len(content)}
+        self.phones[phone_id].setdefault("_media", {})[media_id] = {**record, **quirks}
+        return media_id
+
+    def _media(self, media_id: str, granted: set[str]) -> dict[str, Any] | None:
+        for phone in self.phones.values():
+            if media_id in phone.get("_media", {}) and phone["_waba"] in granted:
+                media: dict[str, Any] = phone["_media"][media_id]
+                return media
+        return None
+
+    def _media_info(self, request: Request, media_id: str, granted: set[str]) -> Response:
+        media = self._media(media_id, granted) or {}
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "url": media.get("url", f"{base}/_sandbox/media/{media_id}?ext=1"),
+                "mime_type": media["mime_type"],
+                "sha256": hashlib.sha256(media["content"]).hexdigest(),
+                "file_size": media.get("file_size", len(media["content"])),
+                "id": media_id,
+            }
+        )
+
+    async def media_download(self, request: Request) -> Response:
+        token = self._token(request)
+        media = self._media(request.path_params["media_id"], self.tokens.get(token or "", set()))
+        if media is None:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        if media.get("location"):
+            return Response(status_code=302, headers={"Location": media["location"]})
+        content: bytes = media["content"]
+        if media["length"] is None:
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for start in range(0, len(content), 1024):
+                    yield content[start : start + 1024]
+
+            return StreamingResponse(chunks(), media_type=media["mime_type"])
+        return Response(
+            content, media_type=media["mime_type"], headers={"Content-Length": str(media["length"])}
+        )
 
     def _exchange(self, request: Request) -> Response:
         query = request.query_params
@@ -271,11 +382,41 @@ class SandboxMeta:
             }
         )
 
+    async def _verification(self, request: Request, phone: dict[str, Any], step: str) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        if phone["code_verification_status"] == "VERIFIED":
+            return graph_error("(#136024) The phone number is already verified.", 136024)
+        if step == "request_code":
+            if body.get("code_method") not in {"SMS", "VOICE"} or not body.get("language"):
+                return graph_error("(#100) Invalid parameter", 100)
+            phone["_code_requested"] = True
+            return JSONResponse({"success": True})
+        if not phone.get("_code_requested"):
+            return graph_error("(#136025) Request a verification code first.", 136025)
+        if str(body.get("code", "")) != VERIFY_CODE:
+            return graph_error("(#136025) Verify code error: the code is wrong.", 136025)
+        phone["code_verification_status"] = "VERIFIED"
+        return JSONResponse({"success": True})
+
+    async def _smb_app_data(self, request: Request, phone: dict[str, Any]) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        kind = body.get("sync_type")
+        if not phone.get("is_on_biz_app") or body.get("messaging_product") != "whatsapp":
+            return graph_error("(#100) Invalid parameter", 100)
+        if kind not in {"smb_app_state_sync", "history"}:
+            return graph_error("(#100) Invalid parameter", 100)
+        if kind in phone["_syncs"]:  # one-shot: Meta refuses a second request
+            return graph_error("(#100) The sync was already requested.", 100)
+        phone["_syncs"].append(kind)
+        return JSONResponse({"success": True, "request_id": "sandbox-" + secrets.token_hex(6)})
+
     async def _register(self, request: Request, phone: dict[str, Any]) -> Response:
         body = orjson.loads(await request.body() or b"{}")
         pin = str(body.get("pin", ""))
         if body.get("messaging_product") != "whatsapp" or not (pin.isdigit() and len(pin) == 6):
             return graph_error("(#100) Invalid parameter", 100)
+        if phone["code_verification_status"] != "VERIFIED":
+            return graph_error("(#136025) The phone number is not verified.", 136025)
         if phone["_register_error"]:
             return graph_error("Two step verification PIN Mismatch", 133005, status=400)
         phone.update(status="CONNECTED", platform_type="CLOUD_API", quality_rating="GREEN")
@@ -461,6 +602,7 @@ class SandboxMeta:
                 self.graph,
                 methods=["GET", "POST", "DELETE"],
             ),
+            Route("/_sandbox/media/{media_id}", self.media_download, methods=["GET"]),
             Route("/_sandbox/dialog", self.dialog, methods=["GET"]),
             Route("/_sandbox/dialog/finish", self.dialog_finish, methods=["POST"]),
             Route("/_sandbox/inbound", self.inbound_endpoint, methods=["POST"]),

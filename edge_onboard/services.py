@@ -20,6 +20,8 @@ from edge_onboard.meta import GraphClient
 from edge_onboard.phones import PhoneService
 from edge_onboard.ratelimit import Limit, RateLimiter
 from edge_onboard.storage import Storage
+from edge_onboard.verification import PhoneVerification
+from edge_onboard.wabas import WabaService
 from edge_onboard.webhooks import WebhookService
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ class Services:
     engine: DeliveryEngine
     inbound: InboundService
     messages: MessageService
+    verification: PhoneVerification
+    wabas: WabaService
     limiter: RateLimiter
     logins: FailedLogins
     meta_app: MetaApp | None = None

@@ -226,6 +226,13 @@ class WebhookService:
         await self.engine.dispatch([updated])
         return updated
 
+    async def plan(
+        self, org_id: str, type: str, data: dict[str, Any], *, waba_id: str | None = None
+    ) -> tuple[Event, list[Delivery]]:
+        """An event and its deliveries, for a caller that writes them with its change."""
+        event = new_event(org_id, type, data, waba_id, self.clock)
+        return event, plan_deliveries(event, await self.storage.active_webhooks(org_id))
+
     async def emit(
         self,
         org_id: str,

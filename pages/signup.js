@@ -112,6 +112,14 @@
   const clearTimers = (a) => { a.timers.forEach(clearTimeout); a.timers = []; };
   const later = (a, ms, fn) => { a.timers.push(setTimeout(() => { if (a === attempt && !a.posted) fn(); }, ms)); };
 
+  // Embedded Signup v4: the configuration picks the flow; prefill goes in `setup`, and
+  // only a link that welcomes WhatsApp Business app numbers asks for coexistence.
+  const extras = () => {
+    const x = { setup: cfg.prefill || {} };
+    if (cfg.businessApp) x.featureType = 'whatsapp_business_app_onboarding';
+    return x;
+  };
+
   const start = () => {
     if (!sdkReady || (attempt && attempt.posted && !attempt.settled)) return;
     const refocus = document.activeElement === retryBtn;
@@ -131,7 +139,7 @@
         config_id: cfg.configId,
         response_type: 'code',
         override_default_response_type: true,
-        extras: { setup: cfg.prefill || {}, featureType: '', sessionInfoVersion: '3' },
+        extras: extras(),
       });
     } catch (e) {
       attempt = null;
@@ -159,12 +167,37 @@
     later(a, CANCEL_WAIT_MS, () => post(a, { error: a.failure || { code: 'window_closed' } }));
   };
 
+  const metaId = (v) => (v != null && /^[0-9]{1,32}$/.test(String(v)) ? String(v) : null);
+  const wabaOf = (d) => metaId(d.waba_id) || (Array.isArray(d.waba_ids) ? metaId(d.waba_ids[0]) : null);
+
+  // What Meta's session message said, sent as soon as it arrives (before the code, which
+  // may never come if the tab closes): the server can then recover the signup.
+  const reportSession = (ev, d) => {
+    const wabaId = wabaOf(d);
+    if (!wabaId || !cfg.sessionUrl) return;
+    const body = { event: ev, wabaId: wabaId };
+    if (metaId(d.phone_number_id)) body.phoneNumberId = metaId(d.phone_number_id);
+    if (metaId(d.business_id)) body.businessId = metaId(d.business_id);
+    const session = String(d.session_id || '');
+    if (/^[A-Za-z0-9._-]{1,128}$/.test(session)) body.sessionId = session;
+    try {
+      fetch(cfg.sessionUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        credentials: 'same-origin',
+        keepalive: true,
+        body: JSON.stringify(body),
+      }).catch(() => {});
+    } catch (e) { /* the callback still carries everything */ }
+  };
+
   const postFinish = (a) => {
     const d = a.finish.data;
-    if (!d.waba_id) return post(a, { error: { code: 'missing_session_info' } });
-    const body = { code: a.code, wabaId: String(d.waba_id) };
-    if (d.phone_number_id) body.phoneNumberId = String(d.phone_number_id);
-    if (d.business_id) body.businessId = String(d.business_id);
+    const wabaId = wabaOf(d);
+    if (!wabaId) return post(a, { error: { code: 'missing_session_info' } });
+    const body = { code: a.code, wabaId: wabaId };
+    if (metaId(d.phone_number_id)) body.phoneNumberId = metaId(d.phone_number_id);
+    if (metaId(d.business_id)) body.businessId = metaId(d.business_id);
     body.event = a.finish.event;
     return post(a, body);
   };
@@ -195,11 +228,16 @@
     const a = attempt;
     if (!a || a.posted) return;
     const ev = String(m.event || '').toUpperCase();
-    const d = m.data && typeof m.data === 'object' ? m.data : {};
+    let d = m.data;
+    if (typeof d === 'string') {
+      try { d = JSON.parse(d); } catch (err) { d = {}; }
+    }
+    d = d && typeof d === 'object' ? d : {};
 
     if (ev === 'FINISH' || ev.indexOf('FINISH_') === 0) {
       if (a.finish || a.failure) return;
       a.finish = { event: ev, data: d };
+      reportSession(ev, d);
       if (a.code) postFinish(a);
       else if (a.login) post(a, { error: { code: 'missing_code' } });
       return;

@@ -22,6 +22,7 @@ from edge_onboard.storage.models import (
     Organization,
     OutgoingWebhook,
     Phone,
+    PhoneStatus,
     Waba,
 )
 
@@ -93,19 +94,24 @@ class Completion:
     link_id: str
     claim_id: str
     waba: Waba
-    phone: Phone
+    # None: the signup finished without a number (Embedded Signup v4 allows it).
+    phone: Phone | None
     link_changes: Mapping[str, Any]
-    # The outgoing webhook made from the link's webhookUrl, the event and its deliveries.
+    # The outgoing webhook made from the link's webhookUrl, the events and their
+    # deliveries (each delivery names its event).
     webhook: OutgoingWebhook | None = None
-    event: Event | None = None
+    events: Sequence[Event] = ()
     deliveries: Sequence[Delivery] = ()
+
+    def deliveries_of(self, event: Event) -> list[Delivery]:
+        return [d for d in self.deliveries if d.event_id == event.id]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completed:
     link: OnboardingLink
     waba: Waba
-    phone: Phone
+    phone: Phone | None
 
 
 @runtime_checkable
@@ -177,6 +183,31 @@ class Storage(Protocol):
         """A page of the organisation's phones, newest first, and the total count."""
 
     async def get_waba(self, waba_id: str) -> Waba | None: ...
+
+    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
+        """The organisation's WABAs, newest first, and how many it has."""
+
+    async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
+        """The phones recorded under these WABAs (our record ids)."""
+
+    async def insert_phone(
+        self, phone: Phone, event: Event | None = None, deliveries: Sequence[Delivery] = ()
+    ) -> bool:
+        """Record a phone found later (a WABA's sync) with its event, atomically; False
+        (and nothing written) when the organisation already has that Meta number."""
+
+    async def update_phone(
+        self,
+        phone_id: str,
+        changes: Mapping[str, Any],
+        *,
+        statuses: Collection[PhoneStatus] | None = None,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Phone | None:
+        """Apply ``changes`` when the phone's status is one of ``statuses`` (any when
+        None), with the event and its deliveries in the same transaction; the updated
+        phone, or None (nothing written) when it is missing or the condition fails."""
 
     # Outgoing webhooks
     async def insert_webhook(self, webhook: OutgoingWebhook) -> None: ...

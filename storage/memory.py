@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from edge_onboard.storage.models import (
     Organization,
     OutgoingWebhook,
     Phone,
+    PhoneStatus,
     Waba,
     WebhookStatus,
 )
@@ -164,24 +165,74 @@ class MemoryStorage:
             if existing.org_id == waba.org_id and existing.meta_waba_id == waba.meta_waba_id:
                 waba = dataclasses.replace(waba, id=existing.id, created_at=existing.created_at)
         phone = copy.deepcopy(completion.phone)
-        for known in self._phones.values():
-            if (
-                known.org_id == phone.org_id
-                and known.meta_phone_number_id == phone.meta_phone_number_id
-            ):
+        if phone is not None:
+            known = self._phone_by_meta_id(phone.org_id, phone.meta_phone_number_id)
+            if known is not None:
                 phone = dataclasses.replace(phone, id=known.id, created_at=known.created_at)
-        phone.waba_id = waba.id
+            phone.waba_id = waba.id
+        for event in completion.events:
+            self._check_new_event(event, completion.deliveries_of(event))
         self._wabas[waba.id] = waba
-        self._phones[phone.id] = phone
+        if phone is not None:
+            self._phones[phone.id] = phone
         changes = dict(completion.link_changes)
-        changes.update(phone_number_id=phone.id, waba_id=waba.id)
+        changes.update(phone_number_id=phone.id if phone else None, waba_id=waba.id)
         updated = dataclasses.replace(link, **copy.deepcopy(changes))
         self._links[link.id] = updated
         if completion.webhook is not None:
             self._webhooks[completion.webhook.id] = copy.deepcopy(completion.webhook)
-        if completion.event is not None:
-            self._store_event(completion.event, completion.deliveries)
+        for event in completion.events:
+            self._store_event(event, completion.deliveries_of(event))
         return Completed(copy.deepcopy(updated), copy.deepcopy(waba), copy.deepcopy(phone))
+
+    def _phone_by_meta_id(self, org_id: str, meta_phone_number_id: str) -> Phone | None:
+        for known in self._phones.values():
+            if known.org_id == org_id and known.meta_phone_number_id == meta_phone_number_id:
+                return known
+        return None
+
+    async def insert_phone(
+        self, phone: Phone, event: Event | None = None, deliveries: Sequence[Delivery] = ()
+    ) -> bool:
+        if self._phone_by_meta_id(phone.org_id, phone.meta_phone_number_id) is not None:
+            return False
+        if phone.id in self._phones:
+            raise DuplicateError(f"phone {phone.id} exists")
+        if event is not None:
+            self._check_new_event(event, deliveries)
+        self._phones[phone.id] = copy.deepcopy(phone)
+        if event is not None:
+            self._store_event(event, deliveries)
+        return True
+
+    async def update_phone(
+        self,
+        phone_id: str,
+        changes: Mapping[str, Any],
+        *,
+        statuses: Collection[PhoneStatus] | None = None,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Phone | None:
+        phone = self._phones.get(phone_id)
+        if phone is None or (statuses is not None and phone.status not in statuses):
+            return None
+        if event is not None:
+            self._check_new_event(event, deliveries)
+        updated = dataclasses.replace(phone, **copy.deepcopy(dict(changes)))
+        self._phones[phone_id] = updated
+        if event is not None:
+            self._store_event(event, deliveries)
+        return copy.deepcopy(updated)
+
+    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
+        rows = [w for w in self._wabas.values() if w.org_id == org_id]
+        rows.sort(key=lambda w: (w.created_at, w.id), reverse=True)
+        return [copy.deepcopy(w) for w in rows[offset : offset + limit]], len(rows)
+
+    async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
+        wanted = set(waba_ids)
+        return [copy.deepcopy(p) for p in self._phones.values() if p.waba_id in wanted]
 
     async def get_phone(self, phone_id: str) -> Phone | None:
         return copy.deepcopy(self._phones.get(phone_id))
@@ -226,9 +277,12 @@ class MemoryStorage:
         self._webhooks[webhook_id] = updated
         return copy.deepcopy(updated)
 
-    def _store_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+    def _check_new_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
         if event.id in self._events or any(d.id in self._deliveries for d in deliveries):
             raise DuplicateError(f"event {event.id} exists")
+
+    def _store_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
+        self._check_new_event(event, deliveries)
         self._events[event.id] = copy.deepcopy(event)
         for delivery in deliveries:
             self._deliveries[delivery.id] = copy.deepcopy(delivery)

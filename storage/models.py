@@ -126,6 +126,12 @@ class OnboardingLink(_Record):
     # Plain prefill of links created before it was encrypted: read, never written.
     prefill: dict[str, Any] | None = None
     locale: str | None = None
+    # Which numbers the link welcomes: "cloud_api" (always) and "business_app"
+    # (WhatsApp Business app numbers, coexistence). None: ["cloud_api"].
+    connection_types: list[str] | None = None
+    # What the page reported from Meta's session message before the code (event, Meta's
+    # waba/phone/business ids, session id, when): what recovery matches Meta against.
+    session_report: dict[str, Any] | None = None
     phone_number_id: str | None = None
     phone_number: str | None = None
     waba_id: str | None = None
@@ -188,8 +194,16 @@ class Waba(_Record):
 class PhoneStatus(enum.StrEnum):
     # Registered on the Cloud API and subscribed: ready to use.
     CONNECTED = "connected"
+    # Finished Embedded Signup unverified: a code (request, verify) comes before registering.
+    PENDING_VERIFICATION = "pending_verification"
     # Connected to us, but Meta refused the registration: not usable for messaging yet.
     REGISTRATION_FAILED = "registration_failed"
+
+
+class PhonePlatform(enum.StrEnum):
+    CLOUD_API = "cloud_api"
+    # A WhatsApp Business app number also on the Cloud API (coexistence): never registered.
+    BUSINESS_APP = "business_app"
 
 
 @dataclasses.dataclass(slots=True)
@@ -201,7 +215,8 @@ class Phone(_Record):
     meta_phone_number_id: str
     status: PhoneStatus
     is_registered: bool
-    onboarding_link_id: str
+    # The link whose signup connected it; None for a number a WABA sync found later.
+    onboarding_link_id: str | None
     created_at: datetime
     updated_at: datetime
     phone_number: str | None = None
@@ -209,9 +224,14 @@ class Phone(_Record):
     # The two-step verification PIN we registered with, encrypted (context: record id).
     pin_enc: str | None = None
     registration_error: dict[str, Any] | None = None
+    platform: PhonePlatform = PhonePlatform.CLOUD_API
+    # Coexistence: how each one-shot WhatsApp Business app sync went ({"stateSync",
+    # "historySync"}: "requested", "failed", or "unknown" when Meta did not answer).
+    coexistence: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.status = PhoneStatus(self.status)
+        self.platform = PhonePlatform(self.platform)
 
 
 class WebhookStatus(enum.StrEnum):

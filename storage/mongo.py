@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ from edge_onboard.storage.models import (
     Organization,
     OutgoingWebhook,
     Phone,
+    PhoneStatus,
     Waba,
 )
 
@@ -233,6 +234,10 @@ class MongoStorage:
                 [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             )
             await self.phones.create_index("meta_phone_number_id")
+            await self.phones.create_index("waba_id")
+            await self.wabas.create_index(
+                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+            )
             await self.webhooks.create_index(
                 [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             )
@@ -391,26 +396,28 @@ class MongoStorage:
                 session=session,
             )
             assert waba is not None
-            phone_doc = _to_mongo(completion.phone.to_doc())
-            phone_doc["waba_id"] = waba["_id"]
-            phone = await self.phones.find_one_and_update(
-                {
-                    "org_id": completion.org_id,
-                    "meta_phone_number_id": completion.phone.meta_phone_number_id,
-                },
-                _upsert(phone_doc),
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-                session=session,
-            )
-            assert phone is not None
+            phone = None
+            if completion.phone is not None:
+                phone_doc = _to_mongo(completion.phone.to_doc())
+                phone_doc["waba_id"] = waba["_id"]
+                phone = await self.phones.find_one_and_update(
+                    {
+                        "org_id": completion.org_id,
+                        "meta_phone_number_id": completion.phone.meta_phone_number_id,
+                    },
+                    _upsert(phone_doc),
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )
+                assert phone is not None
             query: Doc = {"_id": completion.link_id, "org_id": completion.org_id}
             _add_condition(
                 query,
                 LinkCondition(statuses={LinkStatus.PENDING}, claim_id=completion.claim_id),
             )
             changes = {k: _native(v) for k, v in completion.link_changes.items()}
-            changes.update(phone_number_id=phone["_id"], waba_id=waba["_id"])
+            changes.update(phone_number_id=phone["_id"] if phone else None, waba_id=waba["_id"])
             link = await self.links.find_one_and_update(
                 query, {"$set": changes}, return_document=ReturnDocument.AFTER, session=session
             )
@@ -420,12 +427,12 @@ class MongoStorage:
                 await self.webhooks.insert_one(
                     _to_mongo(completion.webhook.to_doc()), session=session
                 )
-            if completion.event is not None:
-                await self._insert_event(completion.event, completion.deliveries, session)
+            for event in completion.events:
+                await self._insert_event(event, completion.deliveries_of(event), session)
             return Completed(
                 OnboardingLink.from_doc(_from_mongo(link)),
                 Waba.from_doc(_from_mongo(waba)),
-                Phone.from_doc(_from_mongo(phone)),
+                Phone.from_doc(_from_mongo(phone)) if phone else None,
             )
 
         try:
@@ -457,6 +464,74 @@ class MongoStorage:
         with _errors():
             doc = await self.wabas.find_one({"_id": waba_id})
         return Waba.from_doc(_from_mongo(doc)) if doc else None
+
+    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
+        query = {"org_id": org_id}
+        with _errors():
+            total = await self.wabas.count_documents(query)
+            cursor = (
+                self.wabas.find(query)
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                .skip(offset)
+                .limit(limit)
+            )
+            docs = await cursor.to_list()
+        return [Waba.from_doc(_from_mongo(d)) for d in docs], total
+
+    async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
+        with _errors():
+            docs = await self.phones.find({"waba_id": {"$in": list(waba_ids)}}).to_list()
+        return [Phone.from_doc(_from_mongo(d)) for d in docs]
+
+    async def insert_phone(
+        self, phone: Phone, event: Event | None = None, deliveries: Sequence[Delivery] = ()
+    ) -> bool:
+        known = {"org_id": phone.org_id, "meta_phone_number_id": phone.meta_phone_number_id}
+
+        async def apply(session: AsyncClientSession) -> bool:
+            if await self.phones.find_one(known, {"_id": 1}, session=session) is not None:
+                return False
+            await self.phones.insert_one(_to_mongo(phone.to_doc()), session=session)
+            if event is not None:
+                await self._insert_event(event, deliveries, session)
+            return True
+
+        try:
+            with _errors():
+                async with self.client.start_session() as session:
+                    return await session.with_transaction(apply)
+        except DuplicateError:
+            if await self.find_phone_by_meta_id(phone.org_id, phone.meta_phone_number_id):
+                return False  # another request recorded the same number meanwhile
+            raise
+
+    async def update_phone(
+        self,
+        phone_id: str,
+        changes: Mapping[str, Any],
+        *,
+        statuses: Collection[PhoneStatus] | None = None,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Phone | None:
+        query: Doc = {"_id": phone_id}
+        if statuses is not None:
+            query["status"] = {"$in": [PhoneStatus(s).value for s in statuses]}
+        update = {"$set": {k: _native(v) for k, v in changes.items()}}
+
+        async def apply(session: AsyncClientSession) -> Phone | None:
+            doc = await self.phones.find_one_and_update(
+                query, update, return_document=ReturnDocument.AFTER, session=session
+            )
+            if doc is None:
+                return None
+            if event is not None:
+                await self._insert_event(event, deliveries, session)
+            return Phone.from_doc(_from_mongo(doc))
+
+        with _errors():
+            async with self.client.start_session() as session:
+                return await session.with_transaction(apply)
 
     # Outgoing webhooks
 

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +43,7 @@ from edge_onboard.storage.models import (
     Organization,
     OutgoingWebhook,
     Phone,
+    PhoneStatus,
     Waba,
 )
 
@@ -427,28 +428,15 @@ class SQLiteStorage:
                 "INSERT OR REPLACE INTO wabas (id, org_id, meta_waba_id, doc) VALUES (?, ?, ?, ?)",
                 (waba.id, waba.org_id, waba.meta_waba_id, _dump(waba.to_doc())),
             )
-            found = c.execute(
-                "SELECT doc FROM phones WHERE org_id = ? AND meta_phone_number_id = ?",
-                (phone.org_id, phone.meta_phone_number_id),
-            ).fetchone()
-            if found:
-                known = Phone.from_doc(_load(found[0]))
-                phone = dataclasses.replace(phone, id=known.id, created_at=known.created_at)
-            phone = dataclasses.replace(phone, waba_id=waba.id)
-            c.execute(
-                "INSERT OR REPLACE INTO phones"
-                " (id, org_id, meta_phone_number_id, created_at, doc) VALUES (?, ?, ?, ?, ?)",
-                (
-                    phone.id,
-                    phone.org_id,
-                    phone.meta_phone_number_id,
-                    _ms(phone.created_at),
-                    _dump(phone.to_doc()),
-                ),
-            )
+            if phone is not None:
+                known = _phone_by_meta_id(c, phone.org_id, phone.meta_phone_number_id)
+                if known is not None:
+                    phone = dataclasses.replace(phone, id=known.id, created_at=known.created_at)
+                phone = dataclasses.replace(phone, waba_id=waba.id)
+                _put_phone(c, phone, replace=True)
             doc = link.to_doc()
             doc.update(completion.link_changes)
-            doc.update(phone_number_id=phone.id, waba_id=waba.id)
+            doc.update(phone_number_id=phone.id if phone else None, waba_id=waba.id)
             updated = OnboardingLink.from_doc(doc)
             _, _, status, external_id, _, expires_at, body = _link_row(updated)
             c.execute(
@@ -458,8 +446,8 @@ class SQLiteStorage:
             )
             if completion.webhook is not None:
                 _insert_webhook(c, completion.webhook)
-            if completion.event is not None:
-                _insert_event(c, completion.event, completion.deliveries)
+            for event in completion.events:
+                _insert_event(c, event, completion.deliveries_of(event))
             c.execute("COMMIT")
             return Completed(updated, waba, phone)
 
@@ -494,6 +482,69 @@ class SQLiteStorage:
             lambda c: c.execute("SELECT doc FROM wabas WHERE id = ?", (waba_id,)).fetchone()
         )
         return Waba.from_doc(_load(row[0])) if row else None
+
+    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
+        # An organisation has a handful of WABAs: sorted here, not by an index.
+        rows = await self._run(
+            lambda c: c.execute("SELECT doc FROM wabas WHERE org_id = ?", (org_id,)).fetchall()
+        )
+        wabas = sorted(
+            (Waba.from_doc(_load(r[0])) for r in rows),
+            key=lambda w: (w.created_at, w.id),
+            reverse=True,
+        )
+        return wabas[offset : offset + limit], len(wabas)
+
+    async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
+        if not waba_ids:
+            return []
+        marks = ",".join("?" * len(waba_ids))
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT doc FROM phones WHERE json_extract(doc, '$.waba_id') IN ({marks})",
+                tuple(waba_ids),
+            ).fetchall()
+        )
+        return [Phone.from_doc(_load(r[0])) for r in rows]
+
+    async def insert_phone(
+        self, phone: Phone, event: Event | None = None, deliveries: Sequence[Delivery] = ()
+    ) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            with _transaction(c):
+                if _phone_by_meta_id(c, phone.org_id, phone.meta_phone_number_id) is not None:
+                    return False
+                _put_phone(c, phone, replace=False)
+                if event is not None:
+                    _insert_event(c, event, deliveries)
+                return True
+
+        return await self._run(op)
+
+    async def update_phone(
+        self,
+        phone_id: str,
+        changes: Mapping[str, Any],
+        *,
+        statuses: Collection[PhoneStatus] | None = None,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Phone | None:
+        def op(c: sqlite3.Connection) -> Phone | None:
+            with _transaction(c):
+                row = c.execute("SELECT doc FROM phones WHERE id = ?", (phone_id,)).fetchone()
+                phone = Phone.from_doc(_load(row[0])) if row else None
+                if phone is None or (statuses is not None and phone.status not in statuses):
+                    return None
+                doc = phone.to_doc()
+                doc.update(changes)
+                updated = Phone.from_doc(doc)
+                _put_phone(c, updated, replace=True)
+                if event is not None:
+                    _insert_event(c, event, deliveries)
+                return updated
+
+        return await self._run(op)
 
     # Outgoing webhooks
 
@@ -737,6 +788,41 @@ def _delivery_row(d: Delivery) -> tuple[str, str, str, int, int | None, int, str
         _ms(d.next_attempt_at) if d.next_attempt_at else None,
         _ms(d.created_at),
         _dump(d.to_doc()),
+    )
+
+
+@contextlib.contextmanager
+def _transaction(c: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back if it raises."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+
+
+def _phone_by_meta_id(c: sqlite3.Connection, org_id: str, meta_phone_id: str) -> Phone | None:
+    row = c.execute(
+        "SELECT doc FROM phones WHERE org_id = ? AND meta_phone_number_id = ?",
+        (org_id, meta_phone_id),
+    ).fetchone()
+    return Phone.from_doc(_load(row[0])) if row else None
+
+
+def _put_phone(c: sqlite3.Connection, phone: Phone, *, replace: bool) -> None:
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    c.execute(
+        f"{verb} INTO phones (id, org_id, meta_phone_number_id, created_at, doc)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            phone.id,
+            phone.org_id,
+            phone.meta_phone_number_id,
+            _ms(phone.created_at),
+            _dump(phone.to_doc()),
+        ),
     )
 
 

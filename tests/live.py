@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+from starlette.applications import Starlette
 
 CLI = [sys.executable, "-m", "edge_onboard"]
 
@@ -84,3 +89,42 @@ def serve(
             proc.kill()
             proc.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """``app`` on 127.0.0.1 (a free port), in a thread with its own event loop."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue from here on, before hypercorn accepts them
+    port: int = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            # A Starlette app is a plain ASGI 3 callable; hypercorn types it its own way.
+            loop.run_until_complete(
+                hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="fake-meta", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+    assert not thread.is_alive(), "the fake Meta did not stop"
+    assert not errors, f"the fake Meta failed: {errors[0]!r}"

@@ -489,6 +489,8 @@ async def test_phone_connected_reaches_org_and_link_webhooks(hooks: Harness) -> 
         "wabaId": completed["wabaId"],
         "metaWabaId": data["waba_id"],
         "isPhoneRegistered": True,
+        "status": "connected",
+        "platform": "cloud_api",
     }
     for request, secret in ((to_org, org_hook["secret"]), (to_link, link["webhookSecret"])):
         payload = verify(request, secret)

@@ -21,7 +21,21 @@ from tests.test_delivery import Receiver
 from tests.test_links_api import assert_error
 
 pytestmark = pytest.mark.anyio
-EVENTS = ["message.received", "message.sent", "message.delivered", "message.read", "message.failed"]
+# Every event Meta's webhooks become.
+EVENTS = [
+    "message.received",
+    "message.reaction",
+    "message.edited",
+    "message.deleted",
+    "message.echo",
+    "message.sent",
+    "message.delivered",
+    "message.read",
+    "message.played",
+    "message.failed",
+    "contact.changed",
+    "phone_number.error",
+]
 
 
 class World:
@@ -175,10 +189,23 @@ async def test_a_signed_message_becomes_one_event(world: World) -> None:
         "metaMessageId": "wamid.A1",
         "from": "15551234567",
         "contactName": "Ana",
+        "userId": None,
+        "parentUserId": None,
+        "groupId": None,
         "type": "text",
         "timestamp": "2026-11-25T01:23:33.000Z",
+        "context": None,
+        "referral": None,
+        "errors": [],
         "text": "Olá!",
         "media": None,
+        "location": None,
+        "contacts": None,
+        "interactive": None,
+        "button": None,
+        "order": None,
+        "unsupported": None,
+        "raw": payload["entry"][0]["changes"][0]["value"]["messages"][0],
     }
 
 
@@ -243,8 +270,180 @@ async def test_batches_route_by_phone_and_statuses_arrive_in_any_order(world: Wo
             "title": "Undeliverable",
             "message": "Message undeliverable",
             "details": "not on WhatsApp",
+            "href": None,
         }
     ]
+
+
+def _message(message_id: str, kind: str, **content: Any) -> dict[str, Any]:
+    return {
+        "from": "15551234567",
+        "id": message_id,
+        "timestamp": "1795569813",
+        "type": kind,
+        **content,
+    }
+
+
+async def test_each_kind_of_change_becomes_its_own_event_once(world: World) -> None:
+    phone = await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    meta = phone["metaPhoneNumberId"]
+    target = {"message_id": "wamid.OUT"}
+    bodies = [
+        messages_payload(
+            meta,
+            messages=[
+                _message("wamid.R1", "reaction", reaction={**target, "emoji": "👍"}),
+                _message("wamid.R2", "reaction", reaction={**target, "emoji": ""}),
+                _message(
+                    "wamid.E1",
+                    "edit",
+                    edit={
+                        "original_message_id": "wamid.T1",
+                        "message": {"type": "text", "text": {"body": "Olá de novo"}},
+                    },
+                ),
+                _message("wamid.D1", "revoke", revoke={"original_message_id": "wamid.T1"}),
+                _message(
+                    "wamid.S1",
+                    "system",
+                    system={
+                        "body": "User changed from 15551234567 to 15557654321",
+                        "wa_id": "15557654321",
+                        "type": "user_changed_number",
+                    },
+                ),
+            ],
+        ),
+        messages_payload(
+            meta,
+            messages=[],
+            message_echoes=[
+                {
+                    "from": "15550100000",
+                    "to": "15551234567",
+                    "id": "wamid.ECHO",
+                    "timestamp": "1795569813",
+                    "type": "text",
+                    "text": {"body": "Sent from the app"},
+                }
+            ],
+        ),
+        messages_payload(
+            meta,
+            messages=[],
+            statuses=[
+                {
+                    "id": "wamid.VOICE",
+                    "status": "played",
+                    "timestamp": "1795569813",
+                    "recipient_id": "15551234567",
+                    "pricing": {
+                        "billable": False,
+                        "pricing_model": "PMP",
+                        "category": "service",
+                        "type": "free_customer_service",
+                    },
+                }
+            ],
+            errors=[
+                {
+                    "code": 131000,
+                    "title": "Something went wrong",
+                    "message": "Something went wrong",
+                    "error_data": {"details": "Unsupported webhook payload"},
+                }
+            ],
+        ),
+    ]
+    for body in bodies * 2:  # and Meta's retries add nothing
+        assert (await world.meta_post(phone["phoneNumberId"], body)).status_code == 200
+    events = {
+        e["event"] + ":" + (e["data"].get("metaMessageId") or ""): e
+        for e in await world.delivered()
+    }
+    assert sorted(events) == [
+        "contact.changed:wamid.S1",
+        "message.deleted:wamid.D1",
+        "message.echo:wamid.ECHO",
+        "message.edited:wamid.E1",
+        "message.played:wamid.VOICE",
+        "message.reaction:wamid.R1",
+        "message.reaction:wamid.R2",
+        "phone_number.error:",
+    ]
+    added, removed = events["message.reaction:wamid.R1"], events["message.reaction:wamid.R2"]
+    assert (added["data"]["action"], added["data"]["reaction"]) == (
+        "added",
+        {"messageId": "wamid.OUT", "emoji": "👍"},
+    )
+    assert (removed["data"]["action"], removed["data"]["reaction"]["emoji"]) == ("removed", "")
+    edited = events["message.edited:wamid.E1"]["data"]
+    assert (edited["originalMessageId"], edited["type"], edited["text"]) == (
+        "wamid.T1",
+        "text",
+        "Olá de novo",
+    )
+    assert events["message.deleted:wamid.D1"]["data"]["originalMessageId"] == "wamid.T1"
+    changed = events["contact.changed:wamid.S1"]["data"]
+    assert (changed["from"], changed["system"]["type"], changed["system"]["waId"]) == (
+        "15551234567",
+        "user_changed_number",
+        "15557654321",
+    )
+    echo = events["message.echo:wamid.ECHO"]["data"]
+    assert (echo["from"], echo["to"], echo["contactName"], echo["text"]) == (
+        "15550100000",
+        "15551234567",
+        "Ana",
+        "Sent from the app",
+    )
+    played = events["message.played:wamid.VOICE"]["data"]
+    assert played["pricing"] == {
+        "billable": False,
+        "category": "service",
+        "pricingModel": "PMP",
+        "type": "free_customer_service",
+    }
+    assert played["conversation"] is None
+    error = events["phone_number.error:"]["data"]
+    assert (error["phoneNumberId"], error["code"], error["details"]) == (
+        phone["phoneNumberId"],
+        131000,
+        "Unsupported webhook payload",
+    )
+
+
+async def test_a_sender_known_by_user_id_only_and_a_type_yet_unknown(world: World) -> None:
+    """Meta's usernames: a customer may come with a business-scoped user id and no
+    number; and a type Meta adds later arrives whole under raw."""
+    phone = await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    message = {
+        "from_user_id": "US.1349",
+        "id": "wamid.NEW",
+        "timestamp": "1795569813",
+        "type": "hologram",
+        "hologram": {"frames": [1, 2, 3]},
+    }
+    body = messages_payload(
+        phone["metaPhoneNumberId"],
+        contacts=[{"profile": {"name": "Bia"}, "user_id": "US.1349", "parent_user_id": "US.ENT.1"}],
+        messages=[message],
+    )
+    assert (await world.meta_post(phone["phoneNumberId"], body)).status_code == 200
+    (event,) = await world.delivered()
+    data = event["data"]
+    assert (event["event"], data["from"], data["userId"], data["parentUserId"]) == (
+        "message.received",
+        None,
+        "US.1349",
+        "US.ENT.1",
+    )
+    assert (data["contactName"], data["type"], data["raw"]) == ("Bia", "hologram", message)
 
 
 async def test_send_then_status_events_in_the_sandbox(world: World) -> None:

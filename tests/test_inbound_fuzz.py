@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import bson
 import httpx
+import jsonschema_rs  # schemathesis's validator
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from edge_onboard._readers import MAX_DEPTH
 from edge_onboard.auth import create_key
 from edge_onboard.delivery import Sender
+from edge_onboard.event_schemas import event_schema
+from edge_onboard.events import EVENT_TYPES
 from edge_onboard.inbound import parse
+from edge_onboard.message_model import Found
 from edge_onboard.storage import Storage
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Receiver
@@ -56,59 +62,11 @@ class _Absent:
 
 
 ABSENT = _Absent()
-LEVELS = (
-    "entry",
-    "entry[0]",
-    "changes",
-    "changes[0]",
-    "value",
-    "metadata",
-    "metadata.phone_number_id",
-    "errors",
-    "errors[0]",
-    "errors[0].code",
-    "contacts",
-    "contacts[0]",
-    "contacts[0].wa_id",
-    "contacts[0].profile",
-    "contacts[0].profile.name",
-    "messages",
-    "messages[0]",
-    "messages[0].id",
-    "messages[0].from",
-    "messages[0].type",
-    "messages[0].timestamp",
-    "messages[0].text",
-    "messages[0].text.body",
-    "messages[1]",
-    "messages[1].type",
-    "messages[1].image",
-    "messages[1].image.id",
-    "messages[1].image.mime_type",
-    "statuses",
-    "statuses[0]",
-    "statuses[0].id",
-    "statuses[0].status",
-    "statuses[0].timestamp",
-    "statuses[0].recipient_id",
-    "statuses[0].errors",
-    "statuses[0].errors[0]",
-    "statuses[0].errors[0].code",
-    "statuses[0].errors[0].error_data",
-    "statuses[0].errors[0].error_data.details",
-)
-# Some levels of a valid payload replaced by any JSON value, or removed. Scalars are drawn
-# on their own as well: JSON alone gives mostly containers, and a number where a list
-# belongs is what a shape-blind parser trips on (60 examples then found the old 500s
-# nearly every run, against one run in five).
-JUNK: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
-    st.sampled_from(LEVELS), SCALAR | JSON | st.just(ABSENT), min_size=1, max_size=4
-)
 
 
-def near_valid(meta_phone: str, junk: dict[str, Any], message_id: str = "wamid.F1") -> Any:
-    """Meta's payload with a message, a media message, a failed status, a contact and a
-    reported error, each ``junk`` level swapped for its replacement."""
+def near_valid(meta_phone: str, junk: Mapping[str, Any], message_id: str = "wamid.F1") -> Any:
+    """Meta's payload with a message of every documented type, an echo, two statuses, a
+    contact and a reported error, each ``junk`` level swapped for its replacement."""
 
     def obj(level: str, **fields: Any) -> Any:
         """The object at ``level``, each field of which (``level.key``) may be junk too."""
@@ -118,6 +76,150 @@ def near_valid(meta_phone: str, junk: dict[str, Any], message_id: str = "wamid.F
     def one(level: str, *items: Any) -> Any:
         return junk.get(level, [item for item in items if item is not ABSENT])
 
+    def message(n: int, kind: str, **content: Any) -> Any:
+        level = f"messages[{n}]"
+        return obj(
+            level,
+            id=f"{message_id}.{n}",
+            type=kind,
+            timestamp="1795569813",
+            **{"from": SENDER},
+            **{key: build(f"{level}.{key}") for key, build in content.items()},
+        )
+
+    def error(level: str) -> Any:
+        details = obj(f"{level}.error_data", details=BODY)
+        return obj(level, code=131026, title="Undeliverable", message=BODY, error_data=details)
+
+    messages = one(
+        "messages",
+        message(
+            0,
+            "text",
+            text=lambda at: obj(at, body=BODY),
+            context=lambda at: obj(
+                at,
+                id="wamid.C",
+                forwarded=True,
+                frequently_forwarded=False,
+                referred_product=obj(
+                    f"{at}.referred_product", catalog_id="1", product_retailer_id="2"
+                ),
+                **{"from": SENDER},
+            ),
+            referral=lambda at: obj(
+                at,
+                source_url="https://fb.me/x",
+                source_id="AD",
+                source_type="ad",
+                headline=BODY,
+                body=BODY,
+                media_type="image",
+                image_url="https://scontent.example/i",
+                ctwa_clid="CLID",
+                welcome_message=obj(f"{at}.welcome_message", text=BODY),
+            ),
+        ),
+        message(
+            1,
+            "image",
+            image=lambda at: obj(
+                at, id="MEDIA1", mime_type="image/jpeg", sha256="c2hh", caption=BODY
+            ),
+        ),
+        message(2, "audio", audio=lambda at: obj(at, id="MEDIA2", voice=True)),
+        message(
+            3,
+            "location",
+            location=lambda at: obj(at, latitude=38.7, longitude=-9, name=BODY, address=BODY),
+        ),
+        message(
+            4,
+            "contacts",
+            contacts=lambda at: one(
+                at,
+                obj(
+                    f"{at}[0]",
+                    name=obj(f"{at}[0].name", formatted_name=BODY, first_name="Ana"),
+                    phones=one(
+                        f"{at}[0].phones", obj(f"{at}[0].phones[0]", phone=SENDER, wa_id=SENDER)
+                    ),
+                    emails=one(f"{at}[0].emails", obj(f"{at}[0].emails[0]", email="a@b.example")),
+                    addresses=one(f"{at}[0].addresses", obj(f"{at}[0].addresses[0]", city=BODY)),
+                    org=obj(f"{at}[0].org", company=BODY),
+                    birthday="2000-01-31",
+                ),
+            ),
+        ),
+        message(
+            5,
+            "interactive",
+            interactive=lambda at: obj(
+                at,
+                type="list_reply",
+                list_reply=obj(f"{at}.list_reply", id="row1", title=BODY, description=BODY),
+            ),
+        ),
+        message(
+            6,
+            "interactive",
+            interactive=lambda at: obj(
+                at,
+                type="nfm_reply",
+                nfm_reply=obj(f"{at}.nfm_reply", name="flow", body="Sent", response_json='{"a":1}'),
+            ),
+        ),
+        message(7, "button", button=lambda at: obj(at, payload="yes", text=BODY)),
+        message(
+            8,
+            "order",
+            order=lambda at: obj(
+                at,
+                catalog_id="CAT",
+                text=BODY,
+                product_items=one(
+                    f"{at}.product_items",
+                    obj(
+                        f"{at}.product_items[0]",
+                        product_retailer_id="SKU",
+                        quantity=2,
+                        item_price=9.5,
+                        currency="EUR",
+                    ),
+                ),
+            ),
+        ),
+        message(9, "reaction", reaction=lambda at: obj(at, message_id="wamid.OUT", emoji="👍")),
+        message(
+            10,
+            "edit",
+            edit=lambda at: obj(
+                at,
+                original_message_id="wamid.T",
+                message=obj(
+                    f"{at}.message",
+                    type="text",
+                    text=obj(f"{at}.message.text", body=BODY),
+                    context=obj(f"{at}.message.context", id="wamid.C"),
+                ),
+            ),
+        ),
+        message(11, "revoke", revoke=lambda at: obj(at, original_message_id="wamid.T")),
+        message(
+            12,
+            "system",
+            system=lambda at: obj(at, body=BODY, wa_id="15559876543", type="user_changed_number"),
+            identity=lambda at: obj(
+                at, acknowledged=True, created_timestamp="1795569813", hash="h"
+            ),
+        ),
+        message(
+            13,
+            "unsupported",
+            unsupported=lambda at: obj(at, type="poll"),
+            errors=lambda at: one(at, error(f"{at}[0]")),
+        ),
+    )
     value = obj(
         "value",
         messaging_product="whatsapp",
@@ -125,25 +227,26 @@ def near_valid(meta_phone: str, junk: dict[str, Any], message_id: str = "wamid.F
         errors=one("errors", obj("errors[0]", code=131000, title="Something went wrong")),
         contacts=one(
             "contacts",
-            obj("contacts[0]", wa_id=SENDER, profile=obj("contacts[0].profile", name="Ana")),
-        ),
-        messages=one(
-            "messages",
             obj(
-                "messages[0]",
-                id=message_id,
-                type="text",
-                timestamp="1795569813",
-                text=obj("messages[0].text", body=BODY),
-                **{"from": SENDER},
+                "contacts[0]",
+                wa_id=SENDER,
+                user_id="US.1",
+                parent_user_id="US.ENT.1",
+                profile=obj("contacts[0].profile", name="Ana"),
             ),
+        ),
+        messages=messages,
+        message_echoes=one(
+            "message_echoes",
             obj(
-                "messages[1]",
-                id=message_id + ".image",
-                type="image",
+                "message_echoes[0]",
+                id=message_id + ".echo",
+                to=SENDER,
+                to_user_id="US.1",
                 timestamp="1795569813",
-                image=obj("messages[1].image", id="MEDIA1", mime_type="image/jpeg"),
-                **{"from": SENDER},
+                type="text",
+                text=obj("message_echoes[0].text", body=BODY),
+                **{"from": "15550100000"},
             ),
         ),
         statuses=one(
@@ -154,15 +257,27 @@ def near_valid(meta_phone: str, junk: dict[str, Any], message_id: str = "wamid.F
                 status="failed",
                 timestamp="1795569813",
                 recipient_id=SENDER,
-                errors=one(
-                    "statuses[0].errors",
-                    obj(
-                        "statuses[0].errors[0]",
-                        code=131026,
-                        title="Undeliverable",
-                        message=BODY,
-                        error_data=obj("statuses[0].errors[0].error_data", details=BODY),
-                    ),
+                errors=one("statuses[0].errors", error("statuses[0].errors[0]")),
+            ),
+            obj(
+                "statuses[1]",
+                id=message_id + ".out",
+                status="read",
+                timestamp="1795569813",
+                recipient_id=SENDER,
+                biz_opaque_callback_data=BODY,
+                conversation=obj(
+                    "statuses[1].conversation",
+                    id="CONV",
+                    expiration_timestamp="1795569813",
+                    origin=obj("statuses[1].conversation.origin", type="service"),
+                ),
+                pricing=obj(
+                    "statuses[1].pricing",
+                    billable=True,
+                    pricing_model="PMP",
+                    category="service",
+                    type="free_customer_service",
                 ),
             ),
         ),
@@ -172,28 +287,95 @@ def near_valid(meta_phone: str, junk: dict[str, Any], message_id: str = "wamid.F
     return obj("", object="whatsapp_business_account", entry=one("entry", entry))
 
 
+class _Levels(dict[str, Any]):
+    """Records every level the template asks about: those are what junk can replace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.append(key)
+        return default
+
+
+def _levels() -> tuple[str, ...]:
+    recorder = _Levels()
+    near_valid(META_PHONE, recorder)
+    return tuple(level for level in dict.fromkeys(recorder.asked) if level)
+
+
+LEVELS = _levels()
+# Some levels of a valid payload replaced by any JSON value, or removed. Scalars are drawn
+# on their own as well: JSON alone gives mostly containers, and a number where a list
+# belongs is what a shape-blind parser trips on (60 examples then found the old 500s
+# nearly every run, against one run in five).
+JUNK: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
+    st.sampled_from(LEVELS), SCALAR | JSON | st.just(ABSENT), min_size=1, max_size=4
+)
+# Every event body must match the schema /openapi.json publishes for its type.
+VALIDATORS = {
+    name: jsonschema_rs.validator_for(event_schema(name), validate_formats=True)
+    for name in EVENT_TYPES
+}
+
+
+def check_event(org_id: str, found: Found) -> None:
+    body = {
+        "id": "evt_1",
+        "event": found.event_type,
+        "timestamp": "2026-11-25T12:00:00.000Z",
+        "organizationId": org_id,
+        "data": {"phoneNumberId": org_id, "wabaId": org_id, **found.data},
+    }
+    VALIDATORS[found.event_type].validate(body)
+    # Every key the payload has is published, and every published key is there.
+    assert set(body["data"]) == set(
+        event_schema(found.event_type)["properties"]["data"]["properties"]
+    )
+
+
 def test_the_near_valid_template_is_valid() -> None:
-    """Without junk the template gives every event it was written to give."""
+    """Without junk the template gives every event it was written to give, each as its
+    schema says."""
     (change,) = parse(orjson.dumps(near_valid(META_PHONE, {}))).changes
     assert change.meta_phone_id == META_PHONE
-    assert [(kind, event_type) for kind, event_type, _ in change.events] == [
+    assert [(f.kind, f.event_type) for f in change.events] == [
+        *[("received", "message.received")] * 9,
+        ("reaction", "message.reaction"),
+        ("edited", "message.edited"),
+        ("deleted", "message.deleted"),
+        ("contact", "contact.changed"),
         ("received", "message.received"),
-        ("received", "message.received"),
+        ("echo", "message.echo"),
         ("failed", "message.failed"),
+        ("read", "message.read"),
+        ("error", "phone_number.error"),
     ]
-    text, image, failed = (data for _, _, data in change.events)
-    assert (text["text"], text["contactName"], text["timestamp"]) == (
+    for found in change.events:
+        check_event(str(uuid.uuid4()), found)
+    text, image, audio, *_ = (f.data for f in change.events)
+    assert (text["text"], text["contactName"], text["userId"], text["timestamp"]) == (
         BODY,
         "Ana",
+        "US.1",
         "2026-11-25T01:23:33.000Z",
     )
+    assert text["context"]["forwarded"] and text["referral"]["welcomeMessage"] == {"text": BODY}
     assert image["media"] == {
         "id": "MEDIA1",
         "mimeType": "image/jpeg",
-        "caption": None,
+        "sha256": "c2hh",
+        "caption": BODY,
         "filename": None,
+        "voice": None,
+        "animated": None,
+        "url": None,
     }
-    assert failed["errors"][0]["code"] == 131026
+    assert audio["media"]["voice"] is True
+    by_type = {f.event_type: f.data for f in change.events}
+    assert by_type["message.failed"]["errors"][0]["code"] == 131026
+    assert by_type["message.read"]["pricing"]["type"] == "free_customer_service"
 
 
 class Lines(logging.Handler):
@@ -233,12 +415,13 @@ def check_parse(raw: bytes) -> None:
         assert not any(private in line for private in PRIVATE), line
     for change in parsed.changes:
         assert change.meta_phone_id is None or isinstance(change.meta_phone_id, str)
-        for kind, event_type, data in change.events:
-            assert isinstance(kind, str) and event_type.startswith("message.")
-            assert isinstance(data["metaMessageId"], str) and data["metaMessageId"]
+        for found in change.events:
+            assert found.event_type in EVENT_TYPES and found.kind
+            assert isinstance(found.meta_id, str) and found.meta_id
             # What is recorded must fit every store: BSON is the narrowest (64-bit ints).
-            bson.encode({"data": data})
-            orjson.dumps(data)
+            bson.encode({"data": found.data})
+            orjson.dumps(found.data)
+            check_event("0b5e2c8e-4a0c-4f57-9a3d-7f1f0c9b6e21", found)
 
 
 @settings(deadline=None, max_examples=400)
@@ -264,23 +447,54 @@ def test_parse_takes_json_numbers_a_datetime_cannot_hold() -> None:
         raw = orjson.dumps(near_valid(META_PHONE, {"messages[0].timestamp": 0}))
         with inbound_lines() as lines:
             (change,) = parse(raw.replace(b'"timestamp":0', b'"timestamp":' + when)).changes
-        assert change.events[0][2]["timestamp"] is None
+        assert change.events[0].data["timestamp"] is None
+        # An integer past 64 bits cannot be stored as it is, in raw either: kept as text.
+        past_64_bits = when == b"18446744073709551615"
         assert lines.unusable() == [
             "inbound: entry[0].changes[0].value.messages[0].timestamp is "
             + ("str" if when.startswith(b'"') else type(orjson.loads(when)).__name__)
             + ", expected a Unix time; skipped"
+            + (" (and 1 more)" if past_64_bits else "")
         ]
+        if past_64_bits:
+            assert change.events[0].data["raw"]["timestamp"] == when.decode()
 
 
 def test_an_error_code_beyond_64_bits_is_dropped() -> None:
     raw = orjson.dumps(near_valid(META_PHONE, {"statuses[0].errors[0].code": 2**64 - 1}))
     with inbound_lines() as lines:
         (change,) = parse(raw).changes
-    assert change.events[-1][2]["errors"][0]["code"] is None
+    (failed,) = [f.data for f in change.events if f.event_type == "message.failed"]
+    assert failed["errors"][0]["code"] is None
+    assert failed["raw"]["errors"][0]["code"] == str(2**64 - 1)
     assert lines.unusable() == [
         "inbound: entry[0].changes[0].value.statuses[0].errors[0].code is int,"
-        " expected a 64-bit int; skipped"
+        " expected a 64-bit int; skipped (and 1 more)"
     ]
+
+
+def test_raw_keeps_what_every_store_can_hold() -> None:
+    """Meta's object rides along untouched, unless no store could keep it: then a NUL in a
+    key becomes U+FFFD and what nests MAX_DEPTH levels down null, with one warning."""
+    deep: Any = "bottom"
+    for _ in range(MAX_DEPTH + 5):
+        deep = {"next": deep}
+    payload = near_valid(META_PHONE, {})
+    messages = payload["entry"][0]["changes"][0]["value"]["messages"]
+    messages[2]["audio"]["extra"] = {"a\0b": 1, "deep": deep}
+    with inbound_lines() as lines:
+        (change,) = parse(orjson.dumps(payload)).changes
+    extra = change.events[2].data["raw"]["audio"]["extra"]
+    assert extra["a\ufffdb"] == 1
+    node = extra["deep"]  # the message is level 0, so this is level 3
+    for _ in range(MAX_DEPTH - 4):
+        node = node["next"]
+    assert node == {"next": None}
+    assert lines.unusable() == [
+        "inbound: entry[0].changes[0].value.messages[2] (raw) is object,"
+        " expected JSON every store can hold (kept in part); skipped"
+    ]
+    assert [found.data["raw"] for found in change.events[:2]] == messages[:2]
 
 
 @pytest.fixture

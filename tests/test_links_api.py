@@ -80,7 +80,7 @@ async def test_create_returns_the_seed_shape(api: Api) -> None:
     assert link["webhookEvents"] == ["message.received", "message.sent"]
     assert link["webhookSecret"].startswith("whsec_") and len(link["webhookSecret"]) >= 32
     assert link["phoneNumberId"] is None and link["phoneNumber"] is None
-    assert link["wabaId"] is None and link["isPhoneRegistered"] is False
+    assert link["wabaId"] is None and link["isPhoneRegistered"] is None  # null while pending
     assert link["completedAt"] is None and link["lastError"] is None
     assert link["metadata"] == {}
     assert link["createdAt"] == "2026-11-25T12:00:00.000Z"

@@ -15,7 +15,6 @@ printed, every response it gave and every webhook it delivered.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -23,8 +22,6 @@ import hmac
 import json
 import re
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -33,15 +30,13 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 import orjson
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from edge_onboard.sandbox import APP_ID, APP_SECRET, CONFIG_ID, SandboxMeta
-from tests.live import free_port, run_cli, serve
+from tests.live import free_port, run_cli, serve, serving
 
 EVENTS = [
     "phone_number.connected",
@@ -179,45 +174,6 @@ class FakeMeta:
                 fields = {**body, **(body.get("webhook_configuration") or {})}
                 found += [(SECRET_BODY[k], str(v)) for k, v in fields.items() if k in SECRET_BODY]
         return found
-
-
-@contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """``app`` on 127.0.0.1 (a free port), in a thread with its own event loop."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)  # connections queue from here on, before hypercorn accepts them
-    port: int = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            # A Starlette app is a plain ASGI 3 callable; hypercorn types it its own way.
-            loop.run_until_complete(
-                hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-            )
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, name="fake-meta", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(15)
-    assert not thread.is_alive(), "the fake Meta did not stop"
-    assert not errors, f"the fake Meta failed: {errors[0]!r}"
 
 
 @contextlib.contextmanager

@@ -51,12 +51,9 @@ class Flow:
     def finish(self, scenario: str = "ok") -> dict[str, Any]:
         session = self.sandbox.finish(scenario)
         data = session["data"]
-        body = {
-            "code": session["code"],
-            "wabaId": data["waba_id"],
-            "businessId": data["business_id"],
-            "event": session["event"],
-        }
+        body = {"code": session["code"], "wabaId": data["waba_id"], "event": session["event"]}
+        if "business_id" in data:
+            body["businessId"] = data["business_id"]
         if "phone_number_id" in data:
             body["phoneNumberId"] = data["phone_number_id"]
         return body
@@ -132,6 +129,8 @@ async def test_the_whole_flow(flow: Flow) -> None:
         "metaWabaId": body["wabaId"],
         "isPhoneRegistered": True,
         "status": "connected",
+        "platform": "cloud_api",
+        "coexistence": None,
         "onboardingLinkId": link["id"],
         "createdAt": done["completedAt"],
     }
@@ -192,13 +191,18 @@ async def test_registration_failure_is_recorded_not_fatal(flow: Flow) -> None:
     assert "not_registered" in {issue["code"] for issue in health["data"]["issues"]}
 
 
-async def test_waba_only_finish_picks_the_single_number(flow: Flow) -> None:
+async def test_waba_only_finish_completes_without_a_number(flow: Flow) -> None:
     link = await flow.link()
+    assert (await flow.get(link["id"]))["isPhoneRegistered"] is None  # pending
     body = flow.finish("only_waba")
-    assert "phoneNumberId" not in body
+    assert "phoneNumberId" not in body and body["event"] == "FINISH_ONLY_WABA"
     response = await flow.callback(link["id"], body)
     assert response.status_code == 200, response.text
-    assert (await flow.get(link["id"]))["phoneNumber"] is not None
+    done = await flow.get(link["id"])
+    assert done["status"] == "completed" and done["wabaId"] is not None
+    assert done["phoneNumberId"] is None and done["phoneNumber"] is None
+    assert done["isPhoneRegistered"] is None and done["webhookUrl"] is None
+    assert await flow.phones() == []
 
 
 async def assert_still_pending(flow: Flow, link_id: str, code: str) -> None:

@@ -41,6 +41,9 @@
       setBusy(false);
       return;
     }
+    // Meta sends `data` as an object in most flows and as a JSON string in some: the
+    // sandbox uses the string form for the OBO migration, so pages handle both.
+    if (session.event === 'FINISH_OBO_MIGRATION') session = Object.assign({}, session, { data: JSON.stringify(session.data) });
     opener.postMessage(JSON.stringify(Object.assign({ type: 'WA_EMBEDDED_SIGNUP' }, session)), targetOrigin);
     opener.postMessage(JSON.stringify({ type: 'SANDBOX_LOGIN', code: code || null }), targetOrigin);
     window.close();
@@ -68,7 +71,12 @@
   cancelBtn.addEventListener('click', () => {
     setBusy(true);
     try {
-      report({ event: 'CANCEL', data: { current_step: $('step').value } }, null);
+      // Meta's two cancel shapes; both carry a session id, which Meta support asks for.
+      const session = Math.random().toString(16).slice(2, 18);
+      const data = $('cancel-shape').value === 'error'
+        ? { error_message: 'Sandbox: something went wrong.', error_code: '524126', session_id: session, timestamp: String(Math.floor(Date.now() / 1000)) }
+        : { current_step: $('step').value, session_id: session };
+      report({ event: 'CANCEL', data: data }, null);
     } catch (err) {
       fail('Could not report to the signup page (' + err.message + ').');
     }

@@ -4,12 +4,14 @@ page → Meta popup (the sandbox's) → callback → redirect, and the ways it c
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
@@ -47,9 +49,17 @@ def browser() -> Iterator[Any]:
 
 
 class Site:
-    def __init__(self, base: str, key: str) -> None:
+    def __init__(self, base: str, key: str, cwd: Path) -> None:
         self.base = base
         self.auth = {"Authorization": f"Bearer {key}"}
+        self.cwd = cwd
+
+    def stored(self, link_id: str) -> dict[str, Any]:
+        """The link as the server stored it (the SQLite file of the live server)."""
+        with sqlite3.connect(self.cwd / "edge_onboard.db") as db:
+            (doc,) = db.execute("SELECT doc FROM links WHERE id = ?", (link_id,)).fetchone()
+        stored: dict[str, Any] = orjson.loads(doc)
+        return stored
 
     def link(self, **body: Any) -> dict[str, Any]:
         payload = {"name": "Acme <Corp>", "externalId": "customer_123"}
@@ -70,7 +80,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     cwd = tmp_path_factory.mktemp("browser")
     key = create_key(cwd)
     with serve(cwd, "--sandbox") as (base, _):
-        yield Site(base, key)
+        yield Site(base, key, cwd)
 
 
 @pytest.fixture
@@ -97,7 +107,13 @@ def page(browser: Any) -> Iterator[Any]:
     assert errors == [], errors
 
 
-def run_popup(page: Any, *, scenario: str = "ok", cancel_step: str | None = None) -> None:
+def run_popup(
+    page: Any,
+    *,
+    scenario: str = "ok",
+    cancel_step: str | None = None,
+    cancel_shape: str = "step",
+) -> None:
     with page.expect_popup() as popup_info:
         page.click("#connect")
     popup = popup_info.value
@@ -105,6 +121,7 @@ def run_popup(page: Any, *, scenario: str = "ok", cancel_step: str | None = None
     assert "SANDBOX" in popup.content().upper()
     if cancel_step:
         popup.select_option("#step", cancel_step)
+        popup.select_option("#cancel-shape", cancel_shape)
         try:
             popup.click("#cancel")
         except PlaywrightError:
@@ -233,7 +250,7 @@ def blocked_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "EDGE_META_SDK_URL": "http://127.0.0.1:9/sdk.js",
     }
     with serve(cwd, env=env) as (base, _):
-        yield Site(base, key)
+        yield Site(base, key, cwd)
 
 
 def test_blocked_sdk_says_so(blocked_site: Site, browser: Any) -> None:
@@ -245,3 +262,94 @@ def test_blocked_sdk_says_so(blocked_site: Site, browser: Any) -> None:
     assert page.is_disabled("#connect")
     assert "s3cret-app-secret" not in page.content()
     context.close()
+
+
+# Embedded Signup v4: every finish event, both cancel shapes (the sandbox speaks v4).
+
+
+@pytest.mark.parametrize(
+    ("scenario", "event", "with_phone", "status"),
+    [
+        ("ok", "FINISH", True, "connected"),
+        ("unverified", "FINISH", True, "pending_verification"),
+        ("only_waba", "FINISH_ONLY_WABA", False, None),
+        ("no_number", "FINISH", False, None),
+        ("business_app", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", True, "connected"),
+        ("obo_migration", "FINISH_OBO_MIGRATION", True, "connected"),  # data as a string
+        ("grant_only", "FINISH_GRANT_ONLY_API_ACCESS", False, None),
+    ],
+)
+def test_every_finish_event_completes(
+    site: Site, page: Any, scenario: str, event: str, with_phone: bool, status: str | None
+) -> None:
+    link = site.link(redirectUrl=RETURN, connectionTypes=["cloud_api", "business_app"])
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    run_popup(page, scenario=scenario)
+    page.wait_for_url(f"{RETURN}**")
+    assert query(page.url)["status"] == ["success"]
+    done = site.get(link["id"])
+    assert done["status"] == "completed" and done["wabaId"] is not None
+    # The page reported Meta's session message on its own, before the code.
+    report = site.stored(link["id"])["session_report"]
+    assert report["event"] == event and report["waba_id"].isdigit()
+    if not with_phone:
+        assert done["phoneNumberId"] is None and done["isPhoneRegistered"] is None
+        return
+    phone = httpx.get(f"{site.base}/v1/phones/{done['phoneNumberId']}", headers=site.auth)
+    data = phone.json()["data"]
+    assert data["status"] == status
+    assert data["platform"] == ("business_app" if scenario == "business_app" else "cloud_api")
+    # A business app number is never registered by us; it is on the Cloud API already.
+    assert done["isPhoneRegistered"] is (status == "connected")
+
+
+def test_a_business_app_number_needs_the_links_consent(site: Site, page: Any) -> None:
+    link = site.link(redirectUrl=RETURN)  # cloud_api only: no coexistence
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    run_popup(page, scenario="business_app")
+    page.wait_for_selector("#retry", state="visible")
+    assert "WhatsApp Business app" in page.inner_text("#result")
+    assert site.get(link["id"])["lastError"]["code"] == "connection_type_not_allowed"
+
+
+@pytest.mark.parametrize("shape", ["step", "error"])
+def test_both_cancel_shapes(site: Site, page: Any, shape: str) -> None:
+    link = site.link(redirectUrl=RETURN)
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    run_popup(page, cancel_step="PHONE_NUMBER_VERIFICATION", cancel_shape=shape)
+    page.wait_for_selector("#retry", state="visible")
+    last = site.get(link["id"])["lastError"]
+    expected = "signup_cancelled" if shape == "step" else "meta_signup_error"
+    assert last["code"] == expected and last["metaSessionId"]
+    if shape == "step":
+        assert last["metaStep"] == "PHONE_NUMBER_VERIFICATION"
+    else:
+        assert last["metaErrorCode"] == "524126"
+    params = query(page.get_attribute("#return-link", "href"))
+    assert params["error_code"] == [expected]
+
+
+def test_the_page_launches_embedded_signup_v4(site: Site, page: Any) -> None:
+    """FB.login's options as Meta's v4 wants them: prefill in setup, coexistence only
+    when the link welcomes business app numbers, no v2 sessionInfoVersion."""
+    for types, feature in ((["cloud_api"], None), (["cloud_api", "business_app"], True)):
+        link = site.link(
+            connectionTypes=types, prefill={"business": {"name": "Shop"}}, redirectUrl=RETURN
+        )
+        page.goto(link["hostedUrl"])
+        page.wait_for_selector("#connect:enabled")
+        with page.expect_popup() as popup_info:
+            page.click("#connect")
+        popup = popup_info.value
+        popup.wait_for_load_state()
+        extras = orjson.loads(popup.text_content("#extras") or "")
+        assert extras["setup"] == {"business": {"name": "Shop"}}
+        assert "sessionInfoVersion" not in extras
+        if feature:
+            assert extras["featureType"] == "whatsapp_business_app_onboarding"
+        else:
+            assert "featureType" not in extras
+        popup.close()

@@ -14,7 +14,10 @@ from edge_onboard.storage import (
     ApiKey,
     Completed,
     Completion,
+    Delivery,
+    DeliveryStatus,
     DuplicateError,
+    Event,
     IdempotencyRecord,
     LinkCondition,
     LinkFilter,
@@ -369,7 +372,7 @@ async def test_complete_link_writes_everything(storage: Storage, clock: FakeCloc
     assert await claim(storage, clock, link, "a")
     completion = make_completion(clock, link, "a")
     done = await storage.complete_link(completion)
-    assert done is not None
+    assert done is not None and done.phone is not None and completion.phone is not None
     assert done.link.status is LinkStatus.COMPLETED and done.link.claim_id is None
     assert done.link.phone_number_id == done.phone.id == completion.phone.id
     assert done.link.waba_id == done.waba.id == done.phone.waba_id
@@ -386,7 +389,7 @@ async def test_complete_link_writes_everything(storage: Storage, clock: FakeCloc
     await storage.insert_link(again)
     assert await claim(storage, clock, again, "c")
     second = await storage.complete_link(make_completion(clock, again, "c"))
-    assert second is not None
+    assert second is not None and second.phone is not None
     assert second.phone.id == done.phone.id and second.waba.id == done.waba.id
     assert second.phone.created_at == done.phone.created_at
     assert second.phone.onboarding_link_id == again.id
@@ -442,3 +445,118 @@ async def test_expiry_leaves_claimed_links_to_their_holder(
     assert await storage.expire_links(link.org_id, clock()) == 0
     done = await storage.complete_link(make_completion(clock, link, "a"))
     assert done is not None and done.link.status is LinkStatus.COMPLETED
+
+
+def _event(clock: FakeClock, org_id: str, kind: str) -> tuple[Event, list[Delivery]]:
+    event = Event(
+        id="evt_" + uuid.uuid4().hex, org_id=org_id, type=kind, data={"k": kind}, created_at=clock()
+    )
+    delivery = Delivery(
+        id=str(uuid.uuid4()),
+        org_id=org_id,
+        event_id=event.id,
+        webhook_id="wh-1",
+        event_type=kind,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=clock(),
+        created_at=clock(),
+        updated_at=clock(),
+    )
+    return event, [delivery]
+
+
+async def test_a_completion_without_a_number(storage: Storage, clock: FakeClock) -> None:
+    """Embedded Signup v4 can finish with a WABA only: the link completes with no phone,
+    and every event of the completion is written with its own deliveries."""
+    link = make_link(clock)
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")
+    (waba_event, waba_deliveries), (other, other_deliveries) = (
+        _event(clock, link.org_id, "waba.connected"),
+        _event(clock, link.org_id, "phone_number.connected"),
+    )
+    completion = dataclasses.replace(
+        make_completion(clock, link, "a"),
+        phone=None,
+        events=[waba_event, other],
+        deliveries=[*waba_deliveries, *other_deliveries],
+    )
+    done = await storage.complete_link(completion)
+    assert done is not None and done.phone is None
+    assert done.link.phone_number_id is None and done.link.waba_id == done.waba.id
+    assert await storage.list_phones(link.org_id, offset=0, limit=10) == ([], 0)
+    for event, deliveries in ((waba_event, waba_deliveries), (other, other_deliveries)):
+        assert await storage.get_event(event.id) == event
+        assert await storage.get_delivery(deliveries[0].id) == deliveries[0]
+    wabas, total = await storage.list_wabas(link.org_id, offset=0, limit=10)
+    assert total == 1 and wabas == [done.waba]
+    assert await storage.list_wabas("other", offset=0, limit=10) == ([], 0)
+
+
+async def test_a_number_found_later_is_recorded_once(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")
+    done = await storage.complete_link(
+        dataclasses.replace(make_completion(clock, link, "a"), phone=None)
+    )
+    assert done is not None
+    template = make_completion(clock, link, "x").phone
+    assert template is not None
+    phone = dataclasses.replace(
+        template,
+        id=str(uuid.uuid4()),
+        waba_id=done.waba.id,
+        meta_phone_number_id="106540352242999",
+    )
+    event, deliveries = _event(clock, link.org_id, "phone_number.connected")
+    assert await storage.insert_phone(phone, event, deliveries)
+    assert await storage.get_phone(phone.id) == phone
+    assert await storage.get_event(event.id) == event
+    # The same Meta number again (a second sync, or a race): nothing more is written.
+    twin = dataclasses.replace(phone, id=str(uuid.uuid4()))
+    event2, deliveries2 = _event(clock, link.org_id, "phone_number.connected")
+    assert not await storage.insert_phone(twin, event2, deliveries2)
+    assert await storage.get_phone(twin.id) is None
+    assert await storage.get_event(event2.id) is None
+    assert [p.id for p in await storage.phones_of_wabas([done.waba.id])] == [phone.id]
+    assert await storage.phones_of_wabas(["nope"]) == []
+
+
+async def test_update_phone_is_conditional_and_carries_its_event(
+    storage: Storage, clock: FakeClock
+) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")
+    base = make_completion(clock, link, "a")
+    assert base.phone is not None
+    pending = dataclasses.replace(
+        base.phone, status=PhoneStatus.PENDING_VERIFICATION, is_registered=False
+    )
+    done = await storage.complete_link(dataclasses.replace(base, phone=pending))
+    assert done is not None and done.phone is not None
+    event, deliveries = _event(clock, link.org_id, "phone_number.updated")
+    changes = {"status": PhoneStatus.CONNECTED, "is_registered": True}
+    wrong = await storage.update_phone(
+        done.phone.id, changes, statuses={PhoneStatus.REGISTRATION_FAILED}, event=event
+    )
+    assert wrong is None and await storage.get_event(event.id) is None
+    updated = await storage.update_phone(
+        done.phone.id,
+        changes,
+        statuses={PhoneStatus.PENDING_VERIFICATION},
+        event=event,
+        deliveries=deliveries,
+    )
+    assert updated is not None and updated.status is PhoneStatus.CONNECTED
+    assert updated.is_registered and await storage.get_phone(done.phone.id) == updated
+    assert await storage.get_event(event.id) == event
+    assert await storage.get_delivery(deliveries[0].id) == deliveries[0]
+    # Only once: the condition no longer holds.
+    again = await storage.update_phone(
+        done.phone.id, changes, statuses={PhoneStatus.PENDING_VERIFICATION}
+    )
+    assert again is None
+    assert await storage.update_phone("missing", changes) is None
