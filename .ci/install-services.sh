@@ -67,6 +67,15 @@ else
     log "redis-server: installed ($(redis-server --version | awk '{print $3}'))"
 fi
 
+# redis-cli creates the test Redis Cluster (redis-cli --cluster create). Debian ships it
+# in redis-tools, which redis-server depends on; a redis-server from elsewhere may lack it.
+if command -v redis-cli >/dev/null 2>&1; then
+    log "redis-cli: present ($(redis-cli --version | awk '{print $2}'))"
+else
+    apt_install redis-tools
+    log "redis-cli: installed ($(redis-cli --version | awk '{print $2}'))"
+fi
+
 if [[ -x /usr/lib/chromium/chromium ]]; then
     log "chromium: present"
 else

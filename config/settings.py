@@ -64,6 +64,12 @@ class Settings:
     meta_graph_version: str = DEFAULT_GRAPH_VERSION
     meta_sdk_url: str = DEFAULT_SDK_URL
     meta_verify_token: Secret | None = None
+    # The partner's system-user token: recovers signups whose page never reported back.
+    meta_system_user_token: Secret | None = None
+    # Seconds after a session report before Meta's account_update may recover the link.
+    recovery_grace: float = 120.0
+    # Seconds between reconciliation passes (recoveries, expiry events) in serve/worker.
+    reconcile_interval: float = 30.0
     webhook_allow_private: bool = False
     sandbox: bool = False
     # `serve` also delivers webhooks unless EDGE_INPROCESS_DELIVERY=0 (separate workers).
@@ -170,6 +176,7 @@ class Settings:
         inprocess = get("EDGE_INPROCESS_DELIVERY")
         schedule = _schedule(get("EDGE_DELIVERY_SCHEDULE"))
         verify_token = get("EDGE_META_VERIFY_TOKEN")
+        system_token = get("EDGE_META_SYSTEM_USER_TOKEN")
 
         workers = _int(get("EDGE_WORKERS"), "EDGE_WORKERS", default=1, low=1, high=64)
         if workers > 1 and redis_url is None:
@@ -212,6 +219,25 @@ class Settings:
                 get("EDGE_META_SDK_URL") or DEFAULT_SDK_URL, "EDGE_META_SDK_URL"
             ),
             meta_verify_token=Secret(verify_token) if verify_token else None,
+            meta_system_user_token=Secret(system_token) if system_token else None,
+            recovery_grace=float(
+                _int(
+                    get("EDGE_RECOVERY_GRACE_SECONDS"),
+                    "EDGE_RECOVERY_GRACE_SECONDS",
+                    default=120,
+                    low=0,
+                    high=86_400,
+                )
+            ),
+            reconcile_interval=float(
+                _int(
+                    get("EDGE_RECONCILE_INTERVAL"),
+                    "EDGE_RECONCILE_INTERVAL",
+                    default=30,
+                    low=1,
+                    high=3600,
+                )
+            ),
             webhook_allow_private=_bool(
                 get("EDGE_WEBHOOK_ALLOW_PRIVATE"), "EDGE_WEBHOOK_ALLOW_PRIVATE"
             ),
@@ -291,8 +317,16 @@ def _storage_url(get: Callable[[str], str | None]) -> tuple[str, str]:
 
 def _redis_url(get: Callable[[str], str | None]) -> str | None:
     redis_url = get("EDGE_REDIS_URL")
-    if redis_url is not None and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError("EDGE_REDIS_URL: must start with redis://, rediss:// or unix://")
+    if redis_url is None:
+        return None
+    parts = urlsplit(redis_url)
+    if parts.scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
+        raise ConfigError(
+            "EDGE_REDIS_URL: must start with redis://, rediss://, unix:// or, for a Redis "
+            "Cluster, redis+cluster:// or rediss+cluster://"
+        )
+    if parts.scheme.endswith("+cluster") and parts.path not in {"", "/", "/0"}:
+        raise ConfigError("EDGE_REDIS_URL: a Redis Cluster has only database 0")
     return redis_url
 
 

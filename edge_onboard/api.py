@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from edge_onboard import responses, validation
 from edge_onboard.auth import Principal, authenticate
 from edge_onboard.errors import invalid
 from edge_onboard.events import EVENT_TYPES
+from edge_onboard.hosted import _page_headers, asset_url
 from edge_onboard.idempotency import run_idempotent
 from edge_onboard.links import parse_create
 from edge_onboard.openapi import build_openapi
@@ -254,6 +256,11 @@ async def readyz(request: Request) -> Response:
     await check("storage", services.storage.ping)
     if services.redis is not None:
         await check("redis", services.redis.ping)
+    # The delivery loop in this process (if any) failed its last round: Redis answers a
+    # PING yet cannot serve the queue (e.g. a cluster addressed as one server), or
+    # storage is down. Listed only then, so a ready answer keeps its shape.
+    if services.engine.loop_error is not None:
+        checks["delivery"] = f"error: {type(services.engine.loop_error).__name__}"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
@@ -318,5 +325,97 @@ async def sync_waba_phones(request: Request) -> Response:
     ) -> dict[str, Any]:
         validation.reject_unknown(body, ())
         return await services.wabas.sync(principal.org_id, request.path_params["waba_id"])
+
+    return await _create(request, make, status_code=200)
+
+
+# Outgoing webhooks: secret rotation
+
+
+async def rotate_webhook_secret(request: Request) -> Response:
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        webhook, secret = await services.webhooks.rotate_secret(
+            principal.org_id, request.path_params["webhook_id"], body
+        )
+        return {**webhook_view(webhook), "secret": secret}  # the new secret is shown once, here
+
+    return await _create(request, make, status_code=200)
+
+
+# The front door: what this is, and where the API is described
+
+SERVICE_NAME = "edge-onboard"
+_ROOT_JSON = {"name": SERVICE_NAME, "openapi": "/openapi.json"}
+
+
+@functools.cache
+def _root_page() -> str:
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{SERVICE_NAME}</title>
+<link rel="stylesheet" href="{asset_url("signup.css")}">
+</head>
+<body>
+<main class="card">
+<h1 class="title">{SERVICE_NAME}</h1>
+<p>Hosted onboarding for the WhatsApp Business Platform: links, Embedded Signup, signed
+webhooks. The API is described in <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
+</main>
+</body>
+</html>
+"""
+
+
+def _quality(accept: str, media: str) -> float:
+    """The q-value ``accept`` gives ``media``: from its most specific matching range."""
+    kind = media.split("/", 1)[0]
+    rank, quality = -1, 0.0
+    for entry in accept.split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        name = name.lower()
+        specificity = {media: 2, f"{kind}/*": 1, "*/*": 0}.get(name, -1)
+        if specificity <= rank:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        rank, quality = specificity, q
+    return quality
+
+
+async def root(request: Request) -> Response:
+    """HTML for a browser; JSON for a client that prefers it (``Accept: application/json``)."""
+    accept = request.headers.get("accept") or "*/*"
+    if _quality(accept, "application/json") > _quality(accept, "text/html"):
+        return JSONResponse(_ROOT_JSON, headers={"Vary": "Accept"})
+    return Response(
+        _root_page(),
+        media_type="text/html; charset=utf-8",
+        # The status pages' headers: a strict CSP, no framing, no referrer, no caching.
+        headers={**_page_headers(None), "Vary": "Accept"},
+    )
+
+
+async def recover_link(request: Request) -> Response:
+    async def make(
+        services: Services, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        validation.reject_unknown(body, ())
+        assert services.recovery is not None
+        link = await services.recovery.recover_link(
+            principal.org_id, request.path_params["link_id"]
+        )
+        return services.links.view(link)
 
     return await _create(request, make, status_code=200)

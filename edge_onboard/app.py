@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import api, hosted, media
+from edge_onboard import api, hosted, media, meta_webhook
 from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
@@ -29,6 +30,7 @@ from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
 from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
 from edge_onboard.hot import HotCache
 from edge_onboard.inbound import InboundService
+from edge_onboard.lifecycle import announce
 from edge_onboard.links import LinkService
 from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
@@ -37,9 +39,11 @@ from edge_onboard.phones import PhoneService
 from edge_onboard.queue import DeliveryQueue
 from edge_onboard.queue import for_client as queue_for_client
 from edge_onboard.ratelimit import RateLimiter
+from edge_onboard.recovery import Recovery, reconcile_forever
 from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
 from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
+from edge_onboard.sandbox import SYSTEM_USER_TOKEN as SANDBOX_SYSTEM_USER_TOKEN
 from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import MetaApp, Services
 from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
@@ -81,10 +85,11 @@ def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
     return SecretBox(secrets.token_urlsafe(48))
 
 
-def _redis_client(url: str) -> Any:
-    from edge_onboard.queue.redis import client_from_url
+async def _redis_client(url: str) -> Any:
+    """One Redis, or the cluster client when the URL names a Redis Cluster."""
+    from edge_onboard.queue.redis import open_client
 
-    return client_from_url(url, max_connections=64)
+    return await open_client(url, max_connections=64)
 
 
 def _meta(
@@ -130,9 +135,10 @@ async def _pump_sandbox(sandbox: SandboxMeta, app: Starlette) -> None:
             await anyio.sleep(0.2)
 
 
-async def _in_scope(
+async def run_in_scope(
     scope: anyio.CancelScope, func: Callable[..., Awaitable[None]], *args: Any
 ) -> None:
+    """``func(*args)`` in ``scope``: a background loop stopped by cancelling its scope."""
     with scope:
         await func(*args)
 
@@ -172,7 +178,7 @@ def create_app(
         await store.open()
         redis_client = redis
         if redis_client is None and settings.redis_url is not None:
-            redis_client = _redis_client(settings.redis_url.reveal())
+            redis_client = await _redis_client(settings.redis_url.reveal())
         box = secret_box_for(settings, store)
         now = clock or system_clock
         meta_app, graph = _meta(settings, sandbox)
@@ -193,6 +199,7 @@ def create_app(
             store, now, box, engine, allow_private=settings.webhook_allow_private
         )
         phones = PhoneService(store, now, box, graph)
+        links.on_expired = functools.partial(announce, webhooks, kind="expired")
         completion = CompletionService(
             storage=store,
             clock=now,
@@ -203,6 +210,23 @@ def create_app(
             webhooks=webhooks,
         )
         limiter = RateLimiter(redis_client)
+        system_token = settings.meta_system_user_token
+        recovery = Recovery(
+            storage=store,
+            clock=now,
+            settings=settings,
+            completion=completion,
+            links=links,
+            webhooks=webhooks,
+            graph=graph,
+            system_user_token=(
+                system_token.reveal()
+                if system_token
+                else SANDBOX_SYSTEM_USER_TOKEN
+                if sandbox is not None
+                else None
+            ),
+        )
         app.state.services = Services(
             settings=settings,
             storage=store,
@@ -223,18 +247,26 @@ def create_app(
             graph=graph,
             sandbox=sandbox,
             redis=redis_client,
+            recovery=recovery,
         )
         try:
             async with anyio.create_task_group() as tg:
-                pump = anyio.CancelScope()
+                loops: list[anyio.CancelScope] = []
+
+                def loop(func: Callable[..., Awaitable[None]], *args: Any) -> None:
+                    loops.append(anyio.CancelScope())
+                    tg.start_soon(run_in_scope, loops[-1], func, *args)
+
                 if deliver if deliver is not None else settings.inprocess_delivery:
                     tg.start_soon(engine.run)
+                    loop(reconcile_forever, recovery, settings, redis_client)
                     if sandbox is not None:
-                        tg.start_soon(_in_scope, pump, _pump_sandbox, sandbox, app)
+                        loop(_pump_sandbox, sandbox, app)
                 yield
-                # Graceful: the fake Meta's loop has nothing to finish; the deliveries
-                # in flight get up to 15 s, then stop.
-                pump.cancel()
+                # Graceful: the fake Meta's loop and reconciliation have nothing to
+                # finish; the deliveries in flight get up to 15 s, then stop.
+                for scope in loops:
+                    scope.cancel()
                 engine.stop()
                 tg.cancel_scope.deadline = anyio.current_time() + 15
         finally:
@@ -253,6 +285,7 @@ def create_app(
         _resource("/v1/onboarding-links", GET=api.list_links, POST=api.create_link),
         Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/signup/{link_id}/session", hosted.signup_session, methods=["POST"]),
+        Route("/", api.root, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
@@ -271,6 +304,8 @@ def create_app(
         Route("/v1/wabas/{waba_id}", api.get_waba, methods=["GET"]),
         Route("/v1/wabas/{waba_id}/phones/sync", api.sync_waba_phones, methods=["POST"]),
         Route("/static/{name}", hosted.static_asset, methods=["GET"]),
+        _resource("/webhook/meta", GET=meta_webhook.handshake, POST=meta_webhook.receive),
+        Route("/v1/onboarding-links/{link_id}/recover", api.recover_link, methods=["POST"]),
         _resource(
             "/webhook/phone/{phone_id}",
             GET=hosted.phone_webhook_handshake,
@@ -286,6 +321,11 @@ def create_app(
         ),
         Route(
             "/v1/outgoing-webhooks/{webhook_id}/deliveries", api.list_deliveries, methods=["GET"]
+        ),
+        Route(
+            "/v1/outgoing-webhooks/{webhook_id}/rotate-secret",
+            api.rotate_webhook_secret,
+            methods=["POST"],
         ),
         Route("/v1/webhook-deliveries/{delivery_id}/retry", api.retry_delivery, methods=["POST"]),
     ]

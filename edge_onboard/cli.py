@@ -91,6 +91,26 @@ def _parser() -> argparse.ArgumentParser:
         help="also answer GET /healthz and /readyz on this port (on EDGE_HOST)",
     )
 
+    commands.add_parser(
+        "reconcile",
+        help="run one reconciliation pass (recoveries, expiry events)",
+        description="One pass of what serve and worker run every EDGE_RECONCILE_INTERVAL "
+        "seconds: links past their expiry are expired (onboarding_link.expired), and signups "
+        "Meta reported finished are recovered once their grace period is over. Prints what "
+        "it did as JSON.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands.add_parser(
+        "meta-webhook",
+        help="print the app webhook's callback URL and verify token for Meta's dashboard",
+        description="Print the callback URL and verify token to enter in the Meta app's "
+        "WhatsApp webhook settings (the app-level webhook: account updates, recovery). "
+        "The token is EDGE_META_VERIFY_TOKEN, or one derived from EDGE_SECRET_KEY.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
     keys = commands.add_parser(
         "keys",
         help="create or revoke API keys",
@@ -128,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = Settings.from_env(host=args.host, port=args.port, sandbox=args.sandbox)
-        elif args.command == "worker":
+        elif args.command in ("worker", "reconcile", "meta-webhook"):
             settings = Settings.from_env()
         else:
             settings = Settings.for_keys()
@@ -139,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from edge_onboard.worker import run_worker
 
             return anyio.run(functools.partial(run_worker, settings, health_port=args.health_port))
+        if args.command in ("reconcile", "meta-webhook"):
+            return anyio.run(_with_services, settings, args.command)
         if args.keys_command == "create":
             return anyio.run(_keys_create, settings, args.org)
         return anyio.run(_keys_revoke, settings, args.key)
@@ -214,13 +236,42 @@ async def _forget_key(settings: Settings, key_hash: str) -> bool:
     if settings.redis_url is None:
         return True
     from edge_onboard.hot import HotCache
-    from edge_onboard.queue.redis import client_from_url
+    from edge_onboard.queue.redis import open_client
 
-    client = client_from_url(settings.redis_url.reveal(), max_connections=2)
+    client = await open_client(settings.redis_url.reveal(), max_connections=2)
     try:
         return await HotCache(client).forget("apikey", key_hash)
     finally:
         await client.aclose()
+
+
+async def _with_services(settings: Settings, command: str) -> int:
+    """``reconcile`` and ``meta-webhook``: the app's services, without serving."""
+    import orjson
+
+    from edge_onboard.app import create_app
+    from edge_onboard.meta_webhook import verify_token
+    from edge_onboard.recovery import reconcile_once
+
+    store = await open_storage(settings)
+    try:
+        redis = await open_redis(settings, max_connections=2)
+        try:
+            app = create_app(settings, storage=store, redis=redis, deliver=False)
+            async with app.router.lifespan_context(app):
+                services = app.state.services
+                if command == "meta-webhook":
+                    print(f"callback URL: {settings.public_url}/webhook/meta")
+                    print(f"verify token: {verify_token(services)}")
+                    return 0
+                done = await reconcile_once(services.recovery, redis)
+                print(orjson.dumps(done or {"skipped": "another process holds the lock"}).decode())
+        finally:
+            if redis is not None:
+                await redis.aclose()
+    finally:
+        await store.close()
+    return 0
 
 
 async def _keys_create(settings: Settings, org_name: str) -> int:

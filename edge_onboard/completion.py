@@ -27,6 +27,7 @@ from edge_onboard.config import Settings
 from edge_onboard.connect import StepFailed, record_id, set_up_phone, subscribe
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid
+from edge_onboard.lifecycle import announce, link_data, once_id
 from edge_onboard.links import UUID_RE, LinkService
 from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
 from edge_onboard.reports import Abandon, parse_abandon
@@ -172,6 +173,14 @@ class CompletionService:
                 503, "meta_not_configured", "No Meta app is configured for this service.", None
             )
 
+        return await self.claim_and_complete(link, report, None)
+
+    async def claim_and_complete(
+        self, link: OnboardingLink, report: Finish, token: str | None
+    ) -> Outcome:
+        """Complete ``link`` exactly once: claim it, run the steps, release it on failure.
+        With ``token`` (a recovery: the business token came from the system user) there
+        is no code to exchange."""
         now = self.clock()
         claim_id = str(uuid.uuid4())
         claimed = await self.links.update(
@@ -190,7 +199,7 @@ class CompletionService:
                 None,
             )
         try:
-            return await self._complete(claimed, claim_id, report)
+            return await self._complete(claimed, claim_id, report, token)
         except SignupFailed as exc:
             await self._release(claimed, claim_id, exc.code, exc.message)
             return _error(
@@ -270,6 +279,7 @@ class CompletionService:
             {"last_error": report.last_error(now), "updated_at": now},
         )
         code, message = report.reason, report.message
+        await announce(self.webhooks, link, "failed", {"code": code, "message": message})
         return _error(422, code, message, redirect_url(link, ok=False, code=code, message=message))
 
     async def _release(self, link: OnboardingLink, claim_id: str, code: str, message: str) -> None:
@@ -287,15 +297,21 @@ class CompletionService:
                 },
             )
         log.info("signup failed link=%s code=%s", link.id, code)
+        with anyio.CancelScope(shield=True):
+            await announce(self.webhooks, link, "failed", {"code": code, "message": message[:500]})
 
-    async def _complete(self, link: OnboardingLink, claim_id: str, report: Finish) -> Outcome:
+    async def _complete(
+        self, link: OnboardingLink, claim_id: str, report: Finish, token: str | None
+    ) -> Outcome:
         graph = self.graph
         assert graph is not None
-        token = await _meta(
-            graph.exchange_code(report.code),
-            "code_exchange_failed",
-            "Meta did not accept the signup code; please start again.",
-        )
+        via = "callback" if token is None else "recovery"
+        if token is None:
+            token = await _meta(
+                graph.exchange_code(report.code),
+                "code_exchange_failed",
+                "Meta did not accept the signup code; please start again.",
+            )
         granted = await _meta(
             graph.granted_waba_ids(token),
             "token_check_failed",
@@ -377,6 +393,14 @@ class CompletionService:
                     self.clock,
                 )
             )
+        done_data = {**link_data(link), "status": "completed", "completedVia": via}
+        done_data["wabaId"] = waba_record_id
+        done_data["phoneNumberId"] = phone.id if phone else None
+        for kind in ("completed", "recovered") if via == "recovery" else ("completed",):
+            events.append(
+                new_event(org, f"onboarding_link.{kind}", done_data, waba_record_id, self.clock)
+            )
+            events[-1].id = once_id(link.id, kind)
         # The link's own webhook comes first, so it gets these events too when it asked.
         endpoints = [webhook] if webhook else []
         endpoints += await self.storage.active_webhooks(org)
@@ -402,6 +426,8 @@ class CompletionService:
                 "phone_number": phone.phone_number if phone else None,
                 "is_phone_registered": phone.is_registered if phone else False,
                 "last_error": None,
+                "completed_via": via,
+                "recovery": None,
                 "claim_id": None,
                 "claimed_until": None,
                 "pending_pin_enc": None,

@@ -10,6 +10,7 @@ swept back; deliveries the queue lost (Redis restarted) are re-queued from stora
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import email.utils
 import hashlib
@@ -51,12 +52,36 @@ MAX_RETRY_AFTER = 86400.0
 ATTEMPT_LOG_SIZE = 20
 
 
+SECRET_PREFIX = "whsec_"
+# The Standard Webhooks spec's bounds for a secret key, in bytes.
+MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a webhook secret, as Standard Webhooks reads it: ``whsec_`` and
+    padded standard base64 of 24-64 bytes (every generated secret) is those bytes, which
+    the libraries' default mode expects; any other string is its UTF-8 bytes (their raw
+    mode). Strict decoding, as the Node library does: a secret it would refuse is raw."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        except binascii.Error:
+            key = b""
+        if MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+            return key
+    return secret.encode()
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{body}``, keyed by the secret's
-    UTF-8 bytes exactly as the customer gave it."""
+    """``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{body}``, keyed by ``signing_key``."""
     payload = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), payload, hashlib.sha256).digest()
+    digest = hmac.new(signing_key(secret), payload, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """``webhook-signature``: one signature per secret, space-separated, in their order."""
+    return " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets)
 
 
 def webhook_secret_context(webhook_id: str) -> str:
@@ -173,6 +198,9 @@ class DeliveryEngine:
         self._running = 0
         self._wake = anyio.Event()
         self._stopping = False
+        # What failed the delivery loop's last round (the queue's Redis, or storage);
+        # None once a round succeeds. /readyz reports it.
+        self.loop_error: Exception | None = None
 
     def stop(self) -> None:
         """Stop claiming; ``run`` returns once the deliveries in flight are done."""
@@ -233,8 +261,10 @@ class DeliveryEngine:
                         last_sweep = loop_now
                     free = self.concurrency - self._running
                     ids = await self.queue.claim(self.clock(), free, self.lease) if free else []
+                    self.loop_error = None
                 except Exception as exc:  # a Redis or storage blip: keep the loop alive
                     log.warning("delivery loop: %s; retrying", exc)
+                    self.loop_error = exc
                     ids = []
                     await anyio.sleep(1.0)
                 for ident in ids:
@@ -296,7 +326,12 @@ class DeliveryEngine:
         if event is None:
             await self._finish(delivery, DeliveryStatus.FAILED, None, "event missing", count=False)
             return
-        secret = self.box.decrypt(webhook.secret_enc, context=webhook_secret_context(webhook.id))
+        now = self.clock()
+        # Within a day of a rotation, both the new secret and the one it replaced sign.
+        secrets = [
+            self.box.decrypt(secret_enc, context=webhook_secret_context(webhook.id))
+            for secret_enc in webhook.signing_secrets_enc(now)
+        ]
         body = orjson.dumps(
             {
                 "id": event.id,
@@ -306,13 +341,12 @@ class DeliveryEngine:
                 "data": event.data,
             }
         )
-        now = self.clock()
         timestamp = int(now.timestamp())
         headers = {
             "Content-Type": "application/json",
             "webhook-id": event.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, event.id, timestamp, body),
+            "webhook-signature": signature_header(secrets, event.id, timestamp, body),
         }
         result = await self.sender.send(webhook.url, body, headers, now)
         await self._record(delivery, webhook, result)

@@ -111,7 +111,50 @@ def _data_schemas() -> dict[str, Schema]:
         ),
         "phone_number.updated": _object({**phone_view, "previousStatus": _nullable(_PHONE_STATUS)}),
         "waba.connected": _object({**_LINK, "wabaId": _UUID, "metaWabaId": _STR}),
+        "waba.updated": _object(
+            {
+                "wabaId": _UUID,
+                "metaWabaId": _STR,
+                "status": {"type": "string", "enum": ["connected", "disconnected"]},
+                "event": _described(_STR, "Meta's account_update event, e.g. ACCOUNT_VIOLATION."),
+                "raw": _described({"type": "object"}, "Meta's account_update, as sent."),
+            }
+        ),
+        "waba.disconnected": _object(
+            {
+                "wabaId": _UUID,
+                "metaWabaId": _STR,
+                "raw": _described({"type": "object"}, "Meta's PARTNER_REMOVED, as sent."),
+            }
+        ),
     }
+    link_base = {
+        "onboardingLinkId": _UUID,
+        "externalId": _nullable(_STR),
+        "status": {"type": "string", "enum": ["pending", "completed", "expired"]},
+        "metadata": {"type": "object", "additionalProperties": _STR},
+    }
+    done = {
+        **link_base,
+        "completedVia": {"type": "string", "enum": ["callback", "recovery"]},
+        "wabaId": _UUID,
+        "phoneNumberId": _nullable(_UUID),
+    }
+    known.update(
+        {
+            "onboarding_link.opened": _object(link_base),
+            "onboarding_link.failed": _object(
+                {
+                    **link_base,
+                    "code": _described(_STR, "Why, e.g. signup_cancelled, waba_not_granted."),
+                    "message": _described(_STR, "The service's plain sentence for the code."),
+                }
+            ),
+            "onboarding_link.completed": _object(done),
+            "onboarding_link.expired": _object(link_base),
+            "onboarding_link.recovered": _object(done),
+        }
+    )
     known.update(
         {name: _object({**_PHONE, **properties}) for name, properties in PROPERTIES.items()}
     )

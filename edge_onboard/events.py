@@ -11,6 +11,16 @@ EVENT_TYPES: dict[str, str] = {
     "phone_number.updated": "A phone's status or registration changed (verified, registered, "
     "registration failed); carries the phone and its previous status.",
     "waba.connected": "A signup connected a WhatsApp Business Account, with or without a number.",
+    "waba.updated": "Meta restricted, flagged, disabled or deleted a connected account; "
+    "carries Meta's event and detail.",
+    "waba.disconnected": "The business removed this service's access to its account; its "
+    "numbers are disconnected too.",
+    "onboarding_link.opened": "The end-user opened the hosted page (the first time).",
+    "onboarding_link.failed": "A signup attempt failed (cancelled, refused by Meta...): its code.",
+    "onboarding_link.completed": "A link completed (by the page's callback or by recovery).",
+    "onboarding_link.expired": "A pending link reached its expiresAt unused.",
+    "onboarding_link.recovered": "A signup whose page never reported back was completed from "
+    "Meta's own notice (completedVia: recovery).",
     "message.received": "A WhatsApp message arrived at a connected phone number.",
     "message.sent": "Meta accepted an outgoing message for delivery.",
     "message.delivered": "An outgoing message reached the recipient's device.",

@@ -19,10 +19,11 @@ from starlette.responses import Response
 from edge_onboard import validation
 from edge_onboard.errors import ApiError
 from edge_onboard.inbound import signature_ok
+from edge_onboard.lifecycle import announce
 from edge_onboard.links import UUID_RE
 from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services, limit_inbound, limit_public
-from edge_onboard.storage import LinkStatus, OnboardingLink, StorageError
+from edge_onboard.storage import LinkCondition, LinkStatus, OnboardingLink, StorageError
 
 log = logging.getLogger("edge_onboard.hosted")
 SANDBOX_SDK_PATH = "/_sandbox/sdk.js"
@@ -194,6 +195,8 @@ async def signup_page(request: Request) -> Response:
             link,
         )
 
+    if link.opened_at is None:
+        await _first_view(services, link)
     settings = services.settings
     if settings.sandbox:
         # The sandbox SDK is served by this app ('self' in the CSP), and its popup posts
@@ -211,6 +214,19 @@ async def signup_page(request: Request) -> Response:
         if len(memo) < MEMO_PAGES:  # one origin in production; a few in the sandbox
             memo[("page", sdk_origin)] = page
     return page
+
+
+async def _first_view(services: Services, link: OnboardingLink) -> None:
+    """onboarding_link.opened, once: the first view of a pending link marks it."""
+    now = services.clock()
+    opened = await services.links.update(
+        link.org_id,
+        link.id,
+        LinkCondition(statuses={LinkStatus.PENDING}, unopened=True),
+        {"opened_at": now},
+    )
+    if opened is not None:
+        await announce(services.webhooks, opened, "opened")
 
 
 def _signup_page(
@@ -271,7 +287,10 @@ async def signup_callback(request: Request) -> Response:
     except StorageError as exc:
         log.error("callback: storage unavailable: %s", exc)
         return _callback_error(
-            503, "storage_unavailable", "We could not save this right now; please try again."
+            503,
+            "storage_unavailable",
+            "We could not save this right now; please try again.",
+            {"Retry-After": "1"},
         )
     except Exception:
         # The page always gets its own shape, so it can offer the end-user a retry.

@@ -7,7 +7,7 @@ import dataclasses
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -77,7 +77,9 @@ class CreateLink:
 
 
 def generate_webhook_secret() -> str:
-    """A Standard Webhooks style secret: ``whsec_`` and 32 random bytes in base64."""
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64; those bytes
+    are the signing key (``delivery.signing_key``), as every Standard Webhooks library
+    reads it by default."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -200,6 +202,8 @@ class LinkService:
         self.box = box
         self.public_url = public_url
         self.cache = cache or HotCache()
+        # Told of each link this service moves to expired (onboarding_link.expired).
+        self.on_expired: Callable[[OnboardingLink], Awaitable[None]] | None = None
 
     # Every change to a link goes through these, so the hot layer never keeps a stale one.
 
@@ -290,6 +294,8 @@ class LinkService:
                 LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
                 {"status": LinkStatus.EXPIRED, "updated_at": now},
             )
+            if expired is not None and self.on_expired is not None:
+                await self.on_expired(expired)
             return expired or await self.storage.get_link(link_id), {}
         return link, memo
 
@@ -306,7 +312,10 @@ class LinkService:
     async def list(
         self, org_id: str, flt: LinkFilter, *, page: int, limit: int
     ) -> tuple[list[OnboardingLink], int]:
-        await self.storage.expire_links(org_id, self.clock())
+        for expired in await self.storage.expire_links(org_id, self.clock()):
+            await self.cache.forget("link", expired.id)
+            if self.on_expired is not None:
+                await self.on_expired(expired)
         return await self.storage.list_links(org_id, flt, offset=(page - 1) * limit, limit=limit)
 
     async def delete(self, org_id: str, link_id: str) -> None:
@@ -373,6 +382,11 @@ class LinkService:
             "expiresAt": isoformat(link.expires_at),
             "metadata": link.metadata,
             "lastError": _error_view(link.last_error),
+            "completedVia": link.completed_via,
+            # Meta reported the signup finished, but it needs EDGE_META_SYSTEM_USER_TOKEN
+            # (POST /v1/onboarding-links/{id}/recover): Meta's ids, and why.
+            "recoverable": link.status is LinkStatus.PENDING and link.recovery is not None,
+            "recovery": link.recovery if link.status is LinkStatus.PENDING else None,
         }
         if link.status is LinkStatus.COMPLETED:
             # Enriched: the webhook settings moved to the outgoing webhook it created,

@@ -7,6 +7,8 @@ exchange never is: codes are single-use and live about 30 seconds.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -300,6 +302,28 @@ class GraphClient:
             token=token,
             json={"messaging_product": "whatsapp", "pin": pin},
         )
+
+    async def business_token(self, owner_business_id: str, system_user_token: str) -> str:
+        """A business token for a customer's business, through the partner's system user
+        (recovering a signup whose code never reached us). Meta's pages show the answer
+        both as ``{"access_token"}`` and as ``{"data": [{"access_token"}]}``: either is read."""
+        proof = hmac.new(
+            self._app_secret.encode(), system_user_token.encode(), hashlib.sha256
+        ).hexdigest()
+        body = await self._call(
+            "POST",
+            f"{owner_business_id}/system_user_access_tokens",
+            token=system_user_token,
+            params={"fetch_only": "true", "appsecret_proof": proof},
+        )
+        token = body.get("access_token")
+        if not isinstance(token, str):
+            data = body.get("data")
+            first = data[0] if isinstance(data, list) and data else None
+            token = first.get("access_token") if isinstance(first, dict) else None
+        if not isinstance(token, str) or not token:
+            raise GraphError("no access token in Meta's answer", code=-1)
+        return token
 
     async def request_code(self, phone_id: str, token: str, method: str, language: str) -> None:
         """Send a verification code to an unverified number. Not retried: each try sends

@@ -12,7 +12,7 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, not_found
 from edge_onboard.links import UUID_RE
 from edge_onboard.meta import HEALTH_FIELDS, GraphClient, GraphError
-from edge_onboard.storage import Phone, Storage, Waba
+from edge_onboard.storage import Phone, PhoneStatus, Storage, Waba
 
 HEALTH_TTL = 30.0  # seconds a health answer is reused: Graph has rate limits
 HEALTH_CACHE_SIZE = 1024
@@ -65,6 +65,9 @@ class PhoneService:
 
     async def health(self, org_id: str, phone_id: str) -> dict[str, Any]:
         phone = await self.get(org_id, phone_id)
+        if phone.status is PhoneStatus.DISCONNECTED:
+            # The business took the partner's access back: Meta would refuse to say more.
+            return _disconnected_report(phone, isoformat(self.clock()) or "")
         cached = self._health.get(phone.id)
         if cached is not None and self._monotonic() - cached[0] < HEALTH_TTL:
             return cached[1]
@@ -97,6 +100,28 @@ class PhoneService:
         while len(self._health) > HEALTH_CACHE_SIZE:
             self._health.popitem(last=False)
         return report
+
+
+def _disconnected_report(phone: Phone, checked_at: str) -> dict[str, Any]:
+    return {
+        "phoneNumberId": phone.id,
+        "checkedAt": checked_at,
+        "status": "DISCONNECTED",
+        "qualityRating": None,
+        "platformType": None,
+        "healthStatus": "BLOCKED",
+        "webhookSubscribed": False,
+        "webhookUrl": None,
+        "capabilities": {"canSendMessages": False, "canReceiveMessages": False},
+        "issues": [
+            {
+                "entityType": "WABA",
+                "code": "partner_removed",
+                "description": "The business removed this app's access to its account.",
+                "possibleSolution": "Ask the business to connect again with a new link.",
+            }
+        ],
+    }
 
 
 def _health_report(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,8 @@ from edge_onboard.responses import JSONResponse
 APP_ID = "100000000000001"
 APP_SECRET = "sandbox-app-secret"
 CONFIG_ID = "200000000000002"
+# The partner's system-user token in the sandbox (recovering signups).
+SYSTEM_USER_TOKEN = "sandbox-system-user-token"
 CODE_TTL = 30.0
 # Dialog outcomes, one per Embedded Signup v4 ending (see SandboxMeta.finish).
 SCENARIOS = (
@@ -39,8 +42,11 @@ SCENARIOS = (
     "business_app",
     "obo_migration",
     "grant_only",
+    "close_tab",
     "meta_error",
 )
+# Where the fake Meta posts its app-level webhooks (the pump sends them in-process).
+APP_WEBHOOK_URL = "http://sandbox.invalid/webhook/meta"
 # The code that verifies an unverified sandbox number (request_code/verify_code).
 VERIFY_CODE = "000000"
 _STATIC = {
@@ -94,6 +100,8 @@ class SandboxMeta:
         self.subscriptions: dict[str, set[str]] = {}
         # Webhook fields asked for when subscribing (coexistence), by WABA.
         self.subscribed_fields: dict[str, list[str]] = {}
+        # The customer's business id -> the WABA it shared (for system-user tokens).
+        self.businesses: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self._failures: list[_Failure] = []
         # Webhooks the fake Meta will POST to us: (url, raw body).
@@ -174,6 +182,13 @@ class SandboxMeta:
         self.codes[code] = _Code(token=token, expires_at=self.clock() + CODE_TTL)
         data: dict[str, Any] = {"waba_id": waba_id, "business_id": business_id}
         data["session_id"] = secrets.token_hex(8)
+        self.businesses[business_id] = waba_id
+        if scenario == "close_tab":
+            # The session message reaches the page, the code never does (the tab closed);
+            # Meta tells the app itself, by its app-level webhook.
+            self.account_update(business_id, "PARTNER_ADDED", waba_id, business_id)
+            data["phone_number_id"] = phone_id
+            return {"code": None, "event": "FINISH", "data": data}
         event = {
             "only_waba": "FINISH_ONLY_WABA",
             "business_app": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
@@ -213,6 +228,63 @@ class SandboxMeta:
         self.waba_phones.setdefault(waba_id, []).append(phone_id)
         return phone_id
 
+    def account_update(
+        self, entry_id: str, event: str, waba_id: str, owner_business_id: str
+    ) -> None:
+        """Meta's app-level ``account_update`` webhook, queued for /webhook/meta."""
+        value = {
+            "event": event,
+            "waba_info": {
+                "waba_id": waba_id,
+                "owner_business_id": owner_business_id,
+                "partner_app_id": APP_ID,
+            },
+        }
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": entry_id,
+                    "time": int(time.time()),
+                    "changes": [{"field": "account_update", "value": value}],
+                }
+            ],
+        }
+        self.outbox.append((APP_WEBHOOK_URL, orjson.dumps(payload)))
+
+    def remove_access(self, waba_id: str) -> bool:
+        """The business removes the app's access: PARTNER_REMOVED follows."""
+        owner = next((b for b, w in self.businesses.items() if w == waba_id), None)
+        if owner is None:
+            return False
+        for token, granted in self.tokens.items():
+            self.tokens[token] = granted - {waba_id}
+        self.account_update(owner, "PARTNER_REMOVED", waba_id, owner)
+        return True
+
+    async def remove_access_endpoint(self, request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        waba_id = str(body.get("waba_id", "")) if isinstance(body, dict) else ""
+        ok = self.remove_access(waba_id)
+        return JSONResponse({"queued": ok}, status_code=202 if ok else 404)
+
+    def _system_user_token(self, request: Request, business_id: str) -> Response:
+        if self._token(request) != SYSTEM_USER_TOKEN:
+            return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
+        proof = hmac.new(APP_SECRET.encode(), SYSTEM_USER_TOKEN.encode(), hashlib.sha256)
+        query = request.query_params
+        if query.get("appsecret_proof") != proof.hexdigest() or query.get("fetch_only") != "true":
+            return graph_error("Invalid appsecret_proof provided in the API argument", 100)
+        waba_id = self.businesses.get(business_id)
+        if waba_id is None:
+            return _no_object(business_id)
+        token = "EAASandbox" + secrets.token_urlsafe(24)
+        self.tokens[token] = {waba_id}
+        return JSONResponse({"access_token": token})
+
     def new_code(self, waba_id: str) -> str:
         """A fresh code granting an existing WABA: the same number signed up again."""
         token = "EAASandbox" + secrets.token_urlsafe(24)
@@ -241,6 +313,8 @@ class SandboxMeta:
             return self._exchange(request)
         if path == "debug_token" and method == "GET":
             return self._debug_token(request)
+        if len(parts) == 2 and parts[1] == "system_user_access_tokens" and method == "POST":
+            return self._system_user_token(request, parts[0])
         token = self._token(request)
         if token is None or token not in self.tokens:
             return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
@@ -606,6 +680,7 @@ class SandboxMeta:
             Route("/_sandbox/dialog", self.dialog, methods=["GET"]),
             Route("/_sandbox/dialog/finish", self.dialog_finish, methods=["POST"]),
             Route("/_sandbox/inbound", self.inbound_endpoint, methods=["POST"]),
+            Route("/_sandbox/remove-access", self.remove_access_endpoint, methods=["POST"]),
             Route("/_sandbox/{name}", self.static, methods=["GET"]),
         ]
 

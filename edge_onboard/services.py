@@ -27,6 +27,7 @@ from edge_onboard.webhooks import WebhookService
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from edge_onboard.recovery import Recovery
     from edge_onboard.sandbox import SandboxMeta
 
 
@@ -60,6 +61,7 @@ class Services:
     graph: GraphClient | None = None
     sandbox: SandboxMeta | None = None
     redis: Redis | None = None
+    recovery: Recovery | None = None
 
 
 async def limit_public(request: Request, services: Services) -> None:

@@ -66,20 +66,24 @@ async def _close_quietly(store: Storage) -> None:
 
 
 async def open_redis(settings: Settings, *, max_connections: int = 64) -> Any:
-    """The configured Redis client after it answered a PING, or None without Redis."""
+    """The configured Redis client after it answered a PING, or None without Redis: the
+    cluster client for a Redis Cluster (``redis+cluster://``, or a plain URL naming one
+    of its nodes), else the single-server client."""
     if settings.redis_url is None:
         return None
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
-    from edge_onboard.queue.redis import client_from_url
+    from edge_onboard.queue.redis import open_client
 
     url = settings.redis_url.reveal()
-    client = client_from_url(url, max_connections=max_connections)
+    client = None
     try:
         with anyio.fail_after(REDIS_START_TIMEOUT):
+            client = await open_client(url, max_connections=max_connections)
             await client.ping()
-    except (RedisError, OSError, TimeoutError) as exc:
-        await client.aclose()
+    except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        if client is not None:
+            await client.aclose()
         reason = _reason(exc) if str(exc) else f"no answer within {REDIS_START_TIMEOUT:.0f} s"
         raise StartupError(
             f"EDGE_REDIS_URL: Redis at {describe_url(url)} did not answer: {reason}"

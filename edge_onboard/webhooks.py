@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from edge_onboard import validation as v
@@ -31,6 +32,9 @@ from edge_onboard.urls import check_webhook_url
 
 CREATE_FIELDS = frozenset({"url", "events", "wabaId", "secret"})
 UPDATE_FIELDS = frozenset({"url", "events", "wabaId", "status"})
+ROTATE_FIELDS = frozenset({"secret"})
+# How long the secret a rotation replaced keeps signing, beside the new one.
+PREVIOUS_SECRET_TTL = timedelta(hours=24)
 
 
 def new_event(
@@ -64,6 +68,11 @@ def plan_deliveries(event: Event, webhooks: Sequence[OutgoingWebhook]) -> list[D
         for webhook in webhooks
         if webhook.wants(event.type, event.waba_id)
     ]
+
+
+def _secret(body: dict[str, Any]) -> str:
+    """The customer's ``secret`` (any 16-256 characters), else a generated ``whsec_`` one."""
+    return v.string(body, "secret", min_length=16, max_length=256) or generate_webhook_secret()
 
 
 def webhook_view(webhook: OutgoingWebhook) -> dict[str, Any]:
@@ -156,9 +165,7 @@ class WebhookService:
             )
         events = parse_event_types(body["events"], "events")
         waba_id = await self._waba(org_id, body.get("wabaId"))
-        secret = (
-            v.string(body, "secret", min_length=16, max_length=256) or generate_webhook_secret()
-        )
+        secret = _secret(body)
         webhook = self.build(org_id, url, events, secret, waba_id=waba_id)
         await self.storage.insert_webhook(webhook)
         return webhook, secret
@@ -192,6 +199,36 @@ class WebhookService:
         if updated is None:
             raise not_found("outgoing webhook", webhook_id, param="id")
         return updated
+
+    async def rotate_secret(
+        self, org_id: str, webhook_id: str, body: dict[str, Any]
+    ) -> tuple[OutgoingWebhook, str]:
+        """A new secret (``secret`` in the body, else generated); the one it replaces keeps
+        signing beside it for ``PREVIOUS_SECRET_TTL``, and one rotated out before is dropped."""
+        webhook = await self.get(org_id, webhook_id)
+        v.reject_unknown(body, ROTATE_FIELDS)
+        secret = _secret(body)
+        now = self.clock()
+        changes = {
+            "secret_enc": self.box.encrypt(secret, context=webhook_secret_context(webhook.id)),
+            # Same record, same encryption context: the ciphertext moves as it is.
+            "previous_secret_enc": webhook.secret_enc,
+            "previous_secret_expires_at": now + PREVIOUS_SECRET_TTL,
+            "updated_at": now,
+        }
+        updated = await self.storage.update_webhook(
+            org_id, webhook.id, changes, expect_secret_enc=webhook.secret_enc
+        )
+        if updated is None:
+            await self.get(org_id, webhook_id)  # deleted meanwhile: 404
+            # Another rotation won the race: the secret made here would never sign.
+            raise ApiError(
+                409,
+                "secret_rotation_conflict",
+                "Another request rotated the secret at the same time; rotate again "
+                "(with a new Idempotency-Key) for a secret that signs.",
+            )
+        return updated, secret
 
     async def delete(self, org_id: str, webhook_id: str) -> None:
         await self.get(org_id, webhook_id)

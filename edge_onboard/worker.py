@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_onboard.app import secret_box_for
+from edge_onboard.app import create_app, run_in_scope, secret_box_for
 from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
 from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
 from edge_onboard.queue.redis import RedisQueue
+from edge_onboard.recovery import reconcile_forever
 from edge_onboard.startup import describe_url, open_redis, open_storage
 from edge_onboard.storage import Storage
 
@@ -32,7 +33,9 @@ log = logging.getLogger("edge_onboard.worker")
 READY_TIMEOUT = 2.0
 
 
-def _health_app(engine_running: anyio.Event, storage: Storage, redis: Any) -> Starlette:
+def _health_app(
+    engine_running: anyio.Event, storage: Storage, redis: Any, engine: DeliveryEngine
+) -> Starlette:
     async def healthz(request: Request) -> Response:
         alive = engine_running.is_set()
         return JSONResponse({"status": "ok" if alive else "starting"}, 200 if alive else 503)
@@ -46,6 +49,8 @@ def _health_app(engine_running: anyio.Event, storage: Storage, redis: Any) -> St
                 checks[name] = "ok"
             except Exception as exc:  # any failure means not ready; the name says which
                 checks[name] = f"error: {type(exc).__name__}"
+        if engine.loop_error is not None:  # the delivery loop itself cannot use Redis
+            checks["delivery"] = f"error: {type(engine.loop_error).__name__}"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", "checks": checks},
@@ -109,14 +114,26 @@ async def run_worker(settings: Settings, *, health_port: int | None = None) -> i
         describe_url(settings.storage_url),
         health,
     )
+    # The app's services (not its server) for the reconciliation pass it runs too.
+    app = create_app(settings, storage=storage, redis=redis, deliver=False)
     try:
-        async with anyio.create_task_group() as tg:
+        async with app.router.lifespan_context(app), anyio.create_task_group() as tg:
             tg.start_soon(stop_on_signal)
+            reconciling = anyio.CancelScope()
+            tg.start_soon(
+                run_in_scope,
+                reconciling,
+                reconcile_forever,
+                app.state.services.recovery,
+                settings,
+                redis,
+            )
             if health_port:
-                app = _health_app(running, storage, redis)
+                app = _health_app(running, storage, redis, engine)
                 tg.start_soon(_serve_health, app, settings, health_port, stopped)
             running.set()
             await engine.run()
+            reconciling.cancel()
             stopped.set()
             tg.cancel_scope.deadline = anyio.current_time() + 2  # the health server's close
     finally:

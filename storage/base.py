@@ -21,6 +21,7 @@ from edge_onboard.storage.models import (
     OnboardingLink,
     Organization,
     OutgoingWebhook,
+    PartnerGrant,
     Phone,
     PhoneStatus,
     Waba,
@@ -65,6 +66,8 @@ class LinkCondition:
     unclaimed_at: datetime | None = None
     # When set, the link's claim must be this one.
     claim_id: str | None = None
+    # When true, the hosted page must not have been opened before (opened_at unset).
+    unopened: bool = False
 
     def holds(self, link: OnboardingLink) -> bool:
         """For backends that check inside their own atomic section (memory, SQLite)."""
@@ -77,6 +80,8 @@ class LinkCondition:
             and link.claimed_until is not None
             and link.claimed_until > self.unclaimed_at
         ):
+            return False
+        if self.unopened and link.opened_at is not None:
             return False
         return self.claim_id is None or link.claim_id == self.claim_id
 
@@ -163,7 +168,35 @@ class Storage(Protocol):
     ) -> OnboardingLink | None:
         """Atomically apply ``changes`` if ``condition`` holds; the updated link or None."""
 
-    async def expire_links(self, org_id: str, now: datetime) -> int:
+    async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
+        """Move up to ``limit`` pending, unclaimed links past their expiry (any
+        organisation) to expired; the links it moved."""
+
+    async def pending_links_by_session_waba(self, meta_waba_id: str) -> list[OnboardingLink]:
+        """Pending links whose page reported this Meta WABA (``session_report``)."""
+
+    async def put_grant(self, grant: PartnerGrant) -> None:
+        """Record Meta's PARTNER_ADDED for a WABA, replacing an earlier one."""
+
+    async def open_grants(self, now: datetime, limit: int) -> list[PartnerGrant]:
+        """Grants not settled yet and not backing off at ``now``, oldest first."""
+
+    async def update_grant(self, grant_id: str, changes: Mapping[str, Any]) -> None: ...
+
+    async def wabas_by_meta_id(self, meta_waba_id: str) -> list[Waba]:
+        """Our records of a Meta WABA (one per organisation that connected it)."""
+
+    async def update_waba(
+        self,
+        waba_id: str,
+        changes: Mapping[str, Any],
+        *,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Waba | None:
+        """Apply ``changes`` with the event and its deliveries, atomically."""
+
+    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
         """Move the organisation's pending links whose expiry has passed to expired."""
 
     async def find_phone_by_meta_id(
@@ -224,9 +257,16 @@ class Storage(Protocol):
         """Every active, not deleted webhook of the organisation."""
 
     async def update_webhook(
-        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+        self,
+        org_id: str,
+        webhook_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_secret_enc: str | None = None,
     ) -> OutgoingWebhook | None:
-        """Apply ``changes`` to a not-deleted webhook; the updated one or None."""
+        """Apply ``changes`` to a not-deleted webhook; the updated one or None. With
+        ``expect_secret_enc``, only if its secret is still that one (of two rotations
+        racing, one wins)."""
 
     # Events and deliveries
     async def record_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from edge_onboard.storage.models import (
     OnboardingLink,
     Organization,
     OutgoingWebhook,
+    PartnerGrant,
     Phone,
     PhoneStatus,
     Waba,
@@ -43,6 +44,7 @@ class MemoryStorage:
         self._links: dict[str, OnboardingLink] = {}
         self._idem: dict[tuple[str, str], IdempotencyRecord] = {}
         self._wabas: dict[str, Waba] = {}
+        self._grants: dict[str, PartnerGrant] = {}
         self._phones: dict[str, Phone] = {}
         self._webhooks: dict[str, OutgoingWebhook] = {}
         self._events: dict[str, Event] = {}
@@ -128,19 +130,76 @@ class MemoryStorage:
         self._links[link_id] = updated
         return copy.deepcopy(updated)
 
-    async def expire_links(self, org_id: str, now: datetime) -> int:
-        count = 0
+    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
+        return self._expire(now, lambda link: link.org_id == org_id, None)
+
+    async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
+        return self._expire(now, lambda link: True, limit)
+
+    def _expire(
+        self, now: datetime, wanted: Callable[[OnboardingLink], bool], limit: int | None
+    ) -> list[OnboardingLink]:
+        moved: list[OnboardingLink] = []
         for link in self._links.values():
+            if limit is not None and len(moved) >= limit:
+                break
             if (
-                link.org_id == org_id
+                wanted(link)
                 and link.status is LinkStatus.PENDING
                 and link.expires_at <= now
                 and (link.claimed_until is None or link.claimed_until <= now)
             ):
                 link.status = LinkStatus.EXPIRED
                 link.updated_at = now
-                count += 1
-        return count
+                moved.append(copy.deepcopy(link))
+        return moved
+
+    async def pending_links_by_session_waba(self, meta_waba_id: str) -> list[OnboardingLink]:
+        return [
+            copy.deepcopy(link)
+            for link in self._links.values()
+            if link.status is LinkStatus.PENDING
+            and (link.session_report or {}).get("waba_id") == meta_waba_id
+        ]
+
+    async def put_grant(self, grant: PartnerGrant) -> None:
+        self._grants[grant.id] = copy.deepcopy(grant)
+
+    async def open_grants(self, now: datetime, limit: int) -> list[PartnerGrant]:
+        rows = [
+            g
+            for g in self._grants.values()
+            if g.closed_at is None and (g.retry_at is None or g.retry_at <= now)
+        ]
+        rows.sort(key=lambda g: g.received_at)
+        return [copy.deepcopy(g) for g in rows[:limit]]
+
+    async def update_grant(self, grant_id: str, changes: Mapping[str, Any]) -> None:
+        grant = self._grants.get(grant_id)
+        if grant is not None:
+            self._grants[grant_id] = dataclasses.replace(grant, **copy.deepcopy(dict(changes)))
+
+    async def wabas_by_meta_id(self, meta_waba_id: str) -> list[Waba]:
+        return [copy.deepcopy(w) for w in self._wabas.values() if w.meta_waba_id == meta_waba_id]
+
+    async def update_waba(
+        self,
+        waba_id: str,
+        changes: Mapping[str, Any],
+        *,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Waba | None:
+        waba = self._wabas.get(waba_id)
+        if waba is None:
+            return None
+        if event is not None:
+            self._check_new_event(event, deliveries)
+        updated = dataclasses.replace(waba, **copy.deepcopy(dict(changes)))
+        self._wabas[waba_id] = updated
+        if event is not None:
+            self._store_event(event, deliveries)
+        return copy.deepcopy(updated)
 
     async def find_phone_by_meta_id(self, org_id: str, meta_phone_number_id: str) -> Phone | None:
         for phone in self._phones.values():
@@ -268,10 +327,17 @@ class MemoryStorage:
         ]
 
     async def update_webhook(
-        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+        self,
+        org_id: str,
+        webhook_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_secret_enc: str | None = None,
     ) -> OutgoingWebhook | None:
         webhook = self._webhooks.get(webhook_id)
         if webhook is None or webhook.org_id != org_id or webhook.deleted_at is not None:
+            return None
+        if expect_secret_enc is not None and webhook.secret_enc != expect_secret_enc:
             return None
         updated = dataclasses.replace(webhook, **copy.deepcopy(dict(changes)))
         self._webhooks[webhook_id] = updated

@@ -132,6 +132,13 @@ class OnboardingLink(_Record):
     # What the page reported from Meta's session message before the code (event, Meta's
     # waba/phone/business ids, session id, when): what recovery matches Meta against.
     session_report: dict[str, Any] | None = None
+    # "callback" or "recovery": how a completed link got there.
+    completed_via: str | None = None
+    # A recovery that waits for EDGE_META_SYSTEM_USER_TOKEN (or failed for good): Meta's
+    # ids and why ({"metaWabaId", "metaBusinessId", "reason"}).
+    recovery: dict[str, Any] | None = None
+    # When the hosted page was first opened (onboarding_link.opened is sent once).
+    opened_at: datetime | None = None
     phone_number_id: str | None = None
     phone_number: str | None = None
     waba_id: str | None = None
@@ -189,6 +196,27 @@ class Waba(_Record):
     created_at: datetime
     updated_at: datetime
     meta_business_id: str | None = None
+    # "connected", or "disconnected" once the business removed the partner's access.
+    status: str = "connected"
+    # Meta's latest word on the account (account_update): {"event", "reason", "at"}.
+    meta_state: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class PartnerGrant(_Record):
+    """Meta's account_update PARTNER_ADDED / PARTNER_APP_INSTALLED for a WABA: what
+    recovery matches against pending links' session reports. One per Meta WABA id."""
+
+    id: str  # Meta's WABA id
+    owner_business_id: str | None
+    event: str
+    received_at: datetime
+    attempts: int = 0
+    # When it was settled (a link recovered, or given up), and how.
+    closed_at: datetime | None = None
+    outcome: str | None = None
+    # Not before this time again (a transient Meta error backs off).
+    retry_at: datetime | None = None
 
 
 class PhoneStatus(enum.StrEnum):
@@ -198,6 +226,8 @@ class PhoneStatus(enum.StrEnum):
     PENDING_VERIFICATION = "pending_verification"
     # Connected to us, but Meta refused the registration: not usable for messaging yet.
     REGISTRATION_FAILED = "registration_failed"
+    # The business took the partner's access back (account_update PARTNER_REMOVED).
+    DISCONNECTED = "disconnected"
 
 
 class PhonePlatform(enum.StrEnum):
@@ -225,6 +255,9 @@ class Phone(_Record):
     pin_enc: str | None = None
     registration_error: dict[str, Any] | None = None
     platform: PhonePlatform = PhonePlatform.CLOUD_API
+    # The latest Meta told us by webhook (phone_number_quality_update / _name_update):
+    # {"qualityEvent", "messagingLimit", "nameStatus", "at"}; health reads it between checks.
+    meta_state: dict[str, Any] | None = None
     # Coexistence: how each one-shot WhatsApp Business app sync went ({"stateSync",
     # "historySync"}: "requested", "failed", or "unknown" when Meta did not answer).
     coexistence: dict[str, str] | None = None
@@ -246,7 +279,7 @@ class OutgoingWebhook(_Record):
     id: str
     org_id: str
     url: str
-    # Encrypted (context: "webhook:{id}"); the signing key is its UTF-8 bytes.
+    # Encrypted (context: "webhook:{id}"); delivery.signing_key makes it the HMAC key.
     secret_enc: str
     events: list[str]
     status: WebhookStatus
@@ -258,6 +291,10 @@ class OutgoingWebhook(_Record):
     onboarding_link_id: str | None = None
     disabled_reason: str | None = None
     deleted_at: datetime | None = None
+    # After a rotation: the secret it replaced (encrypted like secret_enc) and when that
+    # one stops signing; until then deliveries carry both signatures.
+    previous_secret_enc: str | None = None
+    previous_secret_expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.status = WebhookStatus(self.status)
@@ -269,6 +306,17 @@ class OutgoingWebhook(_Record):
             and event_type in self.events
             and (self.waba_id is None or self.waba_id == waba_id)
         )
+
+    def signing_secrets_enc(self, now: datetime) -> list[str]:
+        """The encrypted secrets a delivery sent at ``now`` is signed with: the current
+        one first, then the previous one while it has not expired."""
+        if (
+            self.previous_secret_enc is not None
+            and self.previous_secret_expires_at is not None
+            and now < self.previous_secret_expires_at
+        ):
+            return [self.secret_enc, self.previous_secret_enc]
+        return [self.secret_enc]
 
 
 @dataclasses.dataclass(slots=True)

@@ -44,6 +44,7 @@ from edge_onboard.storage.models import (
     OnboardingLink,
     Organization,
     OutgoingWebhook,
+    PartnerGrant,
     Phone,
     PhoneStatus,
     Waba,
@@ -63,6 +64,24 @@ def _errors() -> Iterator[None]:
         raise InvalidRecordError(f"mongodb cannot store this value: {exc}") from exc
     except PyMongoError as exc:
         raise StorageError(f"mongodb: {exc}") from exc
+
+
+# Writes wait out a replica-set election rather than give up after 5 s as reads do. A write
+# in flight when the primary dies may have been applied: the driver replays it on the new
+# primary (a retryable write, or with_transaction's retry), where it takes effect once, but
+# only if its deadline outlasts the election (about 12 s after a primary dies, MongoDB's
+# default electionTimeoutMillis being 10 s; about 1 s after a step-down). Given up sooner,
+# its outcome is unknown to us: a claim it made (an Idempotency-Key, a link's completion)
+# would stay held, answering the client's retry 409, or a create retried after the 503
+# would be made twice.
+WRITE_TIMEOUT = 20.0
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """``_errors`` for writes, under the WRITE_TIMEOUT deadline (server selection included)."""
+    with _errors(), pymongo.timeout(WRITE_TIMEOUT):
+        yield
 
 
 def _native(value: Any) -> Any:
@@ -147,6 +166,8 @@ def _add_condition(query: Doc, condition: LinkCondition) -> None:
         ]
     if condition.claim_id is not None:
         query["claim_id"] = condition.claim_id
+    if condition.unopened:
+        query["opened_at"] = None
 
 
 def _upsert(doc: Doc) -> Doc:
@@ -162,7 +183,7 @@ class MongoStorage:
         *,
         client: AsyncMongoClient[Doc] | None = None,
         database: str | None = None,
-        write_timeout: float = 5.0,
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         if client is None:
             if url is None:
@@ -186,6 +207,7 @@ class MongoStorage:
         self.webhooks = self.db["outgoing_webhooks"]
         self.events = self.db["events"]
         self.deliveries = self.db["webhook_deliveries"]
+        self.grants = self.db["partner_grants"]
         # The writes on the hot path (a new link; an Idempotency-Key's claim and its
         # stored response): concurrent ones go to the server as one bulk write.
         self._link_writes: Coalescer[_Write, None] = Coalescer(
@@ -235,6 +257,9 @@ class MongoStorage:
             )
             await self.phones.create_index("meta_phone_number_id")
             await self.phones.create_index("waba_id")
+            await self.wabas.create_index("meta_waba_id")
+            await self.links.create_index("session_report.waba_id", sparse=True)
+            await self.grants.create_index([("closed_at", ASCENDING), ("received_at", ASCENDING)])
             await self.wabas.create_index(
                 [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             )
@@ -263,7 +288,7 @@ class MongoStorage:
     async def get_or_create_org(self, org: Organization) -> Organization:
         for _ in range(3):
             try:
-                with _errors():
+                with _writing():
                     doc = await self.orgs.find_one_and_update(
                         {"name": org.name},
                         {"$setOnInsert": _to_mongo(org.to_doc())},
@@ -284,7 +309,7 @@ class MongoStorage:
     # API keys
 
     async def insert_api_key(self, key: ApiKey) -> None:
-        with _errors():
+        with _writing():
             await self.keys.insert_one(_to_mongo(key.to_doc()))
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
@@ -303,7 +328,7 @@ class MongoStorage:
         return [ApiKey.from_doc(_from_mongo(d)) for d in docs]
 
     async def revoke_api_key(self, key_id: str, at: datetime) -> bool:
-        with _errors():
+        with _writing():
             result = await self.keys.update_one(
                 {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}}
             )
@@ -350,7 +375,7 @@ class MongoStorage:
     ) -> OnboardingLink | None:
         query: Doc = {"_id": link_id, "org_id": org_id}
         _add_condition(query, condition)
-        with _errors():
+        with _writing():
             doc = await self.links.find_one_and_update(
                 query,
                 {"$set": {k: _native(v) for k, v in changes.items()}},
@@ -358,18 +383,85 @@ class MongoStorage:
             )
         return OnboardingLink.from_doc(_from_mongo(doc)) if doc else None
 
-    async def expire_links(self, org_id: str, now: datetime) -> int:
+    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
+        return await self._expire({"org_id": org_id}, now, 0)
+
+    async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
+        return await self._expire({}, now, limit)
+
+    async def _expire(self, scope: Doc, now: datetime, limit: int) -> list[OnboardingLink]:
+        due: Doc = {
+            **scope,
+            "status": LinkStatus.PENDING.value,
+            "expires_at": {"$lte": now},
+            "$or": [{"claimed_until": None}, {"claimed_until": {"$lte": now}}],
+        }
+        moved: list[OnboardingLink] = []
+        with _writing():
+            docs = await self.links.find(due, {"_id": 1}).limit(limit).to_list()
+            for doc in docs:
+                # One by one, conditionally: only the request that moves a link reports it.
+                updated = await self.links.find_one_and_update(
+                    {**due, "_id": doc["_id"]},
+                    {"$set": {"status": LinkStatus.EXPIRED.value, "updated_at": now}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if updated is not None:
+                    moved.append(OnboardingLink.from_doc(_from_mongo(updated)))
+        return moved
+
+    async def pending_links_by_session_waba(self, meta_waba_id: str) -> list[OnboardingLink]:
+        query = {"session_report.waba_id": meta_waba_id, "status": LinkStatus.PENDING.value}
         with _errors():
-            result = await self.links.update_many(
-                {
-                    "org_id": org_id,
-                    "status": LinkStatus.PENDING.value,
-                    "expires_at": {"$lte": now},
-                    "$or": [{"claimed_until": None}, {"claimed_until": {"$lte": now}}],
-                },
-                {"$set": {"status": LinkStatus.EXPIRED.value, "updated_at": now}},
+            docs = await self.links.find(query).to_list()
+        return [OnboardingLink.from_doc(_from_mongo(d)) for d in docs]
+
+    async def put_grant(self, grant: PartnerGrant) -> None:
+        with _writing():
+            await self.grants.replace_one({"_id": grant.id}, _to_mongo(grant.to_doc()), upsert=True)
+
+    async def open_grants(self, now: datetime, limit: int) -> list[PartnerGrant]:
+        query = {"closed_at": None, "$or": [{"retry_at": None}, {"retry_at": {"$lte": now}}]}
+        with _errors():
+            docs = (
+                await self.grants.find(query).sort("received_at", ASCENDING).limit(limit).to_list()
             )
-        return result.modified_count
+        return [PartnerGrant.from_doc(_from_mongo(d)) for d in docs]
+
+    async def update_grant(self, grant_id: str, changes: Mapping[str, Any]) -> None:
+        with _writing():
+            await self.grants.update_one(
+                {"_id": grant_id}, {"$set": {k: _native(v) for k, v in changes.items()}}
+            )
+
+    async def wabas_by_meta_id(self, meta_waba_id: str) -> list[Waba]:
+        with _errors():
+            docs = await self.wabas.find({"meta_waba_id": meta_waba_id}).to_list()
+        return [Waba.from_doc(_from_mongo(d)) for d in docs]
+
+    async def update_waba(
+        self,
+        waba_id: str,
+        changes: Mapping[str, Any],
+        *,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Waba | None:
+        update = {"$set": {k: _native(v) for k, v in changes.items()}}
+
+        async def apply(session: AsyncClientSession) -> Waba | None:
+            doc = await self.wabas.find_one_and_update(
+                {"_id": waba_id}, update, return_document=ReturnDocument.AFTER, session=session
+            )
+            if doc is None:
+                return None
+            if event is not None:
+                await self._insert_event(event, deliveries, session)
+            return Waba.from_doc(_from_mongo(doc))
+
+        with _writing():
+            async with self.client.start_session() as session:
+                return await session.with_transaction(apply)
 
     async def find_phone_by_meta_id(self, org_id: str, meta_phone_number_id: str) -> Phone | None:
         with _errors():
@@ -436,7 +528,7 @@ class MongoStorage:
             )
 
         try:
-            with _errors():
+            with _writing():
                 async with self.client.start_session() as session:
                     return await session.with_transaction(apply)
         except _ClaimLost:
@@ -497,7 +589,7 @@ class MongoStorage:
             return True
 
         try:
-            with _errors():
+            with _writing():
                 async with self.client.start_session() as session:
                     return await session.with_transaction(apply)
         except DuplicateError:
@@ -529,14 +621,14 @@ class MongoStorage:
                 await self._insert_event(event, deliveries, session)
             return Phone.from_doc(_from_mongo(doc))
 
-        with _errors():
+        with _writing():
             async with self.client.start_session() as session:
                 return await session.with_transaction(apply)
 
     # Outgoing webhooks
 
     async def insert_webhook(self, webhook: OutgoingWebhook) -> None:
-        with _errors():
+        with _writing():
             await self.webhooks.insert_one(_to_mongo(webhook.to_doc()))
 
     async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
@@ -567,11 +659,19 @@ class MongoStorage:
         return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs]
 
     async def update_webhook(
-        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+        self,
+        org_id: str,
+        webhook_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_secret_enc: str | None = None,
     ) -> OutgoingWebhook | None:
-        with _errors():
+        query: Doc = {"_id": webhook_id, "org_id": org_id, "deleted_at": None}
+        if expect_secret_enc is not None:
+            query["secret_enc"] = expect_secret_enc
+        with _writing():
             doc = await self.webhooks.find_one_and_update(
-                {"_id": webhook_id, "org_id": org_id, "deleted_at": None},
+                query,
                 {"$set": {k: _native(v) for k, v in changes.items()}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -592,7 +692,7 @@ class MongoStorage:
         async def apply(session: AsyncClientSession) -> None:
             await self._insert_event(event, deliveries, session)
 
-        with _errors():
+        with _writing():
             async with self.client.start_session() as session:
                 await session.with_transaction(apply)
 
@@ -627,7 +727,7 @@ class MongoStorage:
         query: Doc = {"_id": delivery_id}
         if expect_attempts is not None:
             query["attempts"] = expect_attempts
-        with _errors():
+        with _writing():
             doc = await self.deliveries.find_one_and_update(
                 query,
                 {"$set": {k: _native(v) for k, v in changes.items()}},
@@ -655,7 +755,7 @@ class MongoStorage:
                 return None
             except DuplicateError:
                 pass
-            with _errors():
+            with _writing():
                 # An expired record (not yet swept by the TTL monitor) is taken over.
                 replaced = await self.idem.find_one_and_replace(
                     {
@@ -686,5 +786,5 @@ class MongoStorage:
         )
 
     async def release_idempotency(self, org_id: str, key: str) -> None:
-        with _errors():
+        with _writing():
             await self.idem.delete_one({"org_id": org_id, "key": key})

@@ -42,6 +42,7 @@ from edge_onboard.storage.models import (
     OnboardingLink,
     Organization,
     OutgoingWebhook,
+    PartnerGrant,
     Phone,
     PhoneStatus,
     Waba,
@@ -132,6 +133,18 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     CREATE INDEX phones_meta ON phones (meta_phone_number_id);
+    """,
+    """
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        closed INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX grants_open ON grants (closed, received_at);
+    CREATE INDEX links_status_expires ON links (status, expires_at);
+    CREATE INDEX links_session_waba ON links (json_extract(doc, '$.session_report.waba_id'));
+    CREATE INDEX wabas_meta ON wabas (meta_waba_id);
     """,
 )
 
@@ -363,27 +376,103 @@ class SQLiteStorage:
 
         return await self._run(op)
 
-    async def expire_links(self, org_id: str, now: datetime) -> int:
-        def op(c: sqlite3.Connection) -> int:
-            c.execute("BEGIN IMMEDIATE")
-            rows = c.execute(
-                "SELECT doc FROM links WHERE org_id = ? AND status = 'pending' AND expires_at <= ?",
-                (org_id, _ms(now)),
+    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
+        return await self._expire(
+            "SELECT doc FROM links WHERE org_id = ? AND status = 'pending' AND expires_at <= ?",
+            (org_id, _ms(now)),
+            now,
+        )
+
+    async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
+        return await self._expire(
+            "SELECT doc FROM links WHERE status = 'pending' AND expires_at <= ?"
+            " ORDER BY expires_at LIMIT ?",
+            (_ms(now), limit),
+            now,
+        )
+
+    async def _expire(
+        self, query: str, params: tuple[Any, ...], now: datetime
+    ) -> list[OnboardingLink]:
+        def op(c: sqlite3.Connection) -> list[OnboardingLink]:
+            moved: list[OnboardingLink] = []
+            with _transaction(c):
+                for (text,) in c.execute(query, params).fetchall():
+                    link = OnboardingLink.from_doc(_load(text))
+                    if link.claimed_until is not None and link.claimed_until > now:
+                        continue  # being completed: the claim holder decides
+                    link.status = LinkStatus.EXPIRED
+                    link.updated_at = now
+                    c.execute(
+                        "UPDATE links SET status = 'expired', doc = ? WHERE id = ?",
+                        (_dump(link.to_doc()), link.id),
+                    )
+                    moved.append(link)
+            return moved
+
+        return await self._run(op)
+
+    async def pending_links_by_session_waba(self, meta_waba_id: str) -> list[OnboardingLink]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM links WHERE json_extract(doc, '$.session_report.waba_id') = ?"
+                " AND status = 'pending'",
+                (meta_waba_id,),
             ).fetchall()
-            expired = 0
-            for (text,) in rows:
-                link = OnboardingLink.from_doc(_load(text))
-                if link.claimed_until is not None and link.claimed_until > now:
-                    continue  # being completed: the claim holder decides
-                expired += 1
-                link.status = LinkStatus.EXPIRED
-                link.updated_at = now
-                c.execute(
-                    "UPDATE links SET status = 'expired', doc = ? WHERE id = ?",
-                    (_dump(link.to_doc()), link.id),
-                )
-            c.execute("COMMIT")
-            return expired
+        )
+        return [OnboardingLink.from_doc(_load(r[0])) for r in rows]
+
+    async def put_grant(self, grant: PartnerGrant) -> None:
+        await self._run(lambda c: _put_grant(c, grant))
+
+    async def open_grants(self, now: datetime, limit: int) -> list[PartnerGrant]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM grants WHERE closed = 0 ORDER BY received_at LIMIT ?", (limit * 4,)
+            ).fetchall()
+        )
+        grants = [PartnerGrant.from_doc(_load(r[0])) for r in rows]
+        return [g for g in grants if g.retry_at is None or g.retry_at <= now][:limit]
+
+    async def update_grant(self, grant_id: str, changes: Mapping[str, Any]) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                row = c.execute("SELECT doc FROM grants WHERE id = ?", (grant_id,)).fetchone()
+                if row is not None:
+                    doc = _load(row[0])
+                    doc.update(changes)
+                    _put_grant(c, PartnerGrant.from_doc(doc))
+
+        await self._run(op)
+
+    async def wabas_by_meta_id(self, meta_waba_id: str) -> list[Waba]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT doc FROM wabas WHERE meta_waba_id = ?", (meta_waba_id,)
+            ).fetchall()
+        )
+        return [Waba.from_doc(_load(r[0])) for r in rows]
+
+    async def update_waba(
+        self,
+        waba_id: str,
+        changes: Mapping[str, Any],
+        *,
+        event: Event | None = None,
+        deliveries: Sequence[Delivery] = (),
+    ) -> Waba | None:
+        def op(c: sqlite3.Connection) -> Waba | None:
+            with _transaction(c):
+                row = c.execute("SELECT doc FROM wabas WHERE id = ?", (waba_id,)).fetchone()
+                if row is None:
+                    return None
+                doc = _load(row[0])
+                doc.update(changes)
+                waba = Waba.from_doc(doc)
+                c.execute("UPDATE wabas SET doc = ? WHERE id = ?", (_dump(waba.to_doc()), waba.id))
+                if event is not None:
+                    _insert_event(c, event, deliveries)
+                return waba
 
         return await self._run(op)
 
@@ -587,7 +676,12 @@ class SQLiteStorage:
         return [OutgoingWebhook.from_doc(_load(r[0])) for r in rows]
 
     async def update_webhook(
-        self, org_id: str, webhook_id: str, changes: Mapping[str, Any]
+        self,
+        org_id: str,
+        webhook_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_secret_enc: str | None = None,
     ) -> OutgoingWebhook | None:
         def op(c: sqlite3.Connection) -> OutgoingWebhook | None:
             c.execute("BEGIN IMMEDIATE")
@@ -595,10 +689,12 @@ class SQLiteStorage:
                 "SELECT doc FROM webhooks WHERE id = ? AND org_id = ? AND deleted = 0",
                 (webhook_id, org_id),
             ).fetchone()
-            if row is None:
+            doc = _load(row[0]) if row else None
+            if doc is None or (
+                expect_secret_enc is not None and doc["secret_enc"] != expect_secret_enc
+            ):
                 c.execute("COMMIT")
                 return None
-            doc = _load(row[0])
             doc.update(changes)
             webhook = OutgoingWebhook.from_doc(doc)
             c.execute(
@@ -801,6 +897,13 @@ def _transaction(c: sqlite3.Connection) -> Iterator[None]:
         c.execute("ROLLBACK")
         raise
     c.execute("COMMIT")
+
+
+def _put_grant(c: sqlite3.Connection, grant: PartnerGrant) -> None:
+    c.execute(
+        "INSERT OR REPLACE INTO grants (id, closed, received_at, doc) VALUES (?, ?, ?, ?)",
+        (grant.id, int(grant.closed_at is not None), _ms(grant.received_at), _dump(grant.to_doc())),
+    )
 
 
 def _phone_by_meta_id(c: sqlite3.Connection, org_id: str, meta_phone_id: str) -> Phone | None:

@@ -47,6 +47,19 @@ def mongodb_url() -> Iterator[str]:
     yield from _service(services.mongo_server)
 
 
+@contextlib.contextmanager
+def _cluster_url() -> Iterator[str]:
+    with services.redis_cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster (3 masters, 3 replicas) the session's tests share; a test that
+    kills nodes starts its own (``services.redis_cluster(private=True)``)."""
+    yield from _service(_cluster_url)
+
+
 class FakeClock:
     """A clock tests move by hand; starts at a fixed, millisecond-aligned moment."""
 

@@ -6,6 +6,10 @@ server is started on a free port with a throw-away data folder and stopped on
 exit. ``ServiceUnavailable`` is raised when no server can be provided: tests
 should skip on it, unless ``services_required()`` (set in CI) says to fail.
 
+For scale-out tests, ``redis_cluster()`` starts a Redis Cluster (3 masters, 3
+replicas) and ``mongo_replica_set()`` a 3-member replica set; both yield handles
+that can kill a member and wait for the failover.
+
 ``.ci/install-services.sh`` puts a test mongod into the cache folder searched
 here. Run ``python tests/services.py`` to check that both services work.
 """
@@ -13,6 +17,7 @@ here. Run ``python tests/services.py`` to check that both services work.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -27,9 +33,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 REDIS_URL_ENV = "EDGE_TEST_REDIS_URL"
+REDIS_CLUSTER_URL_ENV = "EDGE_TEST_REDIS_CLUSTER_URL"
 MONGODB_URL_ENV = "EDGE_TEST_MONGODB_URL"
 MONGOD_ENV = "EDGE_TEST_MONGOD"
 CACHE_ENV = "EDGE_TEST_CACHE"
@@ -39,6 +46,11 @@ REDIS_START_TIMEOUT = 10.0
 MONGO_START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 REPLICA_SET = "rs0"
+CLUSTER_START_TIMEOUT = 30.0
+# How long cluster nodes wait for a silent master before its replica takes over (the
+# server's default is 15 s; managed services pick their own).
+CLUSTER_NODE_TIMEOUT_MS = 1000
+FAILOVER_TIMEOUT = 30.0
 
 _T = TypeVar("_T")
 
@@ -140,6 +152,302 @@ def mongo_server(*, replica_set: bool = True, private: bool = False) -> Iterator
             yield f"mongodb://127.0.0.1:{port}/?replicaSet={REPLICA_SET}&directConnection=true"
 
 
+@dataclasses.dataclass
+class RedisClusterNodes:
+    """A Redis Cluster: its URL and, when started here, its nodes' processes by port."""
+
+    url: str
+    processes: dict[int, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
+
+    def masters(self) -> dict[int, list[tuple[int, int]]]:
+        """Port → slot ranges of each master serving slots, as a live node sees it."""
+        text = self._ask(["CLUSTER", "NODES"]).decode()
+        masters: dict[int, list[tuple[int, int]]] = {}
+        for line in text.splitlines():
+            fields = line.split()
+            flags = fields[2].split(",")
+            if "master" not in flags or "fail" in flags or len(fields) < 9:
+                continue
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            ranges = [tuple(int(n) for n in f.split("-")) for f in fields[8:] if f[0].isdigit()]
+            masters[port] = [(r[0], r[-1]) for r in ranges]
+        return masters
+
+    def master_of(self, slot: int) -> int:
+        """The port of the master serving ``slot``."""
+        for port, ranges in self.masters().items():
+            if any(low <= slot <= high for low, high in ranges):
+                return port
+        raise LookupError(f"no master serves slot {slot}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node, as when its machine dies: no goodbye to the others."""
+        proc = self.processes[port]
+        proc.kill()
+        proc.wait()
+
+    def wait_for_failover(self, dead: int, timeout: float = FAILOVER_TIMEOUT) -> float:
+        """Wait until every slot of the dead master is served by a promoted replica and
+        every live node says the cluster is ok; return how long that took (s)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            with contextlib.suppress(OSError):
+                if dead not in self.masters() and self._healthy():
+                    return time.monotonic() - started
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no failover of the master on port {dead} in {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def _live(self) -> list[int]:
+        return [port for port, proc in self.processes.items() if proc.poll() is None]
+
+    def _ask(self, command: list[str]) -> bytes:
+        for port in self._live():
+            with contextlib.suppress(OSError):
+                (reply,) = _redis_call("127.0.0.1", port, command)
+                if reply is not None:
+                    return reply
+        raise OSError("no cluster node answered")
+
+    def _healthy(self) -> bool:
+        """Every live node sees all slots served and every live replica is in sync."""
+        for port in self._live():
+            state, replication = _redis_call(
+                "127.0.0.1", port, ["CLUSTER", "INFO"], ["INFO", "replication"]
+            )
+            if b"cluster_state:ok" not in (state or b""):
+                return False
+            if b"role:slave" in (replication or b"") and (
+                b"master_link_status:up" not in (replication or b"")
+                or b"master_sync_in_progress:0" not in (replication or b"")
+            ):
+                return False
+        return True
+
+
+@contextlib.contextmanager
+def redis_cluster(*, private: bool = False) -> Iterator[RedisClusterNodes]:
+    """A Redis Cluster of 3 masters and 3 replicas (``EDGE_TEST_REDIS_CLUSTER_URL`` when
+    set, unless ``private``: a test that kills nodes needs a cluster of its own)."""
+    url = os.environ.get(REDIS_CLUSTER_URL_ENV)
+    if url and not private:
+        yield RedisClusterNodes(url)
+        return
+
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        missing = "redis-server" if server is None else "redis-cli"
+        raise ServiceUnavailable(
+            f"{missing} is not on PATH and {REDIS_CLUSTER_URL_ENV} is not set (install the "
+            "Debian packages redis-server and redis-tools, or run .ci/install-services.sh)"
+        )
+
+    with (
+        tempfile.TemporaryDirectory(prefix="edge-redis-cluster-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        deadline = time.monotonic() + CLUSTER_START_TIMEOUT
+
+        def argv(port: int) -> list[str]:
+            folder = Path(tmp, f"node-{port}")
+            folder.mkdir(exist_ok=True)
+            return [
+                server,
+                "--port", str(port),
+                # The cluster bus gets a free port too (by default it is port + 10000).
+                "--cluster-port", str(_free_port()),
+                "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
+                # A replica's first sync starts at once, not after the default 5 s wait
+                # for other replicas to share the transfer.
+                "--repl-diskless-sync-delay", "0",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(folder),
+            ]  # fmt: skip
+
+        nodes = RedisClusterNodes("")
+        for i in range(6):
+            log = Path(tmp, f"node-{i}.log")
+            port, proc = stack.enter_context(
+                _process("redis-server", argv, log, _redis_ready, REDIS_START_TIMEOUT)
+            )
+            nodes.processes[port] = proc
+        addresses = [f"127.0.0.1:{port}" for port in nodes.processes]
+        create = [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1"]
+        try:
+            done = subprocess.run(
+                [*create, "--cluster-yes"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=CLUSTER_START_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ServiceUnavailable(f"redis-cli --cluster create hung: {exc}") from exc
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace").splitlines()
+            raise ServiceUnavailable(
+                "redis-cli --cluster create failed; output tail:\n" + "\n".join(output[-20:])
+            )
+        while not _quietly(nodes._healthy):
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"the Redis Cluster was not ready after {CLUSTER_START_TIMEOUT:.0f} s; "
+                    f"log tail of one node:\n{_tail(Path(tmp, 'node-0.log'))}"
+                )
+            time.sleep(0.05)
+        nodes.url = f"redis+cluster://{addresses[0]}"
+        yield nodes
+
+
+def _quietly(probe: Callable[[], bool]) -> bool:
+    try:
+        return probe()
+    except OSError:
+        return False
+
+
+@dataclasses.dataclass
+class ReplicaSetMembers:
+    """A MongoDB replica set started here: its URL and its members' processes by port."""
+
+    url: str
+    name: str
+    processes: dict[int, subprocess.Popen[bytes]]
+
+    def primary(self) -> int | None:
+        """The port of the member that is primary now, as the live members see it."""
+        for port in self._live():
+            try:
+                with _direct(port, timeout_ms=1000) as client:
+                    hello = client.admin.command("hello")
+            except PyMongoError:
+                continue
+            if hello.get("isWritablePrimary"):
+                return port
+        return None
+
+    def wait_for_primary(self, timeout: float = FAILOVER_TIMEOUT) -> int:
+        deadline = time.monotonic() + timeout
+        while (port := self.primary()) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no primary elected in {timeout:.0f} s")
+            time.sleep(0.05)
+        return port
+
+    def step_down(self, seconds: int = 10) -> int:
+        """Ask the primary to step down (``replSetStepDown``): it stays ineligible for
+        ``seconds``; return its port."""
+        port = self.wait_for_primary()
+        # The primary drops its connections as it steps down, this one included.
+        with contextlib.suppress(ConnectionFailure), _direct(port, timeout_ms=15000) as client:
+            client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=5)
+        return port
+
+    def kill(self, port: int) -> None:
+        """SIGKILL a member, as when its machine dies."""
+        proc = self.processes[port]
+        proc.kill()
+        proc.wait()
+
+    def _live(self) -> list[int]:
+        return [port for port, proc in self.processes.items() if proc.poll() is None]
+
+
+def _direct(port: int, *, timeout_ms: int) -> MongoClient[dict[str, Any]]:
+    return MongoClient(
+        f"mongodb://127.0.0.1:{port}/",
+        directConnection=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms,
+    )
+
+
+@contextlib.contextmanager
+def mongo_replica_set(*, election_timeout_ms: int | None = None) -> Iterator[ReplicaSetMembers]:
+    """A private 3-member replica set (three mongod processes), every member in sync.
+    ``election_timeout_ms`` sets how long secondaries wait for a silent primary before
+    they elect another (MongoDB's default: 10 s)."""
+    binary, env = _find_mongod()
+    name = f"rs-{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="edge-mongod-rs-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+
+        def argv(port: int) -> list[str]:
+            dbpath = Path(tmp, f"db-{port}")
+            dbpath.mkdir(exist_ok=True)
+            return [
+                binary,
+                "--dbpath", str(dbpath),
+                "--bind_ip", "127.0.0.1",
+                "--port", str(port),
+                "--nounixsocket",
+                "--wiredTigerCacheSizeGB", "0.25",
+                "--replSet", name,
+                "--quiet",
+            ]  # fmt: skip
+
+        deadline = time.monotonic() + MONGO_START_TIMEOUT
+        processes: dict[int, subprocess.Popen[bytes]] = {}
+        for i in range(3):
+            log = Path(tmp, f"mongod-{i}.log")
+            port, proc = stack.enter_context(
+                _process("mongod", argv, log, _mongod_ready, MONGO_START_TIMEOUT, env)
+            )
+            processes[port] = proc
+        hosts = [f"127.0.0.1:{port}" for port in processes]
+        config: dict[str, Any] = {
+            "_id": name,
+            "members": [{"_id": i, "host": host} for i, host in enumerate(hosts)],
+        }
+        if election_timeout_ms is not None:
+            config["settings"] = {"electionTimeoutMillis": election_timeout_ms}
+        try:
+            _initiate_members(next(iter(processes)), config, deadline)
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"the 3-member replica set did not come up: {exc}\n"
+                f"log tail:\n{_tail(Path(tmp, 'mongod-0.log'))}"
+            ) from exc
+        members = ReplicaSetMembers(
+            f"mongodb://{','.join(hosts)}/?replicaSet={name}", name, processes
+        )
+        try:
+            yield members
+        finally:
+            # Throw-away data: SIGKILL spares the shutdown of a primary, which waits
+            # for its secondaries (up to 15 s, longer once one of them is gone).
+            for port in members._live():
+                members.kill(port)
+
+
+def _initiate_members(port: int, config: dict[str, Any], deadline: float) -> None:
+    """Initiate the set and wait until one member is primary and the others secondaries."""
+    timeout_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    with _direct(port, timeout_ms=timeout_ms) as client:
+        client.admin.command("replSetInitiate", config)
+        while True:
+            status = client.admin.command("replSetGetStatus")
+            states = sorted(member["stateStr"] for member in status["members"])
+            if states == ["PRIMARY", "SECONDARY", "SECONDARY"]:
+                return
+            if states == ["SECONDARY"] * 3:
+                # All in sync and no primary yet: elect this one now rather than after
+                # the election timeout (10 s by default) that a new set waits out.
+                with contextlib.suppress(OperationFailure):
+                    client.admin.command("replSetStepUp")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"members still {states} at the start-up deadline")
+            time.sleep(0.05)
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "edge-onboard")
 
@@ -186,6 +494,20 @@ def _server(
 
     ``ready`` must check that the server answering is this process: when the
     port was taken by someone else, that one answers while ours exits."""
+    with _process(name, argv, log, ready, timeout, env) as (port, _):
+        yield port
+
+
+@contextlib.contextmanager
+def _process(
+    name: str,
+    argv: Callable[[int], list[str]],
+    log: Path,
+    ready: Callable[[int, int], bool],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``_server``, yielding the process too (for tests that kill it)."""
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         port = _free_port()
         with log.open("wb") as out:
@@ -199,7 +521,7 @@ def _server(
             _stop(proc)
             raise
     try:
-        yield port
+        yield port, proc
     finally:
         _stop(proc)
 

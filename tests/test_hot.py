@@ -1,18 +1,20 @@
-"""The hot layer: shared through Redis, trusted in-process for a second, and harmless
-when Redis goes away."""
+"""The hot layer: shared through Redis (one server, or a Redis Cluster), trusted
+in-process for a second, and harmless when Redis goes away."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
 from edge_onboard import redis_keys as keys
 from edge_onboard.hot import FILL_WINDOW, LOCAL_TTL, REDIS_RETRY_AFTER, TOMBSTONE, HotCache
+from edge_onboard.queue.redis import client_from_url
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
@@ -20,6 +22,19 @@ from tests.test_delivery_processes import own_redis
 
 pytestmark = pytest.mark.anyio
 Fetch = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+@pytest.fixture(params=["redis", "cluster"])
+async def shared(
+    request: pytest.FixtureRequest, anyio_backend: str
+) -> AsyncIterator[Redis | RedisCluster]:
+    """The Redis the processes share: one server, then a Redis Cluster, where each key
+    lands on the shard of its own slot."""
+    url = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    client = client_from_url(url, max_connections=8)
+    await client.flushdb()
+    yield client
+    await client.aclose()
 
 
 class Ticker:
@@ -30,9 +45,8 @@ class Ticker:
         return self.now
 
 
-async def test_two_processes_agree_within_a_second(redis_url: str) -> None:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
+async def test_two_processes_agree_within_a_second(shared: Redis | RedisCluster) -> None:
+    client = shared
     ticker = Ticker()
     a, b = HotCache(client, monotonic=ticker), HotCache(client, monotonic=ticker)
     await a.load("link", "x", store({"status": "pending"}))  # a reads the store
@@ -41,14 +55,14 @@ async def test_two_processes_agree_within_a_second(redis_url: str) -> None:
     assert await peek(b, "x") == {"status": "pending"}  # b's own copy, for now
     ticker.now += LOCAL_TTL
     assert await peek(b, "x") is None  # then b reads the store again
-    await client.aclose()
 
 
-async def test_a_copy_read_before_a_change_is_not_cached_after_it(redis_url: str) -> None:
+async def test_a_copy_read_before_a_change_is_not_cached_after_it(
+    shared: Redis | RedisCluster,
+) -> None:
     """The cache-aside race: a reads the store, b changes the record and drops the copies,
     then a's copy arrives. The tombstone keeps a's old copy out of Redis."""
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
+    client = shared
     ticker = Ticker()
     a, b, c = (HotCache(client, monotonic=ticker) for _ in range(3))
     old = {"status": "pending"}
@@ -63,7 +77,6 @@ async def test_a_copy_read_before_a_change_is_not_cached_after_it(redis_url: str
     # Without a change in between, what a read is shared as before.
     assert (await a.load("link", "y", store(old))) is not None
     assert await peek(c, "y") == old
-    await client.aclose()
 
 
 async def peek(cache: HotCache, key: str) -> dict[str, Any] | None:
@@ -122,15 +135,14 @@ async def test_a_change_during_a_read_is_not_undone_by_it() -> None:
 
 
 async def test_concurrent_writes_share_one_pipeline(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
+    shared: Redis | RedisCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
+    client = shared
     cache = HotCache(client)
     pipelines = 0
     make = client.pipeline
 
-    def counting(transaction: bool = True) -> Pipeline:
+    def counting(transaction: bool = True) -> Pipeline | ClusterPipeline:
         nonlocal pipelines
         pipelines += 1
         return make(transaction=transaction)
@@ -141,7 +153,6 @@ async def test_concurrent_writes_share_one_pipeline(
             tg.start_soon(cache.forget, "link", f"k{i}")  # twenty changes at once
     assert pipelines == 1
     assert [await client.get(keys.hot("link", f"k{i}")) for i in range(20)] == [TOMBSTONE] * 20
-    await client.aclose()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -221,11 +232,12 @@ async def test_page_and_api_keep_answering_while_redis_is_down(
                 await again.aclose()
 
 
-async def test_a_slow_read_is_not_copied_to_redis_nor_trusted_longer(redis_url: str) -> None:
+async def test_a_slow_read_is_not_copied_to_redis_nor_trusted_longer(
+    shared: Redis | RedisCluster,
+) -> None:
     """A read that took long may predate a change whose tombstone has since expired: its
     copy stays out of Redis, and in-process it counts from when the read began."""
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
+    client = shared
     ticker = Ticker()
     cache = HotCache(client, monotonic=ticker)
 
@@ -242,7 +254,6 @@ async def test_a_slow_read_is_not_copied_to_redis_nor_trusted_longer(redis_url: 
     assert entry is not None and await client.get(keys.hot("link", "quick")) is not None
     ticker.now += LOCAL_TTL - 0.5  # 1.1 s after the read began, 0.5 s after it ended
     assert await cache.load("link", "quick", store({"v": 3})) is not entry
-    await client.aclose()
 
 
 async def test_after_a_failed_shared_read_the_waiters_share_the_next_one() -> None:

@@ -36,6 +36,10 @@ LINK_FIELDS = {
     "expiresAt",
     "metadata",
     "lastError",
+    # Beyond the seed (DESIGN: completedVia; the recovery issue: recoverable, recovery).
+    "completedVia",
+    "recoverable",
+    "recovery",
 }
 SEED_BODY = {
     "name": "Acme Corp WhatsApp",

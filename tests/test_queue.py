@@ -1,35 +1,63 @@
-"""The delivery queue contract, in-process and on a real Redis."""
+"""The delivery queue contract, in-process, on a real Redis and on a real Redis Cluster."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
 import pytest
-from redis.asyncio import Redis
+from redis.crc import key_slot
 
+from edge_onboard import redis_keys as keys
 from edge_onboard.queue import DeliveryQueue
 from edge_onboard.queue.memory import MemoryQueue
-from edge_onboard.queue.redis import RedisQueue
+from edge_onboard.queue.redis import RedisQueue, shares
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
 LEASE = timedelta(seconds=30)
+REDIS_SERVERS = {"redis": "redis_url", "cluster": "redis_cluster_url"}
 
 
-@pytest.fixture(params=["memory", "redis"])
+@contextlib.asynccontextmanager
+async def _on(request: pytest.FixtureRequest, server: str) -> AsyncIterator[RedisQueue]:
+    redis_queue = RedisQueue.from_url(request.getfixturevalue(REDIS_SERVERS[server]))
+    await redis_queue.client.flushdb()  # the test servers are ours; keys are fixed names
+    try:
+        yield redis_queue
+    finally:
+        await redis_queue.close()
+
+
+@pytest.fixture(params=list(REDIS_SERVERS))
+async def redis_queue(
+    request: pytest.FixtureRequest, anyio_backend: str
+) -> AsyncIterator[RedisQueue]:
+    """The Redis queue on one Redis, then on a Redis Cluster (the same code)."""
+    async with _on(request, request.param) as redis_queue:
+        yield redis_queue
+
+
+@pytest.fixture(params=["memory", *REDIS_SERVERS])
 async def queue(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[DeliveryQueue]:
     if request.param == "memory":
         yield MemoryQueue()
         return
-    url = request.getfixturevalue("redis_url")
-    client = Redis.from_url(url)
-    await client.flushdb()  # the test server is ours; keys are fixed names
-    await client.aclose()
-    redis_queue = RedisQueue.from_url(url)
-    yield redis_queue
-    await redis_queue.close()
+    async with _on(request, request.param) as redis_queue:
+        yield redis_queue
+
+
+def _ids(count: int, part: int) -> list[str]:
+    """``count`` delivery ids that live in partition ``part``."""
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        if keys.partition(ident := f"d{n}") == part:
+            found.append(ident)
+        n += 1
+    return found
 
 
 async def test_due_order_and_leases(queue: DeliveryQueue, clock: FakeClock) -> None:
@@ -77,14 +105,68 @@ async def test_concurrent_claims_never_share(queue: DeliveryQueue, clock: FakeCl
     assert sorted(claimed) == sorted(f"d{i}" for i in range(200))
 
 
-def test_keys_share_one_cluster_slot() -> None:
-    from edge_onboard import redis_keys as keys
+def test_a_partition_is_one_slot_and_the_rest_spread() -> None:
+    slots = set()
+    for part in range(keys.PARTITIONS):
+        # A partition's scripts touch both of its keys: one slot, so one cluster shard.
+        assert key_slot(keys.due(part).encode()) == key_slot(keys.inflight(part).encode())
+        slots.add(key_slot(keys.due(part).encode()))
+    assert len(slots) == keys.PARTITIONS
+    # Hot copies and rate limits carry no hash tag: each key hashes on its own.
+    names = [keys.hot("link", str(n)) for n in range(50)] + [
+        keys.rate_limit(f"ip:{n}") for n in range(50)
+    ]
+    assert not any("{" in name for name in names)
+    assert len({key_slot(name.encode()) for name in names}) > 90
+    assert len({keys.partition(f"dlv_{n}") for n in range(1000)}) == keys.PARTITIONS
 
-    for name in (
-        keys.DUE,
-        keys.INFLIGHT,
-        keys.SWEEP_LOCK,
-        keys.hot("link", "x"),
-        keys.rate_limit("k"),
-    ):
-        assert name.startswith("{edge}:")
+
+@pytest.mark.parametrize(
+    ("due", "limit", "start", "expected"),
+    [
+        ([0, 0, 0], 5, 0, [0, 0, 0]),
+        ([100, 1, 1], 10, 0, [8, 1, 1]),  # the small ones are not starved by the backlog
+        ([100, 100, 100], 10, 1, [3, 4, 3]),  # the odd unit goes round from ``start``
+        ([5, 5, 5], 2, 2, [1, 0, 1]),
+        ([2, 0, 7], 20, 0, [2, 0, 7]),  # less due than the limit: all of it
+    ],
+)
+def test_shares_are_max_min_fair(
+    due: list[int], limit: int, start: int, expected: list[int]
+) -> None:
+    assert shares(due, limit, start) == expected
+
+
+async def test_a_backlog_in_one_partition_does_not_starve_the_others(
+    redis_queue: RedisQueue, clock: FakeClock
+) -> None:
+    backlog = _ids(200, 0)
+    singles = [_ids(1, part)[0] for part in range(1, 6)]
+    for n, ident in enumerate(backlog):  # due an hour earlier: in due order, all first
+        await redis_queue.enqueue(ident, clock() - timedelta(hours=1) + timedelta(seconds=n))
+    for ident in singles:
+        await redis_queue.enqueue(ident, clock())
+    claimed = await redis_queue.claim(clock(), 10, LEASE)
+    assert len(claimed) == 10 and set(singles) <= set(claimed)
+    assert set(claimed) - set(singles) <= set(backlog[:5])  # oldest first within one
+
+
+async def test_the_one_slot_queue_is_adopted_with_its_due_times_and_leases(
+    redis_queue: RedisQueue, clock: FakeClock
+) -> None:
+    """What the queue held before partitions is moved into them on the first sweep."""
+    ms = int(clock().timestamp() * 1000)
+    client = redis_queue.client
+    await client.zadd(keys.LEGACY_DUE, {"due-now": ms, "due-later": ms + 10_000})
+    await client.zadd(keys.LEGACY_INFLIGHT, {"leased": ms + 30_000})
+    assert await redis_queue.sweep(clock()) == 0
+    assert await client.exists(keys.LEGACY_DUE, keys.LEGACY_INFLIGHT) == 0
+    assert await redis_queue.claim(clock(), 10, LEASE) == ["due-now"]
+    await redis_queue.enqueue("leased", clock())  # still leased: not scheduled twice
+    clock.advance(seconds=10)
+    assert await redis_queue.claim(clock(), 10, LEASE) == ["due-later"]
+    await redis_queue.ack("due-now")
+    await redis_queue.ack("due-later")
+    clock.advance(seconds=20)
+    assert await redis_queue.sweep(clock()) == 1  # its lease ran out as it would have
+    assert await redis_queue.claim(clock(), 10, LEASE) == ["leased"]

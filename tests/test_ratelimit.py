@@ -1,4 +1,5 @@
-"""Rate limits: 429 in the error shape with Retry-After, in-process and on real Redis."""
+"""Rate limits: 429 in the error shape with Retry-After, in-process, on real Redis and
+on a real Redis Cluster."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from edge_onboard.errors import ApiError
+from edge_onboard.queue.redis import client_from_url
 from edge_onboard.ratelimit import Limit, RateLimiter
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
@@ -25,7 +27,10 @@ class Ticker:
         return self.now
 
 
-@pytest.fixture(params=["memory", "redis"])
+REDIS_SERVERS = {"redis": "redis_url", "cluster": "redis_cluster_url"}
+
+
+@pytest.fixture(params=["memory", *REDIS_SERVERS])
 async def limiter(
     request: pytest.FixtureRequest, anyio_backend: str
 ) -> AsyncIterator[tuple[RateLimiter, Ticker]]:
@@ -33,7 +38,9 @@ async def limiter(
     if request.param == "memory":
         yield RateLimiter(now=ticker), ticker
         return
-    client = Redis.from_url(request.getfixturevalue("redis_url"))
+    client = client_from_url(
+        request.getfixturevalue(REDIS_SERVERS[request.param]), max_connections=8
+    )
     await client.flushdb()
     yield RateLimiter(client, now=ticker), ticker
     await client.aclose()
@@ -90,8 +97,11 @@ async def test_api_and_public_pages_answer_429(clock: FakeClock) -> None:
         assert "retry-after" in callback.headers
 
 
-async def test_processes_share_one_budget_through_redis(redis_url: str) -> None:
-    client = Redis.from_url(redis_url)
+@pytest.mark.parametrize("server", list(REDIS_SERVERS))
+async def test_processes_share_one_budget_through_redis(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    client = client_from_url(request.getfixturevalue(REDIS_SERVERS[server]), max_connections=8)
     await client.flushdb()
     ticker = Ticker()
     first, second = RateLimiter(client, now=ticker), RateLimiter(client, now=ticker)

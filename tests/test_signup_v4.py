@@ -149,7 +149,12 @@ async def test_unverified_number_then_code_then_verified_and_registered(v4: V4) 
     assert twice.status_code == 409
     assert twice.json()["error"]["code"] == "phone_not_pending_verification"
     events = await v4.events()
-    assert events == ["phone_number.connected", "phone_number.updated", "waba.connected"]
+    assert events == [
+        "onboarding_link.completed",
+        "phone_number.connected",
+        "phone_number.updated",
+        "waba.connected",
+    ]
     (update,) = [
         await v4.services.storage.get_event(d.event_id)
         for d in (await v4.services.storage.list_deliveries(v4.hook_id, offset=0, limit=10))[0]
@@ -166,7 +171,7 @@ async def test_no_number_then_sync_connects_it(v4: V4) -> None:
     assert response.status_code == 200, response.text
     done = await v4.get(f"/v1/onboarding-links/{link['id']}")
     assert done["phoneNumberId"] is None and done["isPhoneRegistered"] is None
-    assert await v4.events() == ["waba.connected"]
+    assert await v4.events() == ["onboarding_link.completed", "waba.connected"]
     (waba,) = await v4.items("/v1/wabas")
     assert waba["id"] == done["wabaId"] and waba["metaWabaId"] == body["wabaId"]
     assert waba["phoneNumberIds"] == []
@@ -183,7 +188,11 @@ async def test_no_number_then_sync_connects_it(v4: V4) -> None:
     again = await v4.post(f"/v1/wabas/{waba['id']}/phones/sync", {})
     assert again.json()["data"]["phoneNumberIds"] == [phone_id]
     assert len(v4.calls("/register")) == 1
-    assert await v4.events() == ["phone_number.connected", "waba.connected"]
+    assert await v4.events() == [
+        "onboarding_link.completed",
+        "phone_number.connected",
+        "waba.connected",
+    ]
     assert (await v4.get(f"/v1/wabas/{waba['id']}"))["phoneNumberIds"] == [phone_id]
     other = await v4.client.get("/v1/wabas/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12)
     assert other.status_code == 401  # no key: and with one, another org's id is a 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ import orjson
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests import services
-from tests.live import create_key, serve
+from tests.live import create_key, serve, serving
 
 CHROMIUM = os.environ.get("EDGE_TEST_CHROMIUM", "/usr/lib/chromium/chromium")
 ARGS = [
@@ -353,3 +358,63 @@ def test_the_page_launches_embedded_signup_v4(site: Site, page: Any) -> None:
         else:
             assert "featureType" not in extras
         popup.close()
+
+
+# Recovery: the end-user finished at Meta and closed the tab before the code came back.
+
+
+class Receiver:
+    """A customer endpoint on loopback that records the events it is sent."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def receive(self, request: Request) -> Response:
+        self.events.append(orjson.loads(await request.body())["event"])
+        return Response(b"ok")
+
+
+def test_a_closed_tab_is_recovered(tmp_path: Path, browser: Any) -> None:
+    receiver = Receiver()
+    env = {
+        "EDGE_RECOVERY_GRACE_SECONDS": "1",
+        "EDGE_RECONCILE_INTERVAL": "1",
+        "EDGE_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    key = create_key(tmp_path)
+    app = Starlette(routes=[Route("/hook", receiver.receive, methods=["POST"])])
+    with serving(app) as hook_base, serve(tmp_path, "--sandbox", env=env) as (base, _):
+        site = Site(base, key, tmp_path)
+        hook = httpx.post(
+            f"{base}/v1/outgoing-webhooks",
+            json={"url": f"{hook_base}/hook", "events": ["phone_number.connected",
+                  "onboarding_link.recovered", "onboarding_link.completed"]},
+            headers=site.auth,
+        )  # fmt: skip
+        assert hook.status_code == 201, hook.text
+        link = site.link(redirectUrl=RETURN)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(link["hostedUrl"])
+        page.wait_for_selector("#connect:enabled")
+        run_popup(page, scenario="close_tab")
+        page.wait_for_function(
+            "() => document.getElementById('connect').disabled || "
+            "!document.getElementById('retry').classList.contains('hidden')"
+        )
+        context.close()  # the end-user closes the tab
+        deadline = time.monotonic() + 15
+        while site.get(link["id"])["status"] != "completed":
+            assert time.monotonic() < deadline, site.get(link["id"])
+            time.sleep(0.2)
+        done = site.get(link["id"])
+        assert done["completedVia"] == "recovery" and done["phoneNumberId"] is not None
+        while len(receiver.events) < 3:
+            assert time.monotonic() < deadline, receiver.events
+            time.sleep(0.2)
+        time.sleep(1.5)  # another reconciliation pass: nothing more arrives
+    assert sorted(receiver.events) == [
+        "onboarding_link.completed",
+        "onboarding_link.recovered",
+        "phone_number.connected",
+    ]

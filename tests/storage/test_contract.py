@@ -24,10 +24,13 @@ from edge_onboard.storage import (
     LinkStatus,
     OnboardingLink,
     Organization,
+    OutgoingWebhook,
+    PartnerGrant,
     Phone,
     PhoneStatus,
     Storage,
     Waba,
+    WebhookStatus,
 )
 from edge_onboard.storage.mongo import MongoStorage
 from tests.conftest import FakeClock
@@ -178,8 +181,8 @@ async def test_expire_links(storage: Storage, clock: FakeClock) -> None:
     for link in (soon, later, foreign):
         await storage.insert_link(link)
     clock.advance(minutes=5)
-    assert await storage.expire_links("org-1", clock()) == 1
-    assert await storage.expire_links("org-1", clock()) == 0
+    assert [x.id for x in await storage.expire_links("org-1", clock())] == [soon.id]
+    assert await storage.expire_links("org-1", clock()) == []
     got = await storage.get_link(soon.id)
     assert got is not None and got.status is LinkStatus.EXPIRED
     other = await storage.get_link(foreign.id)
@@ -442,7 +445,8 @@ async def test_expiry_leaves_claimed_links_to_their_holder(
     await storage.insert_link(link)
     assert await claim(storage, clock, link, "a")  # leased for 60 s
     clock.advance(seconds=40)  # expired while being completed
-    assert await storage.expire_links(link.org_id, clock()) == 0
+    assert await storage.expire_links(link.org_id, clock()) == []
+    assert await storage.expire_due_links(clock(), 10) == []
     done = await storage.complete_link(make_completion(clock, link, "a"))
     assert done is not None and done.link.status is LinkStatus.COMPLETED
 
@@ -560,3 +564,136 @@ async def test_update_phone_is_conditional_and_carries_its_event(
     )
     assert again is None
     assert await storage.update_phone("missing", changes) is None
+
+
+async def test_expiry_across_organisations(storage: Storage, clock: FakeClock) -> None:
+    links = [
+        make_link(clock, org_id=org, expires_at=clock() + timedelta(minutes=5))
+        for org in ("org-1", "org-2", "org-3")
+    ]
+    for link in links:
+        await storage.insert_link(link)
+    assert await storage.expire_due_links(clock(), 10) == []
+    clock.advance(minutes=5)
+    first = await storage.expire_due_links(clock(), 2)
+    rest = await storage.expire_due_links(clock(), 10)
+    assert len(first) == 2 and len(rest) == 1
+    assert {x.id for x in first + rest} == {x.id for x in links}
+    assert all(x.status is LinkStatus.EXPIRED for x in first + rest)
+    assert await storage.expire_due_links(clock(), 10) == []
+
+
+async def test_grants_and_session_reports(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    report = {"event": "FINISH", "waba_id": "524126980791429", "at": clock()}
+    assert await storage.update_link(
+        link.org_id,
+        link.id,
+        LinkCondition(statuses={LinkStatus.PENDING}),
+        {"session_report": report},
+    )
+    (found,) = await storage.pending_links_by_session_waba("524126980791429")
+    assert found.id == link.id and await storage.pending_links_by_session_waba("1") == []
+
+    grant = PartnerGrant(
+        id="524126980791429", owner_business_id="2729063490586005", event="PARTNER_ADDED",
+        received_at=clock(),
+    )  # fmt: skip
+    await storage.put_grant(grant)
+    assert await storage.open_grants(clock(), 10) == [grant]
+    later = clock() + timedelta(seconds=30)
+    await storage.update_grant(grant.id, {"attempts": 1, "retry_at": later})
+    assert await storage.open_grants(clock(), 10) == []
+    (retried,) = await storage.open_grants(later, 10)
+    assert retried.attempts == 1
+    await storage.update_grant(grant.id, {"closed_at": later, "outcome": "recovered"})
+    assert await storage.open_grants(later, 10) == []
+    await storage.put_grant(grant)  # a new PARTNER_ADDED reopens it
+    assert await storage.open_grants(clock(), 10) == [grant]
+
+
+async def test_waba_by_meta_id_and_update(storage: Storage, clock: FakeClock) -> None:
+    link = make_link(clock)
+    await storage.insert_link(link)
+    assert await claim(storage, clock, link, "a")
+    done = await storage.complete_link(make_completion(clock, link, "a"))
+    assert done is not None
+    (waba,) = await storage.wabas_by_meta_id("524126980791429")
+    assert waba.id == done.waba.id and await storage.wabas_by_meta_id("1") == []
+    event, deliveries = _event(clock, link.org_id, "waba.disconnected")
+    updated = await storage.update_waba(
+        waba.id, {"status": "disconnected"}, event=event, deliveries=deliveries
+    )
+    assert updated is not None and updated.status == "disconnected"
+    assert await storage.get_waba(waba.id) == updated
+    assert await storage.get_event(event.id) == event
+    assert await storage.update_waba("missing", {"status": "x"}) is None
+
+
+def _webhook(clock: FakeClock, **fields: Any) -> OutgoingWebhook:
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "org_id": "org-1",
+        "url": "https://example.com/hook",
+        "secret_enc": "v1.k.current",
+        "events": ["phone_number.connected"],
+        "status": WebhookStatus.ACTIVE,
+        "created_at": clock(),
+        "updated_at": clock(),
+    }
+    values.update(fields)
+    return OutgoingWebhook(**values)
+
+
+async def test_webhook_secret_rotation_round_trips(storage: Storage, clock: FakeClock) -> None:
+    before = _webhook(clock)  # as written before rotation existed: no previous secret
+    await storage.insert_webhook(before)
+    assert await storage.get_webhook(before.id) == before
+    assert before.previous_secret_enc is None and before.previous_secret_expires_at is None
+    expires = clock() + timedelta(hours=24)
+    rotation = {
+        "secret_enc": "v1.k.new",
+        "previous_secret_enc": "v1.k.current",
+        "previous_secret_expires_at": expires,
+    }
+    rotated = await storage.update_webhook(
+        "org-1", before.id, rotation, expect_secret_enc="v1.k.current"
+    )
+    assert rotated is not None and rotated == await storage.get_webhook(before.id)
+    assert rotated.secret_enc == "v1.k.new" and rotated.previous_secret_enc == "v1.k.current"
+    assert rotated.previous_secret_expires_at == expires
+    assert rotated.signing_secrets_enc(clock()) == ["v1.k.new", "v1.k.current"]
+    assert rotated.signing_secrets_enc(expires) == ["v1.k.new"]
+    # A rotation that read the old secret lost the race: nothing is written.
+    stale = {"secret_enc": "v1.k.other", "previous_secret_enc": "v1.k.current"}
+    assert (
+        await storage.update_webhook("org-1", before.id, stale, expect_secret_enc="v1.k.current")
+        is None
+    )
+    assert await storage.get_webhook(before.id) == rotated
+    # Without the condition (a PATCH), the rotation fields stay as they are.
+    patched = await storage.update_webhook("org-1", before.id, {"url": "https://example.com/2"})
+    assert patched is not None and patched.previous_secret_expires_at == expires
+    assert (
+        await storage.update_webhook("org-2", before.id, {}, expect_secret_enc="v1.k.new") is None
+    )
+
+
+async def test_concurrent_webhook_rotations_one_wins(storage: Storage, clock: FakeClock) -> None:
+    webhook = _webhook(clock)
+    await storage.insert_webhook(webhook)
+    won: list[str] = []
+
+    async def rotate(i: int) -> None:
+        changes = {"secret_enc": f"v1.k.{i}", "previous_secret_enc": webhook.secret_enc}
+        if await storage.update_webhook(
+            webhook.org_id, webhook.id, changes, expect_secret_enc=webhook.secret_enc
+        ):
+            won.append(f"v1.k.{i}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(rotate, i)
+    stored = await storage.get_webhook(webhook.id)
+    assert stored is not None and won == [stored.secret_enc]

@@ -1,0 +1,38 @@
+"""The OpenAPI 3.1 description of the public API, served at ``/openapi.json``.
+
+Written by hand so the schema states every validation rule; the test suite runs
+schemathesis over it against the live app, which keeps both honest. The parts:
+``schemas`` (bodies), ``paths`` (/v1 operations), ``public`` (the rest); the event
+payloads come from edge_onboard/event_schemas.py.
+"""
+
+from __future__ import annotations
+
+from edge_onboard import event_schemas
+from edge_onboard.openapi._common import Schema
+from edge_onboard.openapi.paths import api_paths
+from edge_onboard.openapi.public import public_paths
+from edge_onboard.openapi.schemas import schemas
+
+__all__ = ["build_openapi"]
+
+
+def build_openapi(public_url: str) -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "edge-onboard",
+            "version": "1",
+            "description": "Hosted WhatsApp Embedded Signup onboarding links.",
+        },
+        "servers": [{"url": public_url}],
+        "security": [{"apiKey": []}],
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_org_..."}
+            },
+            "schemas": schemas(),
+        },
+        "webhooks": event_schemas.webhooks(),
+        "paths": {**api_paths(), **public_paths()},
+    }

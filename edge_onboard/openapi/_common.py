@@ -1,0 +1,124 @@
+"""What the parts of the OpenAPI document share: references, envelopes, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_onboard.events import EVENT_TYPES
+from edge_onboard.urls import MAX_URL_LENGTH
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _data(schema: Schema) -> Schema:
+    """The envelope of one object: ``{"data": {...}}``."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": {"data": schema},
+    }
+
+
+def _listing(items: Schema) -> Schema:
+    """The envelope of a page: ``{"data": [...], "pagination": {...}}``."""
+    return {
+        "type": "object",
+        "required": ["data", "pagination"],
+        "additionalProperties": False,
+        "properties": {"data": {"type": "array", "items": items}, "pagination": _ref("Pagination")},
+    }
+
+
+def _html(description: str) -> Schema:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(_ref("Error"), description)
+
+
+_TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+}
+_UUID: Schema = {"type": "string", "format": "uuid"}
+_URL: Schema = {
+    "type": "string",
+    "format": "uri",
+    "maxLength": MAX_URL_LENGTH,
+    "pattern": r"^https?://[^\s/@]+(/\S*)?$",
+}
+_EVENT: Schema = {"type": "string", "enum": list(EVENT_TYPES)}
+_COMMON_ERRORS: Schema = {
+    "401": _error("Missing, malformed or revoked API key."),
+    "429": _error("Too many requests."),
+    "default": _error("Unexpected error (api_error)."),
+}
+_VERIFICATION_ERRORS: Schema = {
+    "400": _error("Invalid body."),
+    "404": _error("No such phone in this organisation."),
+    "409": _error("The number is not pending verification, or Idempotency-Key in use."),
+    "415": _error("Body is not JSON."),
+    "422": _error("Meta refused: verification_code_incorrect, or meta_rejected."),
+    "502": _error("Meta unreachable."),
+    "503": _error("No Meta app configured."),
+    **_COMMON_ERRORS,
+}
+
+
+# Parameters the operations share.
+LINK_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The link's id (a UUID); anything else is 404.",
+}
+PHONE_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The phone's id (a UUID); anything else is 404.",
+}
+WEBHOOK_ID = {**PHONE_ID, "description": "The webhook's id (a UUID)."}
+DELIVERY_ID = {**PHONE_ID, "description": "The delivery's id (a UUID)."}
+WABA_ID = {**PHONE_ID, "description": "The WABA's id (a UUID)."}
+PAGING = [  # every list: edge_onboard/api.py _paging
+    {
+        "name": "page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+]
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": r"^[\x20-\x7e]+$",
+    },
+    "description": "Replays the stored response for 24 h; another body → 409.",
+}
