@@ -24,12 +24,12 @@ import anyio
 from edge_onboard import validation as v
 from edge_onboard.clock import Clock
 from edge_onboard.config import Settings
-from edge_onboard.connect import StepFailed, record_id, set_up_phone, subscribe
+from edge_onboard.connect import StepFailed, phone_record, record_id, set_up_phone, subscribe
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid
 from edge_onboard.lifecycle import announce, link_data, once_id
 from edge_onboard.links import UUID_RE, LinkService
-from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
+from edge_onboard.meta import GraphClient, GraphError, PhoneInfo
 from edge_onboard.reports import Abandon, parse_abandon
 from edge_onboard.storage import (
     Completion,
@@ -509,7 +509,6 @@ class CompletionService:
         except StepFailed as exc:
             raise _failed(exc.error, exc.code, exc.message) from exc
         now = self.clock()
-        details = setup.details
         pin_enc = self.box.encrypt(setup.pin, context=pin_context) if setup.pin else None
         if (
             pin_enc is None
@@ -518,23 +517,16 @@ class CompletionService:
         ):
             # An earlier attempt registered it, then failed: its PIN is the number's PIN.
             pin_enc = link.pending_pin_enc
-        return Phone(
-            id=phone_id,
+        return phone_record(
+            setup,
+            info,
+            phone_id=phone_id,
             org_id=org,
-            waba_id="",
+            waba_id="",  # the completion sets it to the WABA record's id
             meta_waba_id=report.waba_id,
-            meta_phone_number_id=info.id,
-            status=setup.status,
-            is_registered=setup.registered,
             onboarding_link_id=link.id,
-            created_at=now,
-            updated_at=now,
-            phone_number=e164(details.display_phone_number or info.display_phone_number),
-            verified_name=details.verified_name,
             pin_enc=pin_enc or (existing.pin_enc if existing else None),
-            registration_error=setup.registration_error,
-            platform=setup.platform,
-            coexistence=setup.coexistence,
+            now=now,
         )
 
 

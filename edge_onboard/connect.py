@@ -17,11 +17,12 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from edge_onboard.crypto import SecretBox
-from edge_onboard.meta import GraphClient, GraphError, PhoneInfo
-from edge_onboard.storage import PhonePlatform, PhoneStatus
+from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
+from edge_onboard.storage import Phone, PhonePlatform, PhoneStatus
 
 log = logging.getLogger("edge_onboard.connect")
 
@@ -177,3 +178,37 @@ async def _start_app_syncs(graph: GraphClient, token: str, phone_id: str) -> dic
             outcome[name] = "unknown" if exc.unreachable else "failed"
             log.warning("coexistence %s for phone %s: %s", sync_type, phone_id, exc)
     return outcome
+
+
+def phone_record(
+    setup: PhoneSetup,
+    info: PhoneInfo,
+    *,
+    phone_id: str,
+    org_id: str,
+    waba_id: str,
+    meta_waba_id: str,
+    onboarding_link_id: str | None,
+    pin_enc: str | None,
+    now: datetime,
+) -> Phone:
+    """The phone record for a number connected by ``set_up_phone``."""
+    details = setup.details
+    return Phone(
+        id=phone_id,
+        org_id=org_id,
+        waba_id=waba_id,
+        meta_waba_id=meta_waba_id,
+        meta_phone_number_id=info.id,
+        status=setup.status,
+        is_registered=setup.registered,
+        onboarding_link_id=onboarding_link_id,
+        created_at=now,
+        updated_at=now,
+        phone_number=e164(details.display_phone_number or info.display_phone_number),
+        verified_name=details.verified_name,
+        pin_enc=pin_enc,
+        registration_error=setup.registration_error,
+        platform=setup.platform,
+        coexistence=setup.coexistence,
+    )

@@ -14,13 +14,20 @@ from typing import Any
 
 from edge_onboard.clock import Clock, isoformat
 from edge_onboard.config import Settings
-from edge_onboard.connect import StepFailed, derived_pin, record_id, set_up_phone, step
+from edge_onboard.connect import (
+    StepFailed,
+    derived_pin,
+    phone_record,
+    record_id,
+    set_up_phone,
+    step,
+)
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, not_found
 from edge_onboard.links import UUID_RE
-from edge_onboard.meta import GraphClient, PhoneInfo, e164
+from edge_onboard.meta import GraphClient, PhoneInfo
 from edge_onboard.phones import business_token
-from edge_onboard.storage import Phone, PhonePlatform, Storage, Waba
+from edge_onboard.storage import Phone, Storage, Waba
 from edge_onboard.webhooks import WebhookService
 
 log = logging.getLogger("edge_onboard.wabas")
@@ -120,23 +127,16 @@ class WabaService:
         )
         now = self.clock()
         context = f"phone:{org}:{info.id}"
-        phone = Phone(
-            id=phone_id,
+        phone = phone_record(
+            setup,
+            info,
+            phone_id=phone_id,
             org_id=org,
             waba_id=waba.id,
             meta_waba_id=waba.meta_waba_id,
-            meta_phone_number_id=info.id,
-            status=setup.status,
-            is_registered=setup.registered,
             onboarding_link_id=None,  # found by a sync, not by a signup
-            created_at=now,
-            updated_at=now,
-            phone_number=e164(setup.details.display_phone_number or info.display_phone_number),
-            verified_name=setup.details.verified_name,
             pin_enc=self.box.encrypt(setup.pin, context=context) if setup.pin else None,
-            registration_error=setup.registration_error,
-            platform=PhonePlatform.BUSINESS_APP if coexistence else PhonePlatform.CLOUD_API,
-            coexistence=setup.coexistence,
+            now=now,
         )
         event, deliveries = await self.webhooks.plan(
             org,

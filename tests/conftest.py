@@ -14,6 +14,7 @@ from edge_onboard.app import create_app
 from edge_onboard.auth import create_key
 from edge_onboard.config import Settings
 from edge_onboard.links import LinkService
+from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage, utc_ms
 from edge_onboard.storage.memory import MemoryStorage
@@ -154,3 +155,30 @@ async def running_app(
 async def api(storage: Storage, clock: FakeClock) -> AsyncIterator[Api]:
     async with running_app(storage, clock) as client:
         yield Api(client, storage, clock)
+
+
+@pytest.fixture(scope="module")
+def meta_over_http() -> Iterator[tuple[SandboxMeta, str]]:
+    """The sandbox's fake Meta served on 127.0.0.1 (its Graph at ``{url}/_sandbox/graph``):
+    the service's real Graph client calls it over HTTP."""
+    from starlette.applications import Starlette
+
+    from tests.live import serving
+
+    fake = SandboxMeta()
+    with serving(Starlette(routes=fake.routes())) as url:
+        yield fake, url
+
+
+def real_meta_settings(url: str, **env: str) -> Settings:
+    """Settings for a service whose Meta app is the fake at ``url`` (not the sandbox)."""
+    from edge_onboard.sandbox import APP_ID, APP_SECRET, CONFIG_ID
+
+    return make_settings(
+        EDGE_META_APP_ID=APP_ID,
+        EDGE_META_APP_SECRET=APP_SECRET,
+        EDGE_META_CONFIG_ID=CONFIG_ID,
+        EDGE_META_GRAPH_URL=f"{url}/_sandbox/graph",
+        EDGE_WEBHOOK_ALLOW_PRIVATE="1",
+        **env,
+    )

@@ -6,31 +6,22 @@ changes become events; the reconciliation pass sends onboarding_link.expired onc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
 
 from edge_onboard.inbound import sign_body
 from edge_onboard.recovery import reconcile_once
-from edge_onboard.sandbox import APP_ID, APP_SECRET, CONFIG_ID, SYSTEM_USER_TOKEN, SandboxMeta
+from edge_onboard.sandbox import APP_SECRET, SYSTEM_USER_TOKEN, SandboxMeta
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
-from tests.conftest import FakeClock, make_settings, running_app
-from tests.live import serving
+from tests.conftest import FakeClock, real_meta_settings, running_app
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def meta() -> Iterator[tuple[SandboxMeta, str]]:
-    fake = SandboxMeta()
-    with serving(Starlette(routes=fake.routes())) as url:
-        yield fake, url
 
 
 class World:
@@ -90,18 +81,10 @@ class World:
 
 
 async def _world(
-    storage: Storage, clock: FakeClock, meta: tuple[SandboxMeta, str], **env: str
+    storage: Storage, clock: FakeClock, meta_over_http: tuple[SandboxMeta, str], **env: str
 ) -> AsyncIterator[World]:
-    fake, url = meta
-    settings = make_settings(
-        EDGE_META_APP_ID=APP_ID,
-        EDGE_META_APP_SECRET=APP_SECRET,
-        EDGE_META_CONFIG_ID=CONFIG_ID,
-        EDGE_META_GRAPH_URL=f"{url}/_sandbox/graph",
-        EDGE_WEBHOOK_ALLOW_PRIVATE="1",
-        EDGE_RECOVERY_GRACE_SECONDS="120",
-        **env,
-    )
+    fake, url = meta_over_http
+    settings = real_meta_settings(url, EDGE_RECOVERY_GRACE_SECONDS="120", **env)
     async with running_app(storage, clock, settings) as client:
         world = World(client, client.services, fake, clock)
         from edge_onboard.auth import create_key
@@ -121,17 +104,19 @@ async def _world(
 
 @pytest.fixture
 async def world(
-    storage: Storage, clock: FakeClock, meta: tuple[SandboxMeta, str]
+    storage: Storage, clock: FakeClock, meta_over_http: tuple[SandboxMeta, str]
 ) -> AsyncIterator[World]:
-    async for w in _world(storage, clock, meta, EDGE_META_SYSTEM_USER_TOKEN=SYSTEM_USER_TOKEN):
+    async for w in _world(
+        storage, clock, meta_over_http, EDGE_META_SYSTEM_USER_TOKEN=SYSTEM_USER_TOKEN
+    ):
         yield w
 
 
 @pytest.fixture
 async def tokenless(
-    storage: Storage, clock: FakeClock, meta: tuple[SandboxMeta, str]
+    storage: Storage, clock: FakeClock, meta_over_http: tuple[SandboxMeta, str]
 ) -> AsyncIterator[World]:
-    async for w in _world(storage, clock, meta):
+    async for w in _world(storage, clock, meta_over_http):
         yield w
 
 

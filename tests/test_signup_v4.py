@@ -5,27 +5,18 @@ register call, both app syncs once); the page's early session report; the SDK lo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from edge_onboard.sandbox import APP_ID, APP_SECRET, CONFIG_ID, SandboxMeta
+from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
-from tests.conftest import FakeClock, make_settings, running_app
-from tests.live import serving
+from tests.conftest import FakeClock, real_meta_settings, running_app
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def meta() -> Iterator[tuple[SandboxMeta, str]]:
-    fake = SandboxMeta()
-    with serving(Starlette(routes=fake.routes())) as url:
-        yield fake, url
 
 
 class V4:
@@ -78,16 +69,10 @@ class V4:
 
 @pytest.fixture
 async def v4(
-    storage: Storage, clock: FakeClock, meta: tuple[SandboxMeta, str]
+    storage: Storage, clock: FakeClock, meta_over_http: tuple[SandboxMeta, str]
 ) -> AsyncIterator[V4]:
-    fake, url = meta
-    settings = make_settings(
-        EDGE_META_APP_ID=APP_ID,
-        EDGE_META_APP_SECRET=APP_SECRET,
-        EDGE_META_CONFIG_ID=CONFIG_ID,
-        EDGE_META_GRAPH_URL=f"{url}/_sandbox/graph",
-        EDGE_WEBHOOK_ALLOW_PRIVATE="1",
-    )
+    fake, url = meta_over_http
+    settings = real_meta_settings(url)
     async with running_app(storage, clock, settings) as client:
         flow = V4(client, client.services, fake)
         from edge_onboard.auth import create_key
