@@ -147,6 +147,7 @@ def _count_key_reads(api: Api) -> list[str]:
         reads.append(key_hash)
         return await lookup(key_hash)
 
+    # Counting the real store's lookups (mypy refuses assigning to a method).
     api.storage.get_api_key_by_hash = counted  # type: ignore[method-assign]
     return reads
 

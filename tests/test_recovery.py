@@ -197,7 +197,9 @@ async def test_without_a_system_user_token_the_link_is_recoverable(tokenless: Wo
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "recovery_unavailable"
     # The operator configures the token; the customer finishes the link.
-    world.services.recovery.system_user_token = SYSTEM_USER_TOKEN  # type: ignore[union-attr]
+    recovery = world.services.recovery
+    assert recovery is not None
+    recovery.system_user_token = SYSTEM_USER_TOKEN
     recovered = await world.client.post(
         f"/v1/onboarding-links/{link['id']}/recover", json={}, headers=world.auth
     )
@@ -269,10 +271,10 @@ async def test_account_and_number_changes_become_events(world: World) -> None:
     assert events.count("waba.updated") == 1, events
     phone_updates = [e for e in events if e == "phone_number.updated"]
     assert len(phone_updates) == 1
-    stored = await world.services.storage.find_phone_by_meta_id(
-        (await world.services.storage.get_link(link["id"])).org_id,  # type: ignore[union-attr]
-        data["phone_number_id"],
-    )
+    stored_link = await world.services.storage.get_link(link["id"])
+    assert stored_link is not None
+    storage = world.services.storage
+    stored = await storage.find_phone_by_meta_id(stored_link.org_id, data["phone_number_id"])
     assert stored is not None and stored.meta_state is not None
     assert stored.meta_state["qualityEvent"] == "FLAGGED"
     forged = await world.client.post("/webhook/meta", content=raw, headers={})
