@@ -175,10 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     import asyncio
 
-    from hypercorn.asyncio import serve
-
     from edge_onboard.app import create_app
-    from edge_onboard.config.hypercorn import hypercorn_config
+    from edge_onboard.config.hypercorn import hypercorn_config, serve_asgi
 
     config = hypercorn_config(settings)
     log = logging.getLogger("edge_onboard")
@@ -207,9 +205,7 @@ def _serve(settings: Settings) -> int:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, stop.set)
                 app = create_app(settings, storage=store, redis=redis)
-                # hypercorn types its ASGI protocol with its own scope TypedDicts;
-                # Starlette's app is a plain ASGI 3 callable that mypy cannot match to them.
-                await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+                await serve_asgi(app, config, stop.wait)
             finally:
                 if redis is not None:
                     await redis.aclose()

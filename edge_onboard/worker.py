@@ -63,8 +63,9 @@ def _health_app(
 
 
 async def _serve_health(app: Starlette, settings: Settings, port: int, stop: anyio.Event) -> None:
-    from hypercorn.asyncio import serve
     from hypercorn.config import Config
+
+    from edge_onboard.config.hypercorn import serve_asgi
 
     config = Config()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -72,8 +73,7 @@ async def _serve_health(app: Starlette, settings: Settings, port: int, stop: any
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1
-    # A plain ASGI 3 app; hypercorn types the protocol with its own TypedDicts.
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await serve_asgi(app, config, stop.wait)
 
 
 async def run_worker(settings: Settings, *, health_port: int | None = None) -> int:

@@ -14,9 +14,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
-from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from starlette.applications import Starlette
+
+from edge_onboard.config.hypercorn import serve_asgi
 
 CLI = [sys.executable, "-m", "edge_onboard"]
 
@@ -110,10 +111,7 @@ def serving(app: Starlette) -> Iterator[str]:
     def run() -> None:
         asyncio.set_event_loop(loop)
         try:
-            # A Starlette app is a plain ASGI 3 callable; hypercorn types it its own way.
-            loop.run_until_complete(
-                hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-            )
+            loop.run_until_complete(serve_asgi(app, config, stop.wait))
         except BaseException as exc:
             errors.append(exc)
         finally:

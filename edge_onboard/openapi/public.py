@@ -89,115 +89,23 @@ def public_paths() -> Schema:
             },
         },
         "/webhook/meta": {
-            "post": {
-                "operationId": "metaAppWebhook",
-                "security": [],
-                "summary": "Meta's app-level webhook (account_update, phone quality and "
-                "name updates), signed X-Hub-Signature-256",
-                "parameters": [
-                    {
-                        "name": "X-Hub-Signature-256",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {}}},
-                },
-                "responses": {
-                    code: {
-                        "description": text,
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                    for code, text in {
-                        "200": "Received (also when nothing in it was usable).",
-                        "401": "Missing or wrong signature.",
-                        "408": "The body did not arrive within 10 s.",
-                        "413": "Body over 1 MB.",
-                        "429": "Too many requests from this address (Meta retries).",
-                    }.items()
-                },
-            },
-            "get": {
-                "operationId": "metaAppWebhookHandshake",
-                "security": [],
-                "summary": "Meta's webhook verification handshake (app level)",
-                "parameters": [
-                    {"name": "hub.mode", "in": "query", "schema": {"type": "string"}},
-                    {"name": "hub.verify_token", "in": "query", "schema": {"type": "string"}},
-                    {"name": "hub.challenge", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    code: {
-                        "description": text,
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                    for code, text in {
-                        "200": "The challenge, echoed.",
-                        "403": "Wrong verify token.",
-                    }.items()
-                },
-            },
+            "post": _meta_delivery(
+                "metaAppWebhook",
+                "Meta's app-level webhook (account_update, phone quality and name updates), "
+                "signed X-Hub-Signature-256",
+            ),
+            "get": _handshake("metaAppWebhookHandshake", "(app level)"),
         },
         "/webhook/phone/{id}": {
             "parameters": [PHONE_ID],
-            "post": {
-                "operationId": "phoneWebhook",
-                "security": [],
-                "summary": "Meta's deliveries (messages, statuses), signed X-Hub-Signature-256",
-                "parameters": [
-                    {
-                        "name": "X-Hub-Signature-256",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {}}},
-                },
-                "responses": {
-                    code: {
-                        "description": text,
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                    for code, text in {
-                        "200": "Received (also when nothing in it was usable).",
-                        "401": "Missing or wrong signature.",
-                        "404": "Malformed phone id.",
-                        "408": "The body did not arrive within 10 s.",
-                        "413": "Body over 1 MB.",
-                        "429": "Too many requests from this address (Meta retries).",
-                    }.items()
-                },
-            },
-            "get": {
-                "operationId": "phoneWebhookHandshake",
-                "security": [],
-                "summary": "Meta's webhook verification handshake",
-                "parameters": [
-                    {"name": "hub.mode", "in": "query", "schema": {"type": "string"}},
-                    {"name": "hub.verify_token", "in": "query", "schema": {"type": "string"}},
-                    {"name": "hub.challenge", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The challenge, echoed.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    "403": {
-                        "description": "Wrong verify token.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    "404": {
-                        "description": "Malformed phone id.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                },
-            },
+            "post": _meta_delivery(
+                "phoneWebhook",
+                "Meta's deliveries (messages, statuses), signed X-Hub-Signature-256",
+                {"404": "Malformed phone id."},
+            ),
+            "get": _handshake(
+                "phoneWebhookHandshake", "(one phone)", {"404": "Malformed phone id."}
+            ),
         },
         "/static/{name}": {
             "get": {
@@ -275,3 +183,53 @@ def public_paths() -> Schema:
             }
         },
     }
+
+
+def _text(responses: dict[str, str]) -> Schema:
+    """Plain-text answers, by status code: what Meta's endpoints reply."""
+    return {
+        code: {"description": text, "content": {"text/plain": {"schema": {"type": "string"}}}}
+        for code, text in responses.items()
+    }
+
+
+def _meta_delivery(operation_id: str, summary: str, extra: dict[str, str] | None = None) -> Schema:
+    """A POST Meta makes to us: signed, any JSON, answered in plain text."""
+    return {
+        "operationId": operation_id,
+        "security": [],
+        "summary": summary,
+        "parameters": [
+            {"name": "X-Hub-Signature-256", "in": "header", "required": True, "schema": _STRING},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+        "responses": _text(
+            {
+                "200": "Received (also when nothing in it was usable).",
+                "401": "Missing or wrong signature.",
+                "408": "The body did not arrive within 10 s.",
+                "413": "Body over 1 MB.",
+                "429": "Too many requests from this address (Meta retries).",
+                **(extra or {}),
+            }
+        ),
+    }
+
+
+def _handshake(operation_id: str, which: str, extra: dict[str, str] | None = None) -> Schema:
+    """Meta's GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…"""
+    return {
+        "operationId": operation_id,
+        "security": [],
+        "summary": f"Meta's webhook verification handshake {which}",
+        "parameters": [
+            {"name": name, "in": "query", "schema": _STRING}
+            for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+        ],
+        "responses": _text(
+            {"200": "The challenge, echoed.", "403": "Wrong verify token.", **(extra or {})}
+        ),
+    }
+
+
+_STRING: Schema = {"type": "string"}
