@@ -20,6 +20,7 @@
   const SDK_TIMEOUT_MS = 8000;
   const CANCEL_WAIT_MS = 1500;
   const FINISH_WAIT_MS = 10000;
+  const REPORT_WAIT_MS = 1500;
   const TERMINAL = ['link_expired', 'link_deleted', 'link_completed', 'link_not_pending'];
   const MSG = {
     noMeta: 'This service has no Meta app configured yet, so WhatsApp can\'t be connected here. Please contact the company that sent you this link.',
@@ -181,7 +182,7 @@
     const session = String(d.session_id || '');
     if (/^[A-Za-z0-9._-]{1,128}$/.test(session)) body.sessionId = session;
     try {
-      fetch(cfg.sessionUrl, {
+      return fetch(cfg.sessionUrl, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         credentials: 'same-origin',
@@ -192,6 +193,9 @@
   };
 
   const postFinish = (a) => {
+    if (a.finishing) return;
+    a.finishing = true;
+    clearTimers(a);
     const d = a.finish.data;
     const wabaId = wabaOf(d);
     if (!wabaId) return post(a, { error: { code: 'missing_session_info' } });
@@ -199,7 +203,10 @@
     if (metaId(d.phone_number_id)) body.phoneNumberId = metaId(d.phone_number_id);
     if (metaId(d.business_id)) body.businessId = metaId(d.business_id);
     body.event = a.finish.event;
-    return post(a, body);
+    // The session report lands first (the server keeps it only on a pending link), but a
+    // slow one never holds the code back for long: Meta's code lives 30 seconds.
+    const wait = new Promise((resolve) => setTimeout(resolve, REPORT_WAIT_MS));
+    Promise.race([a.report || Promise.resolve(), wait]).then(() => post(a, body));
   };
 
   // ---- Session messages from Meta's popup ---------------------------------
@@ -237,7 +244,7 @@
     if (ev === 'FINISH' || ev.indexOf('FINISH_') === 0) {
       if (a.finish || a.failure) return;
       a.finish = { event: ev, data: d };
-      reportSession(ev, d);
+      a.report = reportSession(ev, d);
       if (a.code) postFinish(a);
       else if (a.login) post(a, { error: { code: 'missing_code' } });
       return;
