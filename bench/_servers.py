@@ -1,4 +1,4 @@
-"""Start a plain ASGI app on hypercorn for a benchmark, on a free loopback port."""
+"""Start a plain ASGI app for a benchmark, on a free loopback port."""
 
 from __future__ import annotations
 
@@ -21,16 +21,36 @@ ROOT = Path(__file__).resolve().parent.parent
 def hypercorn_app(target: str, probe: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Serve ``target`` (``module:app``) and yield its base URL once ``probe`` answers."""
     port = free_port()
+    args = ["-m", "hypercorn", "--bind", f"127.0.0.1:{port}", target]
+    with _started(args, port, probe, env, quiet=True) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def bare_route(server: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """bench/bare.py's routes on ``server``, served as ``edge-onboard serve`` serves the
+    app (same server, same settings); yields the base URL once ``/bare`` answers."""
+    port = free_port()
+    args = ["-m", "bench.bare", "--server", server, "--port", str(port)]
+    with _started(args, port, "/bare", env, quiet=False) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _started(
+    args: list[str], port: int, probe: str, env: Mapping[str, str] | None, *, quiet: bool
+) -> Iterator[str]:
+    out = subprocess.DEVNULL if quiet else None
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", target],
+        [sys.executable, *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        for _ in range(400):
             try:
                 httpx.get(f"{base}{probe}", timeout=1)
                 break

@@ -1,4 +1,9 @@
-"""The floor: a bare Starlette route on the same hypercorn settings as the service.
+"""The floor: a bare Starlette route on the same server and settings as the service.
+
+    python -m bench.bare --server hypercorn|granian --port PORT
+
+serves it as ``edge-onboard serve`` serves the app (edge_onboard/serving.py), on
+127.0.0.1, until SIGTERM.
 
 ``/bare`` answers a small JSON body. ``/page`` answers the bytes and headers in the
 file named by ``BENCH_PAGE`` (the service's hosted page, saved by bench.edge): the
@@ -7,6 +12,8 @@ floor for a page of that size, with no work behind it.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 from pathlib import Path
 
@@ -34,3 +41,21 @@ async def page(request: Request) -> Response:
 app = Starlette(
     routes=[Route("/bare", bare, methods=["GET", "POST"]), Route("/page", page, methods=["GET"])]
 )
+
+
+def main() -> None:
+    from edge_onboard.config import Settings
+    from edge_onboard.serving import exit_after_granian, serve_app
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", choices=("hypercorn", "granian"), default="hypercorn")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    settings = Settings(port=args.port, server=args.server)
+    asyncio.run(serve_app(app, settings, lambda address: None))
+    if args.server == "granian":
+        exit_after_granian(0)
+
+
+if __name__ == "__main__":
+    main()

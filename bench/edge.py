@@ -1,15 +1,19 @@
-"""The edge figures, on the production stack (Redis + a real MongoDB, one worker).
+"""The edge figures on both servers, side by side, on the production stack (Redis and
+a real MongoDB).
 
-    python -m bench.edge [--duration 10] [--connections 64]
+    python -m bench.edge [--duration 8] [--connections 64] [--repeat 3]
 
-In one run: a bare Starlette route on the same hypercorn settings (twice: with a small
-JSON body, and with the hosted page's own bytes and headers, the floor for a page of
-that size), then the service's hosted page, GET and POST of a link, and the signup
-callback (a cancel report: the callback path up to its durable write; a full
-completion needs a fresh Meta code per request), each driven by wrk; the ratio to the
-bare route is the figure. Also: time from process start to the first answered request,
-import time, and resident memory after those runs and then after each round of 100k
-more requests (page, GET and POST in turn).
+Needs wrk (`apt-get install wrk`) and a mongod and redis-server (.ci/setup installs
+both). For each server (hypercorn, the default, and Granian: EDGE_SERVER), in one run:
+a bare Starlette route served by that same server with the same settings
+(bench/bare.py; twice: a small JSON body, and the hosted page's own bytes and headers,
+the floor for a page of that size), then the service on one worker: its hosted page,
+GET and POST of a link and the signup callback (a cancel report: the callback path up
+to its durable write), each driven by wrk for --duration seconds; a row's ratio is to
+that server's bare route. Then resident memory of the service after those runs, and
+its cold start (process start to the first answered request). Then --repeat fresh
+runs of GET link with EDGE_WORKERS=1 and EDGE_WORKERS=2 per server, each run's ratio
+printed. Last, which CPython ran it and how it was built.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import contextlib
 import secrets
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import orjson
@@ -29,9 +35,21 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.links import POST_LUA, bare_server, wrk  # noqa: E402
+from bench._servers import bare_route  # noqa: E402
+from bench.links import POST_LUA, wrk  # noqa: E402
 from tests import services  # noqa: E402
 from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
+
+SERVERS = ("hypercorn", "granian")
+Row = tuple[str, float, str, str]
+
+
+class Load(TypedDict):
+    duration: int
+    connections: int
+
+
+PAGE_FLOOR = "bare route, the page's bytes"
 
 # Every request a new Idempotency-Key (thread number + counter), so none is a replay.
 IDEMPOTENT_POST_LUA = """
@@ -61,10 +79,15 @@ wrk.headers["Content-Type"] = "application/json"
 
 
 def rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (worker processes), in KB."""
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+            total += int(line.split()[1])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_kb(int(child))
+    return total
 
 
 def cold_start(env: dict[str, str], cwd: Path) -> float:
@@ -89,21 +112,74 @@ def cold_start(env: dict[str, str], cwd: Path) -> float:
         proc.wait()
 
 
-def import_time() -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import edge_onboard.app"], check=True)
-    baseline = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
-    return (baseline - started) - (time.perf_counter() - baseline)
+def cpython() -> str:
+    """Which CPython ran the bench, and whether it was built optimised (PGO, LTO)."""
+    args = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
+    flags = [f for f in ("--enable-optimizations", "--with-lto") if f in args]
+    built = ", ".join(flags) if flags else "neither --enable-optimizations nor --with-lto"
+    return f"CPython {sys.version.split()[0]} ({sys.executable}); configured with {built}"
+
+
+def page_floor_file(work: Path, server: str, page: httpx.Response) -> Path:
+    """The hosted page's bytes and headers, for bench/bare.py's /page."""
+    skip = {"date", "content-length", "request-id", "server"}
+    path = work / f"page-{server}.json"
+    body = {"body": page.text, "headers": {k: v for k, v in page.headers.items() if k not in skip}}
+    path.write_bytes(orjson.dumps(body))
+    return path
+
+
+def one_worker(
+    server: str, env: dict[str, str], work: Path, key: str, opts: Load
+) -> tuple[list[Row], float, float, str]:
+    """The rows for ``server``, its RSS (KB) after them, its cold start (s) and a link id."""
+    env = {**env, "EDGE_SERVER": server}
+    auth = {"Authorization": f"Bearer {key}"}
+    rows: list[Row] = []
+    with serve(work, env=env) as (base, proc):
+        made = httpx.post(f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth)
+        link = made.json()["data"]
+        page_file = page_floor_file(work, server, httpx.get(link["hostedUrl"]))
+        with bare_route(server, {"BENCH_PAGE": str(page_file)}) as bare:
+            rows.append(("bare route", *wrk(f"{bare}/bare", headers={}, **opts)))
+            rows.append((PAGE_FLOOR, *wrk(f"{bare}/page", headers={}, **opts)))
+        rows.append(("hosted page", *wrk(link["hostedUrl"], headers={}, **opts)))
+        get_url = f"{base}/v1/onboarding-links/{link['id']}"
+        rows.append(("GET link", *wrk(get_url, headers=auth, **opts)))
+        post_url = f"{base}/v1/onboarding-links"
+        rows.append(("POST link", *wrk(post_url, headers=auth, script=POST_LUA, **opts)))
+        idempotent = wrk(post_url, headers=auth, script=IDEMPOTENT_POST_LUA, **opts)
+        rows.append(("POST link, Idempotency-Key", *idempotent))
+        callback = f"{base}/signup/{link['id']}/callback"
+        cancel = wrk(callback, headers={}, script=CALLBACK_LUA, allow_errors=True, **opts)
+        rows.append(("callback (cancel report)", *cancel))
+        rss = rss_kb(proc.pid)
+    return rows, rss, cold_start(env, work), link["id"]
+
+
+def two_workers(
+    server: str, env: dict[str, str], work: Path, key: str, link_id: str, opts: Load
+) -> tuple[float, float]:
+    """GET link req/s on a fresh ``serve`` with one worker, then on one with two."""
+    auth = {"Authorization": f"Bearer {key}"}
+    figures = []
+    for workers in (1, 2):
+        run_env = {**env, "EDGE_SERVER": server, "EDGE_WORKERS": str(workers)}
+        with serve(work, env=run_env) as (base, _):
+            url = f"{base}/v1/onboarding-links/{link_id}"
+            figures.append(wrk(url, headers=auth, **opts)[0])
+    return figures[0], figures[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3, help="fresh two-worker runs")
     args = parser.parse_args()
-    opts = {"duration": args.duration, "connections": args.connections}
-    rows: list[tuple[str, float, str, str]] = []
+    opts: Load = {"duration": args.duration, "connections": args.connections}
+    figures: dict[str, tuple[list[Row], float, float, str]] = {}
+    scaling: dict[str, list[tuple[float, float]]] = {server: [] for server in SERVERS}
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis_url = stack.enter_context(services.redis_server())
@@ -114,86 +190,49 @@ def main() -> None:
             "EDGE_SECRET_KEY": secrets.token_urlsafe(48),
             "EDGE_RATE_LIMIT_API": "100000",  # the limits are not what is measured
             "EDGE_RATE_LIMIT_PUBLIC": "100000",
-            "EDGE_SANDBOX": "1",
         }
         key = create_key(work, env=env)
-        base, proc = stack.enter_context(serve(work, env=env))
-        auth = {"Authorization": f"Bearer {key}"}
-        link = httpx.post(
-            f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth
-        ).json()["data"]
-        page = httpx.get(link["hostedUrl"])
-        page_file = work / "page.json"
-        page_file.write_bytes(
-            orjson.dumps(
-                {
-                    "body": page.text,
-                    "headers": {
-                        k: v
-                        for k, v in page.headers.items()
-                        if k not in {"date", "content-length", "request-id"}
-                    },
-                }
-            )
-        )
-        base_bare = stack.enter_context(bare_server({"BENCH_PAGE": str(page_file)}))
-        rows.append(("bare route", *wrk(f"{base_bare}/bare", headers={}, **opts)))
-        rows.append(("bare route, the page's bytes", *wrk(f"{base_bare}/page", headers={}, **opts)))
-        rows.append(("hosted page", *wrk(link["hostedUrl"], headers={}, **opts)))
-        get_url = f"{base}/v1/onboarding-links/{link['id']}"
-        rows.append(("GET link", *wrk(get_url, headers=auth, **opts)))
-        post_url = f"{base}/v1/onboarding-links"
-        rows.append(("POST link", *wrk(post_url, headers=auth, script=POST_LUA, **opts)))
-        rows.append(
-            (
-                "POST link, Idempotency-Key",
-                *wrk(post_url, headers=auth, script=IDEMPOTENT_POST_LUA, **opts),
-            )
-        )
-        rows.append(
-            (
-                "callback (cancel report)",
-                *wrk(
-                    f"{base}/signup/{link['id']}/callback",
-                    headers={},
-                    script=CALLBACK_LUA,
-                    allow_errors=True,
-                    **opts,
-                ),
-            )
-        )
-        # Memory: warmed up by the runs above, then 100k more requests (page, GET and
-        # POST in turn), sampled after each round: a leak shows as a rising series.
-        rss = [rss_kb(proc.pid)]
-        served = 0
-        rounds = [
-            (link["hostedUrl"], {}, None),
-            (get_url, auth, None),
-            (post_url, auth, POST_LUA),
-        ]
-        while served < 100_000:
-            url, headers, script = rounds[len(rss) % len(rounds)]
-            rps, _, _ = wrk(
-                url, headers=headers, script=script, duration=4, connections=args.connections
-            )
-            served += int(rps * 4)
-            rss.append(rss_kb(proc.pid))
-        start = cold_start(env, work)
-        imports = import_time()
+        for server in SERVERS:
+            figures[server] = one_worker(server, env, work, key, opts)
+        for _ in range(args.repeat):
+            for server in SERVERS:
+                link_id = figures[server][3]
+                scaling[server].append(two_workers(server, env, work, key, link_id, opts))
+    report(figures, scaling, args)
 
-    floor = rows[0][1]
-    print(f"\n{'endpoint':<30} {'req/s':>8} {'ratio':>6} {'p50':>9} {'p99':>9}")
-    for name, rps, p50, p99 in rows:
-        print(f"{name:<30} {rps:>8.0f} {rps / floor:>6.2f} {p50:>9} {p99:>9}")
-    page_floor = next(r[1] for r in rows if r[0] == "bare route, the page's bytes")
-    page_rps = next(r[1] for r in rows if r[0] == "hosted page")
-    print(f"hosted page / bare route serving the page's bytes: {page_rps / page_floor:.2f}")
-    print(f"cold start to first answer: {start * 1000:.0f} ms; import: {imports * 1000:.0f} ms")
-    series = ", ".join(f"{kb / 1024:.1f}" for kb in rss[1:])
-    print(
-        f"RSS after the runs above: {rss[0] / 1024:.1f} MB; after each round of about "
-        f"{served // (len(rss) - 1) // 1000}k more requests ({served} in all): {series} MB"
-    )
+
+def report(
+    figures: dict[str, tuple[list[Row], float, float, str]],
+    scaling: dict[str, list[tuple[float, float]]],
+    args: argparse.Namespace,
+) -> None:
+    print(f"\n{args.connections} connections, {args.duration} s per row; one worker")
+    head = "".join(f" {server + ' req/s':>16} {'ratio':>6} {'p50/p99':>17}" for server in SERVERS)
+    print(f"{'endpoint':<30}{head}")
+    names = [row[0] for row in figures[SERVERS[0]][0]]
+    for index, name in enumerate(names):
+        line = f"{name:<30}"
+        for server in SERVERS:
+            rows = figures[server][0]
+            _, rps, p50, p99 = rows[index]
+            line += f" {rps:>16.0f} {rps / rows[0][1]:>6.2f} {p50 + '/' + p99:>17}"
+        print(line)
+    for server in SERVERS:
+        rows, rss, start, _ = figures[server]
+        by_name = {row[0]: row[1] for row in rows}
+        print(
+            f"{server}: hosted page / bare route serving the page's bytes "
+            f"{by_name['hosted page'] / by_name[PAGE_FLOOR]:.2f}; "
+            f"RSS after the runs {rss / 1024:.1f} MB; cold start to first answer "
+            f"{start * 1000:.0f} ms"
+        )
+    page = {s: {r[0]: r[1] for r in figures[s][0]}["hosted page"] for s in SERVERS}
+    print(f"hosted page, granian / hypercorn: {page['granian'] / page['hypercorn']:.2f}x")
+    print(f"\nGET link, EDGE_WORKERS=2 vs 1, {len(scaling[SERVERS[0]])} fresh runs each:")
+    for server in SERVERS:
+        runs = [f"{one:.0f} -> {two:.0f} ({two / one:.2f}x)" for one, two in scaling[server]]
+        print(f"  {server}: {', '.join(runs)}")
+    print(f"\n{cpython()}")
 
 
 if __name__ == "__main__":

@@ -48,9 +48,7 @@ def hypercorn_config(settings: Settings) -> Config:
     config.server_names = []
     config.include_server_header = False
     config.worker_class = "asyncio"
-    config.workers = settings.workers
-    # With several workers hypercorn imports the app in each process from here.
-    config.application_path = "edge_onboard.asgi:app"
+    # Worker processes are ours (edge_onboard/serving.py), each with its own socket.
     return config
 
 

@@ -83,8 +83,10 @@ class Settings:
     rate_limit_public: float = 10.0
     # Requests per second per client address on Meta's webhook endpoints (/webhook/*).
     rate_limit_inbound: float = 500.0
-    # hypercorn worker processes for `serve` (EDGE_WORKERS).
+    # worker processes for `serve` (EDGE_WORKERS), each with its own listening socket.
     workers: int = 1
+    # The HTTP server `serve` runs the app on (EDGE_SERVER, `serve --server`).
+    server: str = "hypercorn"
     # EDGE_LOG_LEVEL (debug, info, warning, error) and EDGE_LOG_FORMAT (text, json).
     log_level: str = "info"
     log_format: str = "text"
@@ -116,6 +118,7 @@ class Settings:
         host: str | None = None,
         port: int | None = None,
         sandbox: bool | None = None,
+        server: str | None = None,
     ) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``); CLI flags win."""
         get = _getter(os.environ if environ is None else environ)
@@ -203,6 +206,7 @@ class Settings:
             log_format=log_format,
             host=host,
             workers=workers,
+            server=_server(server or get("EDGE_SERVER")),
             port=port,
             public_url=public_url,
             storage_url=storage_url,
@@ -388,6 +392,16 @@ def _http_url(value: str, name: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"{name}: expected an absolute http(s) URL, got {value!r}")
     return value
+
+
+SERVERS = ("hypercorn", "granian")
+
+
+def _server(value: str | None) -> str:
+    server = (value or SERVERS[0]).strip().lower()
+    if server not in SERVERS:
+        raise ConfigError(f"EDGE_SERVER: use {' or '.join(SERVERS)}, not {value!r}")
+    return server
 
 
 def _check_host(host: str) -> None:

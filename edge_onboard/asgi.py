@@ -1,5 +1,5 @@
-"""``edge_onboard.asgi:app`` for ASGI servers (and for hypercorn's worker processes):
-the app configured from the environment."""
+"""``edge_onboard.asgi:app`` for ASGI servers run on their own (``edge-onboard serve``
+builds its app in edge_onboard/serving.py): the app configured from the environment."""
 
 from __future__ import annotations
 
@@ -16,6 +16,6 @@ if not logging.getLogger().handlers:  # a worker process: log as `edge-onboard s
 else:
     logs.install_redaction()  # an embedding server's own handlers: redact all the same
 
-release_closed_connections()  # hypercorn's worker processes import this module
+release_closed_connections()  # for when the server is hypercorn
 quiet_startup_line()
 app = create_app(settings)

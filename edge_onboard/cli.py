@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
-import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +13,7 @@ from edge_onboard import logs
 from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
 from edge_onboard.redis_keys import HOT_TTL
-from edge_onboard.startup import StartupError, listen_socket, open_redis, open_storage, summary
+from edge_onboard.startup import StartupError, open_redis, open_storage
 
 EPILOG = """\
 configuration:
@@ -73,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="mount the offline Meta fake (EDGE_SANDBOX=1)",
+    )
+    serve.add_argument(
+        "--server",
+        choices=("hypercorn", "granian"),
+        help="the HTTP server (EDGE_SERVER, default hypercorn)",
     )
 
     worker = commands.add_parser(
@@ -147,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            settings = Settings.from_env(host=args.host, port=args.port, sandbox=args.sandbox)
+            settings = Settings.from_env(
+                host=args.host, port=args.port, sandbox=args.sandbox, server=args.server
+            )
         elif args.command in ("worker", "reconcile", "meta-webhook"):
             settings = Settings.from_env()
         else:
@@ -168,62 +172,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edge-onboard: configuration error: {exc}", file=sys.stderr)
         return 2
     except StartupError as exc:
-        print(f"edge-onboard: cannot start: {exc}", file=sys.stderr)
-        return 1
+        return _cannot_start(exc)
 
 
 def _serve(settings: Settings) -> int:
-    import asyncio
+    from edge_onboard import serving
 
-    from edge_onboard.app import create_app
-    from edge_onboard.config.hypercorn import hypercorn_config, serve_asgi
-
-    config = hypercorn_config(settings)
-    log = logging.getLogger("edge_onboard")
-    if settings.workers > 1:
-        from hypercorn.run import run as run_workers
-
-        anyio.run(_check_backends, settings)  # once here, not once per worker
-        sock = listen_socket(settings)
-        line = summary(settings, sock)
-        config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns it from here
-        log.info(line)
-        # Each worker process builds its app from the environment: pass the flags on.
-        os.environ.update(EDGE_HOST=settings.host, EDGE_PORT=str(settings.port))
-        return run_workers(config)
-
-    async def run() -> None:
-        store = await open_storage(settings)
-        try:
-            redis = await open_redis(settings)
-            try:
-                sock = listen_socket(settings)
-                log.info(summary(settings, sock))
-                config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns it from here
-                stop = asyncio.Event()
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
-                app = create_app(settings, storage=store, redis=redis)
-                await serve_asgi(app, config, stop.wait)
-            finally:
-                if redis is not None:
-                    await redis.aclose()
-        finally:
-            await store.close()
-        log.info("edge-onboard stopped")
-
-    asyncio.run(run())
-    return 0
+    if settings.server != "granian":
+        return serving.serve(settings)
+    try:
+        code = serving.serve(settings)
+    except StartupError as exc:
+        code = _cannot_start(exc)
+    serving.exit_after_granian(code)
+    return code  # not reached
 
 
-async def _check_backends(settings: Settings) -> None:
-    """Open storage (schema, indexes) and Redis once, to fail here in one line."""
-    store = await open_storage(settings)
-    await store.close()
-    redis = await open_redis(settings, max_connections=1)
-    if redis is not None:
-        await redis.aclose()
+def _cannot_start(exc: StartupError) -> int:
+    print(f"edge-onboard: cannot start: {exc}", file=sys.stderr)
+    return 1
 
 
 async def _forget_key(settings: Settings, key_hash: str) -> bool:

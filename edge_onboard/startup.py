@@ -91,27 +91,52 @@ async def open_redis(settings: Settings, *, max_connections: int = 64) -> Any:
     return client
 
 
-def listen_socket(settings: Settings) -> socket.socket:
-    """The listening socket, bound before anything says the service is listening."""
+def listen_socket(settings: Settings, *, reuse_port: bool = False) -> socket.socket:
+    """The listening socket, bound before anything says the service is listening;
+    ``reuse_port`` lets each worker process bind its own on the same port."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     try:
-        return socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+        return socket.create_server(
+            (settings.host, settings.port), family=family, backlog=1024, reuse_port=reuse_port
+        )
     except OSError as exc:
-        raise StartupError(
-            f"EDGE_PORT: cannot listen on {settings.host}:{settings.port}: "
-            f"{exc.strerror or exc} (another process may be using it; pick another "
-            "with --port)"
-        ) from None
+        raise _port_error(settings, exc) from None
 
 
-def summary(settings: Settings, bound: socket.socket) -> str:
-    """The one "listening" line: address, public URL, storage, Redis and sandbox."""
-    host, port = bound.getsockname()[:2]
+def check_port(settings: Settings) -> tuple[str, int]:
+    """That the port is free, for servers that bind their own sockets (several
+    workers, Granian): bound once without SO_REUSEPORT, so a port that anything
+    listens on (another edge-onboard too) fails here, then released. The address,
+    with the port the system chose for port 0."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As create_server: connections left in TIME_WAIT by a stop do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise _port_error(settings, exc) from None
+        host, port = probe.getsockname()[:2]
+    return host, port
+
+
+def _port_error(settings: Settings, exc: OSError) -> StartupError:
+    return StartupError(
+        f"EDGE_PORT: cannot listen on {settings.host}:{settings.port}: "
+        f"{exc.strerror or exc} (another process may be using it; pick another "
+        "with --port)"
+    )
+
+
+def summary(settings: Settings, address: tuple[str, int]) -> str:
+    """The one "listening" line: address, public URL, storage, Redis, sandbox and the
+    server."""
+    host, port = address
     shown = f"[{host}]" if ":" in host else host
     redis = describe_url(settings.redis_url.reveal()) if settings.redis_url else "off"
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     return (
         f"edge-onboard listening on http://{shown}:{port} (public URL {settings.public_url}; "
         f"storage {describe_url(settings.storage_url)}; redis {redis}; "
-        f"sandbox {'on' if settings.sandbox else 'off'}{workers})"
+        f"sandbox {'on' if settings.sandbox else 'off'}; {settings.server}{workers})"
     )

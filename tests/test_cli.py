@@ -81,6 +81,7 @@ def test_bad_configuration_fails_with_one_line(tmp_path: Path) -> None:
         "EDGE_PUBLIC_URL": "not a url",
         "EDGE_WORKERS": "2",  # without Redis
         "EDGE_RATE_LIMIT_API": "0",
+        "EDGE_SERVER": "uvicorn",
     }
     for name, value in cases.items():
         result = run_cli("serve", cwd=tmp_path, env={name: value}, check=False)

@@ -219,6 +219,13 @@ def test_a_newcomer_installs_and_runs_it(clean_copy: Path, tmp_path: Path) -> No
         for asset in assets:
             got = httpx.get(asset)
             assert got.status_code == 200 and got.content, asset
+    # The other server, from the same install.
+    port = free_port()
+    granian = [cli, "serve", "--server", "granian", "--port", str(port)]
+    with _serve(granian, work, {}, port) as server:
+        listed = httpx.get(f"{server.base}/v1/onboarding-links", headers=auth)
+        assert listed.status_code == 200 and listed.json()["pagination"]["total"] == 1
+        assert "granian)" in server.log.read_text()
     assert (work / "edge_onboard.db").exists()
 
 

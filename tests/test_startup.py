@@ -70,10 +70,13 @@ def test_unreachable_storage_and_redis_fail_in_one_line(tmp_path: Path) -> None:
     assert "EDGE_REDIS_URL" in _one_line_failure(worker)
 
 
-def test_a_port_in_use_fails_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+def test_a_port_in_use_fails_in_one_line(tmp_path: Path, server: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--port", str(port), cwd=tmp_path, check=False)
+        result = run_cli(
+            "serve", "--port", str(port), "--server", server, cwd=tmp_path, check=False
+        )
     assert f"cannot listen on 127.0.0.1:{port}" in _one_line_failure(result)
     log = result.stdout + result.stderr
     assert "listening" not in log
@@ -133,9 +136,10 @@ def test_serve_sandbox_stops_within_2_seconds(tmp_path: Path) -> None:
     assert proc.returncode == 0 and took < 2, took
 
 
-def test_a_stop_finishes_the_requests_in_flight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+def test_a_stop_finishes_the_requests_in_flight(tmp_path: Path, server: str) -> None:
     key = create_key(tmp_path)
-    with serve(tmp_path) as (base, proc):
+    with serve(tmp_path, "--server", server) as (base, proc):
         body = b'{"name": "in flight"}'
         port = int(base.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
