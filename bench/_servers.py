@@ -22,24 +22,25 @@ def hypercorn_app(target: str, probe: str, env: Mapping[str, str] | None = None)
     """Serve ``target`` (``module:app``) and yield its base URL once ``probe`` answers."""
     port = free_port()
     args = ["-m", "hypercorn", "--bind", f"127.0.0.1:{port}", target]
-    with _started(args, port, probe, env, quiet=True) as base:
+    with _started(args, port, probe, env, quiet=True) as (base, _):
         yield base
 
 
 @contextlib.contextmanager
-def bare_route(server: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+def bare_route(server: str, env: Mapping[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """bench/bare.py's routes on ``server``, served as ``edge-onboard serve`` serves the
-    app (same server, same settings); yields the base URL once ``/bare`` answers."""
+    app (same server, same settings); yields the base URL and the process id once
+    ``/bare`` answers."""
     port = free_port()
     args = ["-m", "bench.bare", "--server", server, "--port", str(port)]
-    with _started(args, port, "/bare", env, quiet=False) as base:
-        yield base
+    with _started(args, port, "/bare", env, quiet=False) as started:
+        yield started
 
 
 @contextlib.contextmanager
 def _started(
     args: list[str], port: int, probe: str, env: Mapping[str, str] | None, *, quiet: bool
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     out = subprocess.DEVNULL if quiet else None
     proc = subprocess.Popen(
         [sys.executable, *args],
@@ -56,7 +57,7 @@ def _started(
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx
 import orjson
@@ -41,7 +42,9 @@ from tests import services  # noqa: E402
 from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
 
 SERVERS = ("hypercorn", "granian")
-Row = tuple[str, float, str, str]
+# endpoint, requests/s, server CPU (user + system, every process of it) per request in µs
+Row = tuple[str, float, float]
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Load(TypedDict):
@@ -78,16 +81,38 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
+def children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 def rss_kb(pid: int) -> int:
     """Resident memory of ``pid`` and its children (worker processes), in KB."""
-    total = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            total += int(line.split()[1])
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += rss_kb(int(child))
-    return total
+    status = Path(f"/proc/{pid}/status").read_text()
+    own = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return own + sum(rss_kb(child) for child in children(pid))
+
+
+def cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time (user + system) of ``pid`` and of each process below it, by pid."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    times = {pid: (int(fields[11]) + int(fields[12])) / TICKS}
+    for child in children(pid):
+        times.update(cpu_seconds(child))
+    return times
+
+
+def measured(pid: int, url: str, opts: Load, **wrk_args: Any) -> tuple[float, float, list[float]]:
+    """wrk on ``url``: requests/s, the server's CPU µs per request (``pid`` and its
+    processes) and each process's CPU seconds."""
+    before = cpu_seconds(pid)
+    rps, _, _ = wrk(url, duration=opts["duration"], connections=opts["connections"], **wrk_args)
+    used = {p: t - before.get(p, 0.0) for p, t in cpu_seconds(pid).items()}
+    per_request = sum(used.values()) / max(rps * opts["duration"], 1) * 1e6
+    return rps, per_request, sorted(used.values(), reverse=True)
 
 
 def cold_start(env: dict[str, str], cwd: Path) -> float:
@@ -140,35 +165,44 @@ def one_worker(
         made = httpx.post(f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth)
         link = made.json()["data"]
         page_file = page_floor_file(work, server, httpx.get(link["hostedUrl"]))
-        with bare_route(server, {"BENCH_PAGE": str(page_file)}) as bare:
-            rows.append(("bare route", *wrk(f"{bare}/bare", headers={}, **opts)))
-            rows.append((PAGE_FLOOR, *wrk(f"{bare}/page", headers={}, **opts)))
-        rows.append(("hosted page", *wrk(link["hostedUrl"], headers={}, **opts)))
+        with bare_route(server, {"BENCH_PAGE": str(page_file)}) as (bare, bare_pid):
+            for name, path in (("bare route", "/bare"), (PAGE_FLOOR, "/page")):
+                rows.append((name, *measured(bare_pid, bare + path, opts, headers={})[:2]))
         get_url = f"{base}/v1/onboarding-links/{link['id']}"
-        rows.append(("GET link", *wrk(get_url, headers=auth, **opts)))
         post_url = f"{base}/v1/onboarding-links"
-        rows.append(("POST link", *wrk(post_url, headers=auth, script=POST_LUA, **opts)))
-        idempotent = wrk(post_url, headers=auth, script=IDEMPOTENT_POST_LUA, **opts)
-        rows.append(("POST link, Idempotency-Key", *idempotent))
-        callback = f"{base}/signup/{link['id']}/callback"
-        cancel = wrk(callback, headers={}, script=CALLBACK_LUA, allow_errors=True, **opts)
-        rows.append(("callback (cancel report)", *cancel))
+        runs: list[tuple[str, str, dict[str, str], str | None]] = [
+            ("hosted page", link["hostedUrl"], {}, None),
+            ("GET link", get_url, auth, None),
+            ("POST link", post_url, auth, POST_LUA),
+            ("POST link, Idempotency-Key", post_url, auth, IDEMPOTENT_POST_LUA),
+            ("callback (cancel report)", f"{base}/signup/{link['id']}/callback", {}, CALLBACK_LUA),
+        ]
+        for name, url, headers, script in runs:
+            figures = measured(
+                proc.pid, url, opts, headers=headers, script=script, allow_errors=True
+            )
+            rows.append((name, *figures[:2]))
         rss = rss_kb(proc.pid)
     return rows, rss, cold_start(env, work), link["id"]
 
 
 def two_workers(
     server: str, env: dict[str, str], work: Path, key: str, link_id: str, opts: Load
-) -> tuple[float, float]:
-    """GET link req/s on a fresh ``serve`` with one worker, then on one with two."""
+) -> tuple[float, float, float]:
+    """GET link req/s on a fresh ``serve`` with one worker, then on a fresh one with
+    two, and the busier worker's share of the two workers' CPU time."""
     auth = {"Authorization": f"Bearer {key}"}
-    figures = []
+    rates = []
+    share = 1.0
     for workers in (1, 2):
         run_env = {**env, "EDGE_SERVER": server, "EDGE_WORKERS": str(workers)}
-        with serve(work, env=run_env) as (base, _):
+        with serve(work, env=run_env) as (base, proc):
             url = f"{base}/v1/onboarding-links/{link_id}"
-            figures.append(wrk(url, headers=auth, **opts)[0])
-    return figures[0], figures[1]
+            rps, _, used = measured(proc.pid, url, opts, headers=auth)
+            rates.append(rps)
+            busiest = used[:2]  # the workers (not the supervisor, nor multiprocessing's helper)
+            share = busiest[0] / max(sum(busiest), 1e-9)
+    return rates[0], rates[1], share
 
 
 def main() -> None:
@@ -179,7 +213,7 @@ def main() -> None:
     args = parser.parse_args()
     opts: Load = {"duration": args.duration, "connections": args.connections}
     figures: dict[str, tuple[list[Row], float, float, str]] = {}
-    scaling: dict[str, list[tuple[float, float]]] = {server: [] for server in SERVERS}
+    scaling: dict[str, list[tuple[float, float, float]]] = {server: [] for server in SERVERS}
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis_url = stack.enter_context(services.redis_server())
@@ -203,19 +237,20 @@ def main() -> None:
 
 def report(
     figures: dict[str, tuple[list[Row], float, float, str]],
-    scaling: dict[str, list[tuple[float, float]]],
+    scaling: dict[str, list[tuple[float, float, float]]],
     args: argparse.Namespace,
 ) -> None:
     print(f"\n{args.connections} connections, {args.duration} s per row; one worker")
-    head = "".join(f" {server + ' req/s':>16} {'ratio':>6} {'p50/p99':>17}" for server in SERVERS)
+    print("ratio: requests/s over that server's bare route; CPU: the server's µs per request")
+    head = "".join(f" {server + ' req/s':>16} {'ratio':>6} {'CPU µs':>7}" for server in SERVERS)
     print(f"{'endpoint':<30}{head}")
     names = [row[0] for row in figures[SERVERS[0]][0]]
     for index, name in enumerate(names):
         line = f"{name:<30}"
         for server in SERVERS:
             rows = figures[server][0]
-            _, rps, p50, p99 = rows[index]
-            line += f" {rps:>16.0f} {rps / rows[0][1]:>6.2f} {p50 + '/' + p99:>17}"
+            _, rps, cpu = rows[index]
+            line += f" {rps:>16.0f} {rps / rows[0][1]:>6.2f} {cpu:>7.0f}"
         print(line)
     for server in SERVERS:
         rows, rss, start, _ = figures[server]
@@ -230,8 +265,11 @@ def report(
     print(f"hosted page, granian / hypercorn: {page['granian'] / page['hypercorn']:.2f}x")
     print(f"\nGET link, EDGE_WORKERS=2 vs 1, {len(scaling[SERVERS[0]])} fresh runs each:")
     for server in SERVERS:
-        runs = [f"{one:.0f} -> {two:.0f} ({two / one:.2f}x)" for one, two in scaling[server]]
-        print(f"  {server}: {', '.join(runs)}")
+        runs = [
+            f"{one:.0f} -> {two:.0f} req/s ({two / one:.2f}x; busier worker {share:.0%} of CPU)"
+            for one, two, share in scaling[server]
+        ]
+        print(f"  {server}: " + "; ".join(runs))
     print(f"\n{cpython()}")
 
 

@@ -138,7 +138,12 @@ def _supervise(settings: Settings) -> int:
     anyio.run(_check_backends, settings)  # once here, in one line, not once per worker
     address = check_port(settings)
     settings = dataclasses.replace(settings, port=address[1])  # a port 0 is now chosen
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker
+    # Workers are forked once the app's modules are imported here: none imports them
+    # again (a spawned worker took seconds to start on a busy machine) and they share
+    # those pages. Nothing here holds a client, a thread or an event loop by now.
+    import edge_onboard.app  # noqa: F401
+
+    context = multiprocessing.get_context("fork")
     workers: list[tuple[BaseProcess, Connection]] = []
     for index in range(settings.workers):
         receiver, sender = context.Pipe(duplex=False)
