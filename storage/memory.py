@@ -312,6 +312,9 @@ class MemoryStorage:
     async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
         return copy.deepcopy(self._webhooks.get(webhook_id))
 
+    async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
+        return [copy.deepcopy(self._webhooks[i]) for i in set(webhook_ids) if i in self._webhooks]
+
     async def list_webhooks(
         self, org_id: str, *, offset: int, limit: int
     ) -> tuple[list[OutgoingWebhook], int]:
@@ -361,6 +364,13 @@ class MemoryStorage:
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         return copy.deepcopy(self._deliveries.get(delivery_id))
+
+    async def get_events(self, event_ids: Collection[str]) -> list[Event]:
+        return [copy.deepcopy(self._events[i]) for i in set(event_ids) if i in self._events]
+
+    async def get_deliveries(self, delivery_ids: Collection[str]) -> list[Delivery]:
+        wanted = set(delivery_ids)
+        return [copy.deepcopy(self._deliveries[i]) for i in wanted if i in self._deliveries]
 
     async def list_deliveries(
         self, webhook_id: str, *, offset: int, limit: int
