@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,6 +126,10 @@ async def _in_scope(
         await fn(*args)
 
 
+# A delivery's last record: its id, the attempt count it had, and the changes.
+_Finish = tuple[str, int, Mapping[str, Any]]
+
+
 class _Job:
     """A claimed delivery with what sending it needs."""
 
@@ -191,7 +195,9 @@ class DeliveryEngine:
         self._running = 0
         self._wake = anyio.Event()
         self._stopping = False
-        # Acks of deliveries finishing together go to the queue as one pipeline.
+        # Deliveries finishing together are recorded as one write, and acked as one
+        # pipeline (storage/batch.py).
+        self._finishes: Coalescer[_Finish, None] = Coalescer(self._finish_batch)
         self._acks: Coalescer[str, None] = Coalescer(self._ack_batch)
         # What failed the delivery loop's last round (the queue's Redis, or storage);
         # None once a round succeeds. /readyz reports it.
@@ -427,6 +433,10 @@ class DeliveryEngine:
     async def _ack(self, delivery_id: str) -> None:
         await self._acks.submit(delivery_id)
 
+    async def _finish_batch(self, finishes: Sequence[_Finish]) -> list[None]:
+        await self.storage.finish_deliveries(finishes)
+        return [None] * len(finishes)
+
     async def _ack_batch(self, ids: Sequence[str]) -> list[None]:
         await self.queue.ack_many(ids)
         return [None] * len(ids)
@@ -531,7 +541,7 @@ class DeliveryEngine:
             changes["attempts"] = delivery.attempts + 1
         if error is not None:
             changes["last_error"] = error
-        await self.storage.update_delivery(delivery.id, changes, expect_attempts=delivery.attempts)
+        await self._finishes.submit((delivery.id, delivery.attempts, changes))
         await self._ack(delivery.id)
         if status is DeliveryStatus.FAILED:
             log.info("delivery %s failed for good: %s", delivery.id, error)

@@ -164,6 +164,7 @@ class Sender:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver = resolve,
         max_connections: int = 64,
+        keepalive: float = KEEPALIVE,
     ) -> None:
         self.allow_private = allow_private
         self.resolver = resolver
@@ -183,7 +184,7 @@ class Sender:
         self._pool = httpcore.AsyncConnectionPool(
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE,
+            keepalive_expiry=keepalive,
             network_backend=CheckedBackend(allow_private=allow_private, resolver=resolver),
         )
         timeouts = {"connect": TIMEOUT, "read": TIMEOUT, "write": TIMEOUT, "pool": TIMEOUT}

@@ -297,6 +297,13 @@ class Storage(Protocol):
         """Apply ``changes``; with ``expect_attempts``, only if the attempt count still matches
         (two workers racing on one delivery count one attempt, not two)."""
 
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        """Apply each ``(delivery id, attempts, changes)`` whose attempt count is still
+        ``attempts``, together (one round trip); one whose count moved is left as it is
+        (another worker recorded that attempt). Raises when the write as a whole fails."""
+
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         """Pending deliveries due before ``before``, earliest first: the outbox to re-queue."""
 

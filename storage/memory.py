@@ -391,6 +391,12 @@ class MemoryStorage:
         self._deliveries[delivery_id] = updated
         return copy.deepcopy(updated)
 
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        for delivery_id, attempts, changes in updates:
+            await self.update_delivery(delivery_id, changes, expect_attempts=attempts)
+
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         rows = [
             d

@@ -751,6 +751,20 @@ class MongoStorage:
             )
         return Delivery.from_doc(_from_mongo(doc)) if doc else None
 
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        writes: list[_Write] = [
+            UpdateOne(
+                {"_id": delivery_id, "attempts": attempts},
+                {"$set": {k: _native(v) for k, v in changes.items()}},
+            )
+            for delivery_id, attempts, changes in updates
+        ]
+        for outcome in await _bulk(self.deliveries, WRITE_TIMEOUT, writes):
+            if outcome is not None:
+                raise outcome
+
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         with _errors():
             docs = await (

@@ -808,6 +808,30 @@ class SQLiteStorage:
 
         return await self._run(op)
 
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            for delivery_id, attempts, changes in updates:
+                row = c.execute(
+                    "SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)
+                ).fetchone()
+                delivery = Delivery.from_doc(_load(row[0])) if row else None
+                if delivery is None or delivery.attempts != attempts:
+                    continue
+                doc = delivery.to_doc()
+                doc.update(changes)
+                updated = Delivery.from_doc(doc)
+                c.execute(
+                    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, doc = ?"
+                    " WHERE id = ?",
+                    (*_delivery_row(updated)[2:5], _dump(updated.to_doc()), delivery_id),
+                )
+            c.execute("COMMIT")
+
+        await self._run(op)
+
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         rows = await self._run(
             lambda c: c.execute(

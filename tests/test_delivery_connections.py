@@ -97,8 +97,10 @@ def answers(*addresses: str) -> Any:
 async def delivering(
     storage: Storage, clock: Clock
 ) -> AsyncIterator[tuple[DeliveryEngine, WebhookService]]:
-    """An engine on real sockets (8 slots, 4 per endpoint) and the service feeding it."""
-    sender = Sender(allow_private=True)
+    """An engine on real sockets (8 slots, 4 per endpoint) and the service feeding it.
+    Idle connections are kept for a minute: a slow round on a busy machine must not
+    expire one (a new one would be opened, rightly, and counted)."""
+    sender = Sender(allow_private=True, keepalive=60.0)
     engine = DeliveryEngine(
         storage=storage,
         queue=MemoryQueue(),
