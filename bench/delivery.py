@@ -1,24 +1,39 @@
-"""Webhook delivery throughput and latency, against a bare httpx loop in the same run.
+"""Webhook delivery throughput, worker CPU and connections, against a bare httpx loop.
 
-    python -m bench.delivery [--events 2000] [--storage sqlite|mongo]
+    python -m bench.delivery [--deliveries 2000] [--repeat 3] [--storage sqlite mongo]
 
-Starts a fast local receiver (hypercorn), a Redis, and one `edge-onboard worker`; emits
-a burst of events (each recorded in storage and queued, as a signup completion does),
-and measures deliveries per second and event-to-receipt latency. The floor is a bare
-httpx loop posting the same bodies to the same receiver with the same concurrency.
+Starts a fast local receiver (one hypercorn process listening on eight ports, one per
+endpoint), a Redis, the storage, and one `edge-onboard worker`. Each run records a burst
+of events in storage (the outbox, as a signup completion does), fanned out to one
+endpoint or to eight, then queues them all while the worker is paused (SIGSTOP), and
+resumes it: deliveries per second run from the first receipt to the last, and the
+worker's CPU time (user + system, from /proc) over the burst is divided by the
+deliveries. The worker retries within a second (EDGE_DELIVERY_SCHEDULE), so a failed
+attempt shows as a repeat and a pause rather than a 5-minute wait. The floor, in the
+same run, is a bare httpx loop (one client, connections reused) posting signed bodies
+of the same size to the same ports with the concurrency the worker may use (16 per
+endpoint, 64 in all). Every figure is the median of the repetitions; the ratio is the
+median of the per-repetition ratios. Then the latency of a steady trickle (50 events/s
+to one endpoint).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -27,164 +42,324 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._servers import hypercorn_app  # noqa: E402
 from edge_onboard.clock import system_clock  # noqa: E402
 from edge_onboard.crypto import SecretBox  # noqa: E402
-from edge_onboard.delivery import DeliveryEngine, Sender, sign  # noqa: E402
+from edge_onboard.delivery import webhook_secret_context  # noqa: E402
 from edge_onboard.queue.redis import RedisQueue  # noqa: E402
-from edge_onboard.storage import from_url  # noqa: E402
-from edge_onboard.webhooks import WebhookService  # noqa: E402
+from edge_onboard.storage import OutgoingWebhook, Storage, WebhookStatus, from_url  # noqa: E402
+from edge_onboard.webhooks import new_event, plan_deliveries  # noqa: E402
 from tests import services  # noqa: E402
-from tests.live import clean_env  # noqa: E402
+from tests.live import clean_env, free_port  # noqa: E402
 
 SECRET_KEY = "bench-secret-key-" + "x" * 32
 WEBHOOK_SECRET = "bench-webhook-secret"
-CONCURRENCY = 32
+EVENT = "phone_number.connected"
+# What one worker may have in flight: per endpoint, and in all (DeliveryEngine's defaults).
+PER_ENDPOINT, CONCURRENCY = 16, 64
+ENDPOINTS = (1, 8)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RETRIES = "0,0.5,1,1,1,1,1,1,1,1"
 
 
-def receiver() -> contextlib.AbstractContextManager[str]:
-    return hypercorn_app("bench.receiver:app", "/stats")
+@contextlib.contextmanager
+def receiver(ports: int) -> Iterator[list[str]]:
+    """One hypercorn process (one worker) bound to ``ports`` loopback ports."""
+    bound = [free_port() for _ in range(ports)]
+    binds = [arg for port in bound for arg in ("--bind", f"127.0.0.1:{port}")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "--backlog", "2048", *binds, "bench.receiver:app"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    bases = [f"http://127.0.0.1:{port}" for port in bound]
+    try:
+        for base in bases:
+            for _ in range(200):
+                try:
+                    httpx.get(f"{base}/stats", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+        yield bases
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
-def body(i: int) -> bytes:
-    return orjson.dumps(
-        {
-            "id": f"evt_{i:032x}",
-            "event": "phone_number.connected",
-            "timestamp": "2026-11-25T12:00:00.000Z",
-            "organizationId": "org",
-            "data": {"onboardingLinkId": "x", "phoneNumber": "+15550100000"},
-        }
+def stats(base: str) -> dict[str, Any]:
+    result: dict[str, Any] = httpx.get(f"{base}/stats").json()
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def endpoint(org: str, url: str) -> OutgoingWebhook:
+    ident, now = str(uuid.uuid4()), system_clock()
+    secret_enc = SecretBox(SECRET_KEY).encrypt(
+        WEBHOOK_SECRET, context=webhook_secret_context(ident)
+    )
+    return OutgoingWebhook(
+        id=ident,
+        org_id=org,
+        url=url,
+        secret_enc=secret_enc,
+        events=[EVENT],
+        status=WebhookStatus.ACTIVE,
+        created_at=now,
+        updated_at=now,
     )
 
 
-async def bare_loop(base: str, events: int) -> float:
-    """The floor: sign and post the same bodies with the same concurrency."""
-    limiter = anyio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200)) as client:
+def event_data(i: int) -> dict[str, Any]:
+    return {"onboardingLinkId": str(uuid.UUID(int=i)), "phoneNumber": "+15550100000"}
+
+
+async def bare_loop(urls: list[str], deliveries: int) -> float:
+    """The floor: sign and post bodies of the same shape, connections reused."""
+    from edge_onboard.delivery import sign
+
+    limit = min(CONCURRENCY, PER_ENDPOINT * len(urls))
+    limiter = anyio.Semaphore(limit)
+    limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+    async with httpx.AsyncClient(limits=limits) as client:
 
         async def post(i: int) -> None:
             async with limiter:
-                payload = body(i)
-                ts = int(time.time())
-                await client.post(
-                    f"{base}/hook",
-                    content=payload,
-                    headers={
-                        "content-type": "application/json",
-                        "webhook-id": f"bare_{i}",
-                        "webhook-timestamp": str(ts),
-                        "webhook-signature": sign(WEBHOOK_SECRET, f"bare_{i}", ts, payload),
-                    },
+                payload = orjson.dumps(
+                    {
+                        "id": f"evt_{i:032x}",
+                        "event": EVENT,
+                        "timestamp": "2026-11-25T12:00:00.000Z",
+                        "organizationId": "org",
+                        "data": event_data(i),
+                    }
                 )
+                for attempt in range(3):  # a connection the receiver closed: again
+                    ts = int(time.time())
+                    try:
+                        response = await client.post(
+                            urls[i % len(urls)],
+                            content=payload,
+                            headers={
+                                "content-type": "application/json",
+                                "webhook-id": f"bare_{i}",
+                                "webhook-timestamp": str(ts),
+                                "webhook-signature": sign(WEBHOOK_SECRET, f"bare_{i}", ts, payload),
+                            },
+                        )
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
+                        continue
+                    response.raise_for_status()
+                    return
 
         started = time.perf_counter()
         async with anyio.create_task_group() as tg:
-            for i in range(events):
+            for i in range(deliveries):
                 tg.start_soon(post, i)
-        return events / (time.perf_counter() - started)
+        return deliveries / (time.perf_counter() - started)
 
 
-async def emit(
-    storage_url: str, redis_url: str, base: str, events: int, pace: float = 0.0
-) -> dict[str, float]:
-    storage = from_url(storage_url)
-    await storage.open()
-    box = SecretBox(SECRET_KEY)
-    queue = RedisQueue.from_url(redis_url)
-    engine = DeliveryEngine(
-        storage=storage, queue=queue, clock=system_clock, box=box, sender=Sender(allow_private=True)
+@dataclass
+class Outbox:
+    storage_url: str
+    redis_url: str
+
+    async def record(self, urls: list[str], deliveries: int) -> list[str]:
+        """Endpoints for a new organisation, and events fanned out to them: the ids of
+        ``deliveries`` pending deliveries, recorded but not queued."""
+        storage = from_url(self.storage_url)
+        await storage.open()
+        try:
+            return await self._record(storage, urls, deliveries)
+        finally:
+            await storage.close()
+
+    async def _record(self, storage: Storage, urls: list[str], deliveries: int) -> list[str]:
+        org = "org_" + uuid.uuid4().hex[:12]
+        webhooks = [endpoint(org, url) for url in urls]
+        for webhook in webhooks:
+            await storage.insert_webhook(webhook)
+        ids: list[str] = []
+        for i in range(deliveries // len(urls)):
+            event = new_event(org, EVENT, event_data(i), None, system_clock)
+            planned = plan_deliveries(event, webhooks)
+            await storage.record_event(event, planned)
+            ids.extend(d.id for d in planned)
+        return ids
+
+    async def enqueue(self, ids: list[str]) -> None:
+        queue = RedisQueue.from_url(self.redis_url)
+        now = system_clock()
+        limiter = anyio.Semaphore(32)
+
+        async def one(ident: str) -> None:
+            async with limiter:
+                await queue.enqueue(ident, now)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for ident in ids:
+                    tg.start_soon(one, ident)
+        finally:
+            await queue.close()
+
+
+@dataclass
+class Run:
+    rate: float
+    floor: float
+    cpu_ms: float
+    connections: int
+    repeats: int
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.floor
+
+
+def start_worker(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    health = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "edge_onboard", "worker", "--health-port", str(health)],
+        env=clean_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    service = WebhookService(storage, system_clock, box, engine, allow_private=True)
-    webhook = service.build("org", f"{base}/hook", ["phone_number.connected"], WEBHOOK_SECRET)
-    await storage.insert_webhook(webhook)
+    for _ in range(300):
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).status_code == 200:
+                return worker
+        time.sleep(0.05)
+    raise SystemExit("the worker did not start")
+
+
+def one_run(
+    outbox: Outbox, worker: subprocess.Popen[bytes], bases: list[str], deliveries: int
+) -> Run:
+    urls = [f"{base}/hook" for base in bases]
+    floor = anyio.run(bare_loop, urls, deliveries)
+    httpx.delete(f"{bases[0]}/stats")
+    ids = anyio.run(outbox.record, urls, deliveries)
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        anyio.run(outbox.enqueue, ids)
+        cpu_before = cpu_seconds(worker.pid)
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    deadline = time.time() + 600
+    while (seen := stats(bases[0]))["count"] < len(ids):
+        if time.time() > deadline:
+            raise SystemExit(f"only {seen['count']} of {len(ids)} delivered in 600 s")
+        time.sleep(0.05)
+    cpu = cpu_seconds(worker.pid) - cpu_before
+    rate = len(ids) / (seen["last"] - seen["first"])
+    connections = max(seen["connections"].values())
+    return Run(rate, floor, cpu * 1000 / len(ids), connections, seen["posts"] - len(ids))
+
+
+async def trickle(outbox: Outbox, url: str, events: int, pace: float) -> dict[str, float]:
+    """Events recorded and queued one by one, as the service does: when each was emitted."""
+    storage = from_url(outbox.storage_url)
+    await storage.open()
+    queue = RedisQueue.from_url(outbox.redis_url)
     emitted: dict[str, float] = {}
-    for i in range(events):
-        event = await service.emit("org", "phone_number.connected", {"n": i})
-        assert event is not None
-        emitted[event.id] = time.time()
-        if pace:
+    try:
+        org = "org_" + uuid.uuid4().hex[:12]
+        webhook = endpoint(org, url)
+        await storage.insert_webhook(webhook)
+        for i in range(events):
+            event = new_event(org, EVENT, event_data(i), None, system_clock)
+            (delivery,) = plan_deliveries(event, [webhook])
+            await storage.record_event(event, [delivery])
+            await queue.enqueue(delivery.id, system_clock())
+            emitted[event.id] = time.time()
             await anyio.sleep(pace)
-    await engine.sender.aclose()
-    await queue.close()
-    await storage.close()
+    finally:
+        await queue.close()
+        await storage.close()
     return emitted
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--storage", choices=["sqlite", "mongo"], default="sqlite")
-    args = parser.parse_args()
+def bench(storage_name: str, deliveries: int, repeat: int) -> None:
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis_url = stack.enter_context(services.redis_server())
-        if args.storage == "mongo":
+        if storage_name == "mongo":
             storage_url = stack.enter_context(services.mongo_server()).replace("/?", "/bench?")
         else:
             storage_url = f"sqlite:///{work / 'bench.db'}"
-        base = stack.enter_context(receiver())
-
-        floor = anyio.run(bare_loop, base, args.events)
-        httpx.delete(f"{base}/stats")
-
-        # Events are recorded first (the outbox), then one worker drains the burst.
-        emitted = anyio.run(emit, storage_url, redis_url, base, args.events)
+        bases = stack.enter_context(receiver(max(ENDPOINTS)))
+        outbox = Outbox(storage_url, redis_url)
         env = {
             "EDGE_STORAGE_URL": storage_url,
             "EDGE_REDIS_URL": redis_url,
             "EDGE_SECRET_KEY": SECRET_KEY,
             "EDGE_WEBHOOK_ALLOW_PRIVATE": "1",
+            # Retries within seconds (not 5 s, then 5 min): a failed attempt shows as a
+            # repeat and a pause, not as a run that never ends.
+            "EDGE_DELIVERY_SCHEDULE": RETRIES,
         }
-        started = time.time()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "edge_onboard", "worker"],
-            env=clean_env(env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = stack.enter_context((work / "worker.log").open("wb"))
+        worker = start_worker(env, log)
         try:
-            while True:
-                seen = httpx.get(f"{base}/stats").json()
-                if len(seen) >= args.events:
-                    break
-                if time.time() - started > 300:
-                    raise SystemExit(f"only {len(seen)} of {args.events} delivered in 300 s")
+            results = {
+                n: [one_run(outbox, worker, bases[:n], deliveries) for _ in range(repeat)]
+                for n in ENDPOINTS
+            }
+            httpx.delete(f"{bases[0]}/stats")
+            emitted = anyio.run(trickle, outbox, f"{bases[0]}/hook", 200, 0.02)  # 50/s
+            deadline = time.time() + 60
+            while stats(bases[0])["count"] < len(emitted) and time.time() < deadline:
                 time.sleep(0.1)
+            received: dict[str, float] = httpx.get(f"{bases[0]}/seen").json()
         finally:
             worker.terminate()
             worker.wait()
-        first, last = min(seen.values()), max(seen.values())
-        rate = args.events / (last - first) if last > first else float("inf")
+    latencies = sorted((received[i] - t) * 1000 for i, t in emitted.items() if i in received)
 
-        # Latency of a steady trickle: events emitted one by one while the worker runs.
-        httpx.delete(f"{base}/stats")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "edge_onboard", "worker"],
-            env=clean_env(env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.5)
-        trickle = anyio.run(emit, storage_url, redis_url, base, 200, 0.02)  # 50 events/s
-        deadline = time.time() + 60
-        while len(httpx.get(f"{base}/stats").json()) < 200 and time.time() < deadline:
-            time.sleep(0.1)
-        worker.terminate()
-        worker.wait()
-        received = httpx.get(f"{base}/stats").json()
-        latencies = sorted((received[i] - t) * 1000 for i, t in trickle.items() if i in received)
-
-    p50 = statistics.median(latencies)
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(
-        f"\nstorage {args.storage}, {args.events} events, one worker, {datetime.now(UTC):%Y-%m-%d}"
+        f"\nstorage {storage_name}, {deliveries} deliveries a run, {repeat} runs, one worker "
+        f"(at most {PER_ENDPOINT} in flight per endpoint, {CONCURRENCY} in all), "
+        f"{datetime.now(UTC):%Y-%m-%d}, {sys.implementation.name} {sys.version.split()[0]}"
     )
-    print(f"{'':<28} {'per second':>11} {'ratio':>6}")
-    print(f"{'bare httpx loop':<28} {floor:>11.0f} {1.0:>6.2f}")
-    print(f"{'worker deliveries':<28} {rate:>11.0f} {rate / floor:>6.2f}")
-    print(f"event-to-receipt (200 events at 50/s): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    del emitted
+    print(
+        f"{'endpoints':<10} {'bare httpx/s':>13} {'worker/s':>9} {'ratio':>6} "
+        f"{'worker CPU/delivery':>20} {'TCP conns/endpoint':>19} {'failed attempts':>16}"
+    )
+    for n, runs in results.items():
+        print(
+            f"{n:<10} {statistics.median(r.floor for r in runs):>13.0f} "
+            f"{statistics.median(r.rate for r in runs):>9.0f} "
+            f"{statistics.median(r.ratio for r in runs):>6.2f} "
+            f"{statistics.median(r.cpu_ms for r in runs):>17.2f} ms "
+            f"{max(r.connections for r in runs):>19} "
+            f"{statistics.median(r.repeats for r in runs):>16.0f}"
+        )
+        print(
+            "  each run (worker/bare = ratio, CPU): "
+            + "; ".join(f"{r.rate:.0f}/{r.floor:.0f}={r.ratio:.2f} {r.cpu_ms:.2f} ms" for r in runs)
+        )
+    print(
+        f"event-to-receipt, {len(emitted)} events at 50/s to one endpoint "
+        f"({len(latencies)} received): p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deliveries", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--storage", nargs="+", choices=["sqlite", "mongo"], default=["mongo"])
+    args = parser.parse_args()
+    for storage_name in args.storage:
+        bench(storage_name, args.deliveries, args.repeat)
 
 
 if __name__ == "__main__":

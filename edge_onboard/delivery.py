@@ -1,55 +1,86 @@
 """Outgoing webhook delivery: at least once, signed (Standard Webhooks), retried for days.
 
 Storage is the outbox and the truth; the queue only says what is due. A worker
-claims deliveries (with a lease), sends each to an address it has just checked and
-pinned, and records the attempt with a conditional update, so two workers racing on
-one delivery never count it twice. Deliveries whose lease lapsed (a worker died) are
-swept back; deliveries the queue lost (Redis restarted) are re-queued from storage.
+claims deliveries (with a lease), reads what the claim needs in bulk (the deliveries,
+their events and endpoints: one query each), sends each over a kept-alive connection
+to an address checked when the connection was made (``edge_onboard/sender.py``), and
+records the attempt with a conditional update, so two workers racing on one delivery
+never count it twice. Deliveries whose lease lapsed (a worker died) are swept back;
+deliveries the queue lost (Redis restarted) are re-queued from storage, in batches,
+beside the claim loop rather than in its way.
+
+Endpoints are kept in the worker for ``WEBHOOK_TTL`` seconds. A change made through this
+process's API (disable, rotate, delete, a 410) takes effect at once; one made by another
+process (the API in ``serve`` while this is ``worker``) within ``WEBHOOK_TTL``: until
+then a disabled endpoint may still get deliveries, and a rotated one deliveries signed
+with the secret it replaced alone (which its receiver still accepts for a day).
+
+Each endpoint gets at most ``per_endpoint`` deliveries in flight; the rest of what the
+worker claimed for it waits in the worker, in claim order, and goes out as a slot
+frees (at most ``BACKLOG_PER_SLOT`` times the slots; past that a delivery is put back on
+the queue briefly, so one slow endpoint cannot hold all of a worker's claims).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import email.utils
 import hashlib
 import hmac
-import ipaddress
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-import httpx
 import orjson
+from anyio.abc import TaskGroup
 
 from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
 from edge_onboard.queue import DeliveryQueue
+from edge_onboard.sender import TIMEOUT, Sender, SendResult, parse_retry_after
 from edge_onboard.storage import (
     Delivery,
     DeliveryStatus,
+    Event,
     OutgoingWebhook,
     Storage,
     WebhookStatus,
 )
-from edge_onboard.urls import address_problem, resolve
+from edge_onboard.storage.batch import Coalescer
+
+__all__ = [
+    "SCHEDULE",
+    "TIMEOUT",
+    "DeliveryEngine",
+    "SendResult",
+    "Sender",
+    "parse_retry_after",
+    "sign",
+    "signature_header",
+    "signing_key",
+]
 
 log = logging.getLogger("edge_onboard.delivery")
 
 # Seconds to wait before attempt n+1 after attempt n fails: immediately, 5 s, 5 min,
 # 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days in all).
 SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
-TIMEOUT = 15.0
 LEASE = timedelta(seconds=60)
 MAX_RETRY_AFTER = 86400.0
 ATTEMPT_LOG_SIZE = 20
+# Seconds a worker keeps an endpoint's record (see the module's docstring).
+WEBHOOK_TTL = 5.0
+# Deliveries re-queued per Redis round trip by ``recover``.
+RECOVER_CHUNK = 500
+# How many of an endpoint's deliveries may wait in the worker, per slot of that endpoint.
+BACKLOG_PER_SLOT = 3
+# How long a delivery past an endpoint's backlog steps aside (back on the queue).
+STEP_ASIDE = timedelta(milliseconds=200)
 
 
 SECRET_PREFIX = "whsec_"
@@ -88,85 +119,44 @@ def webhook_secret_context(webhook_id: str) -> str:
     return f"webhook:{webhook_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    status_code: int | None
-    error: str | None = None
-    retry_after: float | None = None
-    duration_ms: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+async def _in_scope(
+    scope: anyio.CancelScope, fn: Callable[..., Awaitable[None]], *args: Any
+) -> None:
+    with scope:
+        await fn(*args)
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (when - now).total_seconds())
-    return None
+# A delivery's last record: its id, the attempt count it had, and the changes.
+_Finish = tuple[str, int, Mapping[str, Any]]
 
 
-class Sender:
-    """POSTs to a checked, pinned address: DNS is resolved once, every address is checked,
-    and the connection goes to that address (Host and TLS SNI keep the name)."""
+class _Job:
+    """A claimed delivery with what sending it needs."""
 
-    def __init__(self, *, allow_private: bool, transport: httpx.AsyncBaseTransport | None = None):
-        self.allow_private = allow_private
-        self._client = httpx.AsyncClient(
-            timeout=TIMEOUT,
-            follow_redirects=False,
-            trust_env=False,
-            transport=transport,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            headers={"User-Agent": "edge-onboard-webhooks/1"},
-        )
+    __slots__ = ("delivery", "event", "webhook")
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def send(
-        self, url: str, body: bytes, headers: dict[str, str], now: datetime
-    ) -> SendResult:
-        started = time.monotonic()
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = await resolve(host, port)
-        if not addresses:
-            return SendResult(None, f"could not resolve {host}")
-        for address in addresses:
-            problem = address_problem(address, allow_private=self.allow_private)
-            if problem:
-                return SendResult(None, f"refused: {host} resolves to {problem}")
-        address = addresses[0]
-        pinned_host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
-        pinned = urlunsplit(parts._replace(netloc=f"{pinned_host}:{port}"))
-        send_headers = {**headers, "Host": parts.netloc.rsplit("@", 1)[-1]}
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        try:
-            async with self._client.stream(
-                "POST", pinned, content=body, headers=send_headers, extensions=extensions
-            ) as response:
-                status = response.status_code
-                retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-        except httpx.TimeoutException:
-            return SendResult(None, "timed out after 15 s", duration_ms=_ms_since(started))
-        except httpx.HTTPError as exc:
-            return SendResult(
-                None, f"connection failed ({type(exc).__name__})", duration_ms=_ms_since(started)
-            )
-        error = None if 200 <= status < 300 else f"HTTP {status}"
-        return SendResult(status, error, retry_after, _ms_since(started))
+    def __init__(self, delivery: Delivery, webhook: OutgoingWebhook, event: Event) -> None:
+        self.delivery = delivery
+        self.webhook = webhook
+        self.event = event
 
 
-def _ms_since(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
+class _Endpoint:
+    """One endpoint's deliveries in this worker: how many are out, and which wait."""
+
+    __slots__ = ("backlog", "in_flight")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.backlog: deque[_Job] = deque()
+
+
+def _usable(webhook: OutgoingWebhook | None) -> bool:
+    return (
+        webhook is not None
+        and webhook.deleted_at is None
+        and webhook.status is WebhookStatus.ACTIVE
+    )
 
 
 class DeliveryEngine:
@@ -183,6 +173,7 @@ class DeliveryEngine:
         schedule: Sequence[float] = SCHEDULE,
         lease: timedelta = LEASE,
         jitter: Callable[[], float] = random.random,
+        webhook_ttl: float = WEBHOOK_TTL,
     ) -> None:
         self.storage = storage
         self.queue = queue
@@ -193,11 +184,21 @@ class DeliveryEngine:
         self.per_endpoint = per_endpoint
         self.schedule = tuple(schedule)
         self.lease = lease
+        self.webhook_ttl = webhook_ttl
+        # The cache's clock (real time, not ``clock``: the window is a real one).
+        self.monotonic: Callable[[], float] = time.monotonic
         self._jitter = jitter
-        self._endpoint_limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._webhooks: dict[str, tuple[float, OutgoingWebhook | None]] = {}
+        self._secrets: dict[tuple[str, str], str] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        # Claimed and not yet done (sending, or waiting for their endpoint).
         self._running = 0
         self._wake = anyio.Event()
         self._stopping = False
+        # Deliveries finishing together are recorded as one write, and acked as one
+        # pipeline (storage/batch.py).
+        self._finishes: Coalescer[_Finish, None] = Coalescer(self._finish_batch)
+        self._acks: Coalescer[str, None] = Coalescer(self._ack_batch)
         # What failed the delivery loop's last round (the queue's Redis, or storage);
         # None once a round succeeds. /readyz reports it.
         self.loop_error: Exception | None = None
@@ -207,26 +208,74 @@ class DeliveryEngine:
         self._stopping = True
         self._wake.set()
 
+    # Endpoints, kept briefly
+
+    def forget_webhook(self, webhook_id: str) -> None:
+        """The endpoint changed: read it afresh next time."""
+        self._webhooks.pop(webhook_id, None)
+
+    async def webhooks_by_id(self, ids: Iterable[str]) -> dict[str, OutgoingWebhook | None]:
+        """The endpoints (None for a missing one), from the cache while fresh, else from
+        storage in one query."""
+        now = self.monotonic()
+        found: dict[str, OutgoingWebhook | None] = {}
+        missing: list[str] = []
+        for ident in ids:
+            cached = self._webhooks.get(ident)
+            if cached is not None and now - cached[0] < self.webhook_ttl:
+                found[ident] = cached[1]
+            else:
+                missing.append(ident)
+        if missing:
+            if len(self._webhooks) > 4096:
+                self._webhooks = {
+                    k: v for k, v in self._webhooks.items() if now - v[0] < self.webhook_ttl
+                }
+            fetched = {w.id: w for w in await self.storage.get_webhooks(missing)}
+            for ident in missing:
+                found[ident] = fetched.get(ident)
+                self._webhooks[ident] = (now, found[ident])
+        return found
+
+    def _secret(self, webhook: OutgoingWebhook, secret_enc: str) -> str:
+        key = (webhook.id, secret_enc)
+        secret = self._secrets.get(key)
+        if secret is None:
+            if len(self._secrets) > 4096:
+                self._secrets.clear()
+            context = webhook_secret_context(webhook.id)
+            secret = self._secrets[key] = self.box.decrypt(secret_enc, context=context)
+        return secret
+
     # Feeding the queue
 
     async def dispatch(self, deliveries: Sequence[Delivery]) -> None:
         """Queue freshly recorded deliveries. A failure here loses nothing: ``recover``
         finds them in storage."""
+        due = [(d.id, d.next_attempt_at) for d in deliveries if d.next_attempt_at is not None]
         try:
-            for delivery in deliveries:
-                if delivery.next_attempt_at is not None:
-                    await self.queue.enqueue(delivery.id, delivery.next_attempt_at)
+            if due:
+                await self.queue.enqueue_many(due)
         except Exception as exc:  # the queue is down: storage still has them
             log.warning("could not queue %d deliveries (%s); recovery will", len(deliveries), exc)
         self._wake.set()
 
     async def recover(self, horizon: timedelta = timedelta(minutes=10)) -> int:
-        """Queue every pending delivery due within ``horizon`` (idempotent)."""
+        """Queue every pending delivery due within ``horizon`` (idempotent), in chunks of
+        ``RECOVER_CHUNK``: one round trip each."""
         due = await self.storage.due_deliveries(self.clock() + horizon, limit=10_000)
-        for delivery in due:
-            assert delivery.next_attempt_at is not None
-            await self.queue.enqueue(delivery.id, delivery.next_attempt_at)
+        items = [(d.id, d.next_attempt_at) for d in due if d.next_attempt_at is not None]
+        for start in range(0, len(items), RECOVER_CHUNK):
+            await self.queue.enqueue_many(items[start : start + RECOVER_CHUNK])
         return len(due)
+
+    async def _recover_forever(self, every: float) -> None:
+        while True:
+            try:
+                await self.recover()
+            except Exception as exc:  # a Redis or storage blip: the next round retries
+                log.warning("delivery recovery: %s; retrying in %.0f s", exc, every)
+            await anyio.sleep(every)
 
     # Working
 
@@ -239,23 +288,22 @@ class DeliveryEngine:
             ids = await self.queue.claim(self.clock(), self.concurrency, self.lease)
             if not ids:
                 break
+            self._running += len(ids)
             async with anyio.create_task_group() as tg:
-                for ident in ids:
-                    tg.start_soon(self.process, ident)
+                await self._work(tg, ids)
             processed += len(ids)
         return processed
 
     async def run(self, *, poll: float = 0.1, recover_every: float = 30.0) -> None:
-        """Deliver until cancelled, with bounded concurrency overall and per endpoint."""
-        last_recover = -recover_every
+        """Deliver until stopped, with bounded concurrency overall and per endpoint."""
         last_sweep = 0.0
         async with anyio.create_task_group() as tg:
+            recovering = anyio.CancelScope()
+            tg.start_soon(_in_scope, recovering, self._recover_forever, recover_every)
             while not self._stopping:
+                self._wake = anyio.Event()  # before claiming: a wake meanwhile is kept
                 loop_now = time.monotonic()
                 try:
-                    if loop_now - last_recover >= recover_every:
-                        await self.recover()
-                        last_recover = loop_now
                     if loop_now - last_sweep >= 5.0:
                         await self.queue.sweep(self.clock())
                         last_sweep = loop_now
@@ -267,71 +315,136 @@ class DeliveryEngine:
                     self.loop_error = exc
                     ids = []
                     await anyio.sleep(1.0)
-                for ident in ids:
-                    self._running += 1
-                    tg.start_soon(self._process_counted, ident)
-                if not ids and not self._stopping:
-                    self._wake = anyio.Event()
+                if ids:
+                    self._running += len(ids)
+                    tg.start_soon(self._work, tg, ids)
+                elif not self._stopping:
                     with anyio.move_on_after(poll):
                         await self._wake.wait()
+            recovering.cancel()
 
-    async def _process_counted(self, delivery_id: str) -> None:
-        try:
-            await self.process(delivery_id)
-        except Exception:
-            log.exception(
-                "delivery %s crashed; its lease will lapse and it will be retried", delivery_id
-            )
-        finally:
-            self._running -= 1
+    def _done(self, count: int) -> None:
+        self._running -= count
+        # Claim again once a quarter of the slots are free (not for every single one:
+        # a claim is a round trip over every partition).
+        if count and self.concurrency - self._running >= max(1, self.concurrency // 4):
+            self._wake.set()
 
     async def process(self, delivery_id: str) -> None:
-        delivery = await self.storage.get_delivery(delivery_id)
-        if delivery is None or delivery.status is not DeliveryStatus.PENDING:
-            await self.queue.ack(delivery_id)  # done already (a duplicate claim)
+        """Deliver one claimed delivery, as a claim does."""
+        self._running += 1
+        async with anyio.create_task_group() as tg:
+            await self._work(tg, [delivery_id])
+
+    async def _work(self, tg: TaskGroup, ids: Sequence[str]) -> None:
+        """Read what the claimed ``ids`` need (one query per kind) and hand each to its
+        endpoint; each counts as running until done."""
+        try:
+            jobs = await self._prepare(ids)
+        except Exception:
+            log.exception("could not read %d claimed deliveries; their leases will lapse", len(ids))
+            self._done(len(ids))
             return
-        webhook = await self.storage.get_webhook(delivery.webhook_id)
-        if (
-            webhook is None
-            or webhook.deleted_at is not None
-            or webhook.status is not WebhookStatus.ACTIVE
-        ):
-            reason = (
-                "endpoint deleted" if webhook is None or webhook.deleted_at else "endpoint disabled"
-            )
-            await self._finish(delivery, DeliveryStatus.FAILED, None, reason, count=False)
-            return
-        limiter = self._endpoint_limiters.setdefault(
-            webhook.id, anyio.CapacityLimiter(self.per_endpoint)
-        )
-        if limiter.statistics().tasks_waiting >= self.per_endpoint:
-            # That endpoint is saturated and has a queue of its own already: step aside
-            # briefly instead of holding one more of the worker's slots.
-            await self.queue.retry(delivery_id, self.clock() + timedelta(milliseconds=200))
-            return
-        waited = limiter.available_tokens == 0
-        async with limiter:
+        self._done(len(ids) - len(jobs))
+        for job in jobs:
+            endpoint = self._endpoints.get(job.webhook.id)
+            if endpoint is None:
+                endpoint = self._endpoints[job.webhook.id] = _Endpoint()
+            if endpoint.in_flight < self.per_endpoint:
+                endpoint.in_flight += 1
+                tg.start_soon(self._serve, job.webhook.id, endpoint, job)
+            elif len(endpoint.backlog) < self.per_endpoint * BACKLOG_PER_SLOT:
+                endpoint.backlog.append(job)
+            else:
+                tg.start_soon(self._step_aside, job.delivery.id)
+
+    async def _prepare(self, ids: Sequence[str]) -> list[_Job]:
+        deliveries = [
+            d for d in await self.storage.get_deliveries(ids) if d.status is DeliveryStatus.PENDING
+        ]
+        pending = {d.id for d in deliveries}
+        for ident in ids:
+            if ident not in pending:
+                await self._ack(ident)  # done already (a duplicate claim)
+        if not deliveries:
+            return []
+        webhooks = await self.webhooks_by_id({d.webhook_id for d in deliveries})
+        events = {e.id: e for e in await self.storage.get_events({d.event_id for d in deliveries})}
+        jobs: list[_Job] = []
+        for delivery in deliveries:
+            webhook = webhooks.get(delivery.webhook_id)
+            event = events.get(delivery.event_id)
+            if webhook is None or not _usable(webhook):
+                reason = (
+                    "endpoint deleted"
+                    if webhook is None or webhook.deleted_at
+                    else "endpoint disabled"
+                )
+                await self._finish(delivery, DeliveryStatus.FAILED, None, reason, count=False)
+            elif event is None:
+                await self._finish(
+                    delivery, DeliveryStatus.FAILED, None, "event missing", count=False
+                )
+            else:
+                jobs.append(_Job(delivery, webhook, event))
+        return jobs
+
+    async def _serve(self, webhook_id: str, endpoint: _Endpoint, job: _Job) -> None:
+        """Send ``job``, then what waits for the same endpoint, one after another."""
+        waited = False
+        try:
+            while True:
+                await self._deliver(job, waited=waited)
+                if not endpoint.backlog:
+                    break
+                job, waited = endpoint.backlog.popleft(), True
+        finally:
+            endpoint.in_flight -= 1
+            if not endpoint.in_flight and not endpoint.backlog:
+                self._endpoints.pop(webhook_id, None)
+
+    async def _deliver(self, job: _Job, *, waited: bool) -> None:
+        try:
             if waited:
                 # It waited its turn: the endpoint may have been disabled meanwhile (410).
-                fresh = await self.storage.get_webhook(webhook.id)
-                if fresh is None or fresh.status is not WebhookStatus.ACTIVE or fresh.deleted_at:
+                fresh = (await self.webhooks_by_id([job.webhook.id]))[job.webhook.id]
+                if fresh is None or not _usable(fresh):
                     await self._finish(
-                        delivery, DeliveryStatus.FAILED, None, "endpoint disabled", count=False
+                        job.delivery, DeliveryStatus.FAILED, None, "endpoint disabled", count=False
                     )
                     return
-            await self._send(delivery, webhook)
+                job.webhook = fresh
+            await self._send(job.delivery, job.webhook, job.event)
+        except Exception:
+            log.exception(
+                "delivery %s crashed; its lease will lapse and it will be retried", job.delivery.id
+            )
+        finally:
+            self._done(1)
 
-    async def _send(self, delivery: Delivery, webhook: OutgoingWebhook) -> None:
-        event = await self.storage.get_event(delivery.event_id)
-        if event is None:
-            await self._finish(delivery, DeliveryStatus.FAILED, None, "event missing", count=False)
-            return
+    async def _step_aside(self, delivery_id: str) -> None:
+        try:
+            await self.queue.retry(delivery_id, self.clock() + STEP_ASIDE)
+        except Exception as exc:  # its lease lapses instead
+            log.warning("could not put delivery %s back (%s)", delivery_id, exc)
+        finally:
+            self._done(1)
+
+    async def _ack(self, delivery_id: str) -> None:
+        await self._acks.submit(delivery_id)
+
+    async def _finish_batch(self, finishes: Sequence[_Finish]) -> list[None]:
+        await self.storage.finish_deliveries(finishes)
+        return [None] * len(finishes)
+
+    async def _ack_batch(self, ids: Sequence[str]) -> list[None]:
+        await self.queue.ack_many(ids)
+        return [None] * len(ids)
+
+    async def _send(self, delivery: Delivery, webhook: OutgoingWebhook, event: Event) -> None:
         now = self.clock()
         # Within a day of a rotation, both the new secret and the one it replaced sign.
-        secrets = [
-            self.box.decrypt(secret_enc, context=webhook_secret_context(webhook.id))
-            for secret_enc in webhook.signing_secrets_enc(now)
-        ]
+        secrets = [self._secret(webhook, enc) for enc in webhook.signing_secrets_enc(now)]
         body = orjson.dumps(
             {
                 "id": event.id,
@@ -368,6 +481,7 @@ class DeliveryEngine:
                     "disabled_reason": "The endpoint answered 410 Gone.",
                 },
             )
+            self.forget_webhook(webhook.id)
             await self._finish(delivery, DeliveryStatus.FAILED, result, "endpoint gone (410)")
             return
         if attempts >= len(self.schedule):
@@ -390,7 +504,7 @@ class DeliveryEngine:
             expect_attempts=delivery.attempts,
         )
         if updated is None:
-            await self.queue.ack(delivery.id)  # another worker recorded this attempt
+            await self._ack(delivery.id)  # another worker recorded this attempt
             return
         await self.queue.retry(delivery.id, next_at)
 
@@ -427,7 +541,7 @@ class DeliveryEngine:
             changes["attempts"] = delivery.attempts + 1
         if error is not None:
             changes["last_error"] = error
-        await self.storage.update_delivery(delivery.id, changes, expect_attempts=delivery.attempts)
-        await self.queue.ack(delivery.id)
+        await self._finishes.submit((delivery.id, delivery.attempts, changes))
+        await self._ack(delivery.id)
         if status is DeliveryStatus.FAILED:
             log.info("delivery %s failed for good: %s", delivery.id, error)

@@ -196,6 +196,7 @@ class WebhookService:
             changes["disabled_reason"] = None if status == "active" else "Disabled through the API."
         changes["updated_at"] = self.clock()
         updated = await self.storage.update_webhook(org_id, webhook_id, changes)
+        self.engine.forget_webhook(webhook_id)  # this process's engine sees it at once
         if updated is None:
             raise not_found("outgoing webhook", webhook_id, param="id")
         return updated
@@ -219,6 +220,7 @@ class WebhookService:
         updated = await self.storage.update_webhook(
             org_id, webhook.id, changes, expect_secret_enc=webhook.secret_enc
         )
+        self.engine.forget_webhook(webhook.id)
         if updated is None:
             await self.get(org_id, webhook_id)  # deleted meanwhile: 404
             # Another rotation won the race: the secret made here would never sign.
@@ -233,12 +235,11 @@ class WebhookService:
     async def delete(self, org_id: str, webhook_id: str) -> None:
         await self.get(org_id, webhook_id)
         now = self.clock()
-        if (
-            await self.storage.update_webhook(
-                org_id, webhook_id, {"deleted_at": now, "updated_at": now}
-            )
-            is None
-        ):
+        deleted = await self.storage.update_webhook(
+            org_id, webhook_id, {"deleted_at": now, "updated_at": now}
+        )
+        self.engine.forget_webhook(webhook_id)
+        if deleted is None:
             raise not_found("outgoing webhook", webhook_id, param="id")
 
     async def retry(self, org_id: str, delivery_id: str) -> Delivery:

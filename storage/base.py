@@ -253,6 +253,10 @@ class Storage(Protocol):
     ) -> tuple[list[OutgoingWebhook], int]:
         """A page of the organisation's webhooks (not deleted), newest first, and the total."""
 
+    async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
+        """The webhooks of these ids that exist (deleted ones included), in no particular
+        order: one query (the delivery worker reads a claim's endpoints together)."""
+
     async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
         """Every active, not deleted webhook of the organisation."""
 
@@ -276,6 +280,12 @@ class Storage(Protocol):
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
 
+    async def get_events(self, event_ids: Collection[str]) -> list[Event]:
+        """The events of these ids that exist, in no particular order: one query."""
+
+    async def get_deliveries(self, delivery_ids: Collection[str]) -> list[Delivery]:
+        """The deliveries of these ids that exist, in no particular order: one query."""
+
     async def list_deliveries(
         self, webhook_id: str, *, offset: int, limit: int
     ) -> tuple[list[Delivery], int]:
@@ -286,6 +296,13 @@ class Storage(Protocol):
     ) -> Delivery | None:
         """Apply ``changes``; with ``expect_attempts``, only if the attempt count still matches
         (two workers racing on one delivery count one attempt, not two)."""
+
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        """Apply each ``(delivery id, attempts, changes)`` whose attempt count is still
+        ``attempts``, together (one round trip); one whose count moved is left as it is
+        (another worker recorded that attempt). Raises when the write as a whole fails."""
 
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         """Pending deliveries due before ``before``, earliest first: the outbox to re-queue."""

@@ -312,6 +312,9 @@ class MemoryStorage:
     async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
         return copy.deepcopy(self._webhooks.get(webhook_id))
 
+    async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
+        return [copy.deepcopy(self._webhooks[i]) for i in set(webhook_ids) if i in self._webhooks]
+
     async def list_webhooks(
         self, org_id: str, *, offset: int, limit: int
     ) -> tuple[list[OutgoingWebhook], int]:
@@ -362,6 +365,13 @@ class MemoryStorage:
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         return copy.deepcopy(self._deliveries.get(delivery_id))
 
+    async def get_events(self, event_ids: Collection[str]) -> list[Event]:
+        return [copy.deepcopy(self._events[i]) for i in set(event_ids) if i in self._events]
+
+    async def get_deliveries(self, delivery_ids: Collection[str]) -> list[Delivery]:
+        wanted = set(delivery_ids)
+        return [copy.deepcopy(self._deliveries[i]) for i in wanted if i in self._deliveries]
+
     async def list_deliveries(
         self, webhook_id: str, *, offset: int, limit: int
     ) -> tuple[list[Delivery], int]:
@@ -380,6 +390,12 @@ class MemoryStorage:
         updated = dataclasses.replace(delivery, **copy.deepcopy(dict(changes)))
         self._deliveries[delivery_id] = updated
         return copy.deepcopy(updated)
+
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        for delivery_id, attempts, changes in updates:
+            await self.update_delivery(delivery_id, changes, expect_attempts=attempts)
 
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         rows = [

@@ -636,6 +636,11 @@ class MongoStorage:
             doc = await self.webhooks.find_one({"_id": webhook_id})
         return OutgoingWebhook.from_doc(_from_mongo(doc)) if doc else None
 
+    async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
+        with _errors():
+            docs = await self.webhooks.find({"_id": {"$in": list(set(webhook_ids))}}).to_list(None)
+        return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs]
+
     async def list_webhooks(
         self, org_id: str, *, offset: int, limit: int
     ) -> tuple[list[OutgoingWebhook], int]:
@@ -706,6 +711,17 @@ class MongoStorage:
             doc = await self.deliveries.find_one({"_id": delivery_id})
         return Delivery.from_doc(_from_mongo(doc)) if doc else None
 
+    async def get_events(self, event_ids: Collection[str]) -> list[Event]:
+        with _errors():
+            docs = await self.events.find({"_id": {"$in": list(set(event_ids))}}).to_list(None)
+        return [Event.from_doc(_from_mongo(d)) for d in docs]
+
+    async def get_deliveries(self, delivery_ids: Collection[str]) -> list[Delivery]:
+        wanted = list(set(delivery_ids))
+        with _errors():
+            docs = await self.deliveries.find({"_id": {"$in": wanted}}).to_list(None)
+        return [Delivery.from_doc(_from_mongo(d)) for d in docs]
+
     async def list_deliveries(
         self, webhook_id: str, *, offset: int, limit: int
     ) -> tuple[list[Delivery], int]:
@@ -734,6 +750,20 @@ class MongoStorage:
                 return_document=ReturnDocument.AFTER,
             )
         return Delivery.from_doc(_from_mongo(doc)) if doc else None
+
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        writes: list[_Write] = [
+            UpdateOne(
+                {"_id": delivery_id, "attempts": attempts},
+                {"$set": {k: _native(v) for k, v in changes.items()}},
+            )
+            for delivery_id, attempts, changes in updates
+        ]
+        for outcome in await _bulk(self.deliveries, WRITE_TIMEOUT, writes):
+            if outcome is not None:
+                raise outcome
 
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         with _errors():

@@ -49,6 +49,8 @@ from edge_onboard.storage.models import (
 )
 
 T = TypeVar("T")
+# Ids per ``IN (...)`` query, well under SQLite's limit on bound parameters.
+_IDS_PER_QUERY = 500
 
 # Each entry moves the schema one version up; PRAGMA user_version records where we are.
 MIGRATIONS: tuple[str, ...] = (
@@ -646,6 +648,25 @@ class SQLiteStorage:
         )
         return OutgoingWebhook.from_doc(_load(row[0])) if row else None
 
+    async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
+        docs = await self._docs_by_id("webhooks", webhook_ids)
+        return [OutgoingWebhook.from_doc(doc) for doc in docs]
+
+    async def _docs_by_id(self, table: str, ids: Collection[str]) -> list[dict[str, Any]]:
+        """The documents of ``table`` (a name of ours) with these ids, in one read."""
+        wanted = list(set(ids))
+
+        def op(c: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows: list[Any] = []
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT doc FROM {table} WHERE id IN ({marks})"
+                rows += c.execute(query, chunk).fetchall()
+            return [_load(row[0]) for row in rows]
+
+        return await self._run(op)
+
     async def list_webhooks(
         self, org_id: str, *, offset: int, limit: int
     ) -> tuple[list[OutgoingWebhook], int]:
@@ -735,6 +756,13 @@ class SQLiteStorage:
         )
         return Delivery.from_doc(_load(row[0])) if row else None
 
+    async def get_events(self, event_ids: Collection[str]) -> list[Event]:
+        return [Event.from_doc(doc) for doc in await self._docs_by_id("events", event_ids)]
+
+    async def get_deliveries(self, delivery_ids: Collection[str]) -> list[Delivery]:
+        docs = await self._docs_by_id("deliveries", delivery_ids)
+        return [Delivery.from_doc(doc) for doc in docs]
+
     async def list_deliveries(
         self, webhook_id: str, *, offset: int, limit: int
     ) -> tuple[list[Delivery], int]:
@@ -779,6 +807,30 @@ class SQLiteStorage:
             return updated
 
         return await self._run(op)
+
+    async def finish_deliveries(
+        self, updates: Sequence[tuple[str, int, Mapping[str, Any]]]
+    ) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            for delivery_id, attempts, changes in updates:
+                row = c.execute(
+                    "SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)
+                ).fetchone()
+                delivery = Delivery.from_doc(_load(row[0])) if row else None
+                if delivery is None or delivery.attempts != attempts:
+                    continue
+                doc = delivery.to_doc()
+                doc.update(changes)
+                updated = Delivery.from_doc(doc)
+                c.execute(
+                    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, doc = ?"
+                    " WHERE id = ?",
+                    (*_delivery_row(updated)[2:5], _dump(updated.to_doc()), delivery_id),
+                )
+            c.execute("COMMIT")
+
+        await self._run(op)
 
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         rows = await self._run(

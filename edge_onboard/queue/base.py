@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -10,11 +11,17 @@ class DeliveryQueue(Protocol):
     async def enqueue(self, delivery_id: str, due: datetime) -> None:
         """Schedule (or reschedule) a delivery; a no-op while someone holds its lease."""
 
+    async def enqueue_many(self, items: Sequence[tuple[str, datetime]]) -> None:
+        """``enqueue`` for each (delivery id, due), in one round trip."""
+
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
         """Take up to ``limit`` due deliveries, each leased until ``now + lease``."""
 
     async def ack(self, delivery_id: str) -> None:
         """Done with it (delivered, or given up): drop the lease."""
+
+    async def ack_many(self, delivery_ids: Sequence[str]) -> None:
+        """``ack`` for each, in one round trip."""
 
     async def retry(self, delivery_id: str, due: datetime) -> None:
         """Drop the lease and schedule the next attempt."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 
@@ -14,6 +15,10 @@ class MemoryQueue:
         if delivery_id not in self._leases:
             self._due[delivery_id] = due
 
+    async def enqueue_many(self, items: Sequence[tuple[str, datetime]]) -> None:
+        for delivery_id, due in items:
+            await self.enqueue(delivery_id, due)
+
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
         ready = sorted((due, ident) for ident, due in self._due.items() if due <= now)[:limit]
         for _, ident in ready:
@@ -23,6 +28,10 @@ class MemoryQueue:
 
     async def ack(self, delivery_id: str) -> None:
         self._leases.pop(delivery_id, None)
+
+    async def ack_many(self, delivery_ids: Sequence[str]) -> None:
+        for delivery_id in delivery_ids:
+            self._leases.pop(delivery_id, None)
 
     async def retry(self, delivery_id: str, due: datetime) -> None:
         self._leases.pop(delivery_id, None)

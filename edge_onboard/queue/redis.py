@@ -15,6 +15,8 @@ start on different partitions rather than all on the same one.
 
 Pipelined scripts are sent as EVAL, the script's text (Redis caches it by its hash):
 redis-py's cluster pipeline refuses EVALSHA. Scripts run on their own go as EVALSHA.
+``enqueue_many`` and ``ack_many`` pipeline what many deliveries need (a fan-out, a
+recovery chunk, the acks of deliveries finishing together): one round trip.
 """
 
 from __future__ import annotations
@@ -190,6 +192,15 @@ class RedisQueue:
             keys=self._keys(keys.partition(delivery_id)), args=[_ms(due), delivery_id]
         )
 
+    async def enqueue_many(self, items: Sequence[tuple[str, datetime]]) -> None:
+        if not items:
+            return
+        enqueuing = self.client.pipeline(transaction=False)
+        for delivery_id, due in items:
+            part = keys.partition(delivery_id)
+            enqueuing.eval(_ENQUEUE, 2, *self._keys(part), _ms(due), delivery_id)
+        await enqueuing.execute()
+
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
         if limit <= 0:
             return []
@@ -217,6 +228,19 @@ class RedisQueue:
 
     async def ack(self, delivery_id: str) -> None:
         await self.client.zrem(keys.inflight(keys.partition(delivery_id)), delivery_id)
+
+    async def ack_many(self, delivery_ids: Sequence[str]) -> None:
+        by_partition: dict[int, list[str]] = {}
+        for delivery_id in delivery_ids:
+            by_partition.setdefault(keys.partition(delivery_id), []).append(delivery_id)
+        if len(by_partition) == 1:
+            ((part, ids),) = by_partition.items()
+            await self.client.zrem(keys.inflight(part), *ids)
+            return
+        acking = self.client.pipeline(transaction=False)
+        for part, ids in by_partition.items():
+            acking.zrem(keys.inflight(part), *ids)
+        await acking.execute()
 
     async def retry(self, delivery_id: str, due: datetime) -> None:
         await self._retry(
