@@ -268,6 +268,9 @@ class MongoStorage:
                     [*prefix, ("created_at", DESCENDING), ("_id", DESCENDING), *suffix]
                 )
             await self.links.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+            await self.links.create_index(
+                [("org_id", ASCENDING), ("status", ASCENDING), ("expires_at", ASCENDING)]
+            )
             await self.idem.create_index([("org_id", ASCENDING), ("key", ASCENDING)], unique=True)
             await self.wabas.create_index(
                 [("org_id", ASCENDING), ("meta_waba_id", ASCENDING)], unique=True

@@ -25,7 +25,7 @@ T = TypeVar("T")
 Key = tuple[datetime, str]
 
 # How far a count goes before it says "at least this many".
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 # The deepest offset a ``page`` may reach; past it, cursors (which cost the same anywhere).
 MAX_OFFSET = 10_000
 

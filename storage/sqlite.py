@@ -160,6 +160,7 @@ MIGRATIONS: tuple[str, ...] = (
         ON links (org_id, status, created_at DESC, id DESC, expires_at);
     CREATE INDEX links_org_external_list
         ON links (org_id, external_id, created_at DESC, id DESC, status);
+    CREATE INDEX links_org_due ON links (org_id, status, expires_at);
     """,
 )
 # Connections kept for reads beside the one that writes (files only: WAL lets them read
@@ -389,24 +390,27 @@ class SQLiteStorage:
             scope, params = scope + " AND external_id = ?", [*params, flt.external_id]
         arms: list[Arm]
         if flt.status is None:
-            arms = [(f"{scope} AND status != 'deleted'", params)]
+            arms = [Arm(f"{scope} AND status != 'deleted'", params)]
         elif flt.as_of is None or flt.status is LinkStatus.COMPLETED:
-            arms = [(f"{scope} AND status = ?", [*params, flt.status.value])]
+            arms = [Arm(f"{scope} AND status = ?", [*params, flt.status.value])]
         else:
-            # Past due but claimed by a completion: still pending (few rows, so the doc
-            # is read for them only).
+            # Past due: read by links_org_due (few rows: the sweep stores them as expired),
+            # the doc only for them; a link claimed by a completion is still pending.
             at = _ms(flt.as_of)
             due = f"{scope} AND status = 'pending' AND expires_at <= ?"
             claimed = f"json_extract(doc, '$.claimed_until.\"$date\"') > {at:d}"
+            ordered = "links_org_external_list" if flt.external_id else "links_org_status_list"
             if flt.status is LinkStatus.PENDING:
                 arms = [
-                    (f"{scope} AND status = 'pending' AND expires_at > ?", [*params, at]),
-                    (f"{due} AND {claimed}", [*params, at]),
+                    Arm(
+                        f"{scope} AND status = 'pending' AND expires_at > ?", [*params, at], ordered
+                    ),
+                    Arm(f"{due} AND {claimed}", [*params, at], "links_org_due"),
                 ]
             else:  # expired, stored or not yet
                 arms = [
-                    (f"{scope} AND status = 'expired'", params),
-                    (f"{due} AND NOT coalesce({claimed}, 0)", [*params, at]),
+                    Arm(f"{scope} AND status = 'expired'", params, ordered),
+                    Arm(f"{due} AND NOT coalesce({claimed}, 0)", [*params, at], "links_org_due"),
                 ]
         return await self._page("links", arms, window, OnboardingLink.from_doc)
 
@@ -618,7 +622,7 @@ class SQLiteStorage:
         return Phone.from_doc(_load(row[0])) if row else None
 
     async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
-        return await self._page("phones", [("org_id = ?", [org_id])], window, Phone.from_doc)
+        return await self._page("phones", [Arm("org_id = ?", [org_id])], window, Phone.from_doc)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         row = await self._run(
@@ -702,7 +706,7 @@ class SQLiteStorage:
         return OutgoingWebhook.from_doc(_load(row[0])) if row else None
 
     async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
-        arms = [("org_id = ? AND deleted = 0", [org_id])]
+        arms = [Arm("org_id = ? AND deleted = 0", [org_id])]
         return await self._page("webhooks", arms, window, OutgoingWebhook.from_doc)
 
     async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
@@ -775,7 +779,7 @@ class SQLiteStorage:
         return Delivery.from_doc(_load(row[0])) if row else None
 
     async def list_deliveries(self, webhook_id: str, window: Window) -> Page[Delivery]:
-        arms = [("webhook_id = ?", [webhook_id])]
+        arms = [Arm("webhook_id = ?", [webhook_id])]
         return await self._page("deliveries", arms, window, Delivery.from_doc)
 
     async def update_delivery(

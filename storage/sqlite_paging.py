@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from edge_onboard.storage.codec import ms as _ms
 from edge_onboard.storage.paging import Key, Window, bounded_total
 
-Arm = tuple[str, Sequence[Any]]
+
+class Arm(NamedTuple):
+    where: str
+    params: Sequence[Any]
+    # The index to read it by, when the planner might pick one that is not in list order.
+    by: str | None = None
 
 
 def _union(
     table: str, columns: str, arms: Sequence[Arm], extra: str, extra_params: list[Any]
 ) -> tuple[str, list[Any]]:
-    sql = " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE {w}{extra}" for w, _ in arms)
+    sql = " UNION ALL ".join(
+        f"SELECT {columns} FROM {table}{f' INDEXED BY {a.by}' if a.by else ''}"
+        f" WHERE {a.where}{extra}"
+        for a in arms
+    )
     params: list[Any] = []
-    for _, p in arms:
-        params += [*p, *extra_params]
+    for arm in arms:
+        params += [*arm.params, *extra_params]
     return sql, params
 
 

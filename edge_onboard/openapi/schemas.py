@@ -101,8 +101,7 @@ def schemas() -> Schema:
                 },
                 "startingAfter": {
                     "type": ["string", "null"],
-                    "description": "the last item's id: pass it as startingAfter for the "
-                    "next page",
+                    "description": "the last item's id: pass it as startingAfter for the next page",
                 },
                 "endingBefore": {
                     "type": ["string", "null"],
