@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -126,18 +126,15 @@ class MemoryStorage:
         return copy.deepcopy(updated)
 
     async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
-        return self._expire(now, lambda link: True, limit)
+        return self._expire(now, limit)
 
-    def _expire(
-        self, now: datetime, wanted: Callable[[OnboardingLink], bool], limit: int | None
-    ) -> list[OnboardingLink]:
+    def _expire(self, now: datetime, limit: int | None) -> list[OnboardingLink]:
         moved: list[OnboardingLink] = []
         for link in sorted(self._links.values(), key=lambda x: x.expires_at):
             if limit is not None and len(moved) >= limit:
                 break
             if (
-                wanted(link)
-                and link.status is LinkStatus.PENDING
+                link.status is LinkStatus.PENDING
                 and link.expires_at <= now
                 and (link.claimed_until is None or link.claimed_until <= now)
             ):

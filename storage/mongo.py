@@ -49,7 +49,7 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
-from edge_onboard.storage.mongo_paging import Hint, window_docs
+from edge_onboard.storage.mongo_paging import Branch, Hint, merged_window_docs, window_docs
 from edge_onboard.storage.paging import Page, Window
 
 Doc = dict[str, Any]
@@ -146,6 +146,12 @@ LINK_LIST_INDEXES: tuple[tuple[list[tuple[str, int]], list[tuple[str, int]]], ..
 
 
 T = TypeVar("T")
+
+
+def _link_list_hint(by_external_id: bool, plain_or_status: int) -> list[tuple[str, int]]:
+    """The LINK_LIST_INDEXES entry serving a list: by externalId, else plain or by status."""
+    prefix, suffix = LINK_LIST_INDEXES[2 if by_external_id else plain_or_status]
+    return [*prefix, ("created_at", DESCENDING), ("_id", DESCENDING), *suffix]
 
 
 async def window_page(
@@ -385,26 +391,30 @@ class MongoStorage:
         elif flt.as_of is None or flt.status is LinkStatus.COMPLETED:
             query["status"] = flt.status.value
         else:
-            # Past due but claimed by a completion: still pending. Two branches, each an
-            # index range in list order, merged by the planner.
+            # Past due but claimed by a completion: still pending. Two branches: one an
+            # index range in list order, one the few links past their expiry (the sweep
+            # stores them as expired), read by (org_id, status, expires_at).
             pending = {**query, "status": LinkStatus.PENDING.value}
             due = {**pending, "expires_at": {"$lte": flt.as_of}}
+            ordered = _link_list_hint(flt.external_id is not None, 1)
+            by_due = [("org_id", ASCENDING), ("status", ASCENDING), ("expires_at", ASCENDING)]
+            branches: list[Branch]
             if flt.status is LinkStatus.PENDING:
                 branches = [
-                    {**pending, "expires_at": {"$gt": flt.as_of}},
-                    {**due, "claimed_until": {"$gt": flt.as_of}},
+                    ({**pending, "expires_at": {"$gt": flt.as_of}}, ordered),
+                    ({**due, "claimed_until": {"$gt": flt.as_of}}, by_due),
                 ]
             else:
                 branches = [
-                    {**query, "status": LinkStatus.EXPIRED.value},
-                    {**due, "claimed_until": {"$not": {"$gt": flt.as_of}}},
+                    ({**query, "status": LinkStatus.EXPIRED.value}, ordered),
+                    ({**due, "claimed_until": {"$not": {"$gt": flt.as_of}}}, by_due),
                 ]
-            found = window_page(self.links, {"$or": branches}, window, OnboardingLink.from_doc)
-            return await found
-        prefix = LINK_LIST_INDEXES[
-            2 if flt.external_id is not None else 0 if flt.status is None else 1
-        ]
-        hint = [*prefix[0], ("created_at", DESCENDING), ("_id", DESCENDING), *prefix[1]]
+            with _errors():
+                docs, more, total, estimate = await merged_window_docs(self.links, branches, window)
+            return Page(
+                [OnboardingLink.from_doc(_from_mongo(d)) for d in docs], more, total, estimate
+            )
+        hint = _link_list_hint(flt.external_id is not None, 0 if flt.status is None else 1)
         return await window_page(self.links, query, window, OnboardingLink.from_doc, hint)
 
     async def update_link(

@@ -251,6 +251,18 @@ async def test_expire_due_links_and_lists_as_of(storage: Storage, clock: FakeClo
     assert [x.id for x in (await storage.list_links("org-1", pending, Window(10))).items] == [
         later.id
     ]
+    # Both parts (stored expired, pending past due) page as one list.
+    walked = [
+        (await storage.list_links("org-1", expired, window)).items
+        for window in (
+            Window(1, offset=1),
+            Window(1, after=(gone.created_at, gone.id)),
+            Window(1, before=(soon.created_at, soon.id)),
+        )
+    ]
+    assert [[x.id for x in items] for items in walked] == [[soon.id], [soon.id], [gone.id]]
+    first = await storage.list_links("org-1", expired, Window(1))
+    assert (first.has_more, first.total) == (True, 2)
     stored = LinkFilter(status=LinkStatus.EXPIRED)
     assert pair(await storage.list_links("org-1", stored, Window(10)))[1] == 1
     assert {x.id for x in await storage.expire_due_links(clock(), 10)} == {soon.id, foreign.id}
