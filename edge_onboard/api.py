@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge_onboard import responses, validation
+from edge_onboard import pagination, responses, validation
 from edge_onboard.auth import Principal, authenticate
 from edge_onboard.errors import invalid
 from edge_onboard.events import EVENT_TYPES
 from edge_onboard.hosted import _page_headers, asset_url
 from edge_onboard.idempotency import run_idempotent
-from edge_onboard.links import parse_create
+from edge_onboard.links import UUID_RE, parse_create
 from edge_onboard.openapi import build_openapi
 from edge_onboard.phones import phone_view
 from edge_onboard.ratelimit import Limit
@@ -25,6 +26,7 @@ from edge_onboard.responses import JSONResponse
 from edge_onboard.services import Services, get_services
 from edge_onboard.storage import LinkFilter, LinkStatus
 from edge_onboard.storage.models import VISIBLE_LINK_STATUSES
+from edge_onboard.storage.paging import Key
 from edge_onboard.webhooks import delivery_view, webhook_view
 
 READY_TIMEOUT = 2.0
@@ -79,7 +81,7 @@ async def create_link(request: Request) -> Response:
 
 async def list_links(request: Request) -> Response:
     services, principal = await _principal(request)
-    page, limit = _paging(request, filters=("status", "externalId"))
+    params = pagination.parse(request, filters=("status", "externalId"))
     query = request.query_params
     status = query.get("status")
     if status is not None and status not in {s.value for s in VISIBLE_LINK_STATUSES}:
@@ -87,14 +89,14 @@ async def list_links(request: Request) -> Response:
     external_id = query.get("externalId")
     if external_id is not None and not 1 <= len(external_id) <= 255:
         raise invalid("'externalId' must be 1-255 characters.", param="externalId")
-    links, total = await services.links.list(
-        principal.org_id,
-        LinkFilter(status=LinkStatus(status) if status else None, external_id=external_id),
-        page=page,
-        limit=limit,
-    )
-    return responses.page(
-        [services.links.view(link) for link in links], page=page, limit=limit, total=total
+    flt = LinkFilter(status=LinkStatus(status) if status else None, external_id=external_id)
+    links = services.links
+    return await pagination.list_page(
+        request,
+        lambda window: links.list(principal.org_id, flt, window),
+        _locator(links.storage.get_link, lambda link: link.org_id == principal.org_id),
+        links.view,
+        params,
     )
 
 
@@ -123,11 +125,13 @@ async def delete_link(request: Request) -> Response:
 
 async def list_phones(request: Request) -> Response:
     services, principal = await _principal(request)
-    page, limit = _paging(request)
-    phones, total = await services.storage.list_phones(
-        principal.org_id, offset=(page - 1) * limit, limit=limit
+    org_id, storage = principal.org_id, services.storage
+    return await pagination.list_page(
+        request,
+        lambda window: storage.list_phones(org_id, window),
+        _locator(storage.get_phone, lambda phone: phone.org_id == org_id),
+        phone_view,
     )
-    return responses.page([phone_view(p) for p in phones], page=page, limit=limit, total=total)
 
 
 async def get_phone(request: Request) -> Response:
@@ -168,11 +172,13 @@ async def create_webhook(request: Request) -> Response:
 
 async def list_webhooks(request: Request) -> Response:
     services, principal = await _principal(request)
-    page, limit = _paging(request)
-    webhooks, total = await services.storage.list_webhooks(
-        principal.org_id, offset=(page - 1) * limit, limit=limit
+    org_id, storage = principal.org_id, services.storage
+    return await pagination.list_page(
+        request,
+        lambda window: storage.list_webhooks(org_id, window),
+        _locator(storage.get_webhook, lambda w: w.org_id == org_id and not w.deleted_at),
+        webhook_view,
     )
-    return responses.page([webhook_view(w) for w in webhooks], page=page, limit=limit, total=total)
 
 
 async def get_webhook(request: Request) -> Response:
@@ -200,12 +206,12 @@ async def delete_webhook(request: Request) -> Response:
 async def list_deliveries(request: Request) -> Response:
     services, principal = await _principal(request)
     webhook = await services.webhooks.get(principal.org_id, request.path_params["webhook_id"])
-    page, limit = _paging(request)
-    deliveries, total = await services.storage.list_deliveries(
-        webhook.id, offset=(page - 1) * limit, limit=limit
-    )
-    return responses.page(
-        [delivery_view(d) for d in deliveries], page=page, limit=limit, total=total
+    storage = services.storage
+    return await pagination.list_page(
+        request,
+        lambda window: storage.list_deliveries(webhook.id, window),
+        _locator(storage.get_delivery, lambda d: d.webhook_id == webhook.id),
+        delivery_view,
     )
 
 
@@ -216,16 +222,24 @@ async def retry_delivery(request: Request) -> Response:
     return responses.single(delivery_view(delivery), status_code=202)
 
 
-def _paging(request: Request, filters: tuple[str, ...] = ()) -> tuple[int, int]:
-    """``page`` and ``limit``; any query parameter but those and ``filters``, or any given
-    more than once, is refused."""
-    query = request.query_params
-    validation.reject_unknown(query.keys(), {"page", "limit", *filters})
-    # Every list endpoint comes through here before it reads its filters, so this covers them.
-    validation.reject_repeated(name for name, _ in query.multi_items())
-    page = validation.query_int(query, "page", default=1, low=1, high=100_000)
-    limit = validation.query_int(query, "limit", default=20, low=1, high=100)
-    return page, limit
+class _Listed(Protocol):
+    id: str
+    created_at: datetime
+
+
+L = TypeVar("L", bound=_Listed)
+
+
+def _locator(
+    get: Callable[[str], Awaitable[L | None]], visible: Callable[[L], bool]
+) -> pagination.Locate:
+    """A cursor's key: the object's, when this caller may see it (else None: a 400)."""
+
+    async def locate(ident: str) -> Key | None:
+        found = await get(ident) if UUID_RE.match(ident) else None
+        return (found.created_at, found.id) if found is not None and visible(found) else None
+
+    return locate
 
 
 async def list_event_types(request: Request) -> Response:
@@ -306,11 +320,13 @@ async def verify_phone(request: Request) -> Response:
 
 async def list_wabas(request: Request) -> Response:
     services, principal = await _principal(request)
-    page, limit = _paging(request)
-    items, total = await services.wabas.list(
-        principal.org_id, offset=(page - 1) * limit, limit=limit
+    wabas, org_id = services.wabas, principal.org_id
+    return await pagination.list_page(
+        request,
+        lambda window: wabas.list(org_id, window),
+        functools.partial(wabas.locate, org_id),
+        lambda view: view,
     )
-    return responses.page(items, page=page, limit=limit, total=total)
 
 
 async def get_waba(request: Request) -> Response:

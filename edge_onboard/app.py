@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +29,6 @@ from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
 from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
 from edge_onboard.hot import HotCache
 from edge_onboard.inbound import InboundService
-from edge_onboard.lifecycle import announce
 from edge_onboard.links import LinkService
 from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
@@ -199,7 +197,6 @@ def create_app(
             store, now, box, engine, allow_private=settings.webhook_allow_private
         )
         phones = PhoneService(store, now, box, graph)
-        links.on_expired = functools.partial(announce, webhooks, kind="expired")
         completion = CompletionService(
             storage=store,
             clock=now,

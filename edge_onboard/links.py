@@ -7,7 +7,7 @@ import dataclasses
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +30,8 @@ from edge_onboard.storage import (
     OnboardingLink,
     Storage,
 )
+from edge_onboard.storage.base import shown_status
+from edge_onboard.storage.paging import Page, Window
 from edge_onboard.urls import check_redirect_url, check_webhook_url
 
 DEFAULT_EXPIRES_IN = 7 * 24 * 3600
@@ -202,8 +204,6 @@ class LinkService:
         self.box = box
         self.public_url = public_url
         self.cache = cache or HotCache()
-        # Told of each link this service moves to expired (onboarding_link.expired).
-        self.on_expired: Callable[[OnboardingLink], Awaitable[None]] | None = None
 
     # Every change to a link goes through these, so the hot layer never keeps a stale one.
 
@@ -259,8 +259,9 @@ class LinkService:
     async def load(
         self, org_id: str | None, link_id: str, *, fresh: bool = False
     ) -> OnboardingLink | None:
-        """The link with lazy expiry applied; None for unknown, malformed or foreign ids.
-        Read through the hot layer unless ``fresh``."""
+        """The link as it stands now (a pending link past its expiry shows as expired);
+        None for unknown, malformed or foreign ids. Read through the hot layer unless
+        ``fresh``."""
         return (await self.load_cached(org_id, link_id, fresh=fresh))[0]
 
     async def load_cached(
@@ -285,19 +286,9 @@ class LinkService:
             memo = entry.memo if entry is not None else memo
         if link is None or (org_id is not None and link.org_id != org_id):
             return None, {}
-        now = self.clock()
-        if link.status is LinkStatus.PENDING and link.expires_at <= now:
-            # A link being completed is left to its claim holder, even past its expiry.
-            expired = await self.update(
-                link.org_id,
-                link.id,
-                LinkCondition(statuses={LinkStatus.PENDING}, unclaimed_at=now),
-                {"status": LinkStatus.EXPIRED, "updated_at": now},
-            )
-            if expired is not None and self.on_expired is not None:
-                await self.on_expired(expired)
-            return expired or await self.storage.get_link(link_id), {}
-        return link, memo
+        shown = self.as_of(link)
+        # A view rendered while the link was pending must not outlive its expiry.
+        return shown, (memo if shown is link else {})
 
     async def get(self, org_id: str, link_id: str) -> OnboardingLink:
         return (await self.get_cached(org_id, link_id))[0]
@@ -309,14 +300,16 @@ class LinkService:
             raise not_found("onboarding link", link_id, param="id")
         return link, memo
 
-    async def list(
-        self, org_id: str, flt: LinkFilter, *, page: int, limit: int
-    ) -> tuple[list[OnboardingLink], int]:
-        for expired in await self.storage.expire_links(org_id, self.clock()):
-            await self.cache.forget("link", expired.id)
-            if self.on_expired is not None:
-                await self.on_expired(expired)
-        return await self.storage.list_links(org_id, flt, offset=(page - 1) * limit, limit=limit)
+    def as_of(self, link: OnboardingLink) -> OnboardingLink:
+        """Reads never write: a pending link past its expiry is shown as expired, and
+        the background sweep (``Recovery.reconcile``) stores that and announces it."""
+        shown = shown_status(link, self.clock())
+        return link if shown is link.status else dataclasses.replace(link, status=shown)
+
+    async def list(self, org_id: str, flt: LinkFilter, window: Window) -> Page[OnboardingLink]:
+        flt = dataclasses.replace(flt, as_of=self.clock())
+        page = await self.storage.list_links(org_id, flt, window)
+        return dataclasses.replace(page, items=[self.as_of(link) for link in page.items])
 
     async def delete(self, org_id: str, link_id: str) -> None:
         link = await self.get(org_id, link_id)

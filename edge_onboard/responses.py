@@ -30,7 +30,10 @@ def page(items: Sequence[Mapping[str, Any]], *, page: int, limit: int, total: in
                 "page": page,
                 "limit": limit,
                 "total": total,
+                "totalIsEstimate": False,
                 "hasMore": (page - 1) * limit + len(items) < total,
+                "startingAfter": None,
+                "endingBefore": None,
             },
         }
     )

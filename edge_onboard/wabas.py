@@ -28,6 +28,7 @@ from edge_onboard.links import UUID_RE
 from edge_onboard.meta import GraphClient, PhoneInfo
 from edge_onboard.phones import business_token
 from edge_onboard.storage import Phone, Storage, Waba
+from edge_onboard.storage.paging import Key, Page, Window
 from edge_onboard.webhooks import WebhookService
 
 log = logging.getLogger("edge_onboard.wabas")
@@ -72,12 +73,17 @@ class WabaService:
     async def view(self, waba: Waba) -> dict[str, Any]:
         return waba_view(waba, await self.storage.phones_of_wabas([waba.id]))
 
-    async def list(
-        self, org_id: str, *, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        wabas, total = await self.storage.list_wabas(org_id, offset=offset, limit=limit)
-        phones = await self.storage.phones_of_wabas([w.id for w in wabas])
-        return [waba_view(w, phones) for w in wabas], total
+    async def list(self, org_id: str, window: Window) -> Page[dict[str, Any]]:
+        """A page of WABA views (each with its phones' ids)."""
+        page = await self.storage.list_wabas(org_id, window)
+        phones = await self.storage.phones_of_wabas([w.id for w in page.items])
+        views = [waba_view(w, phones) for w in page.items]
+        return Page(views, page.has_more, page.total, page.total_is_estimate)
+
+    async def locate(self, org_id: str, waba_id: str) -> Key | None:
+        """A list cursor's key: the WABA's, when this organisation has it."""
+        waba = await self.storage.get_waba(waba_id) if UUID_RE.match(waba_id) else None
+        return (waba.created_at, waba.id) if waba and waba.org_id == org_id else None
 
     async def sync(self, org_id: str, waba_id: str) -> dict[str, Any]:
         """Connect the numbers Meta lists for the WABA that are not recorded yet."""

@@ -26,6 +26,7 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
+from edge_onboard.storage.paging import Page, Window
 
 
 class StorageError(Exception):
@@ -49,10 +50,36 @@ class UnknownBackendError(ValueError):
     """The storage URL names a scheme no backend handles."""
 
 
+def shown_status(link: OnboardingLink, now: datetime) -> LinkStatus:
+    """A pending link past its expiry is expired to every reader before the sweep stores
+    it, unless a completion holds its claim (the claim holder decides)."""
+    if (
+        link.status is LinkStatus.PENDING
+        and link.expires_at <= now
+        and (link.claimed_until is None or link.claimed_until <= now)
+    ):
+        return LinkStatus.EXPIRED
+    return link.status
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class LinkFilter:
     status: LinkStatus | None = None
     external_id: str | None = None
+    # Reads never write: a pending link past its expiry at ``as_of`` counts as expired
+    # (the background sweep stores that later). None: stored statuses as they are.
+    as_of: datetime | None = None
+
+    def matches(self, link: OnboardingLink) -> bool:
+        """For backends that filter in memory; the database ones say the same in queries."""
+        if link.status is LinkStatus.DELETED:
+            return False
+        if self.external_id is not None and link.external_id != self.external_id:
+            return False
+        return self.status is None or self.shown_status(link) is self.status
+
+    def shown_status(self, link: OnboardingLink) -> LinkStatus:
+        return link.status if self.as_of is None else shown_status(link, self.as_of)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -155,9 +182,9 @@ class Storage(Protocol):
         """The link whatever its organisation or status (deleted ones included)."""
 
     async def list_links(
-        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
-    ) -> tuple[list[OnboardingLink], int]:
-        """A page of visible (not deleted) links, newest first, and the total count."""
+        self, org_id: str, flt: LinkFilter, window: Window
+    ) -> Page[OnboardingLink]:
+        """A page of visible (not deleted) links, newest first (storage/paging.py)."""
 
     async def update_link(
         self,
@@ -196,9 +223,6 @@ class Storage(Protocol):
     ) -> Waba | None:
         """Apply ``changes`` with the event and its deliveries, atomically."""
 
-    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
-        """Move the organisation's pending links whose expiry has passed to expired."""
-
     async def find_phone_by_meta_id(
         self, org_id: str, meta_phone_number_id: str
     ) -> Phone | None: ...
@@ -212,13 +236,13 @@ class Storage(Protocol):
     # Phones and WABAs
     async def get_phone(self, phone_id: str) -> Phone | None: ...
 
-    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
-        """A page of the organisation's phones, newest first, and the total count."""
+    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
+        """A page of the organisation's phones, newest first."""
 
     async def get_waba(self, waba_id: str) -> Waba | None: ...
 
-    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
-        """The organisation's WABAs, newest first, and how many it has."""
+    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
+        """A page of the organisation's WABAs, newest first."""
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         """The phones recorded under these WABAs (our record ids)."""
@@ -248,10 +272,8 @@ class Storage(Protocol):
     async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
         """The webhook whatever its organisation (deleted ones included)."""
 
-    async def list_webhooks(
-        self, org_id: str, *, offset: int, limit: int
-    ) -> tuple[list[OutgoingWebhook], int]:
-        """A page of the organisation's webhooks (not deleted), newest first, and the total."""
+    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
+        """A page of the organisation's webhooks (not deleted), newest first."""
 
     async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
         """The webhooks of these ids that exist (deleted ones included), in no particular
@@ -286,10 +308,8 @@ class Storage(Protocol):
     async def get_deliveries(self, delivery_ids: Collection[str]) -> list[Delivery]:
         """The deliveries of these ids that exist, in no particular order: one query."""
 
-    async def list_deliveries(
-        self, webhook_id: str, *, offset: int, limit: int
-    ) -> tuple[list[Delivery], int]:
-        """A page of the webhook's deliveries, newest first, and the total."""
+    async def list_deliveries(self, webhook_id: str, window: Window) -> Page[Delivery]:
+        """A page of the webhook's deliveries, newest first."""
 
     async def update_delivery(
         self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None

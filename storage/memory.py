@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from edge_onboard.storage.base import (
     Completed,
@@ -35,6 +35,7 @@ from edge_onboard.storage.models import (
     Waba,
     WebhookStatus,
 )
+from edge_onboard.storage.paging import Page, Window, page_of
 
 
 class MemoryStorage:
@@ -103,18 +104,12 @@ class MemoryStorage:
         return copy.deepcopy(self._links.get(link_id))
 
     async def list_links(
-        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
-    ) -> tuple[list[OnboardingLink], int]:
+        self, org_id: str, flt: LinkFilter, window: Window
+    ) -> Page[OnboardingLink]:
         rows = [
-            link
-            for link in self._links.values()
-            if link.org_id == org_id
-            and link.status is not LinkStatus.DELETED
-            and (flt.status is None or link.status is flt.status)
-            and (flt.external_id is None or link.external_id == flt.external_id)
+            link for link in self._links.values() if link.org_id == org_id and flt.matches(link)
         ]
-        rows.sort(key=lambda link: (link.created_at, link.id), reverse=True)
-        return [copy.deepcopy(r) for r in rows[offset : offset + limit]], len(rows)
+        return _window(rows, window)
 
     async def update_link(
         self,
@@ -130,22 +125,16 @@ class MemoryStorage:
         self._links[link_id] = updated
         return copy.deepcopy(updated)
 
-    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
-        return self._expire(now, lambda link: link.org_id == org_id, None)
-
     async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
-        return self._expire(now, lambda link: True, limit)
+        return self._expire(now, limit)
 
-    def _expire(
-        self, now: datetime, wanted: Callable[[OnboardingLink], bool], limit: int | None
-    ) -> list[OnboardingLink]:
+    def _expire(self, now: datetime, limit: int | None) -> list[OnboardingLink]:
         moved: list[OnboardingLink] = []
-        for link in self._links.values():
+        for link in sorted(self._links.values(), key=lambda x: x.expires_at):
             if limit is not None and len(moved) >= limit:
                 break
             if (
-                wanted(link)
-                and link.status is LinkStatus.PENDING
+                link.status is LinkStatus.PENDING
                 and link.expires_at <= now
                 and (link.claimed_until is None or link.claimed_until <= now)
             ):
@@ -284,10 +273,8 @@ class MemoryStorage:
             self._store_event(event, deliveries)
         return copy.deepcopy(updated)
 
-    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
-        rows = [w for w in self._wabas.values() if w.org_id == org_id]
-        rows.sort(key=lambda w: (w.created_at, w.id), reverse=True)
-        return [copy.deepcopy(w) for w in rows[offset : offset + limit]], len(rows)
+    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
+        return _window([w for w in self._wabas.values() if w.org_id == org_id], window)
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         wanted = set(waba_ids)
@@ -296,10 +283,8 @@ class MemoryStorage:
     async def get_phone(self, phone_id: str) -> Phone | None:
         return copy.deepcopy(self._phones.get(phone_id))
 
-    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
-        rows = [p for p in self._phones.values() if p.org_id == org_id]
-        rows.sort(key=lambda p: (p.created_at, p.id), reverse=True)
-        return [copy.deepcopy(p) for p in rows[offset : offset + limit]], len(rows)
+    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
+        return _window([p for p in self._phones.values() if p.org_id == org_id], window)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         return copy.deepcopy(self._wabas.get(waba_id))
@@ -315,12 +300,9 @@ class MemoryStorage:
     async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
         return [copy.deepcopy(self._webhooks[i]) for i in set(webhook_ids) if i in self._webhooks]
 
-    async def list_webhooks(
-        self, org_id: str, *, offset: int, limit: int
-    ) -> tuple[list[OutgoingWebhook], int]:
+    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
         rows = [w for w in self._webhooks.values() if w.org_id == org_id and not w.deleted_at]
-        rows.sort(key=lambda w: (w.created_at, w.id), reverse=True)
-        return [copy.deepcopy(w) for w in rows[offset : offset + limit]], len(rows)
+        return _window(rows, window)
 
     async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
         return [
@@ -372,12 +354,8 @@ class MemoryStorage:
         wanted = set(delivery_ids)
         return [copy.deepcopy(self._deliveries[i]) for i in wanted if i in self._deliveries]
 
-    async def list_deliveries(
-        self, webhook_id: str, *, offset: int, limit: int
-    ) -> tuple[list[Delivery], int]:
-        rows = [d for d in self._deliveries.values() if d.webhook_id == webhook_id]
-        rows.sort(key=lambda d: (d.created_at, d.id), reverse=True)
-        return [copy.deepcopy(d) for d in rows[offset : offset + limit]], len(rows)
+    async def list_deliveries(self, webhook_id: str, window: Window) -> Page[Delivery]:
+        return _window([d for d in self._deliveries.values() if d.webhook_id == webhook_id], window)
 
     async def update_delivery(
         self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None
@@ -425,3 +403,17 @@ class MemoryStorage:
 
     async def release_idempotency(self, org_id: str, key: str) -> None:
         self._idem.pop((org_id, key), None)
+
+
+class _Listed(Protocol):
+    created_at: datetime
+    id: str
+
+
+R = TypeVar("R", bound=_Listed)
+
+
+def _window(rows: list[R], window: Window) -> Page[R]:
+    rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+    page = page_of(rows, window, lambda r: (r.created_at, r.id))
+    return dataclasses.replace(page, items=[copy.deepcopy(r) for r in page.items])

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import bson
 import pymongo
@@ -49,6 +49,8 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
+from edge_onboard.storage.mongo_paging import Branch, Hint, merged_window_docs, window_docs
+from edge_onboard.storage.paging import Page, Window
 
 Doc = dict[str, Any]
 DEFAULT_DATABASE = "edge_onboard"
@@ -134,6 +136,34 @@ async def _bulk(
     except PyMongoError as exc:
         return [StorageError(f"mongodb: {exc}") for _ in writes]
     return [None] * len(writes)
+
+
+LINK_LIST_INDEXES: tuple[tuple[list[tuple[str, int]], list[tuple[str, int]]], ...] = (
+    ([("org_id", ASCENDING)], [("status", ASCENDING)]),
+    ([("org_id", ASCENDING), ("status", ASCENDING)], [("expires_at", ASCENDING)]),
+    ([("org_id", ASCENDING), ("external_id", ASCENDING)], [("status", ASCENDING)]),
+)
+
+
+T = TypeVar("T")
+
+
+def _link_list_hint(by_external_id: bool, plain_or_status: int) -> list[tuple[str, int]]:
+    """The LINK_LIST_INDEXES entry serving a list: by externalId, else plain or by status."""
+    prefix, suffix = LINK_LIST_INDEXES[2 if by_external_id else plain_or_status]
+    return [*prefix, ("created_at", DESCENDING), ("_id", DESCENDING), *suffix]
+
+
+async def window_page(
+    collection: AsyncCollection[Doc],
+    query: Doc,
+    window: Window,
+    decode: Callable[[Doc], T],
+    hint: Hint = None,
+) -> Page[T]:
+    with _errors():
+        docs, more, total, estimate = await window_docs(collection, query, window, hint)
+    return Page([decode(_from_mongo(d)) for d in docs], more, total, estimate)
 
 
 def _timeouts(url: str) -> dict[str, Any]:
@@ -237,14 +267,16 @@ class MongoStorage:
             await self.orgs.create_index("name", unique=True)
             await self.keys.create_index("key_hash", unique=True)
             await self.keys.create_index("prefix")
-            await self.links.create_index(
-                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-            )
-            await self.links.create_index(
-                [("org_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)]
-            )
-            await self.links.create_index([("org_id", ASCENDING), ("external_id", ASCENDING)])
+            # Lists are index ranges (storage/mongo_paging.py): one index in list order per
+            # filter, holding what the bounded count tests.
+            for prefix, suffix in LINK_LIST_INDEXES:
+                await self.links.create_index(
+                    [*prefix, ("created_at", DESCENDING), ("_id", DESCENDING), *suffix]
+                )
             await self.links.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+            await self.links.create_index(
+                [("org_id", ASCENDING), ("status", ASCENDING), ("expires_at", ASCENDING)]
+            )
             await self.idem.create_index([("org_id", ASCENDING), ("key", ASCENDING)], unique=True)
             await self.wabas.create_index(
                 [("org_id", ASCENDING), ("meta_waba_id", ASCENDING)], unique=True
@@ -349,22 +381,41 @@ class MongoStorage:
         return OnboardingLink.from_doc(_from_mongo(doc)) if doc else None
 
     async def list_links(
-        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
-    ) -> tuple[list[OnboardingLink], int]:
+        self, org_id: str, flt: LinkFilter, window: Window
+    ) -> Page[OnboardingLink]:
         query: Doc = {"org_id": org_id}
-        query["status"] = flt.status.value if flt.status else {"$ne": LinkStatus.DELETED.value}
         if flt.external_id is not None:
             query["external_id"] = flt.external_id
-        with _errors():
-            total = await self.links.count_documents(query)
-            cursor = (
-                self.links.find(query)
-                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .skip(offset)
-                .limit(limit)
+        if flt.status is None:
+            query["status"] = {"$ne": LinkStatus.DELETED.value}
+        elif flt.as_of is None or flt.status is LinkStatus.COMPLETED:
+            query["status"] = flt.status.value
+        else:
+            # Past due but claimed by a completion: still pending. Two branches: one an
+            # index range in list order, one the few links past their expiry (the sweep
+            # stores them as expired), read by (org_id, status, expires_at).
+            pending = {**query, "status": LinkStatus.PENDING.value}
+            due = {**pending, "expires_at": {"$lte": flt.as_of}}
+            ordered = _link_list_hint(flt.external_id is not None, 1)
+            by_due = [("org_id", ASCENDING), ("status", ASCENDING), ("expires_at", ASCENDING)]
+            branches: list[Branch]
+            if flt.status is LinkStatus.PENDING:
+                branches = [
+                    ({**pending, "expires_at": {"$gt": flt.as_of}}, ordered),
+                    ({**due, "claimed_until": {"$gt": flt.as_of}}, by_due),
+                ]
+            else:
+                branches = [
+                    ({**query, "status": LinkStatus.EXPIRED.value}, ordered),
+                    ({**due, "claimed_until": {"$not": {"$gt": flt.as_of}}}, by_due),
+                ]
+            with _errors():
+                docs, more, total, estimate = await merged_window_docs(self.links, branches, window)
+            return Page(
+                [OnboardingLink.from_doc(_from_mongo(d)) for d in docs], more, total, estimate
             )
-            docs = await cursor.to_list(None)
-        return [OnboardingLink.from_doc(_from_mongo(d)) for d in docs], total
+        hint = _link_list_hint(flt.external_id is not None, 0 if flt.status is None else 1)
+        return await window_page(self.links, query, window, OnboardingLink.from_doc, hint)
 
     async def update_link(
         self,
@@ -383,9 +434,6 @@ class MongoStorage:
             )
         return OnboardingLink.from_doc(_from_mongo(doc)) if doc else None
 
-    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
-        return await self._expire({"org_id": org_id}, now, 0)
-
     async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
         return await self._expire({}, now, limit)
 
@@ -398,7 +446,12 @@ class MongoStorage:
         }
         moved: list[OnboardingLink] = []
         with _writing():
-            docs = await self.links.find(due, {"_id": 1}).limit(limit).to_list()
+            docs = (
+                await self.links.find(due, {"_id": 1})
+                .sort("expires_at", ASCENDING)
+                .limit(limit)
+                .to_list()
+            )
             for doc in docs:
                 # One by one, conditionally: only the request that moves a link reports it.
                 updated = await self.links.find_one_and_update(
@@ -539,36 +592,16 @@ class MongoStorage:
             doc = await self.phones.find_one({"_id": phone_id})
         return Phone.from_doc(_from_mongo(doc)) if doc else None
 
-    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
-        query = {"org_id": org_id}
-        with _errors():
-            total = await self.phones.count_documents(query)
-            cursor = (
-                self.phones.find(query)
-                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .skip(offset)
-                .limit(limit)
-            )
-            docs = await cursor.to_list(None)
-        return [Phone.from_doc(_from_mongo(d)) for d in docs], total
+    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
+        return await window_page(self.phones, {"org_id": org_id}, window, Phone.from_doc)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         with _errors():
             doc = await self.wabas.find_one({"_id": waba_id})
         return Waba.from_doc(_from_mongo(doc)) if doc else None
 
-    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
-        query = {"org_id": org_id}
-        with _errors():
-            total = await self.wabas.count_documents(query)
-            cursor = (
-                self.wabas.find(query)
-                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .skip(offset)
-                .limit(limit)
-            )
-            docs = await cursor.to_list()
-        return [Waba.from_doc(_from_mongo(d)) for d in docs], total
+    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
+        return await window_page(self.wabas, {"org_id": org_id}, window, Waba.from_doc)
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         with _errors():
@@ -641,20 +674,9 @@ class MongoStorage:
             docs = await self.webhooks.find({"_id": {"$in": list(set(webhook_ids))}}).to_list(None)
         return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs]
 
-    async def list_webhooks(
-        self, org_id: str, *, offset: int, limit: int
-    ) -> tuple[list[OutgoingWebhook], int]:
+    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
         query = {"org_id": org_id, "deleted_at": None}
-        with _errors():
-            total = await self.webhooks.count_documents(query)
-            cursor = (
-                self.webhooks.find(query)
-                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .skip(offset)
-                .limit(limit)
-            )
-            docs = await cursor.to_list(None)
-        return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs], total
+        return await window_page(self.webhooks, query, window, OutgoingWebhook.from_doc)
 
     async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
         with _errors():
@@ -722,20 +744,9 @@ class MongoStorage:
             docs = await self.deliveries.find({"_id": {"$in": wanted}}).to_list(None)
         return [Delivery.from_doc(_from_mongo(d)) for d in docs]
 
-    async def list_deliveries(
-        self, webhook_id: str, *, offset: int, limit: int
-    ) -> tuple[list[Delivery], int]:
+    async def list_deliveries(self, webhook_id: str, window: Window) -> Page[Delivery]:
         query = {"webhook_id": webhook_id}
-        with _errors():
-            total = await self.deliveries.count_documents(query)
-            cursor = (
-                self.deliveries.find(query)
-                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .skip(offset)
-                .limit(limit)
-            )
-            docs = await cursor.to_list(None)
-        return [Delivery.from_doc(_from_mongo(d)) for d in docs], total
+        return await window_page(self.deliveries, query, window, Delivery.from_doc)
 
     async def update_delivery(
         self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import queue
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -47,6 +48,8 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
+from edge_onboard.storage.paging import Page, Window, page_of
+from edge_onboard.storage.sqlite_paging import Arm, window_docs
 
 T = TypeVar("T")
 # Ids per ``IN (...)`` query, well under SQLite's limit on bound parameters.
@@ -148,7 +151,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX links_session_waba ON links (json_extract(doc, '$.session_report.waba_id'));
     CREATE INDEX wabas_meta ON wabas (meta_waba_id);
     """,
+    # Lists as index ranges (storage/paging.py): every filter has an index in list order
+    # that also holds what the bounded count tests.
+    """
+    DROP INDEX links_org_created;
+    DROP INDEX links_org_status;
+    DROP INDEX links_org_external;
+    CREATE INDEX links_org_list ON links (org_id, created_at DESC, id DESC, status);
+    CREATE INDEX links_org_status_list
+        ON links (org_id, status, created_at DESC, id DESC, expires_at);
+    CREATE INDEX links_org_external_list
+        ON links (org_id, external_id, created_at DESC, id DESC, status);
+    CREATE INDEX links_org_due ON links (org_id, status, expires_at);
+    """,
 )
+# Connections kept for reads beside the one that writes (files only: WAL lets them read
+# while it writes, so a list never waits behind, or holds up, the writer).
+READERS = 2
 
 
 class SQLiteStorage:
@@ -163,6 +182,9 @@ class SQLiteStorage:
         self._limiter = anyio.CapacityLimiter(1)
         # Concurrent new links go in one transaction (see edge_onboard/storage/batch.py).
         self._link_inserts: Coalescer[tuple[Any, ...], None] = Coalescer(self._insert_links)
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._reader_limiter = anyio.CapacityLimiter(READERS)
+        self._reader_count = 0
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStorage:
@@ -191,6 +213,44 @@ class SQLiteStorage:
 
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on a reader connection (the writer's when there are none): it
+        neither waits for nor blocks the shared connection."""
+        if not self._reader_count:
+            return await self._run(fn)
+
+        def call() -> T:
+            conn = self._readers.get_nowait()  # the limiter leaves one free for each thread
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite: {exc}") from exc
+            finally:
+                if conn.in_transaction:
+                    conn.rollback()
+                self._readers.put(conn)
+
+        return await anyio.to_thread.run_sync(call, limiter=self._reader_limiter)
+
+    async def _open_readers(self) -> None:
+        if self.path is None or str(self.path) == ":memory:":
+            return
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=10
+            )
+            conn.execute("PRAGMA query_only=1")
+            conn.execute("PRAGMA busy_timeout=10000")
+            return conn
+
+        for _ in range(READERS):
+            try:
+                self._readers.put(await anyio.to_thread.run_sync(connect))
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite: cannot open {self.path}: {exc}") from exc
+            self._reader_count += 1
+
     async def open(self) -> None:
         if self._conn is None:
             assert self.path is not None
@@ -212,8 +272,13 @@ class SQLiteStorage:
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: cannot open {self.path}: {exc}") from exc
         await self._run(_migrate)
+        await self._open_readers()
 
     async def close(self) -> None:
+        while self._reader_count:
+            reader = self._readers.get_nowait()
+            self._reader_count -= 1
+            await anyio.to_thread.run_sync(reader.close)
         conn, self._conn = self._conn, None
         if conn is not None:
             await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
@@ -251,7 +316,7 @@ class SQLiteStorage:
         )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        row = await self._run(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT doc FROM api_keys WHERE key_hash = ?", (key_hash,)
             ).fetchone()
@@ -314,39 +379,54 @@ class SQLiteStorage:
         return await self._run(insert)
 
     async def get_link(self, link_id: str) -> OnboardingLink | None:
-        row = await self._run(
+        row = await self._read(
             lambda c: c.execute("SELECT doc FROM links WHERE id = ?", (link_id,)).fetchone()
         )
         return OnboardingLink.from_doc(_load(row[0])) if row else None
 
     async def list_links(
-        self, org_id: str, flt: LinkFilter, *, offset: int, limit: int
-    ) -> tuple[list[OnboardingLink], int]:
-        where = ["org_id = ?", "status != 'deleted'"]
-        params: list[Any] = [org_id]
-        if flt.status is not None:
-            where.append("status = ?")
-            params.append(flt.status.value)
+        self, org_id: str, flt: LinkFilter, window: Window
+    ) -> Page[OnboardingLink]:
+        scope, params = "org_id = ?", [org_id]
         if flt.external_id is not None:
-            where.append("external_id = ?")
-            params.append(flt.external_id)
-        clause = " AND ".join(where)
+            scope, params = scope + " AND external_id = ?", [*params, flt.external_id]
+        arms: list[Arm]
+        if flt.status is None:
+            arms = [Arm(f"{scope} AND status != 'deleted'", params)]
+        elif flt.as_of is None or flt.status is LinkStatus.COMPLETED:
+            arms = [Arm(f"{scope} AND status = ?", [*params, flt.status.value])]
+        else:
+            # Past due: read by links_org_due (few rows: the sweep stores them as expired),
+            # the doc only for them; a link claimed by a completion is still pending.
+            at = _ms(flt.as_of)
+            due = f"{scope} AND status = 'pending' AND expires_at <= ?"
+            claimed = f"json_extract(doc, '$.claimed_until.\"$date\"') > {at:d}"
+            ordered = "links_org_external_list" if flt.external_id else "links_org_status_list"
+            if flt.status is LinkStatus.PENDING:
+                arms = [
+                    Arm(
+                        f"{scope} AND status = 'pending' AND expires_at > ?", [*params, at], ordered
+                    ),
+                    Arm(f"{due} AND {claimed}", [*params, at], "links_org_due"),
+                ]
+            else:  # expired, stored or not yet
+                arms = [
+                    Arm(f"{scope} AND status = 'expired'", params, ordered),
+                    Arm(f"{due} AND NOT coalesce({claimed}, 0)", [*params, at], "links_org_due"),
+                ]
+        return await self._page("links", arms, window, OnboardingLink.from_doc)
 
-        def op(c: sqlite3.Connection) -> tuple[list[OnboardingLink], int]:
-            # One read transaction so the page and the total agree.
-            c.execute("BEGIN")
-            try:
-                total = c.execute(f"SELECT COUNT(*) FROM links WHERE {clause}", params).fetchone()
-                rows = c.execute(
-                    f"SELECT doc FROM links WHERE {clause}"
-                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                    [*params, limit, offset],
-                ).fetchall()
-            finally:
-                c.execute("COMMIT")
-            return [OnboardingLink.from_doc(_load(r[0])) for r in rows], int(total[0])
-
-        return await self._run(op)
+    async def _page(
+        self,
+        table: str,
+        arms: Sequence[Arm],
+        window: Window,
+        decode: Callable[[dict[str, Any]], T],
+    ) -> Page[T]:
+        docs, more, total, estimate = await self._read(
+            lambda c: window_docs(c, table, arms, window)
+        )
+        return Page([decode(_load(d)) for d in docs], more, total, estimate)
 
     async def update_link(
         self,
@@ -377,13 +457,6 @@ class SQLiteStorage:
             return updated
 
         return await self._run(op)
-
-    async def expire_links(self, org_id: str, now: datetime) -> list[OnboardingLink]:
-        return await self._expire(
-            "SELECT doc FROM links WHERE org_id = ? AND status = 'pending' AND expires_at <= ?",
-            (org_id, _ms(now)),
-            now,
-        )
 
     async def expire_due_links(self, now: datetime, limit: int) -> list[OnboardingLink]:
         return await self._expire(
@@ -550,23 +623,8 @@ class SQLiteStorage:
         )
         return Phone.from_doc(_load(row[0])) if row else None
 
-    async def list_phones(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Phone], int]:
-        def op(c: sqlite3.Connection) -> tuple[list[Phone], int]:
-            c.execute("BEGIN")
-            try:
-                total = c.execute(
-                    "SELECT COUNT(*) FROM phones WHERE org_id = ?", (org_id,)
-                ).fetchone()
-                rows = c.execute(
-                    "SELECT doc FROM phones WHERE org_id = ?"
-                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                    (org_id, limit, offset),
-                ).fetchall()
-            finally:
-                c.execute("COMMIT")
-            return [Phone.from_doc(_load(r[0])) for r in rows], int(total[0])
-
-        return await self._run(op)
+    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
+        return await self._page("phones", [Arm("org_id = ?", [org_id])], window, Phone.from_doc)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         row = await self._run(
@@ -574,9 +632,10 @@ class SQLiteStorage:
         )
         return Waba.from_doc(_load(row[0])) if row else None
 
-    async def list_wabas(self, org_id: str, *, offset: int, limit: int) -> tuple[list[Waba], int]:
-        # An organisation has a handful of WABAs: sorted here, not by an index.
-        rows = await self._run(
+    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
+        # An organisation has a handful of WABAs: no index in list order (no created_at
+        # column), so they are windowed here.
+        rows = await self._read(
             lambda c: c.execute("SELECT doc FROM wabas WHERE org_id = ?", (org_id,)).fetchall()
         )
         wabas = sorted(
@@ -584,7 +643,7 @@ class SQLiteStorage:
             key=lambda w: (w.created_at, w.id),
             reverse=True,
         )
-        return wabas[offset : offset + limit], len(wabas)
+        return page_of(wabas, window, lambda w: (w.created_at, w.id))
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         if not waba_ids:
@@ -667,25 +726,9 @@ class SQLiteStorage:
 
         return await self._run(op)
 
-    async def list_webhooks(
-        self, org_id: str, *, offset: int, limit: int
-    ) -> tuple[list[OutgoingWebhook], int]:
-        def op(c: sqlite3.Connection) -> tuple[list[OutgoingWebhook], int]:
-            c.execute("BEGIN")
-            try:
-                total = c.execute(
-                    "SELECT COUNT(*) FROM webhooks WHERE org_id = ? AND deleted = 0", (org_id,)
-                ).fetchone()
-                rows = c.execute(
-                    "SELECT doc FROM webhooks WHERE org_id = ? AND deleted = 0"
-                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                    (org_id, limit, offset),
-                ).fetchall()
-            finally:
-                c.execute("COMMIT")
-            return [OutgoingWebhook.from_doc(_load(r[0])) for r in rows], int(total[0])
-
-        return await self._run(op)
+    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
+        arms = [Arm("org_id = ? AND deleted = 0", [org_id])]
+        return await self._page("webhooks", arms, window, OutgoingWebhook.from_doc)
 
     async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
         rows = await self._run(
@@ -763,25 +806,9 @@ class SQLiteStorage:
         docs = await self._docs_by_id("deliveries", delivery_ids)
         return [Delivery.from_doc(doc) for doc in docs]
 
-    async def list_deliveries(
-        self, webhook_id: str, *, offset: int, limit: int
-    ) -> tuple[list[Delivery], int]:
-        def op(c: sqlite3.Connection) -> tuple[list[Delivery], int]:
-            c.execute("BEGIN")
-            try:
-                total = c.execute(
-                    "SELECT COUNT(*) FROM deliveries WHERE webhook_id = ?", (webhook_id,)
-                ).fetchone()
-                rows = c.execute(
-                    "SELECT doc FROM deliveries WHERE webhook_id = ?"
-                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                    (webhook_id, limit, offset),
-                ).fetchall()
-            finally:
-                c.execute("COMMIT")
-            return [Delivery.from_doc(_load(r[0])) for r in rows], int(total[0])
-
-        return await self._run(op)
+    async def list_deliveries(self, webhook_id: str, window: Window) -> Page[Delivery]:
+        arms = [Arm("webhook_id = ?", [webhook_id])]
+        return await self._page("deliveries", arms, window, Delivery.from_doc)
 
     async def update_delivery(
         self, delivery_id: str, changes: Mapping[str, Any], *, expect_attempts: int | None = None

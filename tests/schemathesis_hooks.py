@@ -22,3 +22,19 @@ def map_headers(context: Any, headers: dict[str, Any] | None) -> dict[str, Any] 
     if isinstance(key, str) and 1 <= len(key) <= 200 and key.isprintable() and key.isascii():
         headers["Idempotency-Key"] = f"{key}-{uuid.uuid4().hex[:12]}"
     return headers
+
+
+@schemathesis.hook
+def map_query(context: Any, query: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A list cursor must name an object of that list (any other id is the documented 400
+    invalid_cursor), and a page may reach the first 10 000 objects only (400
+    page_too_deep): generated values would mostly be those 400s. Both are tested in
+    test_pagination.py."""
+    if query is None:
+        return None
+    query.pop("startingAfter", None)
+    query.pop("endingBefore", None)
+    page, limit = query.get("page"), query.get("limit", 20)
+    if isinstance(page, int) and isinstance(limit, int) and (page - 1) * limit > 10_000:
+        query["page"] = 1
+    return query

@@ -390,11 +390,27 @@ async def test_list_pages_and_filters(api: Api) -> None:
     response = await api.client.get("/v1/onboarding-links", headers=auth)
     body = response.json()
     assert [link["id"] for link in body["data"]] == ids[::-1]
-    assert body["pagination"] == {"page": 1, "limit": 20, "total": 5, "hasMore": False}
+    assert body["pagination"] == {
+        "page": 1,
+        "limit": 20,
+        "total": 5,
+        "totalIsEstimate": False,
+        "hasMore": False,
+        "startingAfter": ids[0],
+        "endingBefore": ids[4],
+    }
 
     page2 = await api.client.get("/v1/onboarding-links?page=2&limit=2", headers=auth)
     assert [link["id"] for link in page2.json()["data"]] == [ids[2], ids[1]]
-    assert page2.json()["pagination"] == {"page": 2, "limit": 2, "total": 5, "hasMore": True}
+    assert page2.json()["pagination"] == {
+        "page": 2,
+        "limit": 2,
+        "total": 5,
+        "totalIsEstimate": False,
+        "hasMore": True,
+        "startingAfter": ids[1],
+        "endingBefore": ids[2],
+    }
     page3 = await api.client.get("/v1/onboarding-links?page=3&limit=2", headers=auth)
     assert page3.json()["pagination"]["hasMore"] is False
     beyond = await api.client.get("/v1/onboarding-links?page=9", headers=auth)
@@ -438,7 +454,8 @@ async def test_repeated_query_parameters_are_refused(api: Api) -> None:
 
     single = await api.client.get("/v1/onboarding-links?limit=5&status=pending", headers=auth)
     assert single.status_code == 200, single.text
-    assert single.json()["pagination"] == {"page": 1, "limit": 5, "total": 1, "hasMore": False}
+    paging = single.json()["pagination"]
+    assert (paging["page"], paging["limit"], paging["total"], paging["hasMore"]) == (1, 5, 1, False)
 
 
 async def test_delete_pending_only(api: Api) -> None:
@@ -480,7 +497,7 @@ async def test_delete_pending_only(api: Api) -> None:
     )
 
 
-async def test_lazy_expiry(api: Api) -> None:
+async def test_reads_show_expiry_and_the_sweep_stores_it(api: Api) -> None:
     auth = await api.key()
     created = await api.client.post(
         "/v1/onboarding-links", json={"name": "a", "expiresInSeconds": 600}, headers=auth
@@ -499,6 +516,17 @@ async def test_lazy_expiry(api: Api) -> None:
         409,
         "link_not_pending",
     )
+    pending = await api.client.get("/v1/onboarding-links?status=pending", headers=auth)
+    assert pending.json()["data"] == []
+    # Reads never write: what is stored is still pending until the sweep passes.
+    stored = await api.storage.get_link(link_id)
+    assert stored is not None and stored.status is LinkStatus.PENDING
+    recovery = api.client.services.recovery
+    assert recovery is not None and (await recovery.reconcile())["expired"] == 1
+    stored = await api.storage.get_link(link_id)
+    assert stored is not None and stored.status is LinkStatus.EXPIRED
+    listing = await api.client.get("/v1/onboarding-links?status=expired", headers=auth)
+    assert [link["id"] for link in listing.json()["data"]] == [link_id]
 
 
 async def test_concurrent_deletes_have_one_winner(api: Api) -> None:

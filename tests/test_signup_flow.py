@@ -384,6 +384,11 @@ async def test_link_states_on_page_and_callback(flow: Flow, clock: FakeClock) ->
     assert (await flow.client.get(f"/signup/{expiring['id']}")).status_code == 410
     late = await flow.callback(expiring["id"], flow.finish())
     assert late.status_code == 410 and late.json()["error"]["code"] == "link_expired"
+    # Reads never write: the link is shown expired, and the sweep stores it.
+    stored = await flow.services.storage.get_link(expiring["id"])
+    assert stored is not None and stored.status is LinkStatus.PENDING
+    assert flow.services.recovery is not None
+    assert (await flow.services.recovery.reconcile())["expired"] == 1
     stored = await flow.services.storage.get_link(expiring["id"])
     assert stored is not None and stored.status is LinkStatus.EXPIRED
 

@@ -14,6 +14,7 @@ import pytest
 from edge_onboard.sandbox import SandboxMeta
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
+from edge_onboard.storage.paging import Window
 from tests.conftest import FakeClock, real_meta_settings, running_app
 
 pytestmark = pytest.mark.anyio
@@ -142,7 +143,7 @@ async def test_unverified_number_then_code_then_verified_and_registered(v4: V4) 
     ]
     (update,) = [
         await v4.services.storage.get_event(d.event_id)
-        for d in (await v4.services.storage.list_deliveries(v4.hook_id, offset=0, limit=10))[0]
+        for d in (await v4.services.storage.list_deliveries(v4.hook_id, Window(10))).items
         if d.event_type == "phone_number.updated"
     ]
     assert update is not None

@@ -98,16 +98,33 @@ PHONE_ID = {
 WEBHOOK_ID = {**PHONE_ID, "description": "The webhook's id (a UUID)."}
 DELIVERY_ID = {**PHONE_ID, "description": "The delivery's id (a UUID)."}
 WABA_ID = {**PHONE_ID, "description": "The WABA's id (a UUID)."}
-PAGING = [  # every list: edge_onboard/api.py _paging
+_CURSOR = {"type": "string", "maxLength": 100}
+PAGING = [  # every list: edge_onboard/pagination.py
     {
         "name": "page",
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1},
+        "description": "1-based page; (page - 1) * limit may not pass 10000 (400 "
+        "page_too_deep): page on from there with startingAfter. Not with a cursor.",
     },
     {
         "name": "limit",
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "startingAfter",
+        "in": "query",
+        "schema": _CURSOR,
+        "description": "An object id: the page of objects older than it (the next page is "
+        "after pagination.startingAfter). An id not in this list is 400 invalid_cursor.",
+    },
+    {
+        "name": "endingBefore",
+        "in": "query",
+        "schema": _CURSOR,
+        "description": "An object id: the page of objects newer than it, still newest "
+        "first (the previous page is before pagination.endingBefore).",
     },
 ]
 IDEMPOTENCY = {

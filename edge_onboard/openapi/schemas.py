@@ -68,13 +68,46 @@ def schemas() -> Schema:
         },
         "Pagination": {
             "type": "object",
-            "required": ["page", "limit", "total", "hasMore"],
+            "required": [
+                "page",
+                "limit",
+                "total",
+                "totalIsEstimate",
+                "hasMore",
+                "startingAfter",
+                "endingBefore",
+            ],
             "additionalProperties": False,
             "properties": {
-                "page": {"type": "integer", "minimum": 1},
+                "page": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "null when the request gave a cursor",
+                },
                 "limit": {"type": "integer", "minimum": 1},
-                "total": {"type": "integer", "minimum": 0},
-                "hasMore": {"type": "boolean"},
+                "total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "exact up to 10000; past that 10000 with totalIsEstimate",
+                },
+                "totalIsEstimate": {
+                    "type": "boolean",
+                    "description": "true: the list holds more than total (counting stopped)",
+                },
+                "hasMore": {
+                    "type": "boolean",
+                    "description": "more objects lie beyond this page in its direction "
+                    "(older; newer for endingBefore)",
+                },
+                "startingAfter": {
+                    "type": ["string", "null"],
+                    "description": "the last item's id: pass it as startingAfter for the next page",
+                },
+                "endingBefore": {
+                    "type": ["string", "null"],
+                    "description": "the first item's id: pass it as endingBefore for the "
+                    "previous page",
+                },
             },
         },
         "LinkError": {

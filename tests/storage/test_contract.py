@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
@@ -33,9 +33,15 @@ from edge_onboard.storage import (
     WebhookStatus,
 )
 from edge_onboard.storage.mongo import MongoStorage
+from edge_onboard.storage.paging import Page, Window
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
+
+
+def pair(page: Page[T]) -> tuple[list[T], int]:
+    return page.items, page.total
 
 
 def make_link(clock: FakeClock, org_id: str = "org-1", **fields: Any) -> OnboardingLink:
@@ -132,20 +138,69 @@ async def test_list_is_newest_first_filtered_and_paged(storage: Storage, clock: 
     await storage.insert_link(deleted)
 
     expected = [twins[1].id, twins[0].id] + [link.id for link in reversed(links)]
-    first, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=4)
-    second, _ = await storage.list_links("org-1", LinkFilter(), offset=4, limit=4)
-    third, _ = await storage.list_links("org-1", LinkFilter(), offset=8, limit=4)
+    first, total = pair(await storage.list_links("org-1", LinkFilter(), Window(4)))
+    second, _ = pair(await storage.list_links("org-1", LinkFilter(), Window(4, offset=4)))
+    third, _ = pair(await storage.list_links("org-1", LinkFilter(), Window(4, offset=8)))
     assert total == 9
     assert [link.id for link in first + second + third] == expected
 
-    by_ext, total = await storage.list_links(
-        "org-1", LinkFilter(external_id="ext-1"), offset=0, limit=10
+    by_ext, total = pair(
+        await storage.list_links("org-1", LinkFilter(external_id="ext-1"), Window(10))
     )
     assert total == 3 and {link.external_id for link in by_ext} == {"ext-1"}
-    none, total = await storage.list_links(
-        "org-1", LinkFilter(status=LinkStatus.COMPLETED), offset=0, limit=10
+    none, total = pair(
+        await storage.list_links("org-1", LinkFilter(status=LinkStatus.COMPLETED), Window(10))
     )
     assert (none, total) == ([], 0)
+
+
+async def test_windows_walk_the_same_order_every_way(storage: Storage, clock: FakeClock) -> None:
+    """Cursors forwards and backwards and offsets agree, twins (same instant) included;
+    the count stops at its cap and says so."""
+    links = []
+    for i in range(11):
+        link = make_link(clock, id=f"00000000-0000-4000-8000-0000000000{i:02d}")
+        links.append(link)
+        await storage.insert_link(link)
+        if i % 3 == 2:
+            clock.advance(milliseconds=1)  # the others share their instant with a twin
+    expected = [link.id for link in sorted(links, key=lambda x: (x.created_at, x.id))][::-1]
+    everything = LinkFilter()
+
+    def key(link: OnboardingLink) -> tuple[Any, str]:
+        return (link.created_at, link.id)
+
+    forward: list[str] = []
+    page = await storage.list_links("org-1", everything, Window(4))
+    while True:
+        forward += [x.id for x in page.items]
+        if not page.has_more:
+            break
+        page = await storage.list_links("org-1", everything, Window(4, after=key(page.items[-1])))
+    assert forward == expected
+
+    backward: list[str] = []
+    oldest = next(x for x in links if x.id == expected[-1])
+    page = await storage.list_links("org-1", everything, Window(4, before=key(oldest)))
+    while True:
+        backward = [x.id for x in page.items] + backward
+        if not page.has_more:
+            break
+        page = await storage.list_links("org-1", everything, Window(4, before=key(page.items[0])))
+    assert backward == expected[:-1]
+
+    by_offset = [
+        x.id
+        for offset in (0, 4, 8)
+        for x in (await storage.list_links("org-1", everything, Window(4, offset=offset))).items
+    ]
+    assert by_offset == expected
+    beyond = await storage.list_links("org-1", everything, Window(4, offset=11))
+    assert (beyond.items, beyond.has_more, beyond.total) == ([], False, 11)
+    capped = await storage.list_links("org-1", everything, Window(2, count_cap=5))
+    assert (capped.total, capped.total_is_estimate, capped.has_more) == (5, True, True)
+    exact = await storage.list_links("org-1", everything, Window(20, count_cap=11))
+    assert (exact.total, exact.total_is_estimate, exact.has_more) == (11, False, False)
 
 
 async def test_conditional_update(storage: Storage, clock: FakeClock) -> None:
@@ -174,23 +229,50 @@ async def test_update_refuses_expired_when_asked(storage: Storage, clock: FakeCl
     assert await storage.update_link("org-1", link.id, condition, {"name": "x"}) is not None
 
 
-async def test_expire_links(storage: Storage, clock: FakeClock) -> None:
+async def test_expire_due_links_and_lists_as_of(storage: Storage, clock: FakeClock) -> None:
     soon = make_link(clock, expires_at=clock() + timedelta(minutes=5))
+    clock.advance(milliseconds=1)
     later = make_link(clock, expires_at=clock() + timedelta(days=1))
+    clock.advance(milliseconds=1)
     foreign = make_link(clock, org_id="other", expires_at=clock() + timedelta(minutes=5))
-    for link in (soon, later, foreign):
+    clock.advance(milliseconds=1)
+    gone = make_link(clock, expires_at=clock() + timedelta(minutes=1))
+    for link in (soon, later, foreign, gone):
         await storage.insert_link(link)
     clock.advance(minutes=5)
-    assert [x.id for x in await storage.expire_links("org-1", clock())] == [soon.id]
-    assert await storage.expire_links("org-1", clock()) == []
+    assert [x.id for x in await storage.expire_due_links(clock(), 1)] == [gone.id]
+    # Not stored as expired yet, but a read as of now counts it as expired.
+    expired = LinkFilter(status=LinkStatus.EXPIRED, as_of=clock())
+    pending = LinkFilter(status=LinkStatus.PENDING, as_of=clock())
+    assert [x.id for x in (await storage.list_links("org-1", expired, Window(10))).items] == [
+        gone.id,
+        soon.id,
+    ]
+    assert [x.id for x in (await storage.list_links("org-1", pending, Window(10))).items] == [
+        later.id
+    ]
+    # Both parts (stored expired, pending past due) page as one list.
+    walked = [
+        (await storage.list_links("org-1", expired, window)).items
+        for window in (
+            Window(1, offset=1),
+            Window(1, after=(gone.created_at, gone.id)),
+            Window(1, before=(soon.created_at, soon.id)),
+        )
+    ]
+    assert [[x.id for x in items] for items in walked] == [[soon.id], [soon.id], [gone.id]]
+    first = await storage.list_links("org-1", expired, Window(1))
+    assert (first.has_more, first.total) == (True, 2)
+    stored = LinkFilter(status=LinkStatus.EXPIRED)
+    assert pair(await storage.list_links("org-1", stored, Window(10)))[1] == 1
+    assert {x.id for x in await storage.expire_due_links(clock(), 10)} == {soon.id, foreign.id}
+    assert await storage.expire_due_links(clock(), 10) == []
     got = await storage.get_link(soon.id)
     assert got is not None and got.status is LinkStatus.EXPIRED
-    other = await storage.get_link(foreign.id)
-    assert other is not None and other.status is LinkStatus.PENDING
-    expired, total = await storage.list_links(
-        "org-1", LinkFilter(status=LinkStatus.EXPIRED), offset=0, limit=10
-    )
-    assert total == 1 and expired[0].id == soon.id
+    assert [x.id for x in (await storage.list_links("org-1", stored, Window(10))).items] == [
+        gone.id,
+        soon.id,
+    ]
 
 
 async def test_fifty_concurrent_creates_all_land(storage: Storage, clock: FakeClock) -> None:
@@ -198,7 +280,7 @@ async def test_fifty_concurrent_creates_all_land(storage: Storage, clock: FakeCl
     async with anyio.create_task_group() as tg:
         for link in links:
             tg.start_soon(storage.insert_link, link)
-    stored, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=100)
+    stored, total = pair(await storage.list_links("org-1", LinkFilter(), Window(100)))
     assert total == 50
     assert {link.id for link in stored} == {link.id for link in links}
 
@@ -228,7 +310,7 @@ async def test_a_duplicate_among_concurrent_creates_fails_alone(
             tg.start_soon(insert, link, f"fresh {i}")
     assert outcomes.pop("twin") == "duplicate"
     assert set(outcomes.values()) == {"ok"} and len(outcomes) == 10
-    _, total = await storage.list_links("org-1", LinkFilter(), offset=0, limit=100)
+    _, total = pair(await storage.list_links("org-1", LinkFilter(), Window(100)))
     assert total == 11
     kept = await storage.get_link(existing.id)
     assert kept is not None and kept.name == "existing"
@@ -365,7 +447,7 @@ async def test_claims_are_exclusive_and_lapse(storage: Storage, clock: FakeClock
     assert await claim(storage, clock, link, "b")
     # "a" lost its claim: its completion writes nothing at all.
     assert await storage.complete_link(make_completion(clock, link, "a")) is None
-    assert await storage.list_phones(link.org_id, offset=0, limit=10) == ([], 0)
+    assert pair(await storage.list_phones(link.org_id, Window(10))) == ([], 0)
     assert await storage.find_phone_by_meta_id(link.org_id, "106540352242922") is None
 
 
@@ -396,9 +478,9 @@ async def test_complete_link_writes_everything(storage: Storage, clock: FakeCloc
     assert second.phone.id == done.phone.id and second.waba.id == done.waba.id
     assert second.phone.created_at == done.phone.created_at
     assert second.phone.onboarding_link_id == again.id
-    phones, total = await storage.list_phones(link.org_id, offset=0, limit=10)
+    phones, total = pair(await storage.list_phones(link.org_id, Window(10)))
     assert total == 1 and phones[0].id == done.phone.id
-    other_org, total = await storage.list_phones("other", offset=0, limit=10)
+    other_org, total = pair(await storage.list_phones("other", Window(10)))
     assert (other_org, total) == ([], 0)
 
 
@@ -424,7 +506,7 @@ async def test_concurrent_completions_one_winner(storage: Storage, clock: FakeCl
         for i in range(12):
             tg.start_soon(complete, f"c{i}")
     assert sum(r is not None for r in results) == 1
-    assert (await storage.list_phones(link.org_id, offset=0, limit=10))[1] == 1
+    assert (pair(await storage.list_phones(link.org_id, Window(10))))[1] == 1
 
 
 async def test_customer_keys_that_look_like_markers_round_trip(
@@ -445,7 +527,6 @@ async def test_expiry_leaves_claimed_links_to_their_holder(
     await storage.insert_link(link)
     assert await claim(storage, clock, link, "a")  # leased for 60 s
     clock.advance(seconds=40)  # expired while being completed
-    assert await storage.expire_links(link.org_id, clock()) == []
     assert await storage.expire_due_links(clock(), 10) == []
     done = await storage.complete_link(make_completion(clock, link, "a"))
     assert done is not None and done.link.status is LinkStatus.COMPLETED
@@ -489,13 +570,13 @@ async def test_a_completion_without_a_number(storage: Storage, clock: FakeClock)
     done = await storage.complete_link(completion)
     assert done is not None and done.phone is None
     assert done.link.phone_number_id is None and done.link.waba_id == done.waba.id
-    assert await storage.list_phones(link.org_id, offset=0, limit=10) == ([], 0)
+    assert pair(await storage.list_phones(link.org_id, Window(10))) == ([], 0)
     for event, deliveries in ((waba_event, waba_deliveries), (other, other_deliveries)):
         assert await storage.get_event(event.id) == event
         assert await storage.get_delivery(deliveries[0].id) == deliveries[0]
-    wabas, total = await storage.list_wabas(link.org_id, offset=0, limit=10)
+    wabas, total = pair(await storage.list_wabas(link.org_id, Window(10)))
     assert total == 1 and wabas == [done.waba]
-    assert await storage.list_wabas("other", offset=0, limit=10) == ([], 0)
+    assert pair(await storage.list_wabas("other", Window(10))) == ([], 0)
 
 
 async def test_a_number_found_later_is_recorded_once(storage: Storage, clock: FakeClock) -> None:
