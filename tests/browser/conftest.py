@@ -53,9 +53,9 @@ def open_context(browser: Any, errors: list[str], **options: Any) -> Any:
         )
 
     context.on("page", watch)
-    for prefix in (RETURN, CUSTOMER):
+    for pattern in (f"{RETURN}**", f"{CUSTOMER}/**"):
         context.route(
-            f"{prefix}**", lambda route: route.fulfill(body="returned", content_type="text/plain")
+            pattern, lambda route: route.fulfill(body="returned", content_type="text/plain")
         )
     return context
 

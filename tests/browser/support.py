@@ -86,9 +86,10 @@ def run_popup(
     scenario: str = "ok",
     cancel_step: str | None = None,
     cancel_shape: str = "step",
+    button: str = "#connect",
 ) -> None:
     with page.expect_popup() as popup_info:
-        page.click("#connect")
+        page.click(button)
     popup = popup_info.value
     popup.wait_for_load_state()
     assert "SANDBOX" in popup.content().upper()
