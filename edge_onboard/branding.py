@@ -95,6 +95,8 @@ def parse_patch(body: dict[str, Any]) -> dict[str, Any]:
             hint = " Upload the logo with PUT /v1/organization/logo." if name == "logoUrl" else ""
             raise invalid(f"'{name}' is read-only.{hint}", param=name)
     v.reject_unknown(body, FIELDS)
+    if not body:
+        raise invalid(f"Give at least one field to change: {', '.join(FIELDS)}.")
     changes: dict[str, Any] = {}
     for field, attribute in FIELDS.items():
         if field not in body:
@@ -179,8 +181,6 @@ class Branding:
         return org
 
     async def update(self, org_id: str, changes: dict[str, Any]) -> Organization:
-        if not changes:
-            return await self.get(org_id)
         changes = {**changes, "updated_at": self.services.clock()}
         org = await self.services.storage.update_org(org_id, changes)
         if org is None:

@@ -23,6 +23,7 @@ from edge_onboard.openapi._common import (
     _nullable,
     _ref,
 )
+from edge_onboard.openapi.organization import HTTPS_URL
 from edge_onboard.reports import REASONS
 from edge_onboard.storage import PhonePlatform, PhoneStatus
 
@@ -153,9 +154,7 @@ def schemas() -> Schema:
                 ),
                 "refreshUrl": _nullable(
                     {
-                        "type": "string",
-                        "format": "uri",
-                        "pattern": "^https://",
+                        **HTTPS_URL,
                         "description": "Where the hosted page sends an end-user whose link "
                         "expired or was deleted (?onboarding_link_id=…&external_id=…"
                         "&reason=expired|deleted), to mint a new link.",
