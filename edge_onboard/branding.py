@@ -211,7 +211,12 @@ class Branding:
         return entry.record(Organization.from_doc) if entry is not None else None
 
     async def logo(self, org_id: str, digest: str) -> tuple[bytes, str] | None:
-        """The logo's bytes and type, if ``digest`` is the organisation's current one."""
+        """The logo's bytes and type, while ``digest`` is the organisation's current one
+        (checked through the hot layer: a replaced logo is gone everywhere within a
+        second); the bytes of a hash never change, so they are kept in-process."""
+        current = await self.for_page(org_id)
+        if current is None or current.logo_hash != digest:
+            return None
         kept = _LOGOS.get(digest)
         if kept is not None:
             _LOGOS.move_to_end(digest)
