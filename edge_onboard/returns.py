@@ -52,11 +52,21 @@ def dead_end_url(link: OnboardingLink, reason: str) -> str | None:
     return redirect_url(link, ok=False, code=f"link_{reason}", message=GONE[reason])
 
 
+# ITU country codes of one and two digits; every other one has three.
+_CC1 = frozenset("17")
+_CC2 = frozenset(
+    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 "
+    "62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
+)
+
+
 def masked_phone(number: str | None) -> str | None:
-    """An E.164 number as the end-user may see it on a shared screen: the country code
-    and the last three digits, ``+55 ••••••••234``."""
+    """An E.164 number as the end-user may see it on a shared screen: its country code
+    and last three digits, ``+55 ••••••••234``."""
     if not number or not number.startswith("+") or not number[1:].isdigit():
         return None
     digits = number[1:]
-    head = 2 if len(digits) > 10 else 1
+    if len(digits) < 7:
+        return None
+    head = 1 if digits[0] in _CC1 else 2 if digits[:2] in _CC2 else 3
     return f"+{digits[:head]} {'•' * (len(digits) - head - 3)}{digits[-3:]}"
