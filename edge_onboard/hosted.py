@@ -3,39 +3,37 @@ webhook handshake for connected phones."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import hmac
-import html
 import logging
-import re
-from importlib import resources
 from urllib.parse import urlsplit
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from edge_onboard import validation
+from edge_onboard import i18n, page, validation
+from edge_onboard.branding import Branding, brand_of
 from edge_onboard.errors import ApiError
 from edge_onboard.inbound import signature_ok
 from edge_onboard.lifecycle import announce
 from edge_onboard.links import UUID_RE
+from edge_onboard.pages_assets import asset_url, favicon, static_asset
 from edge_onboard.responses import JSONResponse
+from edge_onboard.returns import dead_end_url, redirect_url
 from edge_onboard.services import Services, get_services, limit_inbound, limit_public
-from edge_onboard.storage import LinkCondition, LinkStatus, OnboardingLink, StorageError
+from edge_onboard.storage import (
+    LinkCondition,
+    LinkStatus,
+    OnboardingLink,
+    Organization,
+    StorageError,
+)
 
 log = logging.getLogger("edge_onboard.hosted")
 SANDBOX_SDK_PATH = "/_sandbox/sdk.js"
-SANDBOX_BANNER = (
-    '<div class="sandbox-banner" role="note">Sandbox — no real WhatsApp account is connected</div>'
-)
-STATIC_TYPES = {
-    "signup.js": "application/javascript; charset=utf-8",
-    "signup.css": "text/css; charset=utf-8",
-}
-FACEBOOK = "https://*.facebook.com"
-MEMO_PAGES = 8
+MEMO_PAGES = 16
+# Kept for the modules that import them from here (the API's root page).
+_page_headers = page.page_headers
+__all__ = ["_page_headers", "asset_url", "favicon", "static_asset"]
 # Locales Meta's JS SDK is published in (connect.facebook.net/{locale}/sdk.js) for
 # WhatsApp's main markets; a link's locale outside them falls back by language, then to
 # en_US, so the popup never fails to load.
@@ -46,21 +44,6 @@ SDK_LOCALES = frozenset(
 )
 _SDK_LANGUAGE = {"es": "es_LA", "pt": "pt_BR", "ar": "ar_AR", "en": "en_US", "zh": "zh_CN"}
 DEFAULT_SDK_LOCALE = "en_US"
-
-
-@functools.cache
-def _asset(name: str) -> bytes:
-    return resources.files("edge_onboard.pages").joinpath(name).read_bytes()
-
-
-@functools.cache
-def _template(name: str) -> str:
-    return _asset(name).decode()
-
-
-@functools.cache
-def _etag(name: str) -> str:
-    return '"' + hashlib.sha256(_asset(name)).hexdigest()[:20] + '"'
 
 
 def sdk_locale(locale: str | None) -> str:
@@ -76,6 +59,11 @@ def sdk_locale(locale: str | None) -> str:
     return fallback or DEFAULT_SDK_LOCALE
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def localised_sdk_url(sdk_url: str, locale: str | None) -> str:
     """Meta's SDK URL in the link's locale, so Meta's popup speaks it too. A configured
     URL without Meta's /en_US/ segment (a proxy, a test double) is used as it is."""
@@ -85,135 +73,81 @@ def localised_sdk_url(sdk_url: str, locale: str | None) -> str:
     return sdk_url.replace(marker, f"/{sdk_locale(locale)}/", 1)
 
 
-def asset_url(name: str) -> str:
-    """A versioned URL: it changes with the content, so browsers may keep it for a year."""
-    return f"/static/{name}?v={_etag(name).strip(chr(34))}"
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-@functools.cache  # one per SDK origin; Starlette copies headers, never changes them
-def _page_headers(sdk_origin: str | None) -> dict[str, str]:
-    sources = " ".join(s for s in ("'self'", sdk_origin) if s)
-    frames = " ".join(s for s in (sdk_origin, FACEBOOK) if s)
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'self'; script-src {sources}; connect-src {sources} {FACEBOOK}; "
-            f"frame-src {frames}; img-src 'self' data: {FACEBOOK} https://*.fbcdn.net; "
-            "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-            "frame-ancestors 'none'"
-        ),
-        # Stricter values cut window.opener, and Meta's popup could not report back.
-        "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-store",
-    }
-
-
-def _lang(link: OnboardingLink | None) -> str:
-    if link is None or not link.locale:
-        return "en"
-    return link.locale.replace("_", "-")
-
-
-_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    # One pass, so a value that looks like a placeholder (a link named "{{config}}") stays text.
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def _status_page(
-    services: Services,
-    status_code: int,
-    title: str,
-    message: str,
-    link: OnboardingLink | None,
-    *,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body = _fill(
-        _template("status.html"),
-        {
-            "lang": _lang(link),
-            "title": html.escape(title),
-            "message": html.escape(message),
-            "sandbox_banner": SANDBOX_BANNER if services.settings.sandbox else "",
-            "signup_css": asset_url("signup.css"),
-        },
-    )
-    return Response(
-        body,
-        status_code=status_code,
-        media_type="text/html; charset=utf-8",
-        headers={**_page_headers(None), **(headers or {})},
-    )
-
-
 async def signup_page(request: Request) -> Response:
     services = get_services(request)
+    sandbox = services.settings.sandbox
+    accept_language = request.headers.get("accept-language")
     try:
         await limit_public(request, services)
     except ApiError as exc:
-        return _status_page(
-            services, 429, "Too many requests", exc.message, None, headers=exc.headers
+        cat = i18n.catalog(i18n.negotiate(accept_language))
+        wait = exc.headers.get("Retry-After", "1")
+        message = cat.plural("ratelimit_body", int(wait) if wait.isdigit() else 1)
+        busy = page.status_page(
+            cat, None, 429, "ratelimit_title", message, sandbox=sandbox, headers=exc.headers
         )
+        return busy.response(request)
     link_id = request.path_params["link_id"]
     link, memo = await services.links.load_cached(None, link_id)
     if link is None:
-        return _status_page(
-            services,
-            404,
-            "Link not found",
-            "This onboarding link does not exist. Check the address, or ask "
-            "the company that sent it for a new one.",
-            None,
+        cat = i18n.catalog(i18n.negotiate(accept_language))
+        missing = page.status_page(
+            cat, None, 404, "notfound_title", cat.text("notfound_body"), sandbox=sandbox
         )
-    if link.status in (LinkStatus.DELETED, LinkStatus.EXPIRED):
-        word = "expired" if link.status is LinkStatus.EXPIRED else "is no longer valid"
-        return _status_page(
-            services,
-            410,
-            "Link no longer valid",
-            f"This onboarding link {'has ' + word if word == 'expired' else word}"
-            ". Ask the company that sent it for a new one.",
-            link,
-        )
-    if link.status is LinkStatus.COMPLETED:
-        return _status_page(
-            services,
-            200,
-            "Already connected",
-            "A WhatsApp number is already connected with this link. "
-            "There is nothing more to do here.",
-            link,
-        )
+        return missing.response(request)
+    locale = i18n.page_locale(link.locale, accept_language)
+    if link.status.is_terminal:
+        return await _finished(request, services, link, locale)
 
     if link.opened_at is None:
         await _first_view(services, link)
     settings = services.settings
-    if settings.sandbox:
+    if sandbox:
         # The sandbox SDK is served by this app ('self' in the CSP), and its popup posts
         # from the page's own origin. The CSP names the public address, never an origin
         # taken from the request's Host header, which the client chooses.
-        sdk_url = SANDBOX_SDK_PATH
+        sdk_url = f"{SANDBOX_SDK_PATH}?locale={sdk_locale(locale)}"
         sdk_origin = _origin(settings.public_url)
     else:
-        sdk_url = localised_sdk_url(settings.meta_sdk_url, link.locale)
+        sdk_url = localised_sdk_url(settings.meta_sdk_url, locale)
         sdk_origin = _origin(sdk_url)
     # Rendered once per copy of the link in the hot layer, not once per request.
-    page: Response | None = memo.get(("page", sdk_origin))
-    if page is None:
-        page = _signup_page(services, link, sdk_url, sdk_origin)
-        if len(memo) < MEMO_PAGES:  # one origin in production; a few in the sandbox
-            memo[("page", sdk_origin)] = page
-    return page
+    key = ("page", sdk_origin, locale)
+    rendered: page.Rendered | None = memo.get(key)
+    if rendered is None:
+        org = await Branding(services).for_page(link.org_id)
+        rendered = _signup_page(services, link, org, locale, sdk_url, sdk_origin)
+        if len(memo) < MEMO_PAGES:  # a few origins in the sandbox, a few languages
+            memo[key] = rendered
+    return rendered.response(request)
+
+
+async def _finished(
+    request: Request, services: Services, link: OnboardingLink, locale: str
+) -> Response:
+    """A link that can no longer be used: the end-user goes on to the customer
+    (refreshUrl or redirectUrl) when it gave one, else gets a page that says why."""
+    if link.status is LinkStatus.COMPLETED:
+        target = redirect_url(link, ok=True)
+        status_code, title, body = 200, "completed_title", "completed_body"
+    else:
+        reason = "expired" if link.status is LinkStatus.EXPIRED else "deleted"
+        target = dead_end_url(link, reason)
+        status_code, title, body = 410, f"{reason}_title", "gone_body"
+    if target is not None:
+        return RedirectResponse(target, status_code=303, headers=page.page_headers(None))
+    org = await Branding(services).for_page(link.org_id)
+    brand = brand_of(link, org)
+    cat = i18n.catalog(locale)
+    gone = page.status_page(
+        cat,
+        brand,
+        status_code,
+        title,
+        cat.text(body, brand=brand.name),
+        sandbox=services.settings.sandbox,
+    )
+    return gone.response(request)
 
 
 async def _first_view(services: Services, link: OnboardingLink) -> None:
@@ -230,8 +164,13 @@ async def _first_view(services: Services, link: OnboardingLink) -> None:
 
 
 def _signup_page(
-    services: Services, link: OnboardingLink, sdk_url: str, sdk_origin: str
-) -> Response:
+    services: Services,
+    link: OnboardingLink,
+    org: Organization | None,
+    locale: str,
+    sdk_url: str,
+    sdk_origin: str,
+) -> page.Rendered:
     settings = services.settings
     meta = services.meta_app
     config = {
@@ -247,27 +186,15 @@ def _signup_page(
         "sandbox": settings.sandbox,
         "metaConfigured": meta is not None,
     }
-    # JSON inside <script>: no "<", ">" or "&" may appear raw.
-    config_json = (
-        orjson.dumps(config)
-        .replace(b"<", b"\\u003c")
-        .replace(b">", b"\\u003e")
-        .replace(b"&", b"\\u0026")
-        .decode()
+    return page.signup_page(
+        i18n.catalog(locale),
+        brand_of(link, org),
+        config,
+        sdk_url,
+        sdk_origin,
+        sandbox=settings.sandbox,
+        vary_language=link.locale is None,
     )
-    body = _fill(
-        _template("signup.html"),
-        {
-            "lang": _lang(link),
-            "name": html.escape(link.name),
-            "config": config_json,
-            "sandbox_banner": SANDBOX_BANNER if settings.sandbox else "",
-            "sdk_url": html.escape(sdk_url),
-            "signup_css": asset_url("signup.css"),
-            "signup_js": asset_url("signup.js"),
-        },
-    )
-    return Response(body, media_type="text/html; charset=utf-8", headers=_page_headers(sdk_origin))
 
 
 async def signup_callback(request: Request) -> Response:
@@ -336,26 +263,6 @@ def _callback_error(
         status_code=status,
         headers={"Cache-Control": "no-store", **(headers or {})},
     )
-
-
-async def static_asset(request: Request) -> Response:
-    name = request.path_params["name"]
-    media_type = STATIC_TYPES.get(name)
-    if media_type is None:
-        return Response(b"Not Found", status_code=404, media_type="text/plain")
-    etag = _etag(name)
-    versioned = request.query_params.get("v") == etag.strip('"')
-    headers = {
-        "ETag": etag,
-        # The page asks for ?v=<content hash>: that URL never changes meaning.
-        "Cache-Control": "public, max-age=31536000, immutable"
-        if versioned
-        else "public, max-age=300",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(_asset(name), media_type=media_type, headers=headers)
 
 
 async def phone_webhook(request: Request) -> Response:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from edge_onboard import prefill
+from edge_onboard import i18n, prefill
 from edge_onboard import validation as v
 from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
@@ -32,7 +32,7 @@ from edge_onboard.storage import (
 )
 from edge_onboard.storage.base import shown_status
 from edge_onboard.storage.paging import Page, Window
-from edge_onboard.urls import check_redirect_url, check_webhook_url
+from edge_onboard.urls import check_https_url, check_redirect_url, check_webhook_url
 
 DEFAULT_EXPIRES_IN = 7 * 24 * 3600
 MIN_EXPIRES_IN = 5 * 60
@@ -53,12 +53,15 @@ CREATE_FIELDS = frozenset(
         "prefill",
         "locale",
         "connectionTypes",
+        "displayName",
+        "refreshUrl",
     }
 )
 # Which numbers a link welcomes: Cloud API numbers always; WhatsApp Business app numbers
 # (coexistence) when asked for.
 CONNECTION_TYPES = ("cloud_api", "business_app")
 NON_BLANK = re.compile(r"\S")
+BLANK = "it must not be blank"
 LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
@@ -76,6 +79,8 @@ class CreateLink:
     prefill: dict[str, Any] | None = None
     locale: str | None = None
     connection_types: list[str] | None = None
+    display_name: str | None = None
+    refresh_url: str | None = None
 
 
 def generate_webhook_secret() -> str:
@@ -94,7 +99,7 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
         max_length=200,
         required=True,
         pattern=NON_BLANK,
-        hint="it must not be blank",
+        hint=BLANK,
     )
     assert name is not None
     external_id = v.string(body, "externalId", min_length=1, max_length=255)
@@ -133,16 +138,29 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
         expires_in=expires_in if expires_in is not None else DEFAULT_EXPIRES_IN,
         metadata=_metadata(body.get("metadata")),
         prefill=prefill.parse(body.get("prefill")),
-        locale=v.string(
-            body,
-            "locale",
-            min_length=2,
-            max_length=6,
-            pattern=LOCALE,
-            hint="use a Meta locale such as en_US",
-        ),
+        locale=_locale(body.get("locale")),
         connection_types=_connection_types(body.get("connectionTypes")),
+        display_name=v.string(
+            body, "displayName", min_length=1, max_length=100, pattern=NON_BLANK, hint=BLANK
+        ),
+        refresh_url=(
+            check_https_url(body["refreshUrl"], "refreshUrl")
+            if body.get("refreshUrl") is not None
+            else None
+        ),
     )
+
+
+def _locale(value: Any) -> str | None:
+    """One of the hosted pages' locales (Meta's names, so Meta's popup speaks it too)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in i18n.SUPPORTED:
+        raise invalid(
+            f"'locale' must be one of the hosted page's locales: {', '.join(i18n.SUPPORTED)}.",
+            param="locale",
+        )
+    return value
 
 
 def _connection_types(value: Any) -> list[str] | None:
@@ -249,6 +267,8 @@ class LinkService:
             ),
             locale=params.locale,
             connection_types=params.connection_types,
+            display_name=params.display_name,
+            refresh_url=params.refresh_url,
             updated_at=now,
         )
         await self.storage.insert_link(link)
@@ -353,6 +373,9 @@ class LinkService:
             "status": link.status.value,
             "externalId": link.external_id,
             "redirectUrl": link.redirect_url,
+            "refreshUrl": link.refresh_url,
+            "displayName": link.display_name,
+            "locale": link.locale,
             "hostedUrl": f"{self.public_url}/signup/{link.id}",
             "phoneNumberId": link.phone_number_id,
             "phoneNumber": link.phone_number,

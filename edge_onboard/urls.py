@@ -100,6 +100,15 @@ def check_redirect_url(url: object, param: str = "redirectUrl") -> str:
     return url
 
 
+def check_https_url(url: object, param: str) -> str:
+    """An absolute https URL (a page the end-user is sent to, or a link shown to them)."""
+    parts = _parse_absolute(url, param)
+    if parts.scheme != "https":
+        raise invalid(f"'{param}' must be an https URL.", param=param)
+    assert isinstance(url, str)
+    return url
+
+
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 

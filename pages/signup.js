@@ -1,13 +1,21 @@
 // Hosted Embedded Signup page. No inline code (CSP); plain ES2017, no build step.
+// Every word it shows comes from the server, in the page's language (cfg.msg, cfg.errors).
 (() => {
   'use strict';
 
   const $ = (id) => document.getElementById(id);
+  // This script runs: the "page did not load" notice is not needed.
+  const missing = $('script-missing');
+  if (missing) missing.remove();
   const connectBtn = $('connect');
   const retryBtn = $('retry');
   const statusEl = $('status');
   const resultEl = $('result');
   const returnLink = $('return-link');
+  const introEl = $('intro');
+  const progressEl = $('progress');
+  const successEl = $('success');
+  const supportEl = $('support');
   const selfSrc = document.currentScript ? document.currentScript.src : '';
 
   let cfg = {};
@@ -16,24 +24,16 @@
   } catch (e) {
     cfg = {};
   }
+  const MSG = cfg.msg || {};
+  const ERRORS = cfg.errors || {};
+  const errorText = (code) => ERRORS[code] || ERRORS.generic || '';
 
   const SDK_TIMEOUT_MS = 8000;
   const CANCEL_WAIT_MS = 1500;
   const FINISH_WAIT_MS = 10000;
   const REPORT_WAIT_MS = 1500;
-  const TERMINAL = ['link_expired', 'link_deleted', 'link_completed', 'link_not_pending'];
-  const MSG = {
-    noMeta: 'This service has no Meta app configured yet, so WhatsApp can\'t be connected here. Please contact the company that sent you this link.',
-    blocked: 'We couldn\'t load Facebook\'s sign-in. If you use an ad or tracker blocker, allow connect.facebook.net for this page and reload.',
-    loading: 'Loading Facebook\'s sign-in…',
-    opening: 'Opening Facebook…',
-    waiting: 'Waiting for you to finish in the Facebook window…',
-    connecting: 'Connecting your number…',
-    redirecting: 'Connected! Taking you back…',
-    done: 'Your WhatsApp number is connected. You can close this page.',
-    network: 'We couldn\'t reach the server. Check your connection and try again.',
-    generic: 'Something went wrong while connecting your number. Please try again.',
-  };
+  const PROGRESS_STEP_MS = [1200, 2600];
+  const TERMINAL = ['link_expired', 'link_deleted', 'link_completed', 'link_not_pending', 'link_not_found'];
 
   let sdkReady = false;
   let sdkFailed = false;
@@ -50,14 +50,6 @@
     show(resultEl, !!text);
   };
 
-  // The server renders the sandbox banner; add one if it is missing, never leave it out.
-  if (cfg.sandbox && !document.querySelector('.sandbox-banner')) {
-    const b = document.createElement('div');
-    b.className = 'sandbox-banner';
-    b.textContent = 'Sandbox — no real WhatsApp account is connected';
-    document.body.insertBefore(b, document.body.firstChild);
-  }
-
   // ---- SDK loading -------------------------------------------------------
 
   const onSdkReady = () => {
@@ -72,7 +64,8 @@
     if (sdkReady || sdkFailed || !cfg.metaConfigured) return;
     sdkFailed = true;
     setStatus('');
-    setResult(MSG.blocked, 'error');
+    setResult(errorText('sdk_blocked'), 'error');
+    showSupport(null);
     connectBtn.disabled = true;
   };
 
@@ -95,7 +88,7 @@
   const boot = () => {
     if (!cfg.metaConfigured) {
       connectBtn.disabled = true;
-      setResult(MSG.noMeta, 'notice');
+      setResult(errorText('meta_not_configured'), 'notice');
       return;
     }
     if (!sdkReady && !sdkFailed) setStatus(MSG.loading);
@@ -128,12 +121,21 @@
     const a = { login: false, code: null, finish: null, failure: null, posted: false, settled: false, timers: [] };
     attempt = a;
     setResult('');
+    showSupport(null);
     show(retryBtn, false);
     show(returnLink, false);
     show(connectBtn, true);
     setBusy(false);
     if (refocus) connectBtn.focus();
     setStatus(MSG.opening);
+    // The SDK opens its popup with window.open inside FB.login: a null window means the
+    // browser blocked it, which the SDK itself reports only as a closed window.
+    const realOpen = window.open;
+    let popup;
+    window.open = function () {
+      popup = realOpen.apply(window, arguments);
+      return popup;
+    };
     try {
       // Must stay synchronous inside the click: browsers block popups after an await.
       window.FB.login((resp) => onLogin(a, resp), {
@@ -144,7 +146,14 @@
       });
     } catch (e) {
       attempt = null;
-      fail({ message: MSG.generic }, true);
+      fail('generic', true);
+      return;
+    } finally {
+      window.open = realOpen;
+    }
+    if (popup === null) {
+      attempt = null;
+      fail('popup_blocked', true);
       return;
     }
     setTimeout(() => { if (a === attempt && !a.posted && !a.login) setStatus(MSG.waiting); }, 600);
@@ -158,7 +167,6 @@
       a.code = String(code);
       if (a.failure) return post(a, { error: a.failure });
       if (a.finish) return postFinish(a);
-      setStatus(MSG.connecting);
       setBusy(true);
       later(a, FINISH_WAIT_MS, () => post(a, { error: { code: 'missing_session_info' } }));
       return;
@@ -267,12 +275,25 @@
 
   // ---- Callback to our server ---------------------------------------------
 
+  // The server's steps (code exchange, account checks, registration) as a progress
+  // view: they take a few seconds, and the page cannot see them one by one.
+  const showProgress = (a) => {
+    show(introEl, false);
+    show(progressEl, true);
+    const items = progressEl.querySelectorAll('li');
+    const mark = (n) => items.forEach((li, i) => {
+      li.className = i < n ? 'done' : i === n ? 'current' : '';
+    });
+    mark(0);
+    PROGRESS_STEP_MS.forEach((ms, i) => setTimeout(() => { if (a === attempt && !a.settled) mark(i + 1); }, ms));
+  };
+
   const post = (a, body) => {
     if (a.posted) return;
     a.posted = true;
     clearTimers(a);
-    setStatus(MSG.connecting);
     setBusy(true);
+    if (body.code) showProgress(a);
     fetch(cfg.callbackUrl, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -281,45 +302,113 @@
     }).then((r) => r.text().then((t) => {
       let res = null;
       try { res = JSON.parse(t); } catch (e) { res = null; }
-      settle(a, r.status, res);
+      settle(a, r.status, res, body);
     })).catch(() => {
       if (a !== attempt) return;
       a.settled = true;
-      fail({ message: MSG.network }, true);
+      fail('network', true);
     });
   };
 
-  const settle = (a, httpStatus, res) => {
+  // The masked number, isolated so it reads left to right inside right-to-left text.
+  const fillNumber = (el, text, number) => {
+    el.textContent = '';
+    const parts = text.split('{number}');
+    parts.forEach((part, i) => {
+      if (i > 0) {
+        const bdi = document.createElement('bdi');
+        bdi.dir = 'ltr';
+        bdi.textContent = number;
+        el.appendChild(bdi);
+      }
+      el.appendChild(document.createTextNode(part));
+    });
+  };
+
+  const succeed = (res) => {
+    show(introEl, false);
+    show(progressEl, false);
+    show(retryBtn, false);
+    show(connectBtn, false);
+    setStatus('');
+    const number = typeof res.phoneNumberMasked === 'string' ? res.phoneNumberMasked : '';
+    fillNumber($('success-text'), number ? MSG.success_number : MSG.success_account, number);
+    show(successEl, true);
+    $('success-title').focus();
+  };
+
+  const settle = (a, httpStatus, res, sent) => {
     if (a !== attempt) return;
     a.settled = true;
     res = res && typeof res === 'object' ? res : {};
     const redirect = typeof res.redirectUrl === 'string' && res.redirectUrl ? res.redirectUrl : null;
     if (res.status === 'success') {
-      show(retryBtn, false);
-      show(connectBtn, false);
       if (redirect) {
+        show(connectBtn, false);
         setStatus(MSG.redirecting);
         window.location.assign(redirect);
       } else {
-        setStatus('');
-        setResult(MSG.done, 'success');
+        succeed(res);
       }
       return;
     }
     const err = res.error && typeof res.error === 'object' ? res.error : {};
     const code = err.code ? String(err.code) : '';
     const terminal = TERMINAL.indexOf(code) >= 0 || httpStatus === 404 || httpStatus === 409 || httpStatus === 410;
-    fail({ message: err.message ? String(err.message) : MSG.generic }, !terminal, redirect);
+    if (terminal && code !== 'completion_in_progress') {
+      // Expired, deleted or already used: on to the customer (refreshUrl or redirectUrl),
+      // else this page again, which then says what happened in so many words.
+      show(progressEl, false);
+      show(connectBtn, false);
+      if (redirect) window.location.assign(redirect);
+      else window.location.reload();
+      return;
+    }
+    const reported = (sent && sent.error) || {};
+    const session = a.finish && a.finish.data ? String(a.finish.data.session_id || '') : '';
+    fail(code || 'generic', !terminal, redirect, {
+      code: code,
+      meta: reported.metaErrorCode,
+      session: reported.sessionId || (/^[A-Za-z0-9._-]{1,128}$/.test(session) ? session : ''),
+      step: reported.step,
+    });
   };
 
-  const fail = (err, canRetry, redirect) => {
+  // Meta's numbers and step names are for support staff: in a collapsed line, never
+  // in the sentence the end-user reads.
+  const showSupport = (facts) => {
+    const list = $('support-facts');
+    list.textContent = '';
+    const rows = facts ? [
+      [MSG.details_code, facts.code + (facts.meta ? ' · ' + facts.meta : '')],
+      [MSG.details_session, facts.session],
+      [MSG.details_step, facts.step],
+    ].filter((r) => r[1]) : [];
+    rows.forEach((r) => {
+      const dt = document.createElement('dt');
+      dt.textContent = r[0];
+      const dd = document.createElement('dd');
+      dd.textContent = r[1];
+      list.appendChild(dt);
+      list.appendChild(dd);
+    });
+    supportEl.open = false;
+    show(supportEl, rows.length > 0);
+  };
+
+  const fail = (code, canRetry, redirect, facts) => {
     setStatus('');
-    setResult(err.message, 'error');
+    show(progressEl, false);
+    show(introEl, true);
+    setResult(errorText(code), 'error');
+    showSupport(facts || { code: code });
     show(connectBtn, false);
     show(retryBtn, canRetry);
     retryBtn.disabled = false;
     if (redirect) returnLink.href = redirect;
     show(returnLink, !!redirect);
+    // Keyboard and screen reader users land on what went wrong, not on <body>.
+    resultEl.focus();
   };
 
   connectBtn.addEventListener('click', start);

@@ -164,6 +164,10 @@ class Storage(Protocol):
 
     async def get_org(self, org_id: str) -> Organization | None: ...
 
+    async def update_org(self, org_id: str, changes: Mapping[str, Any]) -> Organization | None:
+        """Set the organisation's fields in ``changes``; the updated record, or None when
+        there is no such organisation."""
+
     # API keys
     async def insert_api_key(self, key: ApiKey) -> None: ...
 

@@ -70,6 +70,13 @@ class MemoryStorage:
     async def get_org(self, org_id: str) -> Organization | None:
         return copy.deepcopy(self._orgs.get(org_id))
 
+    async def update_org(self, org_id: str, changes: Mapping[str, Any]) -> Organization | None:
+        org = self._orgs.get(org_id)
+        if org is None:
+            return None
+        self._orgs[org_id] = org = dataclasses.replace(org, **changes)
+        return copy.deepcopy(org)
+
     async def insert_api_key(self, key: ApiKey) -> None:
         if key.id in self._keys or any(k.key_hash == key.key_hash for k in self._keys.values()):
             raise DuplicateError("api key exists")

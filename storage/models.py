@@ -87,6 +87,19 @@ class Organization(_Record):
     id: str
     name: str
     created_at: datetime
+    # Branding on the hosted page (edge_onboard/branding.py checks every value).
+    display_name: str | None = None
+    brand_color: str | None = None  # "#rrggbb"
+    support_email: str | None = None
+    support_url: str | None = None
+    privacy_url: str | None = None
+    terms_url: str | None = None
+    # The uploaded logo (PNG, JPEG or WebP, at most 256 KB), its media type and the
+    # SHA-256 of its bytes (the hash in its URL).
+    logo: bytes | None = None
+    logo_type: str | None = None
+    logo_hash: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -126,6 +139,10 @@ class OnboardingLink(_Record):
     # Plain prefill of links created before it was encrypted: read, never written.
     prefill: dict[str, Any] | None = None
     locale: str | None = None
+    # The hosted page's name for the organisation, instead of its displayName.
+    display_name: str | None = None
+    # Where the page sends an end-user whose link is expired or deleted (https).
+    refresh_url: str | None = None
     # Which numbers the link welcomes: "cloud_api" (always) and "business_app"
     # (WhatsApp Business app numbers, coexistence). None: ["cloud_api"].
     connection_types: list[str] | None = None

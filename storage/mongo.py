@@ -338,6 +338,15 @@ class MongoStorage:
             doc = await self.orgs.find_one({"_id": org_id})
         return Organization.from_doc(_from_mongo(doc)) if doc else None
 
+    async def update_org(self, org_id: str, changes: Mapping[str, Any]) -> Organization | None:
+        with _writing():
+            doc = await self.orgs.find_one_and_update(
+                {"_id": org_id},
+                {"$set": _to_mongo(changes)},
+                return_document=ReturnDocument.AFTER,
+            )
+        return Organization.from_doc(_from_mongo(doc)) if doc else None
+
     # API keys
 
     async def insert_api_key(self, key: ApiKey) -> None:

@@ -305,6 +305,19 @@ class SQLiteStorage:
         )
         return Organization.from_doc(_load(row[0])) if row else None
 
+    async def update_org(self, org_id: str, changes: Mapping[str, Any]) -> Organization | None:
+        def op(c: sqlite3.Connection) -> Organization | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute("SELECT doc FROM orgs WHERE id = ?", (org_id,)).fetchone()
+            if row is None:
+                return None
+            org = dataclasses.replace(Organization.from_doc(_load(row[0])), **changes)
+            c.execute("UPDATE orgs SET doc = ? WHERE id = ?", (_dump(org.to_doc()), org_id))
+            c.execute("COMMIT")
+            return org
+
+        return await self._run(op)
+
     # API keys
 
     async def insert_api_key(self, key: ApiKey) -> None:

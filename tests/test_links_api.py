@@ -40,6 +40,10 @@ LINK_FIELDS = {
     "completedVia",
     "recoverable",
     "recovery",
+    # The hosted page issue: the link's own page options.
+    "refreshUrl",
+    "displayName",
+    "locale",
 }
 SEED_BODY = {
     "name": "Acme Corp WhatsApp",

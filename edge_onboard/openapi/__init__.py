@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from edge_onboard import event_schemas
 from edge_onboard.openapi._common import Schema
+from edge_onboard.openapi.organization import organization_paths, organization_schemas
 from edge_onboard.openapi.paths import api_paths
 from edge_onboard.openapi.public import public_paths
 from edge_onboard.openapi.schemas import schemas
@@ -31,8 +32,8 @@ def build_openapi(public_url: str) -> Schema:
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_org_..."}
             },
-            "schemas": schemas(),
+            "schemas": {**schemas(), **organization_schemas()},
         },
         "webhooks": event_schemas.webhooks(),
-        "paths": {**api_paths(), **public_paths()},
+        "paths": {**api_paths(), **public_paths(), **organization_paths()},
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_onboard import prefill
+from edge_onboard import i18n, prefill
 from edge_onboard.completion import FINISH_EVENTS
 from edge_onboard.links import (
     CONNECTION_TYPES,
@@ -23,8 +23,16 @@ from edge_onboard.openapi._common import (
     _nullable,
     _ref,
 )
+from edge_onboard.openapi.organization import HTTPS_URL
 from edge_onboard.reports import REASONS
 from edge_onboard.storage import PhonePlatform, PhoneStatus
+
+_LOCALE: Schema = {
+    "type": "string",
+    "enum": list(i18n.SUPPORTED),
+    "description": "The hosted page's language (and Meta's popup's); without it the page "
+    "follows the browser's Accept-Language, else English.",
+}
 
 
 def schemas() -> Schema:
@@ -166,7 +174,25 @@ def schemas() -> Schema:
                 ),
                 "metadata": _nullable(metadata),
                 "prefill": _nullable(prefill.schema()),
-                "locale": _nullable({"type": "string", "pattern": r"^[a-z]{2,3}(_[A-Z]{2})?$"}),
+                "locale": _nullable(_LOCALE),
+                "displayName": _nullable(
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "pattern": r"\S",
+                        "description": "The name the hosted page shows instead of the "
+                        "organization's displayName.",
+                    }
+                ),
+                "refreshUrl": _nullable(
+                    {
+                        **HTTPS_URL,
+                        "description": "Where the hosted page sends an end-user whose link "
+                        "expired or was deleted (?onboarding_link_id=…&external_id=…"
+                        "&reason=expired|deleted), to mint a new link.",
+                    }
+                ),
                 "connectionTypes": _nullable(
                     {
                         "type": "array",
@@ -226,6 +252,9 @@ def schemas() -> Schema:
                 "status": {"type": "string", "enum": ["pending", "completed", "expired"]},
                 "externalId": _nullable({"type": "string"}),
                 "redirectUrl": _nullable({"type": "string"}),
+                "refreshUrl": _nullable({"type": "string"}),
+                "displayName": _nullable({"type": "string"}),
+                "locale": _nullable(_LOCALE),
                 "hostedUrl": {"type": "string"},
                 "phoneNumberId": _nullable(_UUID),
                 "phoneNumber": _nullable({"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"}),

@@ -3,143 +3,24 @@ page → Meta popup (the sandbox's) → callback → redirect, and the ways it c
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests import services
+from tests.browser.support import RETURN, Site, query, run_popup
 from tests.live import create_key, serve, serving
 
-CHROMIUM = os.environ.get("EDGE_TEST_CHROMIUM", "/usr/lib/chromium/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-RETURN = "http://localhost:9/return"  # never reached: the test answers it in the browser
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        services.unavailable(
-            f"chromium not found at {CHROMIUM} (bash .ci/install-services.sh installs it)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
-class Site:
-    def __init__(self, base: str, key: str, cwd: Path) -> None:
-        self.base = base
-        self.auth = {"Authorization": f"Bearer {key}"}
-        self.cwd = cwd
-
-    def stored(self, link_id: str) -> dict[str, Any]:
-        """The link as the server stored it (the SQLite file of the live server)."""
-        with sqlite3.connect(self.cwd / "edge_onboard.db") as db:
-            (doc,) = db.execute("SELECT doc FROM links WHERE id = ?", (link_id,)).fetchone()
-        stored: dict[str, Any] = orjson.loads(doc)
-        return stored
-
-    def link(self, **body: Any) -> dict[str, Any]:
-        payload = {"name": "Acme <Corp>", "externalId": "customer_123"}
-        payload.update(body)
-        response = httpx.post(f"{self.base}/v1/onboarding-links", json=payload, headers=self.auth)
-        assert response.status_code == 201, response.text
-        data: dict[str, Any] = response.json()["data"]
-        return data
-
-    def get(self, link_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.base}/v1/onboarding-links/{link_id}", headers=self.auth)
-        data: dict[str, Any] = response.json()["data"]
-        return data
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    cwd = tmp_path_factory.mktemp("browser")
-    key = create_key(cwd)
-    with serve(cwd, "--sandbox") as (base, _):
-        yield Site(base, key, cwd)
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Chromium logs every 4xx answer as "Failed to load resource"; those are expected here.
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    # The customer's return page, answered inside the browser.
-    context.route(
-        f"{RETURN}**", lambda route: route.fulfill(body="returned", content_type="text/plain")
-    )
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
-def run_popup(
-    page: Any,
-    *,
-    scenario: str = "ok",
-    cancel_step: str | None = None,
-    cancel_shape: str = "step",
-) -> None:
-    with page.expect_popup() as popup_info:
-        page.click("#connect")
-    popup = popup_info.value
-    popup.wait_for_load_state()
-    assert "SANDBOX" in popup.content().upper()
-    if cancel_step:
-        popup.select_option("#step", cancel_step)
-        popup.select_option("#cancel-shape", cancel_shape)
-        try:
-            popup.click("#cancel")
-        except PlaywrightError:
-            # The popup closes itself in the click handler, as Meta's does, and Chromium
-            # may report the closed page before the click returns.
-            assert popup.is_closed()
-    else:
-        popup.select_option("#scenario", scenario)
-        popup.click("#finish")
-
-
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query)
 
 
 def test_success_redirects_with_the_result(site: Site, page: Any) -> None:
@@ -168,8 +49,10 @@ def test_success_redirects_with_the_result(site: Site, page: Any) -> None:
     assert done["status"] == "completed" and done["isPhoneRegistered"] is True
     assert done["phoneNumber"].startswith("+1555")
 
-    again = page.goto(link["hostedUrl"])
-    assert again.status == 200 and "Already connected" in page.content()
+    # Opened again, the completed link sends the end-user back with the result.
+    again = httpx.get(link["hostedUrl"])
+    assert again.status_code == 303
+    assert query(again.headers["location"])["status"] == ["success"]
 
 
 def test_cancel_shows_retry_and_return_link(site: Site, page: Any) -> None:
@@ -229,8 +112,11 @@ def test_errors_from_meta_and_from_our_checks(site: Site, page: Any) -> None:
     popup.wait_for_load_state()
     popup.select_option("#scenario", "register_fails")
     popup.click("#finish")
-    page.wait_for_selector("#connect", state="hidden")
-    assert "connected" in page.inner_text("#result").lower()
+    page.wait_for_selector("#success", state="visible")
+    success = page.inner_text("#success")
+    # The success screen: the number masked, the brand named, focus on its heading.
+    assert "is connected to Acme <Corp>" in success and "•" in success
+    assert page.evaluate("document.activeElement.id") == "success-title"
     done = site.get(link["id"])
     assert done["status"] == "completed" and done["isPhoneRegistered"] is False
 

@@ -70,6 +70,20 @@ async def test_orgs_are_unique_by_name(storage: Storage, clock: FakeClock) -> No
     assert await storage.get_org("o2") is None
 
 
+async def test_org_branding_updates(storage: Storage, clock: FakeClock) -> None:
+    await storage.get_or_create_org(Organization("o1", "acme", clock()))
+    logo = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    changes = {"display_name": "Acme", "brand_color": "#0a7cff", "logo": logo}
+    updated = await storage.update_org("o1", {**changes, "updated_at": clock()})
+    assert updated is not None and updated.display_name == "Acme"
+    stored = await storage.get_org("o1")
+    assert stored == updated and stored.logo == logo and stored.name == "acme"
+    cleared = await storage.update_org("o1", {"logo": None, "brand_color": None})
+    assert cleared is not None and cleared.logo is None and cleared.display_name == "Acme"
+    assert await storage.get_org("o1") == cleared
+    assert await storage.update_org("nobody", {"display_name": "x"}) is None
+
+
 async def test_concurrent_org_creation_makes_one(storage: Storage, clock: FakeClock) -> None:
     results: list[Organization] = []
 
