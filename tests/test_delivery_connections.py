@@ -18,6 +18,7 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.delivery import DeliveryEngine, Sender
 from edge_onboard.queue.memory import MemoryQueue
 from edge_onboard.storage import DeliveryStatus, OutgoingWebhook, Storage, WebhookStatus
+from edge_onboard.storage.paging import Window
 from edge_onboard.urls import IPAddress
 from edge_onboard.webhooks import WebhookService
 from tests.conftest import FakeClock
@@ -223,7 +224,7 @@ async def test_a_disabled_endpoint_stops_within_the_cache_window(storage: Storag
             ticks[0] += 0.2
             assert await engine.drain() == 1
             assert seen.requests() == 1
-            deliveries, _ = await storage.list_deliveries(hook.id, offset=0, limit=10)
+            deliveries = (await storage.list_deliveries(hook.id, Window(10))).items
             assert sorted((d.status, d.last_error) for d in deliveries) == [
                 (DeliveryStatus.FAILED, "endpoint disabled"),
                 (DeliveryStatus.SUCCEEDED, None),
