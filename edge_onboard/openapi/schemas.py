@@ -96,7 +96,7 @@ def schemas() -> Schema:
                 "total": {
                     "type": "integer",
                     "minimum": 0,
-                    "description": "exact up to 10000; past that 10000 with totalIsEstimate",
+                    "description": "exact up to 1000; past that 1000 with totalIsEstimate",
                 },
                 "totalIsEstimate": {
                     "type": "boolean",
