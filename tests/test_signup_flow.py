@@ -163,8 +163,10 @@ async def test_the_whole_flow(flow: Flow) -> None:
     again = await flow.callback(link["id"], flow.finish())
     assert again.status_code == 409 and again.json()["error"]["code"] == "link_completed"
     assert query(again.json()["redirectUrl"])["status"] == ["success"]
+    # Opened again, the completed link sends the end-user back with the result.
     connected = await flow.client.get(f"/signup/{link['id']}")
-    assert connected.status_code == 200 and "Already connected" in connected.text
+    assert connected.status_code == 303
+    assert query(connected.headers["location"])["status"] == ["success"]
 
 
 async def test_already_registered_number_is_not_registered_again(flow: Flow) -> None:
@@ -372,14 +374,16 @@ async def test_link_states_on_page_and_callback(flow: Flow, clock: FakeClock) ->
     response = await flow.callback(missing, flow.finish())
     assert response.status_code == 404 and response.json()["error"]["code"] == "link_not_found"
 
-    deleted = await flow.link()
+    # Without redirectUrl or refreshUrl, a final page says what happened (tests/test_returns.py
+    # and the browser tests cover where the end-user is sent otherwise).
+    deleted = await flow.link(redirectUrl=None)
     await flow.client.delete(f"/v1/onboarding-links/{deleted['id']}", headers=flow.auth)
     page = await flow.client.get(f"/signup/{deleted['id']}")
     assert page.status_code == 410
     gone = await flow.callback(deleted["id"], flow.finish())
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "link_deleted"
 
-    expiring = await flow.link(expiresInSeconds=300)
+    expiring = await flow.link(expiresInSeconds=300, redirectUrl=None)
     clock.advance(seconds=301)
     assert (await flow.client.get(f"/signup/{expiring['id']}")).status_code == 410
     late = await flow.callback(expiring["id"], flow.finish())
