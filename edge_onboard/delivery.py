@@ -303,6 +303,7 @@ class DeliveryEngine:
             while not self._stopping:
                 self._wake = anyio.Event()  # before claiming: a wake meanwhile is kept
                 loop_now = time.monotonic()
+                free = 0
                 try:
                     if loop_now - last_sweep >= 5.0:
                         await self.queue.sweep(self.clock())
@@ -318,16 +319,19 @@ class DeliveryEngine:
                 if ids:
                     self._running += len(ids)
                     tg.start_soon(self._work, tg, ids)
-                elif not self._stopping:
+                if (not ids or len(ids) < free) and not self._stopping:
+                    # No free slot, or the queue had no more due: wait for a wake (slots
+                    # freed, deliveries dispatched) or the next poll.
                     with anyio.move_on_after(poll):
                         await self._wake.wait()
             recovering.cancel()
 
     def _done(self, count: int) -> None:
         self._running -= count
-        # Claim again once a quarter of the slots are free (not for every single one:
-        # a claim is a round trip over every partition).
-        if count and self.concurrency - self._running >= max(1, self.concurrency // 4):
+        # Claim again once half the slots are free (not for every single one: a claim
+        # is two round trips over every partition); a busy endpoint's backlog keeps its
+        # slots busy meanwhile.
+        if count and self.concurrency - self._running >= max(1, self.concurrency // 2):
             self._wake.set()
 
     async def process(self, delivery_id: str) -> None:
