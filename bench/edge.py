@@ -161,7 +161,7 @@ def one_worker(
     env = {**env, "EDGE_SERVER": server}
     auth = {"Authorization": f"Bearer {key}"}
     rows: list[Row] = []
-    with serve(work, env=env) as (base, proc):
+    with serve(work, env=env, wait=120) as (base, proc):
         made = httpx.post(f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth)
         link = made.json()["data"]
         page_file = page_floor_file(work, server, httpx.get(link["hostedUrl"]))
@@ -196,7 +196,7 @@ def two_workers(
     share = 1.0
     for workers in (1, 2):
         run_env = {**env, "EDGE_SERVER": server, "EDGE_WORKERS": str(workers)}
-        with serve(work, env=run_env) as (base, proc):
+        with serve(work, env=run_env, wait=120) as (base, proc):
             await_listening(work, base)
             url = f"{base}/v1/onboarding-links/{link_id}"
             rps, _, used = measured(proc.pid, url, opts, headers=auth)
