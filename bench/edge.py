@@ -161,7 +161,7 @@ def one_worker(
     env = {**env, "EDGE_SERVER": server}
     auth = {"Authorization": f"Bearer {key}"}
     rows: list[Row] = []
-    with serve(work, env=env) as (base, proc):
+    with serve(work, env=env, wait=120) as (base, proc):
         made = httpx.post(f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth)
         link = made.json()["data"]
         page_file = page_floor_file(work, server, httpx.get(link["hostedUrl"]))
@@ -196,13 +196,25 @@ def two_workers(
     share = 1.0
     for workers in (1, 2):
         run_env = {**env, "EDGE_SERVER": server, "EDGE_WORKERS": str(workers)}
-        with serve(work, env=run_env) as (base, proc):
+        with serve(work, env=run_env, wait=120) as (base, proc):
+            await_listening(work, base)
             url = f"{base}/v1/onboarding-links/{link_id}"
             rps, _, used = measured(proc.pid, url, opts, headers=auth)
             rates.append(rps)
             busiest = used[:2]  # the workers (not the supervisor, nor multiprocessing's helper)
             share = busiest[0] / max(sum(busiest), 1e-9)
     return rates[0], rates[1], share
+
+
+def await_listening(work: Path, base: str) -> None:
+    """Until serve says it listens: /healthz answers as soon as one worker listens,
+    and a load test's connections all made before the next one does would go to it."""
+    log = work / f"serve-{base.rsplit(':', 1)[1]}.log"
+    deadline = time.monotonic() + 60
+    while "listening" not in log.read_text():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"serve never said it listens:\n{log.read_text()}")
+        time.sleep(0.02)
 
 
 def main() -> None:

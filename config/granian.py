@@ -2,17 +2,19 @@
 
 Each worker process runs Granian's embeddable server on its own event loop, with the
 app object ``serve`` built there (storage and Redis already open): Granian's
-documented way for a project that manages its own processes. On Linux Granian binds
-its listening socket with SO_REUSEPORT, so every worker has its own and the kernel
-spreads connections among them.
+documented way for a project that manages its own processes. It serves the socket
+the worker bound, as hypercorn does (SO_REUSEPORT with several workers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
+from granian._granian import SocketHolder
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
@@ -28,20 +30,43 @@ HEADER_READ_TIMEOUT_MS = 75_000
 # How long a stop waits for the requests in flight, as hypercorn's graceful_timeout.
 GRACEFUL_TIMEOUT = 20.0
 
+
+class _ClientLeft(logging.Filter):
+    """When a client disconnects while the app awaits ``receive()`` (a request body),
+    Granian cancels that call or answers it with a disconnect; the app then ends with
+    ``CancelledError`` (or Starlette's ``ClientDisconnect``, which our app answers
+    itself) and Granian logs that as an application error with a traceback. A client
+    leaving is not an error (hypercorn says nothing): that record is dropped, any other
+    is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage().rstrip()
+        last = message.rsplit("\n", 1)[-1]
+        return not (
+            message.startswith("Application callable raised an exception")
+            and last.startswith(("CancelledError", "ClientDisconnect"))
+        )
+
+
 # Granian's own messages ("Starting granian", "Embedded server is experimental!") stay
 # out of the log; its errors reach our handlers (redacted, in EDGE_LOG_FORMAT).
 _LOGGING: dict[str, Any] = {
+    "filters": {"client_left": {"()": _ClientLeft}},
     "loggers": {
         "_granian": {"level": "ERROR", "handlers": [], "propagate": True},
+        # where Granian's Rust side reports what the app raised
+        "_granian.utils": {"handlers": [], "propagate": True, "filters": ["client_left"]},
         "granian.access": {"level": "ERROR", "handlers": [], "propagate": True},
-    }
+    },
 }
 
 
-def granian_server(app: ASGIApp, settings: Settings, on_listening: Callable[[], None]) -> Server:
-    """Granian serving ``app`` on ``settings``' host and port; ``on_listening`` runs
-    once its socket is bound and it accepts connections."""
-    return Server(
+def granian_server(
+    app: ASGIApp, settings: Settings, sock: socket.socket, on_listening: Callable[[], None]
+) -> Server:
+    """Granian serving ``app`` on ``sock`` (bound and listening; Granian owns it from
+    here); ``on_listening`` runs once the app's lifespan has started."""
+    server = _OnOurSocket(
         _ListeningAfterStartup(app, on_listening),
         address=settings.host,
         port=settings.port,
@@ -53,6 +78,27 @@ def granian_server(app: ASGIApp, settings: Settings, on_listening: Callable[[], 
         log_level=LogLevels.error,  # granian applies it to "_granian" over _LOGGING's
         log_dictconfig=_LOGGING,
     )
+    # SocketHolder's stub omits its constructor: (file descriptor, is a Unix socket, backlog).
+    holder = cast("Callable[[int, bool, int], SocketHolder]", SocketHolder)
+    server.listener = holder(sock.detach(), False, 1024)
+    return server
+
+
+class _OnOurSocket(Server):
+    """Granian's embeddable server on the socket ``serve`` bound (startup.listen_socket).
+
+    Left to itself Granian binds its socket from a Rust thread a moment after it
+    starts, so a worker could not say truthfully when it listens, nor a port in use in
+    one line. Handed a bound socket, it serves it as it does on every platform but
+    Linux: as a ``SocketHolder`` in place of its listener spec.
+    """
+
+    listener: SocketHolder | None = None
+
+    def _init_shared_socket(self) -> None:
+        # setattr: Granian's attributes are typed from their None defaults
+        setattr(self, "_ssp", None)  # noqa: B010
+        setattr(self, "_shd", self.listener)  # noqa: B010
 
 
 async def serve_until(server: Server, stop: asyncio.Event) -> None:
@@ -71,12 +117,8 @@ async def serve_until(server: Server, stop: asyncio.Event) -> None:
 
 
 class _ListeningAfterStartup:
-    """The app, telling ``on_listening`` once Granian listens.
-
-    Granian runs the lifespan startup, then binds its socket and starts accepting in
-    the same task with no await in between, so a callback scheduled when the startup
-    completes runs right after that: never before the socket accepts connections.
-    """
+    """The app, telling ``on_listening`` once its lifespan has started (the socket
+    listens already: connections wait in its backlog until Granian accepts them)."""
 
     def __init__(self, app: ASGIApp, on_listening: Callable[[], None]) -> None:
         self.app = app
@@ -90,6 +132,6 @@ class _ListeningAfterStartup:
         async def send_and_tell(message: Message) -> None:
             await send(message)
             if message["type"] == "lifespan.startup.complete":
-                asyncio.get_running_loop().call_soon(self.on_listening)
+                self.on_listening()
 
         await self.app(scope, receive, send_and_tell)

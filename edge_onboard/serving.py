@@ -107,17 +107,17 @@ async def _granian(
 ) -> None:
     from edge_onboard.config.granian import granian_server, serve_until
 
-    if settings.workers == 1:  # the supervisor checked the port for several workers
-        settings = dataclasses.replace(settings, port=check_port(settings)[1])
+    sock = listen_socket(settings, reuse_port=settings.workers > 1)
+    address = sock.getsockname()[:2]
     listened: list[bool] = []
 
     def listening() -> None:
         listened.append(True)
-        on_listening((settings.host, settings.port))
+        on_listening(address)
 
-    await serve_until(granian_server(app, settings, listening), stop)
+    await serve_until(granian_server(app, settings, sock, listening), stop)
     if not listened:  # Granian logged why (its errors reach our log)
-        raise StartupError(f"EDGE_PORT: Granian could not serve on {settings.host}:{settings.port}")
+        raise StartupError("Granian stopped before the app started")
 
 
 def exit_after_granian(code: int) -> None:
@@ -145,14 +145,6 @@ def _supervise(settings: Settings) -> int:
 
     context = multiprocessing.get_context("fork")
     workers: list[tuple[BaseProcess, Connection]] = []
-    for index in range(settings.workers):
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_worker_main, args=(settings, sender), name=f"edge-onboard-worker-{index + 1}"
-        )
-        process.start()
-        sender.close()
-        workers.append((process, receiver))
 
     def terminate() -> None:
         for process, _ in workers:
@@ -167,38 +159,53 @@ def _supervise(settings: Settings) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
-    failure = _await_listening(workers)
-    if failure is None:
+    for index in range(settings.workers):
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_worker_main, args=(settings, sender), name=f"edge-onboard-worker-{index + 1}"
+        )
+        process.start()
+        sender.close()
+        workers.append((process, receiver))
+    failure = None
+    for worker, pipe in workers:
+        failure = _await_listening(worker, pipe)
+        if failure is not None or stopped:
+            break
+    if failure is None and not stopped:
         log.info(summary(settings, address))
     else:
         terminate()  # one worker could not start (or a stop came first): end the others
-    codes = []
+    running = {worker.sentinel: worker for worker, _ in workers}
+    while running:
+        ready = wait(list(running))
+        for sentinel in [s for s in running if s in ready]:
+            ended = running.pop(sentinel)
+            if ended.exitcode != 0 and not stopped and failure is None:
+                # Not half a service: the rest stop too, for the platform to restart it.
+                log.error("a worker process exited (status %s); stopping", ended.exitcode)
+                failure = f"worker exited with status {ended.exitcode}"
+                terminate()
     for worker, pipe in workers:
         worker.join()
         pipe.close()
-        codes.append(worker.exitcode)
-    if failure is not None and not stopped:
+    if failure is not None and not stopped and not failure.startswith("worker exited"):
         raise StartupError(failure)
     log.info("edge-onboard stopped")
-    return 0 if all(code == 0 for code in codes) else 1
+    return 0 if all(worker.exitcode == 0 for worker, _ in workers) else 1
 
 
-def _await_listening(workers: list[tuple[BaseProcess, Connection]]) -> str | None:
-    """Wait until every worker listens; the first one's start-up error, if any."""
-    waiting = {receiver: process for process, receiver in workers}
-    while waiting:
-        for ready in wait([*waiting, *(p.sentinel for p in waiting.values())]):
-            if isinstance(ready, Connection):
-                try:
-                    message: str = ready.recv()
-                except EOFError:
-                    message = "a worker process exited before it listened"
-                del waiting[ready]
-                if message != "listening":
-                    return message
-            elif any(p.sentinel == ready for p in waiting.values()):
-                return "a worker process exited before it listened"
-    return None
+def _await_listening(process: BaseProcess, receiver: Connection) -> str | None:
+    """Wait until the worker listens; its start-up error if it cannot."""
+    gone = "a worker process exited before it listened"
+    for ready in wait([receiver, process.sentinel]):
+        if ready is receiver:
+            try:
+                message: str = receiver.recv()
+            except EOFError:
+                return gone
+            return None if message == "listening" else message
+    return gone
 
 
 def _worker_main(settings: Settings, parent: Connection) -> None:

@@ -104,10 +104,10 @@ def listen_socket(settings: Settings, *, reuse_port: bool = False) -> socket.soc
 
 
 def check_port(settings: Settings) -> tuple[str, int]:
-    """That the port is free, for servers that bind their own sockets (several
-    workers, Granian): bound once without SO_REUSEPORT, so a port that anything
-    listens on (another edge-onboard too) fails here, then released. The address,
-    with the port the system chose for port 0."""
+    """That the port is free, before worker processes bind their own sockets on it:
+    bound once without SO_REUSEPORT, so a port that anything listens on (another
+    edge-onboard too) fails here, then released. The address, with the port the
+    system chose for port 0."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # As create_server: connections left in TIME_WAIT by a stop do not count.

@@ -53,9 +53,14 @@ def create_key(cwd: Path, org: str = "acme", env: Mapping[str, str] | None = Non
 
 @contextlib.contextmanager
 def serve(
-    cwd: Path, *args: str, env: Mapping[str, str] | None = None, port: int | None = None
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    wait: float = 20,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start ``edge-onboard serve`` and yield its base URL once /healthz answers."""
+    """Start ``edge-onboard serve`` and yield its base URL once /healthz answers
+    (within ``wait`` seconds)."""
     port = port or free_port()
     log = (cwd / f"serve-{port}.log").open("w+")
     proc = subprocess.Popen(
@@ -68,7 +73,7 @@ def serve(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + wait
         while True:
             if proc.poll() is not None:
                 log.seek(0)
@@ -79,7 +84,7 @@ def serve(
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("serve did not answer /healthz within 20 s")
+                raise AssertionError(f"serve did not answer /healthz within {wait:.0f} s")
             time.sleep(0.05)
         yield base, proc
     finally:

@@ -37,6 +37,14 @@ def test_serve_on_granian(tmp_path: Path) -> None:
         assert got.status_code == 200 and got.json()["data"]["id"] == link["id"]
         missing = httpx.get(f"{base}/v1/onboarding-links/nope", headers=auth)
         assert missing.status_code == 404 and missing.json()["error"]["code"]
+        port = int(base.rsplit(":", 1)[1])
+        for path in ("/v1/onboarding-links", f"/signup/{link['id']}/callback"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as gone:
+                gone.sendall(  # a client that leaves halfway through its body
+                    f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{".encode()
+                )
+        assert httpx.get(f"{base}/healthz").status_code == 200
         with httpx.Client() as idle:  # a kept-alive connection does not hold up the stop
             assert idle.get(f"{base}/healthz").status_code == 200
             proc.send_signal(signal.SIGTERM)
