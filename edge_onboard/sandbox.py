@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from edge_onboard import sandbox_dialog
 from edge_onboard.responses import JSONResponse
 
 APP_ID = "100000000000001"
@@ -661,7 +662,9 @@ class SandboxMeta:
         return JSONResponse(self.finish(scenario))
 
     async def dialog(self, request: Request) -> Response:
-        return _page("dialog.html", "text/html; charset=utf-8")
+        locale = sandbox_dialog.locale_of(request.query_params.get("locale"))
+        content = sandbox_dialog.render(locale, VERIFY_CODE)
+        return _respond(content, "text/html; charset=utf-8")
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -699,6 +702,10 @@ _DIALOG_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 def _page(name: str, media_type: str) -> Response:
     content = resources.files("edge_onboard.pages").joinpath("sandbox", name).read_bytes()
+    return _respond(content, media_type)
+
+
+def _respond(content: bytes, media_type: str) -> Response:
     return Response(
         content,
         media_type=media_type,

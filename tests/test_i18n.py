@@ -4,10 +4,11 @@ language (Babel's negotiation and plural rules)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from edge_onboard import i18n
+from edge_onboard import i18n, sandbox_dialog
 from edge_onboard.page import ERROR_MESSAGES, SCRIPT_MESSAGES
 from edge_onboard.reports import REASONS
 
@@ -49,6 +50,28 @@ def test_every_error_code_has_a_message() -> None:
     assert set(REASONS) <= codes
     for key in [*ERROR_MESSAGES.values(), *SCRIPT_MESSAGES]:
         assert key in ENGLISH.messages
+
+
+def test_every_sentence_of_the_sandbox_dialog_is_in_the_catalog() -> None:
+    template = (
+        Path(__file__).resolve().parents[1] / "pages" / "sandbox" / "dialog.html"
+    ).read_text()
+    placeholders = set(re.findall(r"\{\{([a-z_]+)\}\}", template))
+    dialog = {key for key in ENGLISH.messages if key.startswith(sandbox_dialog.PREFIX)}
+    # Every catalog sentence is used, in the HTML or by the script, and nothing else.
+    assert dialog == (placeholders | set(sandbox_dialog.SCRIPT_MESSAGES)) - {
+        "lang",
+        "dir",
+        "sandbox",
+        "messages",
+    }
+    # No sentence is left in the HTML: between tags, only placeholders and Meta's names.
+    body = re.sub(r"<script[^>]*>.*?</script>|<[^>]+>", "\n", template, flags=re.S)
+    words = {line.strip() for line in body.splitlines()} - {"", "—", "{}"}
+    assert {w for w in words if not re.fullmatch(r"\{\{[a-z_]+\}\}|[A-Z_]+", w)} == set()
+    for locale in i18n.SUPPORTED:
+        page = sandbox_dialog.render(locale, "000000").decode()
+        assert "{{" not in page and "{extras}" not in page and "{verify_code}" not in page
 
 
 def test_plurals_follow_each_languages_rules() -> None:

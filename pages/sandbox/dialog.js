@@ -11,6 +11,9 @@
   const finishBtn = $('finish');
   const cancelBtn = $('cancel');
   const statusEl = $('dialog-status');
+  // The sentences this script writes, in the dialog's language (rendered by the server).
+  const msg = JSON.parse($('dialog-messages').textContent);
+  const say = (key, error) => msg[key].replace('{error}', () => error);
 
   $('app-id').textContent = appId || '—';
   $('config-id').textContent = configId || '—';
@@ -52,7 +55,7 @@
   finishBtn.addEventListener('click', () => {
     setBusy(true);
     statusEl.className = 'status';
-    statusEl.textContent = 'Finishing…';
+    statusEl.textContent = msg.dialog_finishing;
     fetch('/_sandbox/dialog/finish', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -64,7 +67,7 @@
       })
       .then((resp) => report({ event: resp.event, data: resp.data || {} }, resp.code))
       .catch((err) => {
-        fail('The sandbox could not finish (' + err.message + '). Try again or cancel.');
+        fail(say('dialog_finish_failed', err.message));
       });
   });
 
@@ -74,11 +77,11 @@
       // Meta's two cancel shapes; both carry a session id, which Meta support asks for.
       const session = Math.random().toString(16).slice(2, 18);
       const data = $('cancel-shape').value === 'error'
-        ? { error_message: 'Sandbox: something went wrong.', error_code: '524126', session_id: session, timestamp: String(Math.floor(Date.now() / 1000)) }
+        ? { error_message: msg.dialog_meta_error_message, error_code: '524126', session_id: session, timestamp: String(Math.floor(Date.now() / 1000)) }
         : { current_step: $('step').value, session_id: session };
       report({ event: 'CANCEL', data: data }, null);
     } catch (err) {
-      fail('Could not report to the signup page (' + err.message + ').');
+      fail(say('dialog_report_failed', err.message));
     }
   });
 })();

@@ -5,6 +5,15 @@
 
   const POPUP_NAME = 'edge_sandbox_signup';
   const POPUP_FEATURES = 'width=520,height=680';
+  // The locale the page loaded the SDK in (Meta's is in the SDK's path, ours in ?locale=):
+  // the popup speaks it, as Meta's does.
+  const LOCALE = (() => {
+    try {
+      return new URL(document.currentScript.src).searchParams.get('locale') || '';
+    } catch (e) {
+      return '';
+    }
+  })();
   let initOptions = null;
   let pending = null; // the login waiting for its popup
 
@@ -44,6 +53,7 @@
         origin: window.location.origin,
         extras: JSON.stringify(opts.extras || {}),
       });
+      if (LOCALE) params.set('locale', LOCALE);
       // Synchronous, like the real SDK: we are still inside the user's click.
       const popup = window.open('/_sandbox/dialog?' + params.toString(), POPUP_NAME, POPUP_FEATURES);
       const login = { cb: callback, done: false, poll: 0 };
