@@ -1,18 +1,23 @@
-"""Start a plain ASGI app for a benchmark, on a free loopback port."""
+"""Start what a benchmark measures on free loopback ports: a plain ASGI app, the floor
+routes, or the service itself on a chosen store."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
 
-from tests.live import free_port
+from tests import services
+from tests.live import create_key, free_port, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +42,34 @@ def bare_route(server: str, env: Mapping[str, str] | None = None) -> Iterator[tu
         yield started
 
 
+@dataclasses.dataclass(frozen=True)
+class Service:
+    base: str  # its URL
+    work: Path  # its working folder (the SQLite file lives there)
+    env: dict[str, str]  # its settings
+    auth: dict[str, str]  # an API key's Authorization header
+
+
+@contextlib.contextmanager
+def service(backend: str, database: str) -> Iterator[Service]:
+    """``edge-onboard serve`` (one worker) on SQLite in a fresh folder, or on a fresh
+    MongoDB (``database`` names its database), with a new API key; rate limits off, as
+    they are not what a benchmark measures."""
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        env = {
+            "EDGE_SECRET_KEY": secrets.token_urlsafe(48),
+            "EDGE_RATE_LIMIT_API": "100000",
+            "EDGE_RATE_LIMIT_PUBLIC": "100000",
+        }
+        if backend == "mongo":
+            url = stack.enter_context(services.mongo_server())
+            env["EDGE_STORAGE_URL"] = url.replace("/?", f"/{database}?")
+        key = create_key(work, env=env)
+        base, _ = stack.enter_context(serve(work, env=env))
+        yield Service(base, work, env, {"Authorization": f"Bearer {key}"})
+
+
 @contextlib.contextmanager
 def _started(
     args: list[str], port: int, probe: str, env: Mapping[str, str] | None, *, quiet: bool
@@ -51,13 +84,18 @@ def _started(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
-            try:
-                httpx.get(f"{base}{probe}", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_for(f"{base}{probe}")
         yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait()
+
+
+def wait_for(url: str, client: httpx.Client | None = None) -> None:
+    """Until ``url`` answers (any status), for at most 20 s."""
+    for _ in range(400):
+        try:
+            (client or httpx).get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)

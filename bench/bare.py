@@ -5,15 +5,17 @@
 serves it as ``edge-onboard serve`` serves the app (edge_onboard/serving.py), on
 127.0.0.1, until SIGTERM.
 
-``/bare`` answers a small JSON body. ``/page`` answers the bytes and headers in the
-file named by ``BENCH_PAGE`` (the service's hosted page, saved by bench.edge): the
-floor for a page of that size, with no work behind it.
+``/bare`` answers a small JSON body. ``/page`` and ``/page.gz`` answer the bytes and
+headers in the file named by ``BENCH_PAGE`` (the service's hosted page as saved by
+bench.edge, plain and gzip-compressed as a browser gets it): the floor for a page of that
+size, with no work behind it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 from pathlib import Path
 
@@ -32,14 +34,24 @@ async def bare(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-async def page(request: Request) -> Response:
-    await request.body()
-    assert _PAGE is not None, "BENCH_PAGE names no file"
-    return Response(_PAGE["body"].encode(), headers=_PAGE["headers"])
+def _page_route(variant: str) -> Route:
+    saved = _PAGE[variant] if _PAGE else None
+    body = base64.b64decode(saved["body"]) if saved else b""
+
+    async def page(request: Request) -> Response:
+        await request.body()
+        assert saved is not None, "BENCH_PAGE names no file"
+        return Response(body, headers=saved["headers"])
+
+    return Route("/page" if variant == "plain" else "/page.gz", page, methods=["GET"])
 
 
 app = Starlette(
-    routes=[Route("/bare", bare, methods=["GET", "POST"]), Route("/page", page, methods=["GET"])]
+    routes=[
+        Route("/bare", bare, methods=["GET", "POST"]),
+        _page_route("plain"),
+        _page_route("gzip"),
+    ]
 )
 
 

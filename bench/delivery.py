@@ -42,6 +42,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._servers import wait_for  # noqa: E402
 from edge_onboard.clock import system_clock  # noqa: E402
 from edge_onboard.crypto import SecretBox  # noqa: E402
 from edge_onboard.delivery import webhook_secret_context  # noqa: E402
@@ -78,12 +79,7 @@ def receiver(ports: int) -> Iterator[list[str]]:
     bases = [f"http://127.0.0.1:{port}" for port in bound]
     try:
         for base in bases:
-            for _ in range(200):
-                try:
-                    LOCAL.get(f"{base}/stats", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+            wait_for(f"{base}/stats", LOCAL)
         yield bases
     finally:
         proc.terminate()

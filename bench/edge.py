@@ -2,23 +2,28 @@
 a real MongoDB).
 
     python -m bench.edge [--duration 8] [--connections 64] [--repeat 3]
+                         [--reference-python PATH]
 
 Needs wrk (`apt-get install wrk`) and a mongod and redis-server (.ci/setup installs
 both). For each server (hypercorn, the default, and Granian: EDGE_SERVER), in one run:
 a bare Starlette route served by that same server with the same settings
-(bench/bare.py; twice: a small JSON body, and the hosted page's own bytes and headers,
-the floor for a page of that size), then the service on one worker: its hosted page,
-GET and POST of a link and the signup callback (a cancel report: the callback path up
-to its durable write), each driven by wrk for --duration seconds; a row's ratio is to
+(bench/bare.py; three times: a small JSON body, and the hosted page's own bytes and
+headers, plain and gzip-compressed: the floors for a page of that size), then the service
+on one worker: its hosted page (asked for plain, and as browsers ask: gzip), GET and
+POST of a link and the signup callback (a cancel report: the callback path up to its
+durable write), each driven by wrk for --duration seconds; a row's ratio is to
 that server's bare route. Then resident memory of the service after those runs, and
 its cold start (process start to the first answered request). Then --repeat fresh
 runs of GET link with EDGE_WORKERS=1 and EDGE_WORKERS=2 per server, each run's ratio
-printed. Last, which CPython ran it and how it was built.
+printed with how many cores the workers got and how many everything else on the machine
+took (wrk, Redis, MongoDB share the same cores). Last, which CPython ran it, how it was
+built, and its measured speed (with --reference-python, another interpreter's beside it).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import secrets
@@ -28,7 +33,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import httpx
 import orjson
@@ -53,6 +58,11 @@ class Load(TypedDict):
 
 
 PAGE_FLOOR = "bare route, the page's bytes"
+PAGE_GZ_FLOOR = "bare route, the page gzipped"
+PAGE_GZ = "hosted page, as browsers ask"
+# What every browser sends with a page request: the page is then served gzip-compressed
+# (compressed once per rendered page), about 2 of its 5.6 KB.
+BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd", "Accept-Language": "en-US,en;q=0.9"}
 
 # Every request a new Idempotency-Key (thread number + counter), so none is a replay.
 IDEMPOTENT_POST_LUA = """
@@ -137,20 +147,52 @@ def cold_start(env: dict[str, str], cwd: Path) -> float:
         proc.wait()
 
 
-def cpython() -> str:
-    """Which CPython ran the bench, and whether it was built optimised (PGO, LTO)."""
+# A fixed pure-Python workload (dict, sort, comprehension): how fast the interpreter is.
+# Build flags do not always tell (Debian builds its python3 with PGO and LTO through its
+# own rules, and its sysconfig shows neither), so the bench times it.
+SPEED_SETUP = "d = {str(i): i for i in range(100)}"
+SPEED_STMT = "sorted(d.items(), key=lambda kv: kv[1]); [x * 2 for x in range(200)]"
+
+
+def python_speed(python: str) -> float:
+    """Microseconds per loop of the fixed workload on ``python`` (best of 5)."""
+    code = (
+        "import timeit; "
+        f"print(min(timeit.repeat({SPEED_STMT!r}, {SPEED_SETUP!r}, number=20000, repeat=5)))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout) / 20000 * 1e6
+
+
+def cpython(reference: str | None) -> str:
+    """Which CPython ran the bench, its configure flags and its measured speed (and a
+    reference interpreter's, timed now, for comparison)."""
     args = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
     flags = [f for f in ("--enable-optimizations", "--with-lto") if f in args]
     built = ", ".join(flags) if flags else "neither --enable-optimizations nor --with-lto"
-    return f"CPython {sys.version.split()[0]} ({sys.executable}); configured with {built}"
+    speed = python_speed(sys.executable)
+    line = (
+        f"CPython {sys.version.split()[0]} ({sys.executable}); configured with {built}; "
+        f"fixed pure-Python loop {speed:.1f} µs"
+    )
+    if reference:
+        other = python_speed(reference)
+        line += f"; {reference}: {other:.1f} µs ({other / speed:.2f}x slower)"
+    return line
 
 
-def page_floor_file(work: Path, server: str, page: httpx.Response) -> Path:
-    """The hosted page's bytes and headers, for bench/bare.py's /page."""
+def page_floor_file(work: Path, server: str, page_url: str) -> Path:
+    """The hosted page's bytes and headers, plain and as a browser gets it (gzip), for
+    bench/bare.py's /page and /page.gz."""
     skip = {"date", "content-length", "request-id", "server"}
+    saved = {}
+    for variant, headers in (("plain", {}), ("gzip", BROWSER)):
+        with httpx.stream("GET", page_url, headers=headers) as page:
+            body = page.read()  # as sent: a gzip body stays compressed
+        kept = {k: v for k, v in page.headers.items() if k not in skip}
+        saved[variant] = {"body": base64.b64encode(body).decode(), "headers": kept}
     path = work / f"page-{server}.json"
-    body = {"body": page.text, "headers": {k: v for k, v in page.headers.items() if k not in skip}}
-    path.write_bytes(orjson.dumps(body))
+    path.write_bytes(orjson.dumps(saved))
     return path
 
 
@@ -164,14 +206,20 @@ def one_worker(
     with serve(work, env=env, wait=120) as (base, proc):
         made = httpx.post(f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth)
         link = made.json()["data"]
-        page_file = page_floor_file(work, server, httpx.get(link["hostedUrl"]))
+        page_file = page_floor_file(work, server, link["hostedUrl"])
         with bare_route(server, {"BENCH_PAGE": str(page_file)}) as (bare, bare_pid):
-            for name, path in (("bare route", "/bare"), (PAGE_FLOOR, "/page")):
-                rows.append((name, *measured(bare_pid, bare + path, opts, headers={})[:2]))
+            floors: tuple[tuple[str, str, dict[str, str]], ...] = (
+                ("bare route", "/bare", {}),
+                (PAGE_FLOOR, "/page", {}),
+                (PAGE_GZ_FLOOR, "/page.gz", BROWSER),
+            )
+            for name, path, headers in floors:
+                rows.append((name, *measured(bare_pid, bare + path, opts, headers=headers)[:2]))
         get_url = f"{base}/v1/onboarding-links/{link['id']}"
         post_url = f"{base}/v1/onboarding-links"
         runs: list[tuple[str, str, dict[str, str], str | None]] = [
             ("hosted page", link["hostedUrl"], {}, None),
+            (PAGE_GZ, link["hostedUrl"], BROWSER, None),
             ("GET link", get_url, auth, None),
             ("POST link", post_url, auth, POST_LUA),
             ("POST link, Idempotency-Key", post_url, auth, IDEMPOTENT_POST_LUA),
@@ -186,24 +234,42 @@ def one_worker(
     return rows, rss, cold_start(env, work), link["id"]
 
 
+class Scaling(NamedTuple):
+    one: float  # GET link req/s, one worker
+    two: float  # two workers
+    share: float  # the busier worker's share of the two workers' CPU
+    workers_cores: float  # cores the two workers used, on average over the run
+    others_cores: float  # cores everything else used meanwhile (wrk, Redis, MongoDB, ...)
+
+
+def machine_busy() -> float:
+    """CPU seconds every core of the machine spent busy so far (/proc/stat)."""
+    values = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / TICKS  # less idle and iowait
+
+
 def two_workers(
     server: str, env: dict[str, str], work: Path, key: str, link_id: str, opts: Load
-) -> tuple[float, float, float]:
+) -> Scaling:
     """GET link req/s on a fresh ``serve`` with one worker, then on a fresh one with
-    two, and the busier worker's share of the two workers' CPU time."""
+    two, with where the machine's CPU went during the two-worker run."""
     auth = {"Authorization": f"Bearer {key}"}
     rates = []
-    share = 1.0
+    share = workers_cores = others_cores = 0.0
     for workers in (1, 2):
         run_env = {**env, "EDGE_SERVER": server, "EDGE_WORKERS": str(workers)}
         with serve(work, env=run_env, wait=120) as (base, proc):
             await_listening(work, base)
             url = f"{base}/v1/onboarding-links/{link_id}"
+            busy = machine_busy()
             rps, _, used = measured(proc.pid, url, opts, headers=auth)
+            busy = machine_busy() - busy
             rates.append(rps)
             busiest = used[:2]  # the workers (not the supervisor, nor multiprocessing's helper)
             share = busiest[0] / max(sum(busiest), 1e-9)
-    return rates[0], rates[1], share
+            workers_cores = sum(busiest) / opts["duration"]
+            others_cores = (busy - sum(used)) / opts["duration"]
+    return Scaling(rates[0], rates[1], share, workers_cores, others_cores)
 
 
 def await_listening(work: Path, base: str) -> None:
@@ -222,10 +288,13 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3, help="fresh two-worker runs")
+    parser.add_argument(
+        "--reference-python", help="another interpreter whose speed to print beside this one's"
+    )
     args = parser.parse_args()
     opts: Load = {"duration": args.duration, "connections": args.connections}
     figures: dict[str, tuple[list[Row], float, float, str]] = {}
-    scaling: dict[str, list[tuple[float, float, float]]] = {server: [] for server in SERVERS}
+    scaling: dict[str, list[Scaling]] = {server: [] for server in SERVERS}
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis_url = stack.enter_context(services.redis_server())
@@ -249,7 +318,7 @@ def main() -> None:
 
 def report(
     figures: dict[str, tuple[list[Row], float, float, str]],
-    scaling: dict[str, list[tuple[float, float, float]]],
+    scaling: dict[str, list[Scaling]],
     args: argparse.Namespace,
 ) -> None:
     print(f"\n{args.connections} connections, {args.duration} s per row; one worker")
@@ -269,7 +338,8 @@ def report(
         by_name = {row[0]: row[1] for row in rows}
         print(
             f"{server}: hosted page / bare route serving the page's bytes "
-            f"{by_name['hosted page'] / by_name[PAGE_FLOOR]:.2f}; "
+            f"{by_name['hosted page'] / by_name[PAGE_FLOOR]:.2f} (plain), "
+            f"{by_name[PAGE_GZ] / by_name[PAGE_GZ_FLOOR]:.2f} (gzip); "
             f"RSS after the runs {rss / 1024:.1f} MB; cold start to first answer "
             f"{start * 1000:.0f} ms"
         )
@@ -278,11 +348,13 @@ def report(
     print(f"\nGET link, EDGE_WORKERS=2 vs 1, {len(scaling[SERVERS[0]])} fresh runs each:")
     for server in SERVERS:
         runs = [
-            f"{one:.0f} -> {two:.0f} req/s ({two / one:.2f}x; busier worker {share:.0%} of CPU)"
-            for one, two, share in scaling[server]
+            f"{run.one:.0f} -> {run.two:.0f} req/s ({run.two / run.one:.2f}x; busier worker "
+            f"{run.share:.0%} of CPU; workers {run.workers_cores:.2f} cores, "
+            f"the rest {run.others_cores:.2f})"
+            for run in scaling[server]
         ]
         print(f"  {server}: " + "; ".join(runs))
-    print(f"\n{cpython()}")
+    print(f"\n{cpython(args.reference_python)}")
 
 
 if __name__ == "__main__":

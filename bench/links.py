@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -25,9 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._servers import hypercorn_app  # noqa: E402
-from tests import services  # noqa: E402
-from tests.live import create_key, serve  # noqa: E402
+from bench._servers import hypercorn_app, service  # noqa: E402
 
 POST_LUA = """
 wrk.method = "POST"
@@ -86,20 +83,8 @@ def main() -> None:
         rows.append(("bare route", *wrk(f"{base}/bare", headers={}, **opts)))
 
     for backend in args.backends.split(","):
-        with contextlib.ExitStack() as stack:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            # Rate limits are not what is measured here.
-            env = {
-                "EDGE_SECRET_KEY": secrets.token_urlsafe(48),
-                "EDGE_RATE_LIMIT_API": "100000",
-                "EDGE_RATE_LIMIT_PUBLIC": "100000",
-            }
-            if backend == "mongo":
-                url = stack.enter_context(services.mongo_server())
-                env["EDGE_STORAGE_URL"] = url.replace("/?", "/edge_bench?")
-            key = create_key(work, env=env)
-            base, _ = stack.enter_context(serve(work, env=env))
-            auth = {"Authorization": f"Bearer {key}"}
+        with service(backend, "edge_bench") as svc:
+            base, auth = svc.base, svc.auth
             link = httpx.post(f"{base}/v1/onboarding-links", json={"name": "x"}, headers=auth)
             link_id = link.json()["data"]["id"]
             rows.append(

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import secrets
 import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -36,10 +34,9 @@ import pymongo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._servers import service  # noqa: E402
 from bench.links import bare_server, wrk  # noqa: E402
 from edge_onboard.storage.codec import dump_doc, ms  # noqa: E402
-from tests import services  # noqa: E402
-from tests.live import create_key, serve  # noqa: E402
 
 STATUSES = ("pending", "completed", "expired")
 BATCH = 20_000
@@ -213,25 +210,13 @@ def main() -> None:
         floor, _, _ = wrk(f"{bare}/bare", duration=args.duration, connections=16, headers={})
     rows: list[Row] = []
     for backend in args.backends.split(","):
-        with contextlib.ExitStack() as stack:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            env = {
-                "EDGE_SECRET_KEY": secrets.token_urlsafe(48),
-                "EDGE_RATE_LIMIT_API": "100000",
-                "EDGE_RATE_LIMIT_PUBLIC": "100000",
-            }
-            if backend == "mongo":
-                url = stack.enter_context(services.mongo_server())
-                env["EDGE_STORAGE_URL"] = url.replace("/?", "/edge_bench_lists?")
-            key = create_key(work, env=env)
-            base, _ = stack.enter_context(serve(work, env=env))
-            auth = {"Authorization": f"Bearer {key}"}
+        with service(backend, "edge_bench_lists") as svc:
             loader: SQLiteLoader | MongoLoader = (
-                MongoLoader(env["EDGE_STORAGE_URL"])
+                MongoLoader(svc.env["EDGE_STORAGE_URL"])
                 if backend == "mongo"
-                else SQLiteLoader(work / "edge_onboard.db")
+                else SQLiteLoader(svc.work / "edge_onboard.db")
             )
-            measure(backend, base, auth, loader, sizes, args, rows.append)
+            measure(backend, svc.base, svc.auth, loader, sizes, args, rows.append)
 
     print(f"\nbare route: {floor:.0f} req/s (16 connections)")
     print(
