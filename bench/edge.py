@@ -166,18 +166,20 @@ def python_speed(python: str) -> float:
 
 def cpython(reference: str | None) -> str:
     """Which CPython ran the bench, its configure flags and its measured speed (and a
-    reference interpreter's, timed now, for comparison)."""
+    reference interpreter's, for comparison: the two timed in turn, five times each, the
+    best of each kept, so a burst of load elsewhere does not decide the comparison)."""
     args = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
     flags = [f for f in ("--enable-optimizations", "--with-lto") if f in args]
     built = ", ".join(flags) if flags else "neither --enable-optimizations nor --with-lto"
-    speed = python_speed(sys.executable)
+    pythons = [sys.executable, *([reference] if reference else [])]
+    rounds = [[python_speed(python) for python in pythons] for _ in range(5)]
+    speeds = [min(runs) for runs in zip(*rounds, strict=True)]
     line = (
         f"CPython {sys.version.split()[0]} ({sys.executable}); configured with {built}; "
-        f"fixed pure-Python loop {speed:.1f} µs"
+        f"fixed pure-Python loop {speeds[0]:.1f} µs"
     )
     if reference:
-        other = python_speed(reference)
-        line += f"; {reference}: {other:.1f} µs ({other / speed:.2f}x slower)"
+        line += f"; {reference}: {speeds[1]:.1f} µs ({speeds[1] / speeds[0]:.2f}x as long)"
     return line
 
 
