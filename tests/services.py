@@ -108,6 +108,22 @@ def redis_server() -> Iterator[str]:
             yield f"redis://127.0.0.1:{port}/0"
 
 
+def _mongod_argv(binary: str, tmp: str, port: int, replica_set: str | None) -> list[str]:
+    """A test mongod on 127.0.0.1:``port``, its data in a folder of ``tmp``, small cache."""
+    dbpath = Path(tmp, f"db-{port}")
+    dbpath.mkdir(exist_ok=True)
+    return [
+        binary,
+        "--dbpath", str(dbpath),
+        "--bind_ip", "127.0.0.1",
+        "--port", str(port),
+        "--nounixsocket",
+        "--wiredTigerCacheSizeGB", "0.25",
+        *(["--replSet", replica_set] if replica_set else []),
+        "--quiet",
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def mongo_server(*, replica_set: bool = True, private: bool = False) -> Iterator[str]:
     """Yield the URL of a one-node MongoDB replica set (so transactions and
@@ -123,18 +139,7 @@ def mongo_server(*, replica_set: bool = True, private: bool = False) -> Iterator
     with tempfile.TemporaryDirectory(prefix="edge-mongod-") as tmp:
 
         def argv(port: int) -> list[str]:
-            dbpath = Path(tmp, f"db-{port}")
-            dbpath.mkdir(exist_ok=True)
-            return [
-                binary,
-                "--dbpath", str(dbpath),
-                "--bind_ip", "127.0.0.1",
-                "--port", str(port),
-                "--nounixsocket",
-                "--wiredTigerCacheSizeGB", "0.25",
-                *(["--replSet", REPLICA_SET] if replica_set else []),
-                "--quiet",
-            ]  # fmt: skip
+            return _mongod_argv(binary, tmp, port, REPLICA_SET if replica_set else None)
 
         deadline = time.monotonic() + MONGO_START_TIMEOUT
         log = Path(tmp, "mongod.log")
@@ -381,18 +386,7 @@ def mongo_replica_set(*, election_timeout_ms: int | None = None) -> Iterator[Rep
     ):
 
         def argv(port: int) -> list[str]:
-            dbpath = Path(tmp, f"db-{port}")
-            dbpath.mkdir(exist_ok=True)
-            return [
-                binary,
-                "--dbpath", str(dbpath),
-                "--bind_ip", "127.0.0.1",
-                "--port", str(port),
-                "--nounixsocket",
-                "--wiredTigerCacheSizeGB", "0.25",
-                "--replSet", name,
-                "--quiet",
-            ]  # fmt: skip
+            return _mongod_argv(binary, tmp, port, name)
 
         deadline = time.monotonic() + MONGO_START_TIMEOUT
         processes: dict[int, subprocess.Popen[bytes]] = {}
