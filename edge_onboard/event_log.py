@@ -40,9 +40,9 @@ SWEEP_BATCH = 500
 SWEEP_BATCHES = 20
 # Failed deliveries a recovery reads and re-queues per round.
 RECOVER_BATCH = 200
-# ISO 8601 with a date, a time and a zone: what every timestamp the API writes looks like.
+# RFC 3339 (ISO 8601 with seconds and a zone): what every timestamp the API writes is.
 _TIMESTAMP_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
 )
 
 
@@ -67,7 +67,6 @@ def expand_types(value: str) -> frozenset[str] | None:
     every matching event by time instead. None when every type matches (no filter)."""
     matched: set[str] = set()
     for pattern in value.split(","):
-        pattern = pattern.strip()
         regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
         found = {kind for kind in EVENT_TYPES if regex.fullmatch(kind)}
         if not pattern or not found:
