@@ -15,6 +15,7 @@ of the re-send itself waits for the next recovery asked for after it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -35,6 +36,7 @@ log = logging.getLogger("edge_onboard.events")
 EVENT_ID_RE = re.compile(r"^evt_[0-9a-f]{32}$")
 FILTERS = ("type", "created[gte]", "created[lte]")
 RECOVER_FIELDS = frozenset({"since", "until"})
+MAX_TYPE_LENGTH = 1000
 # The retention sweep: events per storage call, and calls per reconciliation pass.
 SWEEP_BATCH = 500
 SWEEP_BATCHES = 20
@@ -65,6 +67,8 @@ def expand_types(value: str) -> frozenset[str] | None:
     into exact types, so storage reads one index range per type (an index on type then
     time) and merges them in time order; a prefix range over ``type`` would have to sort
     every matching event by time instead. None when every type matches (no filter)."""
+    if len(value) > MAX_TYPE_LENGTH:
+        raise invalid(f"'type' may be at most {MAX_TYPE_LENGTH} characters.", param="type")
     matched: set[str] = set()
     for pattern in value.split(","):
         regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
@@ -108,7 +112,7 @@ class EventLog:
     async def list(self, org_id: str, flt: EventFilter, window: Window) -> Page[Event]:
         horizon = self.horizon()
         if flt.created_gte is None or flt.created_gte < horizon:
-            flt = EventFilter(types=flt.types, created_gte=horizon, created_lte=flt.created_lte)
+            flt = dataclasses.replace(flt, created_gte=horizon)
         return await self.storage.list_events(org_id, flt, window)
 
     async def _visible(self, org_id: str, event_id: str) -> Event | None:

@@ -168,6 +168,7 @@ async def test_another_organisations_events_are_not_there(hooks: Harness) -> Non
     [
         ({"type": "nope.*"}, "type", "parameter_invalid"),
         ({"type": "message.*,"}, "type", "parameter_invalid"),
+        ({"type": "message.*," * 200}, "type", "parameter_invalid"),
         ({"created[gte]": "yesterday"}, "created[gte]", "parameter_invalid"),
         ({"created[lte]": "2026-11-30T12:00:00"}, "created[lte]", "parameter_invalid"),
         ({"created[lte]": "2026-02-30T12:00:00Z"}, "created[lte]", "parameter_invalid"),
