@@ -43,14 +43,16 @@ SWEEP_BATCHES = 20
 # Failed deliveries a recovery reads and re-queues per round.
 RECOVER_BATCH = 200
 # RFC 3339 (ISO 8601 with seconds and a zone): what every timestamp the API writes is.
-_TIMESTAMP_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
-)
+# The OpenAPI schemas (openapi/events.py) state these same patterns.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
+TYPE_PATTERN = r"^[a-z_.*]+(,[a-z_.*]+)*$"
+_TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
+_TYPE_RE = re.compile(TYPE_PATTERN)
 
 
 def parse_timestamp(value: Any, param: str) -> datetime:
     """An ISO 8601 timestamp with its zone (``2026-11-30T12:00:00.000Z``)."""
-    if isinstance(value, str) and _TIMESTAMP_RE.match(value):
+    if isinstance(value, str) and _TIMESTAMP_RE.fullmatch(value):
         try:
             return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
         except ValueError:
@@ -67,8 +69,12 @@ def expand_types(value: str) -> frozenset[str] | None:
     into exact types, so storage reads one index range per type (an index on type then
     time) and merges them in time order; a prefix range over ``type`` would have to sort
     every matching event by time instead. None when every type matches (no filter)."""
-    if len(value) > MAX_TYPE_LENGTH:
-        raise invalid(f"'type' may be at most {MAX_TYPE_LENGTH} characters.", param="type")
+    if len(value) > MAX_TYPE_LENGTH or not _TYPE_RE.fullmatch(value):
+        raise invalid(
+            f"'type' must be event types or patterns (a-z, _, ., *), comma-separated, at most "
+            f"{MAX_TYPE_LENGTH} characters.",
+            param="type",
+        )
     matched: set[str] = set()
     for pattern in value.split(","):
         regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))

@@ -3,6 +3,7 @@ endpoint's failed deliveries (edge_onboard/event_log.py)."""
 
 from __future__ import annotations
 
+from edge_onboard.event_log import MAX_TYPE_LENGTH, TIMESTAMP_PATTERN, TYPE_PATTERN
 from edge_onboard.event_schemas import event_schema
 from edge_onboard.events import EVENT_TYPES
 from edge_onboard.openapi._common import (
@@ -23,7 +24,7 @@ from edge_onboard.openapi._common import (
 _TIMESTAMP_IN: Schema = {
     "type": "string",
     "format": "date-time",
-    "pattern": r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$",
+    "pattern": TIMESTAMP_PATTERN,
 }
 
 
@@ -87,8 +88,8 @@ def events_paths() -> Schema:
                         "schema": {
                             "type": "string",
                             "minLength": 1,
-                            "maxLength": 1000,
-                            "pattern": r"^[a-z_.*]+(,[a-z_.*]+)*$",
+                            "maxLength": MAX_TYPE_LENGTH,
+                            "pattern": TYPE_PATTERN,
                         },
                         "description": "Event types, comma-separated; * matches any "
                         "characters (message.*, *.failed). One that matches no type of "
