@@ -11,11 +11,19 @@ from pathlib import Path
 import anyio
 import pytest
 
-from edge_onboard.storage import Delivery, DeliveryStatus, Event, EventFilter, Storage
+from edge_onboard.storage import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventFilter,
+    Storage,
+    mongo_events,
+)
 from edge_onboard.storage.codec import dump_doc, ms
+from edge_onboard.storage.mongo import MongoStorage
 from edge_onboard.storage.paging import Key, Window, page_of
 from edge_onboard.storage.sqlite import MIGRATIONS, SQLiteStorage
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, open_storage
 
 pytestmark = pytest.mark.anyio
 
@@ -297,3 +305,45 @@ async def test_sqlite_upgrade_fills_the_new_columns_from_stored_events(tmp_path:
         later.id
     ]
     await store.close()
+
+
+async def test_mongodb_event_reads_are_index_ranges_in_order(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each branch of a list, and a recovery's read, examines at most the documents it
+    returns (plus one): no collection scan, no sort in memory, whatever the table holds."""
+    clock = FakeClock()
+    async with open_storage("mongodb", tmp_path, request) as store:
+        assert isinstance(store, MongoStorage)
+        events = await record_many(store, clock, 60)
+        at = events[20].created_at
+        flt = EventFilter(types=frozenset(TYPES[:2]), created_gte=events[-1].created_at)
+        for query, hint in [
+            *mongo_events.event_branches("org-1", flt),
+            *mongo_events.event_branches("org-1", EventFilter()),
+        ]:
+            for bound in ({}, {"created_at": {"$lte": at}}):
+                plan = await (
+                    store.events.find({"$and": [query, bound]})
+                    .sort([("created_at", -1), ("_id", -1)])
+                    .hint(list(hint or []))
+                    .limit(5)
+                    .explain()
+                )
+                assert "SORT" not in str(plan["queryPlanner"]["winningPlan"]), plan
+                assert plan["executionStats"]["totalDocsExamined"] <= 5, plan
+        plan = await (
+            store.deliveries.find(
+                {
+                    "webhook_id": "wh-1",
+                    "status": "failed",
+                    "created_at": {"$gte": events[-1].created_at, "$lt": clock()},
+                }
+            )
+            .sort([("created_at", 1), ("_id", 1)])
+            .hint(mongo_events.DELIVERIES_FAILED)
+            .limit(5)
+            .explain()
+        )
+        assert "SORT" not in str(plan["queryPlanner"]["winningPlan"]), plan
+        assert plan["executionStats"]["totalDocsExamined"] <= 5, plan
