@@ -28,7 +28,14 @@ from edge_onboard.clock import Clock, isoformat
 from edge_onboard.delivery import DeliveryEngine, event_body
 from edge_onboard.errors import ApiError, invalid, not_found
 from edge_onboard.events import EVENT_TYPES
-from edge_onboard.storage import Event, EventFilter, OutgoingWebhook, Storage, WebhookStatus
+from edge_onboard.storage import (
+    Event,
+    EventFilter,
+    OutgoingWebhook,
+    Storage,
+    WebhookStatus,
+    utc_ms,
+)
 from edge_onboard.storage.paging import Key, Page, Window
 
 log = logging.getLogger("edge_onboard.events")
@@ -51,10 +58,11 @@ _TYPE_RE = re.compile(TYPE_PATTERN)
 
 
 def parse_timestamp(value: Any, param: str) -> datetime:
-    """An ISO 8601 timestamp with its zone (``2026-11-30T12:00:00.000Z``)."""
+    """An ISO 8601 timestamp with its zone (``2026-11-30T12:00:00.000Z``), to the
+    millisecond in UTC: the precision of every stored time, so each backend compares alike."""
     if isinstance(value, str) and _TIMESTAMP_RE.fullmatch(value):
         try:
-            return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+            return utc_ms(datetime.fromisoformat(value.upper().replace("Z", "+00:00")))
         except ValueError:
             pass  # shaped like one, but not a real date: the same 400 below
     raise invalid(
