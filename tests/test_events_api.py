@@ -11,10 +11,11 @@ import anyio
 import httpx
 import pytest
 
+from edge_onboard import event_log
 from edge_onboard.auth import create_key
 from edge_onboard.clock import isoformat
 from edge_onboard.delivery import SCHEDULE, Sender
-from edge_onboard.storage import DeliveryStatus, Storage
+from edge_onboard.storage import DeliveryStatus, Event, Storage
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Harness, Receiver
 from tests.test_links_api import assert_error
@@ -360,3 +361,20 @@ async def test_bad_recover_requests(hooks: Harness) -> None:
     )
     assert disabled.status_code == 200
     assert_error(await recover(hooks, hook["id"], since=since), 409, "webhook_disabled")
+
+
+async def test_the_sweep_goes_in_bounded_batches(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    for i in range(7):
+        await storage.record_event(
+            Event(id=f"evt_{i:032x}", org_id="org-1", type=KINDS[0], data={}, created_at=clock()),
+            [],
+        )
+        clock.advance(seconds=1)
+    monkeypatch.setattr(event_log, "SWEEP_BATCH", 2)
+    monkeypatch.setattr(event_log, "SWEEP_BATCHES", 2)
+    assert await event_log.sweep_events(storage, clock()) == 4  # two batches of two
+    assert await event_log.sweep_events(storage, clock()) == 3
+    assert await event_log.sweep_events(storage, clock()) == 0
