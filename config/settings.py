@@ -70,6 +70,8 @@ class Settings:
     recovery_grace: float = 120.0
     # Seconds between reconciliation passes (recoveries, expiry events) in serve/worker.
     reconcile_interval: float = 30.0
+    # Days events are kept for GET /v1/events and recoveries (EDGE_EVENT_RETENTION_DAYS).
+    event_retention_days: int = 30
     webhook_allow_private: bool = False
     sandbox: bool = False
     # `serve` also delivers webhooks unless EDGE_INPROCESS_DELIVERY=0 (separate workers).
@@ -241,6 +243,13 @@ class Settings:
                     low=1,
                     high=3600,
                 )
+            ),
+            event_retention_days=_int(
+                get("EDGE_EVENT_RETENTION_DAYS"),
+                "EDGE_EVENT_RETENTION_DAYS",
+                default=30,
+                low=1,
+                high=3650,
             ),
             webhook_allow_private=_bool(
                 get("EDGE_WEBHOOK_ALLOW_PRIVATE"), "EDGE_WEBHOOK_ALLOW_PRIVATE"

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import api, branding, hosted, media, meta_webhook, organization_api
+from edge_onboard import api, branding, events_api, hosted, media, meta_webhook, organization_api
 from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
@@ -325,6 +325,13 @@ def create_app(
             methods=["POST"],
         ),
         Route("/v1/webhook-deliveries/{delivery_id}/retry", api.retry_delivery, methods=["POST"]),
+        Route(
+            "/v1/outgoing-webhooks/{webhook_id}/recover",
+            events_api.recover_webhook,
+            methods=["POST"],
+        ),
+        Route("/v1/events", events_api.list_events, methods=["GET"]),
+        Route("/v1/events/{event_id}", events_api.get_event, methods=["GET"]),
         # The organisation's branding for the hosted page, and what the page links to.
         _resource(
             "/v1/organization",

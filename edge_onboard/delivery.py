@@ -59,6 +59,7 @@ __all__ = [
     "DeliveryEngine",
     "SendResult",
     "Sender",
+    "event_body",
     "parse_retry_after",
     "sign",
     "signature_header",
@@ -113,6 +114,18 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
     """``webhook-signature``: one signature per secret, space-separated, in their order."""
     return " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets)
+
+
+def event_body(event: Event) -> dict[str, Any]:
+    """What a delivery of ``event`` carries (before JSON); ``GET /v1/events/{id}`` serves
+    the same, so the API's bytes are the webhook's bytes."""
+    return {
+        "id": event.id,
+        "event": event.type,
+        "timestamp": isoformat(event.created_at),
+        "organizationId": event.org_id,
+        "data": event.data,
+    }
 
 
 def webhook_secret_context(webhook_id: str) -> str:
@@ -449,15 +462,7 @@ class DeliveryEngine:
         now = self.clock()
         # Within a day of a rotation, both the new secret and the one it replaced sign.
         secrets = [self._secret(webhook, enc) for enc in webhook.signing_secrets_enc(now)]
-        body = orjson.dumps(
-            {
-                "id": event.id,
-                "event": event.type,
-                "timestamp": isoformat(event.created_at),
-                "organizationId": event.org_id,
-                "data": event.data,
-            }
-        )
+        body = orjson.dumps(event_body(event))
         timestamp = int(now.timestamp())
         headers = {
             "Content-Type": "application/json",

@@ -13,7 +13,8 @@ Without that token the link is marked recoverable with Meta's ids, and
 Meta's grant is kept (``PartnerGrant``) until it is settled, so one that arrives before
 the page's session report, or meets a transient Meta error, is retried by ``reconcile``,
 which ``serve`` and ``worker`` run every ``EDGE_RECONCILE_INTERVAL`` seconds and
-``edge-onboard reconcile`` runs once. The same pass sends ``onboarding_link.expired``.
+``edge-onboard reconcile`` runs once. The same pass sends ``onboarding_link.expired`` and
+removes events older than ``EDGE_EVENT_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from edge_onboard.clock import Clock, isoformat
 from edge_onboard.completion import CompletionService, Finish
 from edge_onboard.config import Settings
 from edge_onboard.errors import ApiError
+from edge_onboard.event_log import sweep_events
 from edge_onboard.lifecycle import announce
 from edge_onboard.links import LinkService
 from edge_onboard.meta import GraphClient, GraphError
@@ -84,6 +86,7 @@ class Recovery:
         self.storage = storage
         self.clock = clock
         self.grace = timedelta(seconds=settings.recovery_grace)
+        self.event_retention = timedelta(days=settings.event_retention_days)
         self.completion = completion
         self.links = links
         self.webhooks = webhooks
@@ -176,7 +179,8 @@ class Recovery:
     # Recovery
 
     async def reconcile(self) -> dict[str, int]:
-        """One pass: expiry events, then every open grant. Safe to run anywhere, any
+        """One pass: expiry events, every open grant, then events past their retention
+        (edge_onboard/event_log.py). Safe to run anywhere, any
         number of times at once: each step is a conditional write."""
         now = self.clock()
         expired = await self.storage.expire_due_links(now, BATCH)
@@ -185,7 +189,8 @@ class Recovery:
         settled = 0
         for grant in await self.storage.open_grants(now, BATCH):
             settled += await self._settle(grant)
-        return {"expired": len(expired), "grantsSettled": settled}
+        deleted = await sweep_events(self.storage, now - self.event_retention)
+        return {"expired": len(expired), "grantsSettled": settled, "eventsDeleted": deleted}
 
     async def _settle(self, grant: PartnerGrant) -> int:
         """Recover what ``grant`` names, if the time has come; 1 when it is settled."""

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from edge_onboard.storage.models import (
     ApiKey,
     Delivery,
+    DeliveryStatus,
     Event,
     IdempotencyRecord,
     LinkStatus,
@@ -26,7 +27,7 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
-from edge_onboard.storage.paging import Page, Window
+from edge_onboard.storage.paging import Key, Page, Window
 
 
 class StorageError(Exception):
@@ -80,6 +81,36 @@ class LinkFilter:
 
     def shown_status(self, link: OnboardingLink) -> LinkStatus:
         return link.status if self.as_of is None else shown_status(link, self.as_of)
+
+
+def requeued(recovery_id: str, now: datetime) -> dict[str, Any]:
+    """The changes ``requeue_failed`` makes to a failed delivery, in every backend."""
+    return {
+        "status": DeliveryStatus.PENDING,
+        "next_attempt_at": now,
+        "updated_at": now,
+        "recovery_id": recovery_id,
+    }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which of an organisation's events a list shows. A new field is one line here, one
+    test in ``matches`` and one condition per database backend."""
+
+    # Exact event types (the API expands ``*`` patterns against the catalog); None: any.
+    types: frozenset[str] | None = None
+    # Inclusive bounds on ``created_at``.
+    created_gte: datetime | None = None
+    created_lte: datetime | None = None
+
+    def matches(self, event: Event) -> bool:
+        """For backends that filter in memory; the database ones say the same in queries."""
+        if self.types is not None and event.type not in self.types:
+            return False
+        if self.created_gte is not None and event.created_at < self.created_gte:
+            return False
+        return self.created_lte is None or event.created_at <= self.created_lte
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -303,6 +334,27 @@ class Storage(Protocol):
         """Write the event and its deliveries together (one transaction)."""
 
     async def get_event(self, event_id: str) -> Event | None: ...
+
+    async def list_events(self, org_id: str, flt: EventFilter, window: Window) -> Page[Event]:
+        """A page of the organisation's events, newest first: one index range per type."""
+
+    async def delete_events_before(self, before: datetime, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest events created before ``before`` (any
+        organisation) with their deliveries (those first, so no delivery outlives its
+        event); how many events went."""
+
+    async def failed_deliveries(
+        self, webhook_id: str, since: datetime, until: datetime, after: Key | None, limit: int
+    ) -> list[Delivery]:
+        """Up to ``limit`` failed deliveries of the webhook created in ``[since, until)``,
+        oldest first by ``(created_at, id)``, after the key ``after``: one index range."""
+
+    async def requeue_failed(
+        self, delivery_ids: Collection[str], failed_by: datetime, recovery_id: str, now: datetime
+    ) -> list[Delivery]:
+        """Make pending again, due at ``now``, each of these deliveries that is still failed
+        and was last changed at or before ``failed_by``, marked with ``recovery_id``;
+        the ones this call changed (of two racing calls, each delivery goes to one)."""
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
 

@@ -16,8 +16,10 @@ from edge_onboard.storage.base import (
     Completed,
     Completion,
     DuplicateError,
+    EventFilter,
     LinkCondition,
     LinkFilter,
+    requeued,
 )
 from edge_onboard.storage.models import (
     ApiKey,
@@ -35,7 +37,7 @@ from edge_onboard.storage.models import (
     Waba,
     WebhookStatus,
 )
-from edge_onboard.storage.paging import Page, Window, page_of
+from edge_onboard.storage.paging import Key, Page, Window, page_of
 
 
 class MemoryStorage:
@@ -350,6 +352,55 @@ class MemoryStorage:
 
     async def get_event(self, event_id: str) -> Event | None:
         return copy.deepcopy(self._events.get(event_id))
+
+    async def list_events(self, org_id: str, flt: EventFilter, window: Window) -> Page[Event]:
+        rows = [e for e in self._events.values() if e.org_id == org_id and flt.matches(e)]
+        return _window(rows, window)
+
+    async def delete_events_before(self, before: datetime, limit: int) -> int:
+        old = sorted(
+            (e for e in self._events.values() if e.created_at < before),
+            key=lambda e: (e.created_at, e.id),
+        )[:limit]
+        gone = {e.id for e in old}
+        for delivery in [d for d in self._deliveries.values() if d.event_id in gone]:
+            del self._deliveries[delivery.id]
+        for event_id in gone:
+            del self._events[event_id]
+        return len(gone)
+
+    async def failed_deliveries(
+        self, webhook_id: str, since: datetime, until: datetime, after: Key | None, limit: int
+    ) -> list[Delivery]:
+        rows = sorted(
+            (
+                d
+                for d in self._deliveries.values()
+                if d.webhook_id == webhook_id
+                and d.status is DeliveryStatus.FAILED
+                and since <= d.created_at < until
+                and (after is None or (d.created_at, d.id) > after)
+            ),
+            key=lambda d: (d.created_at, d.id),
+        )
+        return [copy.deepcopy(d) for d in rows[:limit]]
+
+    async def requeue_failed(
+        self, delivery_ids: Collection[str], failed_by: datetime, recovery_id: str, now: datetime
+    ) -> list[Delivery]:
+        changed: list[Delivery] = []
+        for delivery_id in set(delivery_ids):
+            delivery = self._deliveries.get(delivery_id)
+            if (
+                delivery is None
+                or delivery.status is not DeliveryStatus.FAILED
+                or delivery.updated_at > failed_by
+            ):
+                continue
+            updated = dataclasses.replace(delivery, **requeued(recovery_id, now))
+            self._deliveries[delivery_id] = updated
+            changed.append(copy.deepcopy(updated))
+        return changed
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         return copy.deepcopy(self._deliveries.get(delivery_id))

@@ -374,6 +374,8 @@ class Delivery(_Record):
     last_error: str | None = None
     # [{"at", "statusCode", "error", "durationMs"}], newest last, capped.
     attempt_log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The recovery (POST /v1/outgoing-webhooks/{id}/recover) that last re-sent it.
+    recovery_id: str | None = None
 
     def __post_init__(self) -> None:
         self.status = DeliveryStatus(self.status)

@@ -24,10 +24,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from edge_onboard.storage import mongo_events
 from edge_onboard.storage.base import (
     Completed,
     Completion,
     DuplicateError,
+    EventFilter,
     InvalidRecordError,
     LinkCondition,
     LinkFilter,
@@ -50,7 +52,7 @@ from edge_onboard.storage.models import (
     Waba,
 )
 from edge_onboard.storage.mongo_paging import Branch, Hint, merged_window_docs, window_docs
-from edge_onboard.storage.paging import Page, Window
+from edge_onboard.storage.paging import Key, Page, Window
 
 Doc = dict[str, Any]
 DEFAULT_DATABASE = "edge_onboard"
@@ -304,6 +306,7 @@ class MongoStorage:
             await self.deliveries.create_index(
                 [("status", ASCENDING), ("next_attempt_at", ASCENDING)]
             )
+            await mongo_events.create_indexes(self.events, self.deliveries)
             # MongoDB removes expired idempotency records by itself.
             await self.idem.create_index("expires_at", expireAfterSeconds=0)
 
@@ -736,6 +739,38 @@ class MongoStorage:
         with _errors():
             doc = await self.events.find_one({"_id": event_id})
         return Event.from_doc(_from_mongo(doc)) if doc else None
+
+    async def list_events(self, org_id: str, flt: EventFilter, window: Window) -> Page[Event]:
+        branches = mongo_events.event_branches(org_id, flt)
+        if not branches:
+            return Page([], False, 0)
+        with _errors():
+            docs, more, total, estimate = await merged_window_docs(self.events, branches, window)
+        return Page([Event.from_doc(_from_mongo(d)) for d in docs], more, total, estimate)
+
+    async def delete_events_before(self, before: datetime, limit: int) -> int:
+        with _writing():
+            return await mongo_events.delete_events_before(
+                self.events, self.deliveries, before, limit
+            )
+
+    async def failed_deliveries(
+        self, webhook_id: str, since: datetime, until: datetime, after: Key | None, limit: int
+    ) -> list[Delivery]:
+        with _errors():
+            docs = await mongo_events.failed_delivery_docs(
+                self.deliveries, webhook_id, since, until, after, limit
+            )
+        return [Delivery.from_doc(_from_mongo(d)) for d in docs]
+
+    async def requeue_failed(
+        self, delivery_ids: Collection[str], failed_by: datetime, recovery_id: str, now: datetime
+    ) -> list[Delivery]:
+        with _writing():
+            docs = await mongo_events.requeue_failed(
+                self.deliveries, delivery_ids, failed_by, recovery_id, now
+            )
+        return [Delivery.from_doc(_from_mongo(d)) for d in docs]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         with _errors():

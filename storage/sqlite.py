@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from edge_onboard.storage import sqlite_events
 from edge_onboard.storage.base import (
     Completed,
     Completion,
     DuplicateError,
+    EventFilter,
     LinkCondition,
     LinkFilter,
     StorageError,
@@ -48,7 +50,7 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
-from edge_onboard.storage.paging import Page, Window, page_of
+from edge_onboard.storage.paging import Key, Page, Window, page_of
 from edge_onboard.storage.sqlite_paging import Arm, window_docs
 
 T = TypeVar("T")
@@ -164,6 +166,8 @@ MIGRATIONS: tuple[str, ...] = (
         ON links (org_id, external_id, created_at DESC, id DESC, status);
     CREATE INDEX links_org_due ON links (org_id, status, expires_at);
     """,
+    # The events API: lists by type and time, the retention sweep, recoveries.
+    sqlite_events.MIGRATION,
 )
 # Connections kept for reads beside the one that writes (files only: WAL lets them read
 # while it writes, so a list never waits behind, or holds up, the writer).
@@ -804,6 +808,30 @@ class SQLiteStorage:
         )
         return Event.from_doc(_load(row[0])) if row else None
 
+    async def list_events(self, org_id: str, flt: EventFilter, window: Window) -> Page[Event]:
+        arms = sqlite_events.event_arms(org_id, flt)
+        if not arms:
+            return Page([], False, 0)
+        return await self._page("events", arms, window, Event.from_doc)
+
+    async def delete_events_before(self, before: datetime, limit: int) -> int:
+        return await self._run(lambda c: sqlite_events.delete_events_before(c, before, limit))
+
+    async def failed_deliveries(
+        self, webhook_id: str, since: datetime, until: datetime, after: Key | None, limit: int
+    ) -> list[Delivery]:
+        docs = await self._read(
+            lambda c: sqlite_events.failed_delivery_docs(c, webhook_id, since, until, after, limit)
+        )
+        return [Delivery.from_doc(doc) for doc in docs]
+
+    async def requeue_failed(
+        self, delivery_ids: Collection[str], failed_by: datetime, recovery_id: str, now: datetime
+    ) -> list[Delivery]:
+        return await self._run(
+            lambda c: sqlite_events.requeue_failed(c, delivery_ids, failed_by, recovery_id, now)
+        )
+
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         row = await self._run(
             lambda c: c.execute(
@@ -1022,15 +1050,12 @@ def _put_phone(c: sqlite3.Connection, phone: Phone, *, replace: bool) -> None:
 
 
 def _insert_event(c: sqlite3.Connection, event: Event, deliveries: Sequence[Delivery]) -> None:
-    c.execute(
-        "INSERT INTO events (id, org_id, doc) VALUES (?, ?, ?)",
-        (event.id, event.org_id, _dump(event.to_doc())),
-    )
+    sqlite_events.insert_event_row(c, event)
     c.executemany(
         "INSERT INTO deliveries"
-        " (id, webhook_id, status, attempts, next_attempt_at, created_at, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [_delivery_row(d) for d in deliveries],
+        " (id, webhook_id, status, attempts, next_attempt_at, created_at, doc, event_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*_delivery_row(d), d.event_id) for d in deliveries],
     )
 
 

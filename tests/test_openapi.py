@@ -79,7 +79,14 @@ def test_api_conforms_to_its_schema(tmp_path: Path) -> None:
 
 
 def _normalise(path: str) -> str:
-    for name in ("{link_id}", "{phone_id}", "{webhook_id}", "{delivery_id}", "{waba_id}"):
+    for name in (
+        "{link_id}",
+        "{phone_id}",
+        "{webhook_id}",
+        "{delivery_id}",
+        "{waba_id}",
+        "{event_id}",
+    ):
         path = path.replace(name, "{id}")
     return path
 

@@ -34,3 +34,13 @@ def test_a_deployment_refuses_the_default_sqlite_file(env: dict[str, str], where
     # SQLite chosen on purpose (a mounted volume) is the operator's call.
     volume = {**env, "EDGE_STORAGE_URL": "sqlite:////data/edge.db"}
     assert Settings.from_env(volume).storage_url == "sqlite:////data/edge.db"
+
+
+def test_event_retention_days() -> None:
+    env = {"EDGE_STORAGE_URL": "memory://"}
+    assert Settings.from_env(env).event_retention_days == 30
+    assert Settings.from_env({**env, "EDGE_EVENT_RETENTION_DAYS": "7"}).event_retention_days == 7
+    for bad in ("0", "thirty", "4000"):
+        with pytest.raises(ConfigError) as raised:
+            Settings.from_env({**env, "EDGE_EVENT_RETENTION_DAYS": bad})
+        assert str(raised.value).startswith("EDGE_EVENT_RETENTION_DAYS: ")

@@ -2,14 +2,15 @@
 
 Written by hand so the schema states every validation rule; the test suite runs
 schemathesis over it against the live app, which keeps both honest. The parts:
-``schemas`` (bodies), ``paths`` (/v1 operations), ``public`` (the rest); the event
-payloads come from edge_onboard/event_schemas.py.
+``schemas`` (bodies), ``paths`` (/v1 operations), ``public`` (the rest), ``events`` (the
+events API); the event payloads come from edge_onboard/event_schemas.py.
 """
 
 from __future__ import annotations
 
 from edge_onboard import event_schemas
 from edge_onboard.openapi._common import Schema
+from edge_onboard.openapi.events import events_paths, events_schemas
 from edge_onboard.openapi.organization import organization_paths, organization_schemas
 from edge_onboard.openapi.paths import api_paths
 from edge_onboard.openapi.public import public_paths
@@ -32,8 +33,8 @@ def build_openapi(public_url: str) -> Schema:
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_org_..."}
             },
-            "schemas": {**schemas(), **organization_schemas()},
+            "schemas": {**schemas(), **organization_schemas(), **events_schemas()},
         },
         "webhooks": event_schemas.webhooks(),
-        "paths": {**api_paths(), **public_paths(), **organization_paths()},
+        "paths": {**api_paths(), **public_paths(), **organization_paths(), **events_paths()},
     }
