@@ -260,7 +260,8 @@ class WebhookService:
             delivery.id,
             {"status": DeliveryStatus.PENDING, "next_attempt_at": now, "updated_at": now},
         )
-        assert updated is not None
+        if updated is None:  # removed meanwhile (its event passed the retention)
+            raise not_found("webhook delivery", delivery_id, param="id")
         await self.engine.dispatch([updated])
         return updated
 

@@ -314,6 +314,30 @@ async def test_gone_disables_the_endpoint(hooks: Harness) -> None:
     assert statuses == ["failed", "succeeded"]
 
 
+async def test_retry_of_a_delivery_removed_meanwhile_is_404(
+    hooks: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retention sweep may remove a delivery between the retry's read and its
+    update: a 404, never a 500."""
+    hook = await hooks.webhook("http://127.0.0.1:9/swept")
+    hooks.receiver.script["127.0.0.1/swept"] = [500] * len(SCHEDULE)
+    await hooks.emit()
+    await hooks.drain()
+    (delivery,) = await hooks.deliveries(hook["id"])
+    storage = hooks.services.storage
+    update = storage.update_delivery
+
+    async def swept_first(*args: Any, **kwargs: Any) -> Any:
+        await storage.delete_events_before(hooks.clock() + timedelta(days=1), 100)
+        return await update(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "update_delivery", swept_first)
+    retry = await hooks.client.post(
+        f"/v1/webhook-deliveries/{delivery['id']}/retry", headers=hooks.auth
+    )
+    assert_error(retry, 404, "resource_missing")
+
+
 async def test_gives_up_after_the_schedule(hooks: Harness) -> None:
     hook = await hooks.webhook("http://127.0.0.1:9/down")
     hooks.receiver.script["127.0.0.1/down"] = [500] * len(SCHEDULE)
