@@ -177,6 +177,8 @@ def create_app(
         redis_client = redis
         if redis_client is None and settings.redis_url is not None:
             redis_client = await _redis_client(settings.redis_url.reveal())
+        if sandbox is not None and redis_client is not None:
+            sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
         box = secret_box_for(settings, store)
         now = clock or system_clock
         meta_app, graph = _meta(settings, sandbox)

@@ -65,3 +65,15 @@ def rate_limit(key: str) -> str:
 # it; the lock lapses after RECONCILE_LOCK_MS if its holder dies.
 RECONCILE_LOCK = "edge:reconcile:lock"
 RECONCILE_LOCK_MS = 60_000
+
+
+def sandbox(kind: str, key: str) -> str:
+    """The built-in fake Meta's state shared by every process (edge_onboard/sandbox/sharing.py):
+    ``waba`` (JSON: a WABA with its numbers), ``phone``/``business`` (the WABA id they
+    belong to), ``token`` (JSON: the WABA ids it grants), ``code`` (JSON: its token and
+    whether it was used; expires with the code)."""
+    return f"edge:sandbox:{kind}:{key}"
+
+
+# Seconds the fake Meta keeps a test-mode WABA, number or token after its last change.
+SANDBOX_TTL = 30 * 86400

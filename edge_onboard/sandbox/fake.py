@@ -1,116 +1,42 @@
-"""An offline fake of Meta for ``EDGE_SANDBOX=1``: the Graph calls Embedded Signup makes,
-and a JS SDK whose ``FB.login`` opens a popup with "Finish" and "Cancel".
-
-It answers in Meta's shapes (see meta-embedded-signup facts in the docs) so the whole
-flow, page → popup → callback → completion, runs with no network and no Meta app.
-State lives in this process; the sandbox is for one process, never for production.
-"""
+"""The fake Meta itself: the dialog's endings and the Graph calls Embedded Signup makes."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import sandbox_dialog
 from edge_onboard.responses import JSONResponse
-
-APP_ID = "100000000000001"
-APP_SECRET = "sandbox-app-secret"
-CONFIG_ID = "200000000000002"
-# The partner's system-user token in the sandbox (recovering signups).
-SYSTEM_USER_TOKEN = "sandbox-system-user-token"
-CODE_TTL = 30.0
-# Dialog outcomes, one per Embedded Signup v4 ending (see SandboxMeta.finish).
-SCENARIOS = (
-    "ok",
-    "registered",
-    "foreign_waba",
-    "register_fails",
-    "only_waba",
-    "unverified",
-    "no_number",
-    "business_app",
-    "obo_migration",
-    "grant_only",
-    "close_tab",
-    "meta_error",
+from edge_onboard.sandbox import dialog as sandbox_dialog
+from edge_onboard.sandbox._state import (
+    APP_ID,
+    APP_SECRET,
+    CODE_TTL,
+    SCENARIOS,
+    SYSTEM_USER_TOKEN,
+    VERIFY_CODE,
+    _Code,
+    _digits,
+    _Failure,
+    _no_object,
+    _note,
+    graph_error,
 )
-# Where the fake Meta posts its app-level webhooks (the pump sends them in-process).
-APP_WEBHOOK_URL = "http://sandbox.invalid/webhook/meta"
-# The code that verifies an unverified sandbox number (request_code/verify_code).
-VERIFY_CODE = "000000"
-_STATIC = {
-    "sdk.js": "application/javascript",
-    "dialog.js": "application/javascript",
-    "dialog.css": "text/css",
-}
+from edge_onboard.sandbox.media import Media
+from edge_onboard.sandbox.messaging import Messaging
+from edge_onboard.sandbox.pages import _STATIC, _page, _respond
 
 
-def _digits(n: int) -> str:
-    return str(secrets.randbelow(9 * 10 ** (n - 1)) + 10 ** (n - 1))
-
-
-@dataclasses.dataclass(slots=True)
-class _Code:
-    token: str
-    expires_at: float
-    used: bool = False
-
-
-@dataclasses.dataclass(slots=True)
-class _Failure:
-    method: str
-    path_suffix: str
-    status: int
-    body: dict[str, Any] | None
-    times: int
-
-
-def graph_error(message: str, code: int, subcode: int | None = None, status: int = 400) -> Response:
-    error: dict[str, Any] = {
-        "message": message,
-        "type": "OAuthException",
-        "code": code,
-        "fbtrace_id": "Sandbox" + secrets.token_hex(6),
-    }
-    if subcode is not None:
-        error["error_subcode"] = subcode
-    return JSONResponse({"error": error}, status_code=status)
-
-
-class SandboxMeta:
-    """The fake's state, inspectable and steerable from tests."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.codes: dict[str, _Code] = {}
-        self.tokens: dict[str, set[str]] = {}
-        self.waba_phones: dict[str, list[str]] = {}
-        self.phones: dict[str, dict[str, Any]] = {}
-        self.subscriptions: dict[str, set[str]] = {}
-        # Webhook fields asked for when subscribing (coexistence), by WABA.
-        self.subscribed_fields: dict[str, list[str]] = {}
-        # The customer's business id -> the WABA it shared (for system-user tokens).
-        self.businesses: dict[str, str] = {}
-        self.calls: list[tuple[str, str]] = []
-        self._failures: list[_Failure] = []
-        # Webhooks the fake Meta will POST to us: (url, raw body).
-        self.outbox: list[tuple[str, bytes]] = []
-        # Called with (method, path) before each Graph call: tests make time pass there.
-        self.on_call: Callable[[str, str], Awaitable[None]] | None = None
-
-    # Test controls
+class SandboxMeta(Media, Messaging):
+    """The fake Meta: state (``State``), shared between processes (``Shared``), media,
+    what it sends, and here the dialog and Graph."""
 
     def fail(
         self,
@@ -148,8 +74,6 @@ class SandboxMeta:
                 return JSONResponse(failure.body, status_code=failure.status)
         return None
 
-    # The dialog
-
     def finish(self, scenario: str) -> dict[str, Any]:
         """What the popup reports for ``scenario``: the session message and a fresh code.
 
@@ -177,10 +101,9 @@ class SandboxMeta:
         if scenario not in {"only_waba", "no_number", "grant_only"}:
             phone_id = self.add_number(waba_id, scenario)
         granted = {_digits(15)} if scenario == "foreign_waba" else {waba_id}
-        token = "EAASandbox" + secrets.token_urlsafe(24)
-        self.tokens[token] = granted
-        code = "sandbox-code-" + secrets.token_urlsafe(16)
-        self.codes[code] = _Code(token=token, expires_at=self.clock() + CODE_TTL)
+        token = self._new_token(granted)
+        code = self._new_code(token)
+        _note(wabas=[waba_id])
         data: dict[str, Any] = {"waba_id": waba_id, "business_id": business_id}
         data["session_id"] = secrets.token_hex(8)
         self.businesses[business_id] = waba_id
@@ -227,31 +150,8 @@ class SandboxMeta:
             self.phones[phone_id]["is_on_biz_app"] = True
             self.phones[phone_id]["_syncs"] = []
         self.waba_phones.setdefault(waba_id, []).append(phone_id)
+        _note(wabas=[waba_id])
         return phone_id
-
-    def account_update(
-        self, entry_id: str, event: str, waba_id: str, owner_business_id: str
-    ) -> None:
-        """Meta's app-level ``account_update`` webhook, queued for /webhook/meta."""
-        value = {
-            "event": event,
-            "waba_info": {
-                "waba_id": waba_id,
-                "owner_business_id": owner_business_id,
-                "partner_app_id": APP_ID,
-            },
-        }
-        payload = {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": entry_id,
-                    "time": int(time.time()),
-                    "changes": [{"field": "account_update", "value": value}],
-                }
-            ],
-        }
-        self.outbox.append((APP_WEBHOOK_URL, orjson.dumps(payload)))
 
     def remove_access(self, waba_id: str) -> bool:
         """The business removes the app's access: PARTNER_REMOVED follows."""
@@ -259,7 +159,9 @@ class SandboxMeta:
         if owner is None:
             return False
         for token, granted in self.tokens.items():
-            self.tokens[token] = granted - {waba_id}
+            if waba_id in granted:
+                self.tokens[token] = granted - {waba_id}
+                _note(tokens=[token])
         self.account_update(owner, "PARTNER_REMOVED", waba_id, owner)
         return True
 
@@ -269,7 +171,12 @@ class SandboxMeta:
         except orjson.JSONDecodeError:
             body = None
         waba_id = str(body.get("waba_id", "")) if isinstance(body, dict) else ""
-        ok = self.remove_access(waba_id)
+        async with self._synced(ids=[waba_id]) as touched:
+            if self.shared is not None and touched.wabas:
+                # Every token that grants it, as far as any process knows.
+                more = await self.shared.pull(self, tokens=self._waba_tokens.get(waba_id, ()))
+                touched.tokens |= more.tokens
+            ok = self.remove_access(waba_id)
         return JSONResponse({"queued": ok}, status_code=202 if ok else 404)
 
     def _system_user_token(self, request: Request, business_id: str) -> Response:
@@ -282,25 +189,36 @@ class SandboxMeta:
         waba_id = self.businesses.get(business_id)
         if waba_id is None:
             return _no_object(business_id)
-        token = "EAASandbox" + secrets.token_urlsafe(24)
-        self.tokens[token] = {waba_id}
-        return JSONResponse({"access_token": token})
+        return JSONResponse({"access_token": self._new_token({waba_id})})
 
     def new_code(self, waba_id: str) -> str:
         """A fresh code granting an existing WABA: the same number signed up again."""
+        return self._new_code(self._new_token({waba_id}))
+
+    def _new_token(self, granted: set[str]) -> str:
         token = "EAASandbox" + secrets.token_urlsafe(24)
-        self.tokens[token] = {waba_id}
+        self.tokens[token] = granted
+        _note(tokens=[token], wabas=granted)
+        return token
+
+    def _new_code(self, token: str) -> str:
         code = "sandbox-code-" + secrets.token_urlsafe(16)
         self.codes[code] = _Code(token=token, expires_at=self.clock() + CODE_TTL)
+        _note(codes=[code])
         return code
 
-    # Graph
-
-    def _token(self, request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        return header[7:] if header.lower().startswith("bearer ") else None
-
     async def graph(self, request: Request) -> Response:
+        parts = request.path_params["path"].strip("/").split("/")
+        query = request.query_params
+        async with self._synced(
+            code=query.get("code"),
+            tokens=[self._token(request) or "", query.get("input_token", "")],
+            ids=[parts[0]] if parts[0].isdigit() else [],
+            business=parts[0] if parts[1:] == ["system_user_access_tokens"] else None,
+        ):
+            return await self._graph(request)
+
+    async def _graph(self, request: Request) -> Response:
         path = request.path_params["path"].strip("/")
         method = request.method
         self.calls.append((method, path))
@@ -366,58 +284,6 @@ class SandboxMeta:
         if len(parts) == 1 and method == "GET":
             return JSONResponse(self._public(phone, with_health=True))
         return graph_error(f"Unsupported {method.lower()} request.", 100, 33)
-
-    # Received media: Graph's GET /{media-id}, then its short-lived URL (a CDN at Meta).
-
-    def add_media(self, phone_id: str, content: bytes, **quirks: Any) -> str:
-        """A file a customer sent to ``phone_id``; its media id. ``quirks`` bend the fake:
-        ``mime_type``, ``file_size`` (what Graph claims), ``url`` (where Graph points),
-        ``location`` (the CDN redirects there), ``length`` (the CDN's Content-Length; None
-        sends none)."""
-        media_id = _digits(16)
-        record = {"content": content, "mime_type": "image/jpeg", "length": len(content)}
-        self.phones[phone_id].setdefault("_media", {})[media_id] = {**record, **quirks}
-        return media_id
-
-    def _media(self, media_id: str, granted: set[str]) -> dict[str, Any] | None:
-        for phone in self.phones.values():
-            if media_id in phone.get("_media", {}) and phone["_waba"] in granted:
-                media: dict[str, Any] = phone["_media"][media_id]
-                return media
-        return None
-
-    def _media_info(self, request: Request, media_id: str, granted: set[str]) -> Response:
-        media = self._media(media_id, granted) or {}
-        base = str(request.base_url).rstrip("/")
-        return JSONResponse(
-            {
-                "messaging_product": "whatsapp",
-                "url": media.get("url", f"{base}/_sandbox/media/{media_id}?ext=1"),
-                "mime_type": media["mime_type"],
-                "sha256": hashlib.sha256(media["content"]).hexdigest(),
-                "file_size": media.get("file_size", len(media["content"])),
-                "id": media_id,
-            }
-        )
-
-    async def media_download(self, request: Request) -> Response:
-        token = self._token(request)
-        media = self._media(request.path_params["media_id"], self.tokens.get(token or "", set()))
-        if media is None:
-            return Response(b"Not Found", status_code=404, media_type="text/plain")
-        if media.get("location"):
-            return Response(status_code=302, headers={"Location": media["location"]})
-        content: bytes = media["content"]
-        if media["length"] is None:
-
-            async def chunks() -> AsyncIterator[bytes]:
-                for start in range(0, len(content), 1024):
-                    yield content[start : start + 1024]
-
-            return StreamingResponse(chunks(), media_type=media["mime_type"])
-        return Response(
-            content, media_type=media["mime_type"], headers={"Content-Length": str(media["length"])}
-        )
 
     def _exchange(self, request: Request) -> Response:
         query = request.query_params
@@ -498,124 +364,6 @@ class SandboxMeta:
         phone["_pin"] = pin
         return JSONResponse({"success": True})
 
-    async def _send(self, request: Request, phone: dict[str, Any]) -> Response:
-        try:
-            body = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError:
-            return graph_error("(#100) Invalid parameter", 100)
-        to = str(body.get("to", ""))
-        if body.get("messaging_product") != "whatsapp" or not to.isdigit():
-            return graph_error("(#100) Invalid parameter", 100)
-        if phone["platform_type"] != "CLOUD_API":
-            return graph_error("(#133010) Account not registered", 133010)
-        message_id = "wamid.Sandbox" + secrets.token_urlsafe(18)
-        # Like Meta: the statuses follow, by webhook, to the number's callback URL.
-        for status in ("sent", "delivered", "read"):
-            self.queue_webhook(
-                phone,
-                {
-                    "statuses": [
-                        {
-                            "id": message_id,
-                            "status": status,
-                            "timestamp": str(int(time.time())),
-                            "recipient_id": to,
-                        }
-                    ]
-                },
-            )
-        return JSONResponse(
-            {
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
-                "messages": [{"id": message_id}],
-            }
-        )
-
-    def queue_webhook(self, phone: dict[str, Any], value: dict[str, Any]) -> None:
-        """A Meta webhook for ``phone`` (when its callback URL is set), to be posted."""
-        url = phone.get("_webhook")
-        if not url:
-            return
-        payload = {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": phone["_waba"],
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": phone["display_phone_number"],
-                                    "phone_number_id": phone["id"],
-                                },
-                                **value,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-        self.outbox.append((url, orjson.dumps(payload)))
-
-    def inbound(self, phone_id: str, sender: str, text: str) -> bool:
-        """A customer writes to a connected number: Meta's ``messages`` webhook follows."""
-        phone = self.phones.get(phone_id)
-        if phone is None:
-            return False
-        self.queue_webhook(
-            phone,
-            {
-                "contacts": [{"profile": {"name": "Sandbox Customer"}, "wa_id": sender}],
-                "messages": [
-                    {
-                        "from": sender,
-                        "id": "wamid.Sandbox" + secrets.token_urlsafe(18),
-                        "timestamp": str(int(time.time())),
-                        "type": "text",
-                        "text": {"body": text},
-                    }
-                ],
-            },
-        )
-        return True
-
-    async def flush(self, client: Any) -> int:
-        """POST the queued webhooks, signed with the app secret, through ``client``
-        (an httpx client on the service itself); returns how many were sent."""
-        from edge_onboard.inbound import sign_body
-
-        sent = 0
-        while self.outbox:
-            url, raw = self.outbox.pop(0)
-            path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
-            await client.post(
-                path,
-                content=raw,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": sign_body(APP_SECRET, raw),
-                },
-            )
-            sent += 1
-        return sent
-
-    async def inbound_endpoint(self, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "send {phone_number_id, from, text}"}, status_code=400)
-        ok = self.inbound(
-            str(body.get("phone_number_id", "")),
-            str(body.get("from", "")),
-            str(body.get("text", "")),
-        )
-        return JSONResponse({"queued": ok}, status_code=202 if ok else 404)
-
     def _public(self, phone: dict[str, Any], *, with_health: bool = False) -> dict[str, Any]:
         data = {k: v for k, v in phone.items() if not k.startswith("_")}
         if with_health:
@@ -647,8 +395,6 @@ class SandboxMeta:
                 data["webhook_configuration"] = {"phone_number": phone["_webhook"]}
         return data
 
-    # Browser side
-
     async def dialog_finish(self, request: Request) -> Response:
         try:
             body = orjson.loads(await request.body())
@@ -659,7 +405,9 @@ class SandboxMeta:
             return JSONResponse(
                 {"error": f"scenario must be one of {', '.join(SCENARIOS)}"}, status_code=400
             )
-        return JSONResponse(self.finish(scenario))
+        async with self._synced():
+            finished = self.finish(scenario)
+        return JSONResponse(finished)
 
     async def dialog(self, request: Request) -> Response:
         locale = sandbox_dialog.locale_of(request.query_params.get("locale"))
@@ -686,33 +434,3 @@ class SandboxMeta:
             Route("/_sandbox/remove-access", self.remove_access_endpoint, methods=["POST"]),
             Route("/_sandbox/{name}", self.static, methods=["GET"]),
         ]
-
-
-def _no_object(ident: str) -> Response:
-    return graph_error(
-        f"Unsupported get request. Object with ID '{ident}' does not exist, cannot be loaded due"
-        " to missing permissions, or does not support this operation.",
-        100,
-        33,
-    )
-
-
-_DIALOG_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-
-
-def _page(name: str, media_type: str) -> Response:
-    content = resources.files("edge_onboard.pages").joinpath("sandbox", name).read_bytes()
-    return _respond(content, media_type)
-
-
-def _respond(content: bytes, media_type: str) -> Response:
-    return Response(
-        content,
-        media_type=media_type,
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": _DIALOG_CSP,
-            "Cross-Origin-Opener-Policy": "unsafe-none",
-        },
-    )
