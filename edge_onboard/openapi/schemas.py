@@ -206,24 +206,22 @@ def schemas() -> Schema:
                 ),
             },
             # null means "not given", so the pairing rules are written on string/array values.
-            "allOf": [
-                {
-                    "if": {
-                        "required": ["webhookUrl"],
-                        "properties": {"webhookUrl": {"type": "string"}},
-                    },
-                    "then": {
-                        "required": ["webhookEvents"],
-                        "properties": {"webhookEvents": {"type": "array"}},
-                    },
-                    "else": {
-                        "properties": {
-                            "webhookEvents": {"type": "null"},
-                            "webhookSecret": {"type": "null"},
-                        }
-                    },
-                },
-            ],
+            # One rule, so no allOf around it: openapi-generator's Python client fails on
+            # this allOf (the generators ignore if/then/else; validators apply them).
+            "if": {
+                "required": ["webhookUrl"],
+                "properties": {"webhookUrl": {"type": "string"}},
+            },
+            "then": {
+                "required": ["webhookEvents"],
+                "properties": {"webhookEvents": {"type": "array", "items": _EVENT}},
+            },
+            "else": {
+                "properties": {
+                    "webhookEvents": {"type": "null"},
+                    "webhookSecret": {"type": "null"},
+                }
+            },
         },
         "OnboardingLink": {
             "type": "object",
@@ -402,20 +400,33 @@ def schemas() -> Schema:
                                 "canReceiveMessages": {"type": "boolean"},
                             },
                         },
-                        "issues": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": [
-                                    "entityType",
-                                    "code",
-                                    "description",
-                                    "possibleSolution",
-                                ],
-                            },
-                        },
+                        "issues": {"type": "array", "items": _ref("PhoneHealthIssue")},
                     },
                 }
+            },
+        },
+        "PhoneHealthIssue": {
+            "type": "object",
+            "description": "Something that stops or limits the number: Meta's health "
+            "errors, and what the service finds itself.",
+            "required": ["entityType", "code", "description", "possibleSolution"],
+            "properties": {
+                "entityType": _nullable(
+                    {
+                        "type": "string",
+                        "description": "What it is about: PHONE_NUMBER, WABA, BUSINESS, APP "
+                        "(Meta may add others).",
+                    }
+                ),
+                "code": _nullable(
+                    {
+                        "type": ["string", "integer"],
+                        "description": "Meta's numeric error code, or the service's own "
+                        "(partner_removed, app_not_subscribed, not_registered).",
+                    }
+                ),
+                "description": _nullable({"type": "string"}),
+                "possibleSolution": _nullable({"type": "string"}),
             },
         },
         "CallbackRequest": {
