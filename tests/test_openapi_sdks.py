@@ -23,6 +23,7 @@ from tests.live import create_key, serve
 
 PACKAGE = "edge_onboard_sdk"
 GENERATORS = ("python", "typescript-fetch", "go")
+BINARY_TYPES = ("image/png", "image/jpeg", "image/webp", "image/x-icon", "*/*")
 
 
 def command(name: str) -> str:
@@ -121,7 +122,11 @@ def sdk(spec_file: Path) -> Iterator[Any]:
     """openapi-python-client's client, imported from where it was generated."""
     out = spec_file.parent / "python-sdk"
     config = spec_file.parent / "openapi-python-client.json"
-    config.write_text(json.dumps({"package_name_override": PACKAGE}))
+    # The logo, media and icon bodies are bytes to this generator too.
+    binary = {media: "application/octet-stream" for media in BINARY_TYPES}
+    config.write_text(
+        json.dumps({"package_name_override": PACKAGE, "content_type_overrides": binary})
+    )
     result = subprocess.run(
         [
             command("openapi-python-client"),
