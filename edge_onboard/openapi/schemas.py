@@ -453,46 +453,42 @@ def schemas() -> Schema:
                     "required": ["error"],
                     "additionalProperties": False,
                     "properties": {
-                        "error": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "description": "Why the signup did not finish. Nothing here is "
-                            "shown to anyone as words: the answer, lastError.message and the "
-                            "redirect's error= come from the service's catalog.",
-                            "properties": {
-                                "code": _nullable(
-                                    {
-                                        "oneOf": [
-                                            {"type": "string", "enum": sorted(REASONS)},
-                                            {"type": "string", "pattern": "^[0-9]{1,16}$"},
-                                            {"type": "integer", "minimum": 0},
-                                        ],
-                                        "description": "a reason, or Meta's numeric error "
-                                        "code (meaning meta_signup_error); default "
-                                        "signup_cancelled",
-                                    }
-                                ),
-                                "step": _nullable(
-                                    {"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}
-                                ),
-                                "metaErrorCode": _nullable(
-                                    {"type": "string", "pattern": "^[0-9]{1,16}$"}
-                                ),
-                                "sessionId": _nullable(
-                                    {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}
-                                ),
-                                "message": _nullable(
-                                    {
-                                        "type": "string",
-                                        "maxLength": 500,
-                                        "description": "accepted and ignored",
-                                    }
-                                ),
-                            },
-                        }
+                        # Named: openapi-python-client cannot model it inline.
+                        "error": _ref("SignupFailure")
                     },
                 },
             ]
+        },
+        "SignupFailure": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Why the signup did not finish. Nothing here is "
+            "shown to anyone as words: the answer, lastError.message and the "
+            "redirect's error= come from the service's catalog.",
+            "properties": {
+                "code": _nullable(
+                    {
+                        "oneOf": [
+                            {"type": "string", "enum": sorted(REASONS)},
+                            {"type": "string", "pattern": "^[0-9]{1,16}$"},
+                            {"type": "integer", "minimum": 0},
+                        ],
+                        "description": "a reason, or Meta's numeric error "
+                        "code (meaning meta_signup_error); default "
+                        "signup_cancelled",
+                    }
+                ),
+                "step": _nullable({"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}),
+                "metaErrorCode": _nullable({"type": "string", "pattern": "^[0-9]{1,16}$"}),
+                "sessionId": _nullable({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}),
+                "message": _nullable(
+                    {
+                        "type": "string",
+                        "maxLength": 500,
+                        "description": "accepted and ignored",
+                    }
+                ),
+            },
         },
         "CallbackResponse": {
             "type": "object",
