@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from edge_onboard.event_schemas import schema_name
+from edge_onboard.events import EVENT_TYPES
 from edge_onboard.openapi import build_openapi
 from edge_onboard.openapi._common import METHODS
 from tests.live import create_key, serve
@@ -113,6 +115,15 @@ def test_openapi_generator_client_has_every_operation(
     assert found == expected, (
         f"missing: {sorted(expected - found)}; unexpected: {sorted(found - expected)}"
     )
+    if generator == "typescript-fetch":
+        # Typed models, not empty records: each event payload, the health issues.
+        spec = json.loads(spec_file.read_text())
+        for name in [*map(schema_name, EVENT_TYPES), "PhoneHealthIssue"]:
+            model = (generated[generator] / "models" / f"{name}.ts").read_text()
+            assert "Record<string, never>" not in model, name
+        issue = (generated[generator] / "models" / "PhoneHealthIssue.ts").read_text()
+        for field in spec["components"]["schemas"]["PhoneHealthIssue"]["required"]:
+            assert re.search(rf"^    {field}: \w", issue, re.M), field
     # One API class per tag, none left in a "default" one.
     assert not list(generated[generator].rglob("*[Dd]efault[_A]*")), generator
 

@@ -411,20 +411,17 @@ def schemas() -> Schema:
             "errors, and what the service finds itself.",
             "required": ["entityType", "code", "description", "possibleSolution"],
             "properties": {
-                "entityType": _nullable(
-                    {
-                        "type": "string",
-                        "description": "What it is about: PHONE_NUMBER, WABA, BUSINESS, APP "
-                        "(Meta may add others).",
-                    }
-                ),
-                "code": _nullable(
-                    {
-                        "type": ["string", "integer"],
-                        "description": "Meta's numeric error code, or the service's own "
-                        "(partner_removed, app_not_subscribed, not_registered).",
-                    }
-                ),
+                # Descriptions outside the anyOf, where generators look for them.
+                "entityType": {
+                    **_nullable({"type": "string"}),
+                    "description": "What it is about: PHONE_NUMBER, WABA, BUSINESS, APP "
+                    "(Meta may add others).",
+                },
+                "code": {
+                    **_nullable({"type": ["string", "integer"]}),
+                    "description": "Meta's numeric error code, or the service's own "
+                    "(partner_removed, app_not_subscribed, not_registered).",
+                },
                 "description": _nullable({"type": "string"}),
                 "possibleSolution": _nullable({"type": "string"}),
             },
