@@ -19,6 +19,7 @@ from starlette.routing import Route
 from edge_onboard.app import create_app
 from edge_onboard.openapi import build_openapi
 from edge_onboard.openapi._common import METHODS
+from edge_onboard.openapi.descriptions import DESCRIPTIONS
 from edge_onboard.phones import _disconnected_report, _health_report
 from edge_onboard.storage import Phone, PhoneStatus
 from tests.conftest import make_settings
@@ -235,3 +236,12 @@ def test_phone_health_reports_match_the_schema() -> None:
     validator.validate({"data": _disconnected_report(phone, checked)})
     with pytest.raises(jsonschema_rs.ValidationError):
         validator.validate({"data": {**report, "issues": [{"entityType": "APP"}]}})
+
+
+def test_descriptions_name_real_operations() -> None:
+    """A description kept for an operation that was renamed or removed is a mistake."""
+    spec = build_openapi("https://onboard.test")
+    ids = {operation["operationId"] for _, operation in _operations(spec)}
+    assert set(DESCRIPTIONS) <= ids, set(DESCRIPTIONS) - ids
+    described = [op for _, op in _operations({**spec, "webhooks": {}}) if op.get("description")]
+    assert len(described) >= len(DESCRIPTIONS)
