@@ -49,7 +49,7 @@ DESCRIPTIONS: dict[str, str] = {
     "retryWebhookDelivery": "Queues another attempt now (409 while the webhook is disabled).",
     # Events
     "listEventTypes": "Every event type an outgoing webhook can subscribe to, with its "
-    "description; each payload's schema is under webhooks.",
+    "description; each payload has a named schema (PhoneNumberConnectedEvent, ...).",
     # Organization
     "getOrganization": "Its branding is what the hosted page shows.",
     "updateOrganization": "Display name, brand colour, support email and support, "
