@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -154,6 +155,11 @@ def sdk(spec_file: Path) -> Iterator[Any]:
         capture_output=True,
         text=True,
         timeout=300,
+        # It formats what it generates with ruff (of the test extra), found on PATH.
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # It warns about each operation or schema it leaves out: none may be.
