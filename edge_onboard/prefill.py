@@ -88,13 +88,12 @@ def _scalar(value: Any, path: str) -> None:
 
 
 def schema() -> dict[str, Any]:
+    # One type list, not an anyOf: openapi-generator's Python client cannot model an anyOf
+    # holding null. The bounds apply to the integers only.
     scalar: dict[str, Any] = {
-        "anyOf": [
-            {"type": "string"},
-            {"type": "boolean"},
-            {"type": "null"},
-            {"type": "integer", "minimum": -INT64, "maximum": INT64 - 1},
-        ]
+        "type": ["string", "boolean", "null", "integer"],
+        "minimum": -INT64,
+        "maximum": INT64 - 1,
     }
 
     def obj(nested: dict[str, str]) -> dict[str, Any]:

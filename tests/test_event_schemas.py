@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema_rs  # schemathesis's validator
 import pytest
 
-from edge_onboard.event_schemas import event_schema
+from edge_onboard.event_schemas import event_schema, schema_name
 from edge_onboard.events import EVENT_TYPES
 from edge_onboard.openapi import build_openapi
 from edge_onboard.phones import phone_view
@@ -44,12 +44,18 @@ def valid(event_type: str, data: dict[str, Any]) -> None:
 
 
 def test_every_event_type_has_its_own_payload_schema() -> None:
-    webhooks = build_openapi("https://onboard.test")["webhooks"]
+    spec = build_openapi("https://onboard.test")
+    webhooks, components = spec["webhooks"], spec["components"]["schemas"]
     assert list(webhooks) == list(EVENT_TYPES)
     for name, item in webhooks.items():
-        schema = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        # Each payload is a named schema (SDKs make a model of it), its data another.
+        ref = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{schema_name(name)}"
+        schema = components[schema_name(name)]
         assert schema["properties"]["event"] == {"const": name}
-        data = schema["properties"]["data"]
+        assert schema["properties"]["data"] == {"$ref": f"{ref}Data"}
+        data = components[f"{schema_name(name)}Data"]
+        assert data == event_schema(name)["properties"]["data"]
         assert data["type"] == "object" and data["properties"], name
         assert data["required"] == list(data["properties"]), name
         # No bare object: only raw (Meta's own object, whatever Meta adds) is left open;

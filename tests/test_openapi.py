@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import jsonschema_rs
 import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from edge_onboard.app import create_app
 from edge_onboard.openapi import build_openapi
+from edge_onboard.openapi._common import METHODS
+from edge_onboard.openapi.descriptions import DESCRIPTIONS
+from edge_onboard.phones import _disconnected_report, _health_report
+from edge_onboard.storage import Phone, PhoneStatus
 from tests.conftest import make_settings
 from tests.live import create_key, serve
 
@@ -114,3 +123,132 @@ def test_every_route_is_documented() -> None:
 
 def test_spec_is_valid_openapi_3_1() -> None:
     validate(build_openapi("https://onboard.test"))
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, operation) for every operation in paths and webhooks."""
+    return [
+        (f"{section} {path} {method}", operation)
+        for section in ("paths", "webhooks")
+        for path, item in spec[section].items()
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+
+
+def test_every_operation_is_tagged_named_and_summarised() -> None:
+    """What SDK generators need of each operation, including operations added later: a
+    declared tag (one API class each), a unique camelCase operationId (the method's
+    name) and a summary."""
+    spec = build_openapi("https://onboard.test")
+    declared = {tag["name"]: tag.get("description") for tag in spec["tags"]}
+    assert len(declared) == len(spec["tags"]), "a tag is declared twice"
+    assert all(declared.values()), f"a tag without a description: {declared}"
+    operations = _operations(spec)
+    assert len(operations) > 60
+    seen: dict[str, str] = {}
+    for where, operation in operations:
+        assert operation.get("tags"), f"{where}: no tags (add a rule in openapi/tags.py)"
+        undeclared = set(operation["tags"]) - set(declared)
+        assert not undeclared, f"{where}: tags {undeclared} not declared in openapi/tags.py"
+        operation_id = operation.get("operationId")
+        assert isinstance(operation_id, str), f"{where}: no operationId"
+        assert re.fullmatch(r"[a-z][a-zA-Z0-9]*", operation_id), f"{where}: {operation_id}"
+        assert operation_id not in seen, f"{where}: operationId {operation_id} also {seen}"
+        seen[operation_id] = where
+        assert str(operation.get("summary", "")).strip(), f"{where}: no summary"
+    used = {tag for _, operation in operations for tag in operation["tags"]}
+    assert used == set(declared), f"declared but unused: {set(declared) - used}"
+
+
+def test_response_headers_are_described() -> None:
+    spec = build_openapi("https://onboard.test")
+    assert set(spec["components"]["headers"]) == {
+        "Request-Id",
+        "Idempotent-Replayed",
+        "Retry-After",
+    }
+    idempotent = 0
+    for where, operation in _operations({**spec, "webhooks": {}}):
+        keyed = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", ()))
+        idempotent += keyed
+        for code, response in operation["responses"].items():
+            headers = {name: header["$ref"] for name, header in response.get("headers", {}).items()}
+            assert headers["Request-Id"] == "#/components/headers/Request-Id", (where, code)
+            assert ("Retry-After" in headers) == (code in ("429", "503")), (where, code)
+            if keyed and code.startswith("2"):
+                assert "Idempotent-Replayed" in headers, (where, code)
+            if not keyed:
+                assert "Idempotent-Replayed" not in headers, (where, code)
+    assert idempotent >= 8
+
+
+def test_phone_health_issues_are_typed() -> None:
+    schemas = build_openapi("https://onboard.test")["components"]["schemas"]
+    data = schemas["PhoneHealth"]["properties"]["data"]
+    assert data["properties"]["issues"]["items"] == {
+        "$ref": "#/components/schemas/PhoneHealthIssue"
+    }
+    issue = schemas["PhoneHealthIssue"]
+    assert set(issue["properties"]) == set(issue["required"])
+    assert set(issue["required"]) == {"entityType", "code", "description", "possibleSolution"}
+
+
+def test_phone_health_reports_match_the_schema() -> None:
+    """The reports phones.py builds, from Meta's health_status (numeric error codes) and
+    its own findings, are what the schema says."""
+    spec = build_openapi("https://onboard.test")
+    validator = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/PhoneHealth", "components": spec["components"]},
+        validate_formats=True,
+    )
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    phone = Phone(
+        id=str(uuid.uuid4()),
+        org_id=str(uuid.uuid4()),
+        waba_id=str(uuid.uuid4()),
+        meta_waba_id="102290129340398",
+        meta_phone_number_id="106540352242922",
+        status=PhoneStatus.CONNECTED,
+        is_registered=True,
+        onboarding_link_id=None,
+        created_at=now,
+        updated_at=now,
+        phone_number="+15550783881",
+    )
+    raw = {
+        "status": "CONNECTED",
+        "platform_type": "ON_PREMISE",
+        "health_status": {
+            "can_send_message": "BLOCKED",
+            "entities": [
+                {
+                    "entity_type": "BUSINESS",
+                    "errors": [
+                        {
+                            "error_code": 141006,
+                            "error_description": "There is an error with the payment method.",
+                            "possible_solution": "Add a payment method.",
+                        }
+                    ],
+                },
+                {"entity_type": "WABA", "errors": [{"error_code": 141010}]},
+            ],
+        },
+    }
+    checked = "2026-11-25T12:00:00.000Z"
+    report = _health_report(phone, raw, False, checked)
+    assert len(report["issues"]) == 4  # two of Meta's, not subscribed, not registered
+    validator.validate({"data": report})
+    validator.validate({"data": _disconnected_report(phone, checked)})
+    with pytest.raises(jsonschema_rs.ValidationError):
+        validator.validate({"data": {**report, "issues": [{"entityType": "APP"}]}})
+
+
+def test_descriptions_name_real_operations() -> None:
+    """A description kept for an operation that was renamed or removed is a mistake."""
+    spec = build_openapi("https://onboard.test")
+    ids = {operation["operationId"] for _, operation in _operations(spec)}
+    assert set(DESCRIPTIONS) <= ids, set(DESCRIPTIONS) - ids
+    described = [op for _, op in _operations({**spec, "webhooks": {}}) if op.get("description")]
+    assert len(described) >= len(DESCRIPTIONS)

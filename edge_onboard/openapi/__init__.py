@@ -11,6 +11,7 @@ from __future__ import annotations
 from edge_onboard import event_schemas
 from edge_onboard.openapi._common import Schema
 from edge_onboard.openapi.events import events_paths, events_schemas
+from edge_onboard.openapi.finish import finish
 from edge_onboard.openapi.organization import organization_paths, organization_schemas
 from edge_onboard.openapi.paths import api_paths
 from edge_onboard.openapi.public import public_paths
@@ -20,7 +21,7 @@ __all__ = ["build_openapi"]
 
 
 def build_openapi(public_url: str) -> Schema:
-    return {
+    spec: Schema = {
         "openapi": "3.1.0",
         "info": {
             "title": "edge-onboard",
@@ -38,3 +39,6 @@ def build_openapi(public_url: str) -> Schema:
         "webhooks": event_schemas.webhooks(),
         "paths": {**api_paths(), **public_paths(), **organization_paths(), **events_paths()},
     }
+    # Tags, response headers and the event payloads' schemas: on every operation and
+    # event, including ones added later.
+    return finish(spec)

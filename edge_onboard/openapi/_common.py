@@ -8,6 +8,8 @@ from edge_onboard.events import EVENT_TYPES
 from edge_onboard.urls import MAX_URL_LENGTH
 
 Schema = dict[str, Any]
+# The keys of a path item that are operations (the others: parameters, summary, ...).
+METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
 def _ref(name: str) -> Schema:
@@ -103,8 +105,10 @@ PAGING = [  # every list: edge_onboard/pagination.py
     {
         "name": "page",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1},
-        "description": "1-based page; (page - 1) * limit may not pass 10000 (400 "
+        # No "default": generated SDKs send a parameter's default, and a page with a
+        # cursor is 400.
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "description": "1-based page (1 when absent); (page - 1) * limit may not pass 10000 (400 "
         "page_too_deep): page on from there with startingAfter. Not with a cursor.",
     },
     {

@@ -4,7 +4,7 @@ endpoint's failed deliveries (edge_onboard/event_log.py)."""
 from __future__ import annotations
 
 from edge_onboard.event_log import MAX_TYPE_LENGTH, TIMESTAMP_PATTERN, TYPE_PATTERN
-from edge_onboard.event_schemas import event_schema
+from edge_onboard.event_schemas import schema_name
 from edge_onboard.events import EVENT_TYPES
 from edge_onboard.openapi._common import (
     _COMMON_ERRORS,
@@ -32,7 +32,7 @@ def events_schemas() -> Schema:
     return {
         "Event": {
             "description": "An event, exactly as its webhook deliveries carry it.",
-            "oneOf": [event_schema(name) for name in EVENT_TYPES],
+            "oneOf": [_ref(schema_name(name)) for name in EVENT_TYPES],
         },
         "EventResponse": _data(_ref("Event")),
         "EventList": _listing(_ref("Event")),

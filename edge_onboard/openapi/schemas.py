@@ -206,24 +206,22 @@ def schemas() -> Schema:
                 ),
             },
             # null means "not given", so the pairing rules are written on string/array values.
-            "allOf": [
-                {
-                    "if": {
-                        "required": ["webhookUrl"],
-                        "properties": {"webhookUrl": {"type": "string"}},
-                    },
-                    "then": {
-                        "required": ["webhookEvents"],
-                        "properties": {"webhookEvents": {"type": "array"}},
-                    },
-                    "else": {
-                        "properties": {
-                            "webhookEvents": {"type": "null"},
-                            "webhookSecret": {"type": "null"},
-                        }
-                    },
-                },
-            ],
+            # One rule, so no allOf around it: openapi-generator's Python client fails on
+            # this allOf (the generators ignore if/then/else; validators apply them).
+            "if": {
+                "required": ["webhookUrl"],
+                "properties": {"webhookUrl": {"type": "string"}},
+            },
+            "then": {
+                "required": ["webhookEvents"],
+                "properties": {"webhookEvents": {"type": "array", "items": _EVENT}},
+            },
+            "else": {
+                "properties": {
+                    "webhookEvents": {"type": "null"},
+                    "webhookSecret": {"type": "null"},
+                }
+            },
         },
         "OnboardingLink": {
             "type": "object",
@@ -402,20 +400,30 @@ def schemas() -> Schema:
                                 "canReceiveMessages": {"type": "boolean"},
                             },
                         },
-                        "issues": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": [
-                                    "entityType",
-                                    "code",
-                                    "description",
-                                    "possibleSolution",
-                                ],
-                            },
-                        },
+                        "issues": {"type": "array", "items": _ref("PhoneHealthIssue")},
                     },
                 }
+            },
+        },
+        "PhoneHealthIssue": {
+            "type": "object",
+            "description": "Something that stops or limits the number: Meta's health "
+            "errors, and what the service finds itself.",
+            "required": ["entityType", "code", "description", "possibleSolution"],
+            "properties": {
+                # Descriptions outside the anyOf, where generators look for them.
+                "entityType": {
+                    **_nullable({"type": "string"}),
+                    "description": "What it is about: PHONE_NUMBER, WABA, BUSINESS, APP "
+                    "(Meta may add others).",
+                },
+                "code": {
+                    **_nullable({"type": ["string", "integer"]}),
+                    "description": "Meta's numeric error code, or the service's own "
+                    "(partner_removed, app_not_subscribed, not_registered).",
+                },
+                "description": _nullable({"type": "string"}),
+                "possibleSolution": _nullable({"type": "string"}),
             },
         },
         "CallbackRequest": {
@@ -442,46 +450,42 @@ def schemas() -> Schema:
                     "required": ["error"],
                     "additionalProperties": False,
                     "properties": {
-                        "error": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "description": "Why the signup did not finish. Nothing here is "
-                            "shown to anyone as words: the answer, lastError.message and the "
-                            "redirect's error= come from the service's catalog.",
-                            "properties": {
-                                "code": _nullable(
-                                    {
-                                        "oneOf": [
-                                            {"type": "string", "enum": sorted(REASONS)},
-                                            {"type": "string", "pattern": "^[0-9]{1,16}$"},
-                                            {"type": "integer", "minimum": 0},
-                                        ],
-                                        "description": "a reason, or Meta's numeric error "
-                                        "code (meaning meta_signup_error); default "
-                                        "signup_cancelled",
-                                    }
-                                ),
-                                "step": _nullable(
-                                    {"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}
-                                ),
-                                "metaErrorCode": _nullable(
-                                    {"type": "string", "pattern": "^[0-9]{1,16}$"}
-                                ),
-                                "sessionId": _nullable(
-                                    {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}
-                                ),
-                                "message": _nullable(
-                                    {
-                                        "type": "string",
-                                        "maxLength": 500,
-                                        "description": "accepted and ignored",
-                                    }
-                                ),
-                            },
-                        }
+                        # Named: openapi-python-client cannot model it inline.
+                        "error": _ref("SignupFailure")
                     },
                 },
             ]
+        },
+        "SignupFailure": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Why the signup did not finish. Nothing here is "
+            "shown to anyone as words: the answer, lastError.message and the "
+            "redirect's error= come from the service's catalog.",
+            "properties": {
+                "code": _nullable(
+                    {
+                        "oneOf": [
+                            {"type": "string", "enum": sorted(REASONS)},
+                            {"type": "string", "pattern": "^[0-9]{1,16}$"},
+                            {"type": "integer", "minimum": 0},
+                        ],
+                        "description": "a reason, or Meta's numeric error "
+                        "code (meaning meta_signup_error); default "
+                        "signup_cancelled",
+                    }
+                ),
+                "step": _nullable({"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}),
+                "metaErrorCode": _nullable({"type": "string", "pattern": "^[0-9]{1,16}$"}),
+                "sessionId": _nullable({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}),
+                "message": _nullable(
+                    {
+                        "type": "string",
+                        "maxLength": 500,
+                        "description": "accepted and ignored",
+                    }
+                ),
+            },
         },
         "CallbackResponse": {
             "type": "object",
