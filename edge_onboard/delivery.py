@@ -455,6 +455,7 @@ class DeliveryEngine:
                 "event": event.type,
                 "timestamp": isoformat(event.created_at),
                 "organizationId": event.org_id,
+                "livemode": event.livemode,
                 "data": event.data,
             }
         )

@@ -32,6 +32,7 @@ def phone_view(phone: Phone) -> dict[str, Any]:
         "coexistence": phone.coexistence,
         "onboardingLinkId": phone.onboarding_link_id,
         "createdAt": isoformat(phone.created_at),
+        "livemode": phone.livemode,
     }
 
 

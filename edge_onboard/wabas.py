@@ -41,6 +41,7 @@ def waba_view(waba: Waba, phones: list[Phone]) -> dict[str, Any]:
         "metaBusinessId": waba.meta_business_id,
         "phoneNumberIds": sorted(p.id for p in phones if p.waba_id == waba.id),
         "createdAt": isoformat(waba.created_at),
+        "livemode": waba.livemode,
     }
 
 

@@ -244,6 +244,7 @@ def schemas() -> Schema:
                 "expiresAt",
                 "metadata",
                 "lastError",
+                "livemode",
             ],
             "additionalProperties": False,
             "properties": {
@@ -270,6 +271,7 @@ def schemas() -> Schema:
                 "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
                 "lastError": _nullable(_ref("LinkError")),
                 "completedVia": _nullable({"type": "string", "enum": ["callback", "recovery"]}),
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
                 "recoverable": {
                     "type": "boolean",
                     "description": "Meta reported the signup finished, but recovering it "
@@ -301,6 +303,7 @@ def schemas() -> Schema:
                 "status",
                 "onboardingLinkId",
                 "createdAt",
+                "livemode",
             ],
             "additionalProperties": False,
             "properties": {
@@ -325,11 +328,19 @@ def schemas() -> Schema:
                 ),
                 "onboardingLinkId": _nullable(_UUID),
                 "createdAt": _TIMESTAMP,
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
             },
         },
         "Waba": {
             "type": "object",
-            "required": ["id", "metaWabaId", "metaBusinessId", "phoneNumberIds", "createdAt"],
+            "required": [
+                "id",
+                "metaWabaId",
+                "metaBusinessId",
+                "phoneNumberIds",
+                "createdAt",
+                "livemode",
+            ],
             "additionalProperties": False,
             "properties": {
                 "id": _UUID,
@@ -337,6 +348,7 @@ def schemas() -> Schema:
                 "metaBusinessId": _nullable({"type": "string"}),
                 "phoneNumberIds": {"type": "array", "items": _UUID},
                 "createdAt": _TIMESTAMP,
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
             },
         },
         "WabaResponse": _data(_ref("Waba")),
@@ -524,7 +536,7 @@ def schemas() -> Schema:
         },
         "OutgoingWebhook": {
             "type": "object",
-            "required": ["id", "url", "events", "wabaId", "status", "createdAt"],
+            "required": ["id", "url", "events", "wabaId", "status", "createdAt", "livemode"],
             "additionalProperties": False,
             "properties": {
                 "id": _UUID,
@@ -533,6 +545,7 @@ def schemas() -> Schema:
                 "wabaId": _nullable(_UUID),
                 "status": {"type": "string", "enum": ["active", "disabled"]},
                 "createdAt": _TIMESTAMP,
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
                 "secret": {
                     "type": "string",
                     "description": "only in the create and rotate-secret responses",
@@ -556,6 +569,7 @@ def schemas() -> Schema:
                 "lastError",
                 "createdAt",
                 "attemptLog",
+                "livemode",
             ],
             "additionalProperties": False,
             "properties": {
@@ -571,6 +585,7 @@ def schemas() -> Schema:
                 "lastError": _nullable({"type": "string"}),
                 "createdAt": _TIMESTAMP,
                 "attemptLog": {"type": "array", "items": {"type": "object"}},
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
             },
         },
         "WebhookDeliveryResponse": _data(_ref("WebhookDelivery")),
@@ -652,12 +667,13 @@ def schemas() -> Schema:
         },
         "Event": {
             "type": "object",
-            "required": ["id", "event", "timestamp", "organizationId", "data"],
+            "required": ["id", "event", "timestamp", "organizationId", "livemode", "data"],
             "properties": {
                 "id": {"type": "string", "description": "also the webhook-id header"},
                 "event": _EVENT,
                 "timestamp": _TIMESTAMP,
                 "organizationId": _UUID,
+                "livemode": {"type": "boolean"},
                 "data": {"type": "object"},
             },
         },
