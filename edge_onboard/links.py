@@ -353,7 +353,7 @@ class LinkService:
             )
             if deleted is not None:
                 return
-            link = await self.get(org_id, link_id)  # lost a race: report the winner's state
+            link = await self.get(org_id, link_id, livemode=livemode)  # lost a race: the winner
             if link.status is LinkStatus.PENDING:
                 raise ApiError(
                     409,

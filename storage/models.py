@@ -241,8 +241,9 @@ class PartnerGrant(_Record):
     outcome: str | None = None
     # Not before this time again (a transient Meta error backs off).
     retry_at: datetime | None = None
-    # False when the built-in fake Meta sent it: it matches only test links.
-    livemode: bool = True
+    # Which links it may recover: True (the configured Meta app sent it) live ones, False
+    # (the built-in fake Meta) test ones, None (EDGE_SANDBOX: the fake is both) either.
+    livemode: bool | None = True
 
 
 class PhoneStatus(enum.StrEnum):

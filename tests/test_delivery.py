@@ -72,7 +72,7 @@ class Harness:
         )
         assert key is not None
         event = await self.services.webhooks.emit(
-            key.org_id, "phone_number.connected", data or {"n": 1}, waba_id=waba_id
+            key.org_id, "phone_number.connected", data or {"n": 1}, waba_id=waba_id, livemode=True
         )
         assert event is not None
         return event.id
