@@ -402,8 +402,8 @@ async def test_rotate_secret_refusals(hooks: Harness, monkeypatch: pytest.Monkey
     service = hooks.client.services.webhooks
     read = service.get
 
-    async def racing_get(org_id: str, webhook_id: str) -> OutgoingWebhook:
-        before = await read(org_id, webhook_id, livemode=True)
+    async def racing_get(org_id: str, webhook_id: str, *, livemode: bool) -> OutgoingWebhook:
+        before = await read(org_id, webhook_id, livemode=livemode)
         monkeypatch.setattr(service, "get", read)
         await service.rotate_secret(org_id, webhook_id, {"secret": ARBITRARY}, livemode=True)
         return before
