@@ -95,6 +95,7 @@ def _data_schemas() -> dict[str, Schema]:
         ),
         "onboardingLinkId": _nullable(_UUID),
         "createdAt": TIMESTAMP_SCHEMA,
+        "livemode": {"type": "boolean"},
     }
     known: dict[str, Schema] = {
         "phone_number.connected": _object(
