@@ -44,7 +44,7 @@ from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
 from edge_onboard.sandbox import SYSTEM_USER_TOKEN as SANDBOX_SYSTEM_USER_TOKEN
 from edge_onboard.sandbox import SandboxMeta
-from edge_onboard.services import MetaApp, Services
+from edge_onboard.services import MetaApp, Services, get_services, limit_public
 from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
 from edge_onboard.verification import PhoneVerification
@@ -120,6 +120,26 @@ def _meta(settings: Settings, sandbox: SandboxMeta) -> MetaModes:
     )
     app = MetaApp(settings.meta_app_id, settings.meta_config_id, settings.meta_app_secret.reveal())
     return MetaModes(app, graph, fake_app, fake_graph)
+
+
+def _public_sandbox_routes(sandbox: SandboxMeta) -> list[Route]:
+    """The fake's routes as the public reaches them. It runs on live deployments too (for
+    test links), so each request that adds to its in-memory state (every one but a read)
+    counts against the client address's budget of public requests (EDGE_RATE_LIMIT_PUBLIC),
+    as the hosted pages do."""
+    routes: list[Route] = []
+    for route in sandbox.routes():
+
+        async def limited(request: Request, endpoint: Endpoint = route.endpoint) -> Response:
+            if request.method not in ("GET", "HEAD"):
+                try:
+                    await limit_public(request, get_services(request))
+                except ApiError as exc:
+                    return exc.response()
+            return await endpoint(request)
+
+        routes.append(Route(route.path, limited, methods=sorted(route.methods or ())))
+    return routes
 
 
 async def _pump_sandbox(sandbox: SandboxMeta, app: Starlette) -> None:
@@ -340,7 +360,7 @@ def create_app(
         Route("/favicon.ico", hosted.favicon, methods=["GET"]),
     ]
     # Mounted on every deployment: a test link's popup is the fake's dialog.
-    routes.extend(sandbox.routes())
+    routes.extend(_public_sandbox_routes(sandbox))
     handlers: dict[type[Exception], ExceptionHandler] = {
         ApiError: api_error_handler,
         HTTPException: http_exception_handler,

@@ -223,3 +223,19 @@ async def test_unknown_ids_stay_404_in_both_modes(modes: Modes) -> None:
     for auth in (modes.live, modes.test):
         for path in ("onboarding-links", "phones", "wabas", "outgoing-webhooks"):
             assert await modes.status(auth, f"{path}/{missing}") == 404
+
+
+async def test_the_fake_metas_public_routes_are_rate_limited(
+    storage: Storage, clock: FakeClock
+) -> None:
+    # On a live deployment the fake's popup is public: it spends the client's budget.
+    settings = make_settings(**META, EDGE_RATE_LIMIT_PUBLIC="1")
+    async with running_app(storage, clock, settings) as client:
+        finish = {"scenario": "ok"}
+        answers = [
+            (await client.post("/_sandbox/dialog/finish", json=finish)).status_code
+            for _ in range(30)
+        ]
+        assert answers[0] == 200 and 429 in answers
+        # Reads (the popup's page and assets) add nothing to the fake's state: not counted.
+        assert (await client.get("/_sandbox/dialog")).status_code == 200
