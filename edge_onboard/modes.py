@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from edge_onboard.inbound import signature_ok
+
 if TYPE_CHECKING:
     from edge_onboard.meta import GraphClient
     from edge_onboard.services import MetaApp
@@ -40,8 +42,6 @@ class MetaModes:
         """Which Meta signed a webhook body: the configured app (it may touch live objects
         only) or the fake (test objects only); under EDGE_SANDBOX the fake speaks for both.
         None: neither signed it (the caller answers 401)."""
-        from edge_onboard.inbound import signature_ok
-
         if self.everything_sandboxed:
             return Signed(None) if signature_ok(self.test_app.secret, raw, signature) else None
         if self.live_app is not None and signature_ok(self.live_app.secret, raw, signature):
