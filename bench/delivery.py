@@ -186,7 +186,7 @@ class Outbox:
             await storage.insert_webhook(webhook)
         ids: list[str] = []
         for i in range(deliveries // len(urls)):
-            event = new_event(org, EVENT, event_data(i), None, system_clock)
+            event = new_event(org, EVENT, event_data(i), None, system_clock, livemode=True)
             planned = plan_deliveries(event, webhooks)
             await storage.record_event(event, planned)
             ids.extend(d.id for d in planned)
@@ -273,7 +273,7 @@ async def trickle(outbox: Outbox, url: str, events: int, pace: float) -> dict[st
         webhook = endpoint(org, url)
         await storage.insert_webhook(webhook)
         for i in range(events):
-            event = new_event(org, EVENT, event_data(i), None, system_clock)
+            event = new_event(org, EVENT, event_data(i), None, system_clock, livemode=True)
             (delivery,) = plan_deliveries(event, [webhook])
             await storage.record_event(event, [delivery])
             await queue.enqueue(delivery.id, system_clock())

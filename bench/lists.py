@@ -57,6 +57,7 @@ def _docs(org_id: str, start: int, count: int, now: datetime) -> Iterator[dict[s
             "expires_at": now + timedelta(days=7) if status == "pending" else created,
             "external_id": f"ext-{i % 1000}",
             "metadata": {},
+            "livemode": True,
         }
 
 

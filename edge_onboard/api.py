@@ -61,6 +61,7 @@ async def _create(request: Request, make: Create, *, status_code: int = 201) -> 
         clock=services.clock,
         box=services.box,
         org_id=principal.org_id,
+        livemode=principal.livemode,
         body=raw,
         handler=handler,
     )
@@ -74,7 +75,8 @@ async def create_link(request: Request) -> Response:
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         params = await parse_create(body, allow_private=services.settings.webhook_allow_private)
-        return services.links.view(await services.links.create(principal.org_id, params))
+        link = await services.links.create(principal.org_id, params, livemode=principal.livemode)
+        return services.links.view(link)
 
     return await _create(request, make)
 
@@ -89,12 +91,16 @@ async def list_links(request: Request) -> Response:
     external_id = query.get("externalId")
     if external_id is not None and not 1 <= len(external_id) <= 255:
         raise invalid("'externalId' must be 1-255 characters.", param="externalId")
-    flt = LinkFilter(status=LinkStatus(status) if status else None, external_id=external_id)
+    flt = LinkFilter(
+        status=LinkStatus(status) if status else None,
+        external_id=external_id,
+        livemode=principal.livemode,
+    )
     links = services.links
     return await pagination.list_page(
         request,
         lambda window: links.list(principal.org_id, flt, window),
-        _locator(links.storage.get_link, lambda link: link.org_id == principal.org_id),
+        _locator(links.storage.get_link, functools.partial(_visible, principal)),
         links.view,
         params,
     )
@@ -102,7 +108,9 @@ async def list_links(request: Request) -> Response:
 
 async def get_link(request: Request) -> Response:
     services, principal = await _principal(request)
-    link, memo = await services.links.get_cached(principal.org_id, request.path_params["link_id"])
+    link, memo = await services.links.get_cached(
+        principal.org_id, request.path_params["link_id"], livemode=principal.livemode
+    )
     # Rendered once per copy of the link in the hot layer, not once per request; but a
     # view with a webhook secret in plaintext is never kept.
     body: bytes | None = memo.get("api")
@@ -116,7 +124,7 @@ async def get_link(request: Request) -> Response:
 async def delete_link(request: Request) -> Response:
     services, principal = await _principal(request)
     link_id = request.path_params["link_id"]
-    await services.links.delete(principal.org_id, link_id)
+    await services.links.delete(principal.org_id, link_id, livemode=principal.livemode)
     return responses.single({"id": link_id, "deleted": True})
 
 
@@ -128,21 +136,25 @@ async def list_phones(request: Request) -> Response:
     org_id, storage = principal.org_id, services.storage
     return await pagination.list_page(
         request,
-        lambda window: storage.list_phones(org_id, window),
-        _locator(storage.get_phone, lambda phone: phone.org_id == org_id),
+        lambda window: storage.list_phones(org_id, window, livemode=principal.livemode),
+        _locator(storage.get_phone, functools.partial(_visible, principal)),
         phone_view,
     )
 
 
 async def get_phone(request: Request) -> Response:
     services, principal = await _principal(request)
-    phone = await services.phones.get(principal.org_id, request.path_params["phone_id"])
+    phone = await services.phones.get(
+        principal.org_id, request.path_params["phone_id"], livemode=principal.livemode
+    )
     return responses.single(phone_view(phone))
 
 
 async def phone_health(request: Request) -> Response:
     services, principal = await _principal(request)
-    report = await services.phones.health(principal.org_id, request.path_params["phone_id"])
+    report = await services.phones.health(
+        principal.org_id, request.path_params["phone_id"], livemode=principal.livemode
+    )
     return responses.single(report)
 
 
@@ -152,7 +164,9 @@ async def send_message(request: Request) -> Response:
     async def make(
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
-        return await services.messages.send(principal.org_id, phone_id, body)
+        return await services.messages.send(
+            principal.org_id, phone_id, body, livemode=principal.livemode
+        )
 
     return await _create(request, make)
 
@@ -164,7 +178,9 @@ async def create_webhook(request: Request) -> Response:
     async def make(
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
-        webhook, secret = await services.webhooks.create(principal.org_id, body)
+        webhook, secret = await services.webhooks.create(
+            principal.org_id, body, livemode=principal.livemode
+        )
         return {**webhook_view(webhook), "secret": secret}  # the secret is shown once, here
 
     return await _create(request, make)
@@ -175,15 +191,17 @@ async def list_webhooks(request: Request) -> Response:
     org_id, storage = principal.org_id, services.storage
     return await pagination.list_page(
         request,
-        lambda window: storage.list_webhooks(org_id, window),
-        _locator(storage.get_webhook, lambda w: w.org_id == org_id and not w.deleted_at),
+        lambda window: storage.list_webhooks(org_id, window, livemode=principal.livemode),
+        _locator(storage.get_webhook, lambda w: _visible(principal, w) and not w.deleted_at),
         webhook_view,
     )
 
 
 async def get_webhook(request: Request) -> Response:
     services, principal = await _principal(request)
-    webhook = await services.webhooks.get(principal.org_id, request.path_params["webhook_id"])
+    webhook = await services.webhooks.get(
+        principal.org_id, request.path_params["webhook_id"], livemode=principal.livemode
+    )
     return responses.single(webhook_view(webhook))
 
 
@@ -191,7 +209,7 @@ async def update_webhook(request: Request) -> Response:
     services, principal = await _principal(request)
     body = validation.json_object(request, await validation.read_body(request))
     webhook = await services.webhooks.update(
-        principal.org_id, request.path_params["webhook_id"], body
+        principal.org_id, request.path_params["webhook_id"], body, livemode=principal.livemode
     )
     return responses.single(webhook_view(webhook))
 
@@ -199,13 +217,15 @@ async def update_webhook(request: Request) -> Response:
 async def delete_webhook(request: Request) -> Response:
     services, principal = await _principal(request)
     webhook_id = request.path_params["webhook_id"]
-    await services.webhooks.delete(principal.org_id, webhook_id)
+    await services.webhooks.delete(principal.org_id, webhook_id, livemode=principal.livemode)
     return responses.single({"id": webhook_id, "deleted": True})
 
 
 async def list_deliveries(request: Request) -> Response:
     services, principal = await _principal(request)
-    webhook = await services.webhooks.get(principal.org_id, request.path_params["webhook_id"])
+    webhook = await services.webhooks.get(
+        principal.org_id, request.path_params["webhook_id"], livemode=principal.livemode
+    )
     storage = services.storage
     return await pagination.list_page(
         request,
@@ -218,13 +238,25 @@ async def list_deliveries(request: Request) -> Response:
 async def retry_delivery(request: Request) -> Response:
     services, principal = await _principal(request)
     await validation.read_body(request)  # no parameters; any body is ignored
-    delivery = await services.webhooks.retry(principal.org_id, request.path_params["delivery_id"])
+    delivery = await services.webhooks.retry(
+        principal.org_id, request.path_params["delivery_id"], livemode=principal.livemode
+    )
     return responses.single(delivery_view(delivery), status_code=202)
 
 
 class _Listed(Protocol):
     id: str
     created_at: datetime
+
+
+class _Owned(Protocol):
+    org_id: str
+    livemode: bool
+
+
+def _visible(principal: Principal, found: _Owned) -> bool:
+    """Whether the key may see it: its organisation's, of its mode (test or live)."""
+    return found.org_id == principal.org_id and found.livemode == principal.livemode
 
 
 L = TypeVar("L", bound=_Listed)
@@ -299,7 +331,9 @@ async def request_verification_code(request: Request) -> Response:
     ) -> dict[str, Any]:
         phone_id = request.path_params["phone_id"]
         return phone_view(
-            await services.verification.request_code(principal.org_id, phone_id, body)
+            await services.verification.request_code(
+                principal.org_id, phone_id, body, livemode=principal.livemode
+            )
         )
 
     return await _create(request, make, status_code=200)
@@ -310,7 +344,10 @@ async def verify_phone(request: Request) -> Response:
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         phone_id = request.path_params["phone_id"]
-        return phone_view(await services.verification.verify(principal.org_id, phone_id, body))
+        phone = await services.verification.verify(
+            principal.org_id, phone_id, body, livemode=principal.livemode
+        )
+        return phone_view(phone)
 
     return await _create(request, make, status_code=200)
 
@@ -323,15 +360,17 @@ async def list_wabas(request: Request) -> Response:
     wabas, org_id = services.wabas, principal.org_id
     return await pagination.list_page(
         request,
-        lambda window: wabas.list(org_id, window),
-        functools.partial(wabas.locate, org_id),
+        lambda window: wabas.list(org_id, window, livemode=principal.livemode),
+        functools.partial(wabas.locate, org_id, livemode=principal.livemode),
         lambda view: view,
     )
 
 
 async def get_waba(request: Request) -> Response:
     services, principal = await _principal(request)
-    waba = await services.wabas.get(principal.org_id, request.path_params["waba_id"])
+    waba = await services.wabas.get(
+        principal.org_id, request.path_params["waba_id"], livemode=principal.livemode
+    )
     return responses.single(await services.wabas.view(waba))
 
 
@@ -340,7 +379,9 @@ async def sync_waba_phones(request: Request) -> Response:
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         validation.reject_unknown(body, ())
-        return await services.wabas.sync(principal.org_id, request.path_params["waba_id"])
+        return await services.wabas.sync(
+            principal.org_id, request.path_params["waba_id"], livemode=principal.livemode
+        )
 
     return await _create(request, make, status_code=200)
 
@@ -353,7 +394,7 @@ async def rotate_webhook_secret(request: Request) -> Response:
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         webhook, secret = await services.webhooks.rotate_secret(
-            principal.org_id, request.path_params["webhook_id"], body
+            principal.org_id, request.path_params["webhook_id"], body, livemode=principal.livemode
         )
         return {**webhook_view(webhook), "secret": secret}  # the new secret is shown once, here
 
@@ -430,7 +471,7 @@ async def recover_link(request: Request) -> Response:
         validation.reject_unknown(body, ())
         assert services.recovery is not None
         link = await services.recovery.recover_link(
-            principal.org_id, request.path_params["link_id"]
+            principal.org_id, request.path_params["link_id"], livemode=principal.livemode
         )
         return services.links.view(link)
 

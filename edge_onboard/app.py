@@ -33,6 +33,7 @@ from edge_onboard.links import LinkService
 from edge_onboard.messages import MessageService
 from edge_onboard.meta import GraphClient
 from edge_onboard.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
+from edge_onboard.modes import MetaModes
 from edge_onboard.phones import PhoneService
 from edge_onboard.queue import DeliveryQueue
 from edge_onboard.queue import for_client as queue_for_client
@@ -43,7 +44,7 @@ from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
 from edge_onboard.sandbox import SYSTEM_USER_TOKEN as SANDBOX_SYSTEM_USER_TOKEN
 from edge_onboard.sandbox import SandboxMeta
-from edge_onboard.services import MetaApp, Services
+from edge_onboard.services import MetaApp, Services, get_services, limit_public
 from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
 from edge_onboard.verification import PhoneVerification
@@ -90,37 +91,55 @@ async def _redis_client(url: str) -> Any:
     return await open_client(url, max_connections=64)
 
 
-def _meta(
-    settings: Settings, sandbox: SandboxMeta | None
-) -> tuple[MetaApp | None, GraphClient | None]:
-    """The Meta app and its Graph client: the sandbox fake, the configured app, or none."""
-    if sandbox is not None:
-        fake = Starlette(routes=sandbox.routes())
-        graph = GraphClient(
-            base_url="http://sandbox.invalid/_sandbox/graph",
-            version=settings.meta_graph_version,
-            app_id=SANDBOX_APP_ID,
-            app_secret=SANDBOX_APP_SECRET,
-            transport=httpx.ASGITransport(app=fake),
-        )
-        return MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID, SANDBOX_APP_SECRET), graph
-    if settings.meta_configured:
-        assert settings.meta_app_id and settings.meta_app_secret and settings.meta_config_id
-        graph = GraphClient(
-            base_url=settings.meta_graph_url,
-            version=settings.meta_graph_version,
-            app_id=settings.meta_app_id,
-            app_secret=settings.meta_app_secret.reveal(),
-        )
-        return (
-            MetaApp(
-                settings.meta_app_id,
-                settings.meta_config_id,
-                settings.meta_app_secret.reveal(),
-            ),
-            graph,
-        )
-    return None, None
+def _sandbox_graph(settings: Settings, sandbox: SandboxMeta) -> GraphClient:
+    """A Graph client on the built-in fake Meta, in process (no network)."""
+    return GraphClient(
+        base_url="http://sandbox.invalid/_sandbox/graph",
+        version=settings.meta_graph_version,
+        app_id=SANDBOX_APP_ID,
+        app_secret=SANDBOX_APP_SECRET,
+        transport=httpx.ASGITransport(app=Starlette(routes=sandbox.routes())),
+    )
+
+
+def _meta(settings: Settings, sandbox: SandboxMeta) -> MetaModes:
+    """Each mode's Meta app and Graph client: test mode always the fake; live mode the
+    configured app, or none, or (EDGE_SANDBOX) the fake too."""
+    fake_app = MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID, SANDBOX_APP_SECRET)
+    fake_graph = _sandbox_graph(settings, sandbox)
+    if settings.sandbox:
+        return MetaModes(fake_app, fake_graph, fake_app, fake_graph, everything_sandboxed=True)
+    if not settings.meta_configured:
+        return MetaModes(None, None, fake_app, fake_graph)
+    assert settings.meta_app_id and settings.meta_app_secret and settings.meta_config_id
+    graph = GraphClient(
+        base_url=settings.meta_graph_url,
+        version=settings.meta_graph_version,
+        app_id=settings.meta_app_id,
+        app_secret=settings.meta_app_secret.reveal(),
+    )
+    app = MetaApp(settings.meta_app_id, settings.meta_config_id, settings.meta_app_secret.reveal())
+    return MetaModes(app, graph, fake_app, fake_graph)
+
+
+def _public_sandbox_routes(sandbox: SandboxMeta) -> list[Route]:
+    """The fake's routes as the public reaches them. It runs on live deployments too (for
+    test links), so each request that adds to its in-memory state (every one but a read)
+    counts against the client address's budget of public requests (EDGE_RATE_LIMIT_PUBLIC),
+    as the hosted pages do."""
+    routes: list[Route] = []
+    for route in sandbox.routes():
+
+        async def limited(request: Request, endpoint: Endpoint = route.endpoint) -> Response:
+            if request.method not in ("GET", "HEAD"):
+                try:
+                    await limit_public(request, get_services(request))
+                except ApiError as exc:
+                    return exc.response()
+            return await endpoint(request)
+
+        routes.append(Route(route.path, limited, methods=sorted(route.methods or ())))
+    return routes
 
 
 async def _pump_sandbox(sandbox: SandboxMeta, app: Starlette) -> None:
@@ -168,7 +187,8 @@ def create_app(
     tests turn it off and drive the engine themselves.
     """
     settings = settings or Settings.from_env()
-    sandbox = SandboxMeta() if settings.sandbox else None
+    # The built-in fake Meta runs on every deployment: test-mode links use it.
+    sandbox = SandboxMeta()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -181,7 +201,7 @@ def create_app(
             sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
         box = secret_box_for(settings, store)
         now = clock or system_clock
-        meta_app, graph = _meta(settings, sandbox)
+        meta = _meta(settings, sandbox)
         links = LinkService(store, now, box, settings.public_url, HotCache(redis_client))
         # One Redis client (and pool) for the hot layer, rate limits and the queue.
         queue = delivery_queue if delivery_queue is not None else queue_for_client(redis_client)
@@ -198,14 +218,14 @@ def create_app(
         webhooks = WebhookService(
             store, now, box, engine, allow_private=settings.webhook_allow_private
         )
-        phones = PhoneService(store, now, box, graph)
+        phones = PhoneService(store, now, box, meta)
         completion = CompletionService(
             storage=store,
             clock=now,
             box=box,
             links=links,
             settings=settings,
-            graph=graph,
+            meta=meta,
             webhooks=webhooks,
         )
         limiter = RateLimiter(redis_client)
@@ -217,14 +237,15 @@ def create_app(
             completion=completion,
             links=links,
             webhooks=webhooks,
-            graph=graph,
+            meta=meta,
             system_user_token=(
                 system_token.reveal()
                 if system_token
                 else SANDBOX_SYSTEM_USER_TOKEN
-                if sandbox is not None
+                if settings.sandbox
                 else None
             ),
+            test_system_user_token=SANDBOX_SYSTEM_USER_TOKEN,
         )
         app.state.services = Services(
             settings=settings,
@@ -237,13 +258,12 @@ def create_app(
             webhooks=webhooks,
             engine=engine,
             inbound=InboundService(store, webhooks),
-            messages=MessageService(store, box, phones, graph),
-            verification=PhoneVerification(store, now, box, phones, links, webhooks, graph),
-            wabas=WabaService(store, now, box, settings, webhooks, graph, completion.verify_token),
+            messages=MessageService(store, box, phones, meta),
+            verification=PhoneVerification(store, now, box, phones, links, webhooks, meta),
+            wabas=WabaService(store, now, box, settings, webhooks, meta, completion.verify_token),
             limiter=limiter,
             logins=FailedLogins(limiter),
-            meta_app=meta_app,
-            graph=graph,
+            meta=meta,
             sandbox=sandbox,
             redis=redis_client,
             recovery=recovery,
@@ -259,8 +279,7 @@ def create_app(
                 if deliver if deliver is not None else settings.inprocess_delivery:
                     tg.start_soon(engine.run)
                     loop(reconcile_forever, recovery, settings, redis_client)
-                    if sandbox is not None:
-                        loop(_pump_sandbox, sandbox, app)
+                    loop(_pump_sandbox, sandbox, app)
                 yield
                 # Graceful: the fake Meta's loop and reconciliation have nothing to
                 # finish; the deliveries in flight get up to 15 s, then stop.
@@ -270,8 +289,9 @@ def create_app(
                 tg.cancel_scope.deadline = anyio.current_time() + 15
         finally:
             await sender.aclose()
-            if graph is not None:
-                await graph.aclose()
+            await meta.test_graph.aclose()
+            if meta.live_graph is not None and meta.live_graph is not meta.test_graph:
+                await meta.live_graph.aclose()
             if redis_client is not None and redis is None:
                 await redis_client.aclose()
             if storage is None:
@@ -348,8 +368,8 @@ def create_app(
         Route("/brand/{org_id}/{digest}", branding.logo_file, methods=["GET"]),
         Route("/favicon.ico", hosted.favicon, methods=["GET"]),
     ]
-    if sandbox is not None:
-        routes.extend(sandbox.routes())
+    # Mounted on every deployment: a test link's popup is the fake's dialog.
+    routes.extend(_public_sandbox_routes(sandbox))
     handlers: dict[type[Exception], ExceptionHandler] = {
         ApiError: api_error_handler,
         HTTPException: http_exception_handler,

@@ -1,4 +1,5 @@
-"""API keys: ``sk_org_`` + 43 characters (32 random bytes), stored as SHA-256 only."""
+"""API keys: ``sk_live_`` or ``sk_test_`` + 43 characters (32 random bytes), stored as
+SHA-256 only. Keys made before test mode (``sk_org_``) are live keys."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from edge_onboard.hot import HotCache
 from edge_onboard.ratelimit import Limit, RateLimiter
 from edge_onboard.storage import ApiKey, Organization, Storage
 
-KEY_PREFIX = "sk_org_"
-# Shown in listings and accepted by `keys revoke`: "sk_org_" and 8 more characters.
-DISPLAY_PREFIX_LENGTH = len(KEY_PREFIX) + 8
+LIVE_PREFIX = "sk_live_"
+TEST_PREFIX = "sk_test_"
+LEGACY_PREFIX = "sk_org_"  # keys made before test mode: live
+KEY_PREFIXES = (LIVE_PREFIX, TEST_PREFIX, LEGACY_PREFIX)
+# Shown in listings and accepted by `keys revoke`: the prefix and 8 more characters.
+DISPLAY_EXTRA = 8
 _BEARER = "bearer "
 # Failed authentications per client address: 20 at once, then one a second.
 FAILED_LOGINS = Limit(1.0, 20)
@@ -34,30 +38,39 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def generate_key(*, livemode: bool = True) -> str:
+    return (LIVE_PREFIX if livemode else TEST_PREFIX) + secrets.token_urlsafe(32)
+
+
+def display_prefix(key: str) -> str:
+    """The part of a key shown in listings: its prefix and 8 more characters."""
+    prefix = next((p for p in KEY_PREFIXES if key.startswith(p)), "")
+    return key[: len(prefix) + DISPLAY_EXTRA]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Principal:
     org_id: str
     key_id: str
+    # Test keys see only test objects and live keys only live ones.
+    livemode: bool = True
 
 
 async def create_key(
-    storage: Storage, org_name: str, now: datetime
+    storage: Storage, org_name: str, now: datetime, *, livemode: bool = True
 ) -> tuple[Organization, ApiKey, str]:
     """Create the organisation if needed and a new key for it; returns the plaintext key once."""
     org = await storage.get_or_create_org(
         Organization(id=str(uuid.uuid4()), name=org_name, created_at=now)
     )
-    plaintext = generate_key()
+    plaintext = generate_key(livemode=livemode)
     record = ApiKey(
         id=str(uuid.uuid4()),
         org_id=org.id,
         key_hash=hash_key(plaintext),
-        prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
+        prefix=display_prefix(plaintext),
         created_at=now,
+        livemode=livemode,
     )
     await storage.insert_api_key(record)
     return org, record, plaintext
@@ -138,15 +151,15 @@ async def authenticate(
     if not header:
         raise _unauthorized(
             "missing_api_key",
-            "No API key provided. Send it as 'Authorization: Bearer sk_org_...'.",
+            "No API key provided. Send it as 'Authorization: Bearer sk_live_...'.",
         )
     if not header.lower().startswith(_BEARER):
         raise _unauthorized(
             "invalid_authorization_header",
-            "Use the Bearer scheme: 'Authorization: Bearer sk_org_...'.",
+            "Use the Bearer scheme: 'Authorization: Bearer sk_live_...'.",
         )
     token = header[len(_BEARER) :].strip()
-    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+    if not token.startswith(KEY_PREFIXES) or len(token) > 200:
         raise _invalid_key()
     key_hash = hash_key(token)
     entry = cache.peek("apikey", key_hash)
@@ -171,5 +184,7 @@ async def authenticate(
         key = ApiKey.from_doc(entry.doc)
         if not key.active:
             raise await logins.failed(request, _invalid_key())
-        principal = entry.memo["principal"] = Principal(org_id=key.org_id, key_id=key.id)
+        principal = entry.memo["principal"] = Principal(
+            org_id=key.org_id, key_id=key.id, livemode=key.livemode
+        )
     return principal

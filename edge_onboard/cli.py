@@ -29,7 +29,7 @@ exit status:
 
 KEYS_USAGE = (
     "edge-onboard keys: say what to do with keys:\n"
-    "  edge-onboard keys create --org NAME     create an API key\n"
+    "  edge-onboard keys create --org NAME [--test]  create an API key (--test: test mode)\n"
     "  edge-onboard keys revoke KEY_PREFIX     revoke one (by key id, prefix or full key)"
 )
 
@@ -127,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
         "needed. The key is printed once, as the last line; only its SHA-256 is stored.",
     )
     create.add_argument("--org", required=True, help="organisation name")
+    create.add_argument(
+        "--test",
+        action="store_true",
+        help="a test-mode key (sk_test_...): it sees only test objects, and its links run "
+        "against the built-in fake Meta",
+    )
     revoke = key_commands.add_parser(
         "revoke",
         help="revoke an API key",
@@ -166,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("reconcile", "meta-webhook"):
             return anyio.run(_with_services, settings, args.command)
         if args.keys_command == "create":
-            return anyio.run(_keys_create, settings, args.org)
+            return anyio.run(_keys_create, settings, args.org, not args.test)
         return anyio.run(_keys_revoke, settings, args.key)
     except ConfigError as exc:
         print(f"edge-onboard: configuration error: {exc}", file=sys.stderr)
@@ -237,7 +243,7 @@ async def _with_services(settings: Settings, command: str) -> int:
     return 0
 
 
-async def _keys_create(settings: Settings, org_name: str) -> int:
+async def _keys_create(settings: Settings, org_name: str, livemode: bool) -> int:
     from edge_onboard.auth import create_key
 
     name = org_name.strip()
@@ -246,22 +252,22 @@ async def _keys_create(settings: Settings, org_name: str) -> int:
         return 2
     storage = await open_storage(settings)
     try:
-        org, key, plaintext = await create_key(storage, name, system_clock())
+        org, key, plaintext = await create_key(storage, name, system_clock(), livemode=livemode)
     finally:
         await storage.close()
     print(f"organization: {org.name} ({org.id})")
-    print(f"key id: {key.id} (prefix {key.prefix})")
+    print(f"key id: {key.id} (prefix {key.prefix}, {'live' if livemode else 'test'} mode)")
     print("Store this key now: it is shown only once.")
     print(plaintext)
     return 0
 
 
 async def _keys_revoke(settings: Settings, ident: str) -> int:
-    from edge_onboard.auth import KEY_PREFIX, hash_key
+    from edge_onboard.auth import KEY_PREFIXES, hash_key
 
     storage = await open_storage(settings)
     try:
-        if ident.startswith(KEY_PREFIX) and len(ident) > 40:
+        if ident.startswith(KEY_PREFIXES) and len(ident) > 40:
             found = await storage.get_api_key_by_hash(hash_key(ident))
             matches = [found] if found else []
         elif len(ident) < 10:

@@ -28,7 +28,8 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid
 from edge_onboard.lifecycle import announce, link_data, once_id
 from edge_onboard.links import UUID_RE, LinkService
-from edge_onboard.meta import GraphClient, GraphError, PhoneInfo
+from edge_onboard.meta import GraphError, PhoneInfo
+from edge_onboard.modes import MetaModes
 from edge_onboard.reports import Abandon, parse_abandon
 from edge_onboard.returns import GONE, dead_end_url, masked_phone, redirect_url
 from edge_onboard.storage import (
@@ -122,7 +123,7 @@ class CompletionService:
         box: SecretBox,
         links: LinkService,
         settings: Settings,
-        graph: GraphClient | None,
+        meta: MetaModes,
         webhooks: WebhookService,
     ) -> None:
         self.webhooks = webhooks
@@ -131,7 +132,8 @@ class CompletionService:
         self.box = box
         self.links = links
         self.settings = settings
-        self.graph = graph
+        # A link runs against its mode's Meta: the fake for test links (edge_onboard/modes.py).
+        self.meta = meta
 
     def verify_token(self, phone_id: str) -> str:
         """The token Meta must echo in the webhook handshake for this phone."""
@@ -148,7 +150,7 @@ class CompletionService:
         report = parse_callback(body)
         if isinstance(report, Abandon):
             return await self._abandon(link, report)
-        if self.graph is None:
+        if self.meta.graph(link.livemode) is None:
             return _error(
                 503, "meta_not_configured", "No Meta app is configured for this service.", None
             )
@@ -276,7 +278,7 @@ class CompletionService:
     async def _complete(
         self, link: OnboardingLink, claim_id: str, report: Finish, token: str | None
     ) -> Outcome:
-        graph = self.graph
+        graph = self.meta.graph(link.livemode)
         assert graph is not None
         via = "callback" if token is None else "recovery"
         if token is None:
@@ -331,6 +333,7 @@ class CompletionService:
                 self.box.decrypt(link.webhook_secret_enc, context=link.id),
                 waba_id=waba_record_id,
                 onboarding_link_id=link.id,
+                livemode=link.livemode,
             )
         events = [
             new_event(
@@ -344,6 +347,7 @@ class CompletionService:
                 },
                 waba_record_id,
                 self.clock,
+                livemode=link.livemode,
             )
         ]
         if phone is not None:
@@ -364,6 +368,7 @@ class CompletionService:
                     },
                     waba_record_id,
                     self.clock,
+                    livemode=link.livemode,
                 )
             )
         done_data = {**link_data(link), "status": "completed", "completedVia": via}
@@ -371,12 +376,19 @@ class CompletionService:
         done_data["phoneNumberId"] = phone.id if phone else None
         for kind in ("completed", "recovered") if via == "recovery" else ("completed",):
             events.append(
-                new_event(org, f"onboarding_link.{kind}", done_data, waba_record_id, self.clock)
+                new_event(
+                    org,
+                    f"onboarding_link.{kind}",
+                    done_data,
+                    waba_record_id,
+                    self.clock,
+                    livemode=link.livemode,
+                )
             )
             events[-1].id = once_id(link.id, kind)
         # The link's own webhook comes first, so it gets these events too when it asked.
         endpoints = [webhook] if webhook else []
-        endpoints += await self.storage.active_webhooks(org)
+        endpoints += await self.storage.active_webhooks(org, livemode=link.livemode)
         deliveries = [d for event in events for d in plan_deliveries(event, endpoints)]
         completion = Completion(
             org_id=org,
@@ -390,6 +402,7 @@ class CompletionService:
                 access_token_enc=self.box.encrypt(token, context=f"waba:{org}:{report.waba_id}"),
                 created_at=now,
                 updated_at=now,
+                livemode=link.livemode,
             ),
             phone=phone,
             link_changes={
@@ -443,7 +456,7 @@ class CompletionService:
         coexistence: bool,
     ) -> Phone:
         """The number's Graph steps, and its record (written with the completion)."""
-        graph = self.graph
+        graph = self.meta.graph(link.livemode)
         assert graph is not None
         org = link.org_id
         existing = await self.storage.find_phone_by_meta_id(org, info.id)
@@ -508,6 +521,7 @@ class CompletionService:
             onboarding_link_id=link.id,
             pin_enc=pin_enc or (existing.pin_enc if existing else None),
             now=now,
+            livemode=link.livemode,
         )
 
 

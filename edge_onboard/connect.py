@@ -191,6 +191,7 @@ def phone_record(
     onboarding_link_id: str | None,
     pin_enc: str | None,
     now: datetime,
+    livemode: bool,
 ) -> Phone:
     """The phone record for a number connected by ``set_up_phone``."""
     details = setup.details
@@ -211,4 +212,5 @@ def phone_record(
         registration_error=setup.registration_error,
         platform=setup.platform,
         coexistence=setup.coexistence,
+        livemode=livemode,
     )

@@ -124,6 +124,7 @@ def event_body(event: Event) -> dict[str, Any]:
         "event": event.type,
         "timestamp": isoformat(event.created_at),
         "organizationId": event.org_id,
+        "livemode": event.livemode,
         "data": event.data,
     }
 

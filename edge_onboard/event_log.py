@@ -97,7 +97,7 @@ def expand_types(value: str) -> frozenset[str] | None:
     return None if matched == set(EVENT_TYPES) else frozenset(matched)
 
 
-def parse_filter(query: Mapping[str, str]) -> EventFilter:
+def parse_filter(query: Mapping[str, str], *, livemode: bool) -> EventFilter:
     types = expand_types(query["type"]) if "type" in query else None
     gte = (
         parse_timestamp(query["created[gte]"], "created[gte]") if "created[gte]" in query else None
@@ -107,7 +107,7 @@ def parse_filter(query: Mapping[str, str]) -> EventFilter:
     )
     if gte is not None and lte is not None and gte > lte:
         raise invalid("'created[gte]' must not be after 'created[lte]'.", param="created[gte]")
-    return EventFilter(types=types, created_gte=gte, created_lte=lte)
+    return EventFilter(livemode=livemode, types=types, created_gte=gte, created_lte=lte)
 
 
 class EventLog:
@@ -129,20 +129,25 @@ class EventLog:
             flt = dataclasses.replace(flt, created_gte=horizon)
         return await self.storage.list_events(org_id, flt, window)
 
-    async def _visible(self, org_id: str, event_id: str) -> Event | None:
+    async def _visible(self, org_id: str, livemode: bool, event_id: str) -> Event | None:
         event = await self.storage.get_event(event_id) if EVENT_ID_RE.match(event_id) else None
-        if event is None or event.org_id != org_id or event.created_at < self.horizon():
+        if (
+            event is None
+            or event.org_id != org_id
+            or event.livemode != livemode
+            or event.created_at < self.horizon()
+        ):
             return None
         return event
 
-    async def get(self, org_id: str, event_id: str) -> Event:
-        event = await self._visible(org_id, event_id)
+    async def get(self, org_id: str, livemode: bool, event_id: str) -> Event:
+        event = await self._visible(org_id, livemode, event_id)
         if event is None:
             raise not_found("event", event_id[:100], param="id")
         return event
 
-    async def locate(self, org_id: str, event_id: str) -> Key | None:
-        event = await self._visible(org_id, event_id)
+    async def locate(self, org_id: str, livemode: bool, event_id: str) -> Key | None:
+        event = await self._visible(org_id, livemode, event_id)
         return (event.created_at, event.id) if event is not None else None
 
     view = staticmethod(event_body)

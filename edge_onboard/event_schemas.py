@@ -1,6 +1,6 @@
 """The payload schema of every event type, and the OpenAPI ``webhooks`` that publish them.
 
-Every event is ``{"id", "event", "timestamp", "organizationId", "data"}``; what ``data``
+Every event is ``{"id", "event", "timestamp", "organizationId", "livemode", "data"}``; what ``data``
 holds is per type. The inbound (Meta) events take their typed keys from the declarations
 that read them (edge_onboard/message_model.py), so a payload and its schema cannot drift
 apart. Payloads may gain keys: no schema here forbids additional properties.
@@ -96,6 +96,7 @@ def _data_schemas() -> dict[str, Schema]:
         ),
         "onboardingLinkId": _nullable(_UUID),
         "createdAt": TIMESTAMP_SCHEMA,
+        "livemode": {"type": "boolean"},
     }
     known: dict[str, Schema] = {
         "phone_number.connected": _object(
@@ -166,12 +167,13 @@ def event_schema(event_type: str) -> Schema:
     """The whole body an endpoint receives for ``event_type``."""
     return {
         "type": "object",
-        "required": ["id", "event", "timestamp", "organizationId", "data"],
+        "required": ["id", "event", "timestamp", "organizationId", "livemode", "data"],
         "properties": {
             "id": {"type": "string", "description": "Also the webhook-id header."},
             "event": {"const": event_type},
             "timestamp": TIMESTAMP_SCHEMA,
             "organizationId": _UUID,
+            "livemode": {"type": "boolean", "description": "False for a test object's event."},
             "data": _DATA[event_type],
         },
     }

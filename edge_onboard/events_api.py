@@ -25,12 +25,12 @@ def event_log(services: Services) -> EventLog:
 async def list_events(request: Request) -> Response:
     services, principal = await _principal(request)
     params = pagination.parse(request, filters=FILTERS)
-    flt = parse_filter(request.query_params)
+    flt = parse_filter(request.query_params, livemode=principal.livemode)
     events, org_id = event_log(services), principal.org_id
     return await pagination.list_page(
         request,
         lambda window: events.list(org_id, flt, window),
-        lambda ident: events.locate(org_id, ident),
+        lambda ident: events.locate(org_id, principal.livemode, ident),
         events.view,
         params,
     )
@@ -39,7 +39,7 @@ async def list_events(request: Request) -> Response:
 async def get_event(request: Request) -> Response:
     services, principal = await _principal(request)
     events = event_log(services)
-    event = await events.get(principal.org_id, request.path_params["event_id"])
+    event = await events.get(principal.org_id, principal.livemode, request.path_params["event_id"])
     return responses.single(events.view(event))
 
 
@@ -49,7 +49,9 @@ async def recover_webhook(request: Request) -> Response:
     async def make(
         services: Services, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
-        webhook = await services.webhooks.get(principal.org_id, request.path_params["webhook_id"])
+        webhook = await services.webhooks.get(
+            principal.org_id, request.path_params["webhook_id"], livemode=principal.livemode
+        )
         view, job = event_log(services).start_recovery(webhook, body)
         jobs.append(job)
         return view

@@ -13,7 +13,6 @@ from starlette.responses import RedirectResponse, Response
 from edge_onboard import i18n, page, validation
 from edge_onboard.branding import Branding, brand_of
 from edge_onboard.errors import ApiError
-from edge_onboard.inbound import signature_ok
 from edge_onboard.lifecycle import announce
 from edge_onboard.links import UUID_RE
 from edge_onboard.pages_assets import asset_url, favicon, static_asset
@@ -102,7 +101,9 @@ async def signup_page(request: Request) -> Response:
     if link.opened_at is None:
         await _first_view(services, link)
     settings = services.settings
-    if sandbox:
+    # Per link, not per server: a test link runs against the built-in fake Meta (with
+    # the sandbox banner) on any deployment, a live one against the configured app.
+    if services.meta.sandboxed(link.livemode):
         # The sandbox SDK is served by this app ('self' in the CSP), and its popup posts
         # from the page's own origin. The CSP names the public address, never an origin
         # taken from the request's Host header, which the client chooses.
@@ -145,7 +146,7 @@ async def _finished(
         status_code,
         title,
         cat.text(body, brand=brand.name),
-        sandbox=services.settings.sandbox,
+        sandbox=services.meta.sandboxed(link.livemode),
     )
     return gone.response(request)
 
@@ -172,7 +173,8 @@ def _signup_page(
     sdk_origin: str,
 ) -> page.Rendered:
     settings = services.settings
-    meta = services.meta_app
+    meta = services.meta.app(link.livemode)
+    sandboxed = services.meta.sandboxed(link.livemode)
     config = {
         "linkId": link.id,
         "callbackUrl": f"/signup/{link.id}/callback",
@@ -183,7 +185,7 @@ def _signup_page(
         "graphVersion": settings.meta_graph_version,
         "sdkOrigin": sdk_origin,
         "prefill": services.links.prefill_of(link),
-        "sandbox": settings.sandbox,
+        "sandbox": sandboxed,
         "metaConfigured": meta is not None,
     }
     return page.signup_page(
@@ -192,7 +194,7 @@ def _signup_page(
         config,
         sdk_url,
         sdk_origin,
-        sandbox=settings.sandbox,
+        sandbox=sandboxed,
         vary_language=link.locale is None,
     )
 
@@ -281,15 +283,14 @@ async def phone_webhook(request: Request) -> Response:
             media_type="text/plain",
             headers=exc.headers,
         )
-    meta = services.meta_app
-    header = request.headers.get("x-hub-signature-256")
-    if meta is None or not signature_ok(meta.secret, raw, header):
+    signed = services.meta.signed(raw, request.headers.get("x-hub-signature-256"))
+    if signed is None:
         # Logged without the body: it is not ours to keep if it is not Meta's.
         log.warning(
             "meta webhook for %s: bad or missing signature (%d bytes); refused", phone_id, len(raw)
         )
         return Response(b"Invalid signature", status_code=401, media_type="text/plain")
-    result = await services.inbound.handle(raw)
+    result = await services.inbound.handle(raw, livemode=signed.livemode)
     log.info(
         "meta webhook for %s: %d events, %d duplicates, %d skipped",
         phone_id,

@@ -143,13 +143,16 @@ class InboundService:
         self.storage = storage
         self.webhooks = webhooks
 
-    async def handle(self, raw: bytes) -> InboundResult:
+    async def handle(self, raw: bytes, *, livemode: bool | None = None) -> InboundResult:
+        """Record what Meta delivered for the phones it names (of ``livemode`` only, when
+        set: a webhook the fake Meta signed never reaches a live phone)."""
         parsed = parse(raw)
         emitted = duplicates = 0
         skipped = parsed.skipped
         for change in parsed.changes:
             meta_phone = change.meta_phone_id
             phones = await self.storage.phones_by_meta_id(meta_phone) if meta_phone else []
+            phones = [p for p in phones if livemode is None or p.livemode == livemode]
             if not phones:
                 log.info("meta webhook: no connected phone %s; ignored", meta_phone)
                 skipped += 1
@@ -163,6 +166,7 @@ class InboundService:
                         {**base, **fields},
                         waba_id=phone.waba_id,
                         event_id=event_id(phone.org_id, kind, meta_id),
+                        livemode=phone.livemode,
                     )
                     if event is None:
                         duplicates += 1

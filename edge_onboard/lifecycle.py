@@ -52,6 +52,7 @@ async def announce(
             f"onboarding_link.{kind}",
             data,
             event_id=once_id(link.id, kind) if kind in ONCE_KINDS else None,
+            livemode=link.livemode,
         )
     except Exception as exc:  # the storage is down: the transition stands, the event is lost
         log.warning("could not record onboarding_link.%s for %s: %s", kind, link.id, exc)

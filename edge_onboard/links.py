@@ -238,7 +238,7 @@ class LinkService:
         await self.cache.forget("link", completion.link_id)
         return done
 
-    async def create(self, org_id: str, params: CreateLink) -> OnboardingLink:
+    async def create(self, org_id: str, params: CreateLink, *, livemode: bool) -> OnboardingLink:
         now = self.clock()
         link_id = str(uuid.uuid4())
         link = OnboardingLink(
@@ -270,6 +270,7 @@ class LinkService:
             display_name=params.display_name,
             refresh_url=params.refresh_url,
             updated_at=now,
+            livemode=livemode,
         )
         await self.storage.insert_link(link)
         entry = self.cache.keep("link", link.id, link.to_doc())
@@ -285,7 +286,12 @@ class LinkService:
         return (await self.load_cached(org_id, link_id, fresh=fresh))[0]
 
     async def load_cached(
-        self, org_id: str | None, link_id: str, *, fresh: bool = False
+        self,
+        org_id: str | None,
+        link_id: str,
+        *,
+        fresh: bool = False,
+        livemode: bool | None = None,
     ) -> tuple[OnboardingLink | None, dict[Any, Any]]:
         """``load``, with a memo for what callers derive from the link (a rendered page or
         response): the hot entry's own, so it lives exactly as long as that copy of the
@@ -306,16 +312,20 @@ class LinkService:
             memo = entry.memo if entry is not None else memo
         if link is None or (org_id is not None and link.org_id != org_id):
             return None, {}
+        if livemode is not None and link.livemode != livemode:
+            return None, {}  # test and live objects never see each other
         shown = self.as_of(link)
         # A view rendered while the link was pending must not outlive its expiry.
         return shown, (memo if shown is link else {})
 
-    async def get(self, org_id: str, link_id: str) -> OnboardingLink:
-        return (await self.get_cached(org_id, link_id))[0]
+    async def get(self, org_id: str, link_id: str, *, livemode: bool) -> OnboardingLink:
+        return (await self.get_cached(org_id, link_id, livemode=livemode))[0]
 
-    async def get_cached(self, org_id: str, link_id: str) -> tuple[OnboardingLink, dict[Any, Any]]:
-        """``get``, with ``load_cached``'s memo."""
-        link, memo = await self.load_cached(org_id, link_id)
+    async def get_cached(
+        self, org_id: str, link_id: str, *, livemode: bool
+    ) -> tuple[OnboardingLink, dict[Any, Any]]:
+        """``get``, with ``load_cached``'s memo; 404 for another organisation's or mode's."""
+        link, memo = await self.load_cached(org_id, link_id, livemode=livemode)
         if link is None or link.status is LinkStatus.DELETED:
             raise not_found("onboarding link", link_id, param="id")
         return link, memo
@@ -331,8 +341,8 @@ class LinkService:
         page = await self.storage.list_links(org_id, flt, window)
         return dataclasses.replace(page, items=[self.as_of(link) for link in page.items])
 
-    async def delete(self, org_id: str, link_id: str) -> None:
-        link = await self.get(org_id, link_id)
+    async def delete(self, org_id: str, link_id: str, *, livemode: bool) -> None:
+        link = await self.get(org_id, link_id, livemode=livemode)
         if link.status is LinkStatus.PENDING:
             now = self.clock()
             deleted = await self.update(
@@ -343,7 +353,7 @@ class LinkService:
             )
             if deleted is not None:
                 return
-            link = await self.get(org_id, link_id)  # lost a race: report the winner's state
+            link = await self.get(org_id, link_id, livemode=livemode)  # lost a race: the winner
             if link.status is LinkStatus.PENDING:
                 raise ApiError(
                     409,
@@ -399,6 +409,7 @@ class LinkService:
             "metadata": link.metadata,
             "lastError": _error_view(link.last_error),
             "completedVia": link.completed_via,
+            "livemode": link.livemode,
             # Meta reported the signup finished, but it needs EDGE_META_SYSTEM_USER_TOKEN
             # (POST /v1/onboarding-links/{id}/recover): Meta's ids, and why.
             "recoverable": link.status is LinkStatus.PENDING and link.recovery is not None,

@@ -137,10 +137,12 @@ def _size(value: object) -> int | None:
 async def media_file(request: Request) -> Response:
     services, principal = await _principal(request)
     media_id = request.path_params["mediaId"]
-    phone = await services.phones.get(principal.org_id, request.path_params["phone_id"])
+    phone = await services.phones.get(
+        principal.org_id, request.path_params["phone_id"], livemode=principal.livemode
+    )
     if not _MEDIA_ID.fullmatch(media_id):
         raise not_found("media", media_id, param="mediaId")
-    graph = services.graph
+    graph = services.meta.graph(phone.livemode)
     if graph is None:
         raise ApiError(503, "meta_not_configured", "No Meta app is configured to fetch media from.")
     waba = await services.storage.get_waba(phone.waba_id)

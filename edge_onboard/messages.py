@@ -8,7 +8,8 @@ from typing import Any
 from edge_onboard import validation as v
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid
-from edge_onboard.meta import GraphClient, GraphError
+from edge_onboard.meta import GraphError
+from edge_onboard.modes import MetaModes
 from edge_onboard.phones import PhoneService
 from edge_onboard.storage import Storage
 
@@ -97,17 +98,20 @@ def parse_send(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 class MessageService:
     def __init__(
-        self, storage: Storage, box: SecretBox, phones: PhoneService, graph: GraphClient | None
+        self, storage: Storage, box: SecretBox, phones: PhoneService, meta: MetaModes
     ) -> None:
         self.storage = storage
         self.box = box
         self.phones = phones
-        self.graph = graph
+        self.meta = meta
 
-    async def send(self, org_id: str, phone_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        phone = await self.phones.get(org_id, phone_id)
+    async def send(
+        self, org_id: str, phone_id: str, body: dict[str, Any], *, livemode: bool
+    ) -> dict[str, Any]:
+        phone = await self.phones.get(org_id, phone_id, livemode=livemode)
         to, payload = parse_send(body)
-        if self.graph is None:
+        graph = self.meta.graph(phone.livemode)
+        if graph is None:
             raise ApiError(503, "meta_not_configured", "No Meta app is configured.")
         if not phone.is_registered:
             raise ApiError(
@@ -122,7 +126,7 @@ class MessageService:
             waba.access_token_enc, context=f"waba:{waba.org_id}:{waba.meta_waba_id}"
         )
         try:
-            message_id = await self.graph.send_message(phone.meta_phone_number_id, token, payload)
+            message_id = await graph.send_message(phone.meta_phone_number_id, token, payload)
         except GraphError as exc:
             if exc.unreachable:
                 raise ApiError(

@@ -27,8 +27,8 @@ from starlette.responses import Response
 from edge_onboard import _readers as r
 from edge_onboard import validation
 from edge_onboard.errors import ApiError
-from edge_onboard.inbound import signature_ok
 from edge_onboard.meta import e164
+from edge_onboard.modes import Signed
 from edge_onboard.phones import phone_view
 from edge_onboard.recovery import ACCOUNT_EVENTS, GRANT_EVENTS
 from edge_onboard.services import Services, get_services, limit_inbound
@@ -64,17 +64,17 @@ async def receive(request: Request) -> Response:
         raw = await validation.read_body(request)
     except ApiError as exc:
         return Response(exc.message.encode(), status_code=exc.status_code, headers=exc.headers)
-    meta = services.meta_app
-    signature = request.headers.get("x-hub-signature-256")
-    if meta is None or not signature_ok(meta.secret, raw, signature):
+    signed = services.meta.signed(raw, request.headers.get("x-hub-signature-256"))
+    if signed is None:
         log.warning("meta app webhook: bad or missing signature (%d bytes); refused", len(raw))
         return Response(b"Invalid signature", status_code=401, media_type="text/plain")
-    await handle(services, raw)
+    await handle(services, raw, signed)
     return Response(b"OK", media_type="text/plain")
 
 
-async def handle(services: Services, raw: bytes) -> None:
-    """Apply what the body says; never raises for its shape."""
+async def handle(services: Services, raw: bytes, signed: Signed) -> None:
+    """Apply what the body says to the objects ``signed`` allows; never raises for its
+    shape."""
     bad = r.Unusable()
     try:
         body = orjson.loads(raw)
@@ -93,14 +93,21 @@ async def handle(services: Services, raw: bytes) -> None:
             if value is None or field is None:
                 continue
             if field == "account_update":
-                await _account_update(services, bad, value, entry_id, f"{path}.value")
+                await _account_update(services, bad, value, entry_id, f"{path}.value", signed)
             elif field in ("phone_number_quality_update", "phone_number_name_update"):
-                await _phone_update(services, bad, field, value, entry_id, raw_change=change)
+                await _phone_update(
+                    services, bad, field, value, entry_id, raw_change=change, signed=signed
+                )
     bad.report()
 
 
 async def _account_update(
-    services: Services, bad: r.Unusable, value: dict[str, Any], entry_id: str | None, path: str
+    services: Services,
+    bad: r.Unusable,
+    value: dict[str, Any],
+    entry_id: str | None,
+    path: str,
+    signed: Signed,
 ) -> None:
     event = r.string(bad, value, "event", path, required=True)
     info = r.obj(bad, value, "waba_info", path) or {}
@@ -113,11 +120,11 @@ async def _account_update(
     assert recovery is not None  # built with the app's services
     if event in GRANT_EVENTS:
         owner = r.string(bad, info, "owner_business_id", f"{path}.waba_info")
-        await recovery.partner_added(waba_id, owner, event)
+        await recovery.partner_added(waba_id, owner, event, livemode=signed.livemode)
     elif event == "PARTNER_REMOVED":
-        await recovery.partner_removed(waba_id, _detail(value))
+        await recovery.partner_removed(waba_id, _detail(value), livemode=signed.livemode)
     elif event in ACCOUNT_EVENTS:
-        await recovery.account_changed(waba_id, event, _detail(value))
+        await recovery.account_changed(waba_id, event, _detail(value), livemode=signed.livemode)
     else:
         log.info("meta app webhook: account_update %s not handled", r.plain(event.lower()))
 
@@ -135,6 +142,7 @@ async def _phone_update(
     value: dict[str, Any],
     waba_id: str | None,
     raw_change: dict[str, Any],
+    signed: Signed,
 ) -> None:
     number = e164(r.string(bad, value, "display_phone_number", field))
     if waba_id is None or number is None:
@@ -154,6 +162,8 @@ async def _phone_update(
     # Each change once, however often Meta retries it.
     digest = hashlib.sha256(orjson.dumps(raw_change, option=orjson.OPT_SORT_KEYS)).hexdigest()
     for waba in await storage.wabas_by_meta_id(waba_id):
+        if not signed.allows(waba.livemode):
+            continue
         for phone in await storage.phones_of_wabas([waba.id]):
             if phone.phone_number != number:
                 continue
@@ -163,6 +173,7 @@ async def _phone_update(
                 "phone_number.updated",
                 {**phone_view(phone), "previousStatus": phone.status.value, "metaState": state},
                 waba_id=waba.id,
+                livemode=phone.livemode,
             )
             event.id = "evt_" + uuid.uuid5(_DIGEST, f"{phone.id}:{digest}").hex
             for delivery in deliveries:

@@ -11,7 +11,8 @@ from edge_onboard.clock import Clock, isoformat
 from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, not_found
 from edge_onboard.links import UUID_RE
-from edge_onboard.meta import HEALTH_FIELDS, GraphClient, GraphError
+from edge_onboard.meta import HEALTH_FIELDS, GraphError
+from edge_onboard.modes import MetaModes
 from edge_onboard.storage import Phone, PhoneStatus, Storage, Waba
 
 HEALTH_TTL = 30.0  # seconds a health answer is reused: Graph has rate limits
@@ -32,6 +33,7 @@ def phone_view(phone: Phone) -> dict[str, Any]:
         "coexistence": phone.coexistence,
         "onboardingLinkId": phone.onboarding_link_id,
         "createdAt": isoformat(phone.created_at),
+        "livemode": phone.livemode,
     }
 
 
@@ -46,32 +48,33 @@ class PhoneService:
         storage: Storage,
         clock: Clock,
         box: SecretBox,
-        graph: GraphClient | None,
+        meta: MetaModes,
         *,
         monotonic: Any = time.monotonic,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.box = box
-        self.graph = graph
+        self.meta = meta
         self._monotonic = monotonic
         self._health: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
-    async def get(self, org_id: str, phone_id: str) -> Phone:
+    async def get(self, org_id: str, phone_id: str, *, livemode: bool) -> Phone:
         phone = await self.storage.get_phone(phone_id) if UUID_RE.match(phone_id) else None
-        if phone is None or phone.org_id != org_id:
+        if phone is None or phone.org_id != org_id or phone.livemode != livemode:
             raise not_found("phone number", phone_id, param="id")
         return phone
 
-    async def health(self, org_id: str, phone_id: str) -> dict[str, Any]:
-        phone = await self.get(org_id, phone_id)
+    async def health(self, org_id: str, phone_id: str, *, livemode: bool) -> dict[str, Any]:
+        phone = await self.get(org_id, phone_id, livemode=livemode)
         if phone.status is PhoneStatus.DISCONNECTED:
             # The business took the partner's access back: Meta would refuse to say more.
             return _disconnected_report(phone, isoformat(self.clock()) or "")
         cached = self._health.get(phone.id)
         if cached is not None and self._monotonic() - cached[0] < HEALTH_TTL:
             return cached[1]
-        if self.graph is None:
+        graph = self.meta.graph(phone.livemode)
+        if graph is None:
             raise ApiError(
                 503,
                 "meta_not_configured",
@@ -82,10 +85,8 @@ class PhoneService:
             raise not_found("phone number", phone_id, param="id")
         token = business_token(self.box, waba)
         try:
-            info = await self.graph.phone(phone.meta_phone_number_id, token, fields=HEALTH_FIELDS)
-            subscribed = self.graph.app_id in await self.graph.subscribed_app_ids(
-                waba.meta_waba_id, token
-            )
+            info = await graph.phone(phone.meta_phone_number_id, token, fields=HEALTH_FIELDS)
+            subscribed = graph.app_id in await graph.subscribed_app_ids(waba.meta_waba_id, token)
         except GraphError as exc:
             if exc.unreachable:
                 raise ApiError(

@@ -38,7 +38,8 @@ from edge_onboard.errors import ApiError
 from edge_onboard.event_log import sweep_events
 from edge_onboard.lifecycle import announce
 from edge_onboard.links import LinkService
-from edge_onboard.meta import GraphClient, GraphError
+from edge_onboard.meta import GraphError
+from edge_onboard.modes import MetaModes
 from edge_onboard.phones import phone_view
 from edge_onboard.storage import (
     DuplicateError,
@@ -80,8 +81,9 @@ class Recovery:
         completion: CompletionService,
         links: LinkService,
         webhooks: WebhookService,
-        graph: GraphClient | None,
+        meta: MetaModes,
         system_user_token: str | None,
+        test_system_user_token: str,
     ) -> None:
         self.storage = storage
         self.clock = clock
@@ -90,23 +92,42 @@ class Recovery:
         self.completion = completion
         self.links = links
         self.webhooks = webhooks
-        self.graph = graph
+        self.meta = meta
+        # Live links recover with the configured token; test links with the fake Meta's.
         self.system_user_token = system_user_token
+        self.test_system_user_token = test_system_user_token
+
+    def _token(self, livemode: bool) -> str | None:
+        return self.system_user_token if livemode else self.test_system_user_token
 
     # Meta's account_update
 
-    async def partner_added(self, waba_id: str, owner_business_id: str | None, event: str) -> None:
+    async def partner_added(
+        self,
+        waba_id: str,
+        owner_business_id: str | None,
+        event: str,
+        *,
+        livemode: bool | None = True,
+    ) -> None:
+        """``livemode``: the mode of the Meta that said it (None: EDGE_SANDBOX, either)."""
         grant = PartnerGrant(
-            id=waba_id, owner_business_id=owner_business_id, event=event, received_at=self.clock()
+            id=waba_id,
+            owner_business_id=owner_business_id,
+            event=event,
+            received_at=self.clock(),
+            livemode=livemode,
         )
         await self.storage.put_grant(grant)
         await self._settle(grant)
 
-    async def partner_removed(self, waba_id: str, detail: dict[str, Any]) -> None:
+    async def partner_removed(
+        self, waba_id: str, detail: dict[str, Any], *, livemode: bool | None = True
+    ) -> None:
         """The business took its access back: the WABA and its numbers are disconnected."""
         now = self.clock()
         for waba in await self.storage.wabas_by_meta_id(waba_id):
-            if waba.status == "disconnected":
+            if waba.status == "disconnected" or not _of_mode(waba.livemode, livemode):
                 continue
             state = {"event": "PARTNER_REMOVED", "detail": detail, "at": isoformat(now)}
             event, deliveries = await self.webhooks.plan(
@@ -114,6 +135,7 @@ class Recovery:
                 "waba.disconnected",
                 {"wabaId": waba.id, "metaWabaId": waba.meta_waba_id, "raw": detail},
                 waba_id=waba.id,
+                livemode=waba.livemode,
             )
             updated = await self._update_waba(
                 waba, {"status": "disconnected", "meta_state": state}, event, deliveries
@@ -128,6 +150,7 @@ class Recovery:
                     "phone_number.updated",
                     {**view, "previousStatus": phone.status.value},
                     waba_id=waba.id,
+                    livemode=phone.livemode,
                 )
                 done = await self.storage.update_phone(
                     phone.id,
@@ -139,12 +162,16 @@ class Recovery:
                 if done is not None:
                     await self.webhooks.engine.dispatch(phone_deliveries)
 
-    async def account_changed(self, waba_id: str, event: str, detail: dict[str, Any]) -> None:
+    async def account_changed(
+        self, waba_id: str, event: str, detail: dict[str, Any], *, livemode: bool | None = True
+    ) -> None:
         """A restriction, violation, deletion or disabling Meta reports: waba.updated,
         once however often Meta retries it (the event id is a digest of what it says)."""
         said = orjson.dumps({"event": event, "detail": detail}, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(said).hexdigest()
         for waba in await self.storage.wabas_by_meta_id(waba_id):
+            if not _of_mode(waba.livemode, livemode):
+                continue
             state = {"event": event, "detail": detail, "at": isoformat(self.clock())}
             update, deliveries = await self.webhooks.plan(
                 waba.org_id,
@@ -157,6 +184,7 @@ class Recovery:
                     "raw": detail,
                 },
                 waba_id=waba.id,
+                livemode=waba.livemode,
             )
             update.id = "evt_" + uuid.uuid5(_DIGEST, f"{waba.id}:{digest}").hex
             for delivery in deliveries:
@@ -195,7 +223,11 @@ class Recovery:
     async def _settle(self, grant: PartnerGrant) -> int:
         """Recover what ``grant`` names, if the time has come; 1 when it is settled."""
         now = self.clock()
-        links = await self.storage.pending_links_by_session_waba(grant.id)
+        links = [
+            link
+            for link in await self.storage.pending_links_by_session_waba(grant.id)
+            if _of_mode(link.livemode, grant.livemode)
+        ]
         if not links:
             if now - grant.received_at > GRANT_TTL:
                 await self._close(grant, "no_session_report")
@@ -228,14 +260,13 @@ class Recovery:
 
     async def _recover(self, link: OnboardingLink, grant: PartnerGrant) -> str:
         """ "done", "failed" (recorded on the link), "recoverable" (no token), or "retry"."""
-        if self.graph is None or not self.system_user_token or not grant.owner_business_id:
-            reason = (
-                "no_system_user_token" if not self.system_user_token else "no_owner_business_id"
-            )
+        graph, system_token = self.meta.graph(link.livemode), self._token(link.livemode)
+        if graph is None or not system_token or not grant.owner_business_id:
+            reason = "no_system_user_token" if not system_token else "no_owner_business_id"
             await self._mark_recoverable(link, grant, reason)
             return "recoverable"
         try:
-            token = await self.graph.business_token(grant.owner_business_id, self.system_user_token)
+            token = await graph.business_token(grant.owner_business_id, system_token)
         except GraphError as exc:
             log.warning("recovery of link %s: no business token: %s", link.id, exc)
             if exc.unreachable or exc.retryable:
@@ -270,16 +301,16 @@ class Recovery:
             {"recovery": recovery, "updated_at": self.clock()},
         )
 
-    async def recover_link(self, org_id: str, link_id: str) -> OnboardingLink:
+    async def recover_link(self, org_id: str, link_id: str, *, livemode: bool) -> OnboardingLink:
         """``POST /v1/onboarding-links/{id}/recover``: finish a recoverable link now."""
-        link = await self.links.get(org_id, link_id)
+        link = await self.links.get(org_id, link_id, livemode=livemode)
         if link.status is not LinkStatus.PENDING or link.recovery is None:
             raise ApiError(
                 409,
                 "link_not_recoverable",
                 "Only a pending link that Meta reported as finished can be recovered.",
             )
-        if not self.system_user_token or self.graph is None:
+        if not self._token(livemode) or self.meta.graph(livemode) is None:
             raise ApiError(
                 409,
                 "recovery_unavailable",
@@ -290,11 +321,12 @@ class Recovery:
             owner_business_id=link.recovery.get("metaBusinessId"),
             event="PARTNER_ADDED",
             received_at=self.clock(),
+            livemode=livemode,
         )
         outcome = await self._recover(link, grant)
         if outcome == "retry":
             raise ApiError(502, "meta_unavailable", "Meta could not be reached; try again.")
-        return await self.links.get(org_id, link_id)
+        return await self.links.get(org_id, link_id, livemode=livemode)
 
 
 async def reconcile_once(recovery: Recovery, redis: Any = None) -> dict[str, int] | None:
@@ -329,3 +361,9 @@ async def reconcile_forever(recovery: Recovery, settings: Settings, redis: Any =
             await reconcile_once(recovery, redis)
         except Exception as exc:  # storage or Meta trouble: the next pass tries again
             log.warning("reconcile pass failed: %s", exc)
+
+
+def _of_mode(livemode: bool, wanted: bool | None) -> bool:
+    """Whether an object of ``livemode`` is one a Meta webhook of mode ``wanted`` may
+    touch (None: EDGE_SANDBOX, where the fake Meta speaks for both modes)."""
+    return wanted is None or livemode == wanted

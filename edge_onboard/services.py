@@ -27,6 +27,7 @@ from edge_onboard.webhooks import WebhookService
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from edge_onboard.modes import MetaModes
     from edge_onboard.recovery import Recovery
     from edge_onboard.sandbox import SandboxMeta
 
@@ -57,11 +58,21 @@ class Services:
     wabas: WabaService
     limiter: RateLimiter
     logins: FailedLogins
-    meta_app: MetaApp | None = None
-    graph: GraphClient | None = None
-    sandbox: SandboxMeta | None = None
+    # Each mode's Meta: test objects run against the built-in fake (``sandbox``).
+    meta: MetaModes
+    sandbox: SandboxMeta
     redis: Redis | None = None
     recovery: Recovery | None = None
+
+    @property
+    def meta_app(self) -> MetaApp | None:
+        """The live mode's Meta app (the fake under EDGE_SANDBOX)."""
+        return self.meta.live_app
+
+    @property
+    def graph(self) -> GraphClient | None:
+        """The live mode's Graph client (the fake's under EDGE_SANDBOX)."""
+        return self.meta.live_graph
 
 
 async def limit_public(request: Request, services: Services) -> None:

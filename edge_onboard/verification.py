@@ -20,6 +20,7 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, invalid
 from edge_onboard.links import LOCALE, LinkService
 from edge_onboard.meta import GraphClient, GraphError
+from edge_onboard.modes import MetaModes
 from edge_onboard.phones import PhoneService, business_token, phone_view
 from edge_onboard.storage import LinkCondition, LinkStatus, Phone, PhoneStatus, Storage
 from edge_onboard.webhooks import WebhookService
@@ -40,7 +41,7 @@ class PhoneVerification:
         phones: PhoneService,
         links: LinkService,
         webhooks: WebhookService,
-        graph: GraphClient | None,
+        meta: MetaModes,
     ) -> None:
         self.storage = storage
         self.clock = clock
@@ -48,24 +49,29 @@ class PhoneVerification:
         self.phones = phones
         self.links = links
         self.webhooks = webhooks
-        self.graph = graph
+        self.meta = meta
 
-    async def _pending(self, org_id: str, phone_id: str) -> tuple[Phone, GraphClient, str]:
-        phone = await self.phones.get(org_id, phone_id)
+    async def _pending(
+        self, org_id: str, phone_id: str, livemode: bool
+    ) -> tuple[Phone, GraphClient, str]:
+        phone = await self.phones.get(org_id, phone_id, livemode=livemode)
         if phone.status is not PhoneStatus.PENDING_VERIFICATION:
             raise ApiError(
                 409,
                 "phone_not_pending_verification",
                 f"This number is {phone.status.value}: it needs no verification.",
             )
-        if self.graph is None:
+        graph = self.meta.graph(phone.livemode)
+        if graph is None:
             raise ApiError(503, "meta_not_configured", "No Meta app is configured.")
         waba = await self.storage.get_waba(phone.waba_id)
         if waba is None:
             raise ApiError(409, "phone_not_pending_verification", "This number has no WABA.")
-        return phone, self.graph, business_token(self.box, waba)
+        return phone, graph, business_token(self.box, waba)
 
-    async def request_code(self, org_id: str, phone_id: str, body: dict[str, Any]) -> Phone:
+    async def request_code(
+        self, org_id: str, phone_id: str, body: dict[str, Any], *, livemode: bool
+    ) -> Phone:
         v.reject_unknown(body, {"method", "locale"})
         method = body.get("method")
         if method not in METHODS:
@@ -75,7 +81,7 @@ class PhoneVerification:
                 code="parameter_missing" if method is None else "parameter_invalid",
             )
         locale = v.string(body, "locale", max_length=6, pattern=LOCALE, hint="e.g. en_US")
-        phone, graph, token = await self._pending(org_id, phone_id)
+        phone, graph, token = await self._pending(org_id, phone_id, livemode)
         try:
             await graph.request_code(
                 phone.meta_phone_number_id, token, METHODS[method], locale or "en_US"
@@ -84,11 +90,13 @@ class PhoneVerification:
             raise _api_error(exc, "send a verification code") from exc
         return phone
 
-    async def verify(self, org_id: str, phone_id: str, body: dict[str, Any]) -> Phone:
+    async def verify(
+        self, org_id: str, phone_id: str, body: dict[str, Any], *, livemode: bool
+    ) -> Phone:
         v.reject_unknown(body, {"code"})
         code = v.string(body, "code", max_length=6, required=True, pattern=CODE, hint="six digits")
         assert code is not None
-        phone, graph, token = await self._pending(org_id, phone_id)
+        phone, graph, token = await self._pending(org_id, phone_id, livemode)
         try:
             await graph.verify_code(phone.meta_phone_number_id, token, code)
         except GraphError as exc:
@@ -120,7 +128,11 @@ class PhoneVerification:
         preview = Phone.from_doc({**phone.to_doc(), **changes})
         data = {**phone_view(preview), "previousStatus": phone.status.value}
         event, deliveries = await self.webhooks.plan(
-            phone.org_id, "phone_number.updated", data, waba_id=phone.waba_id
+            phone.org_id,
+            "phone_number.updated",
+            data,
+            waba_id=phone.waba_id,
+            livemode=phone.livemode,
         )
         updated = await self.storage.update_phone(
             phone.id,

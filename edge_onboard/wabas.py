@@ -26,6 +26,7 @@ from edge_onboard.crypto import SecretBox
 from edge_onboard.errors import ApiError, not_found
 from edge_onboard.links import UUID_RE
 from edge_onboard.meta import GraphClient, PhoneInfo
+from edge_onboard.modes import MetaModes
 from edge_onboard.phones import business_token
 from edge_onboard.storage import Phone, Storage, Waba
 from edge_onboard.storage.paging import Key, Page, Window
@@ -41,6 +42,7 @@ def waba_view(waba: Waba, phones: list[Phone]) -> dict[str, Any]:
         "metaBusinessId": waba.meta_business_id,
         "phoneNumberIds": sorted(p.id for p in phones if p.waba_id == waba.id),
         "createdAt": isoformat(waba.created_at),
+        "livemode": waba.livemode,
     }
 
 
@@ -52,7 +54,7 @@ class WabaService:
         box: SecretBox,
         settings: Settings,
         webhooks: WebhookService,
-        graph: GraphClient | None,
+        meta: MetaModes,
         verify_token: Any,
     ) -> None:
         self.storage = storage
@@ -60,35 +62,37 @@ class WabaService:
         self.box = box
         self.settings = settings
         self.webhooks = webhooks
-        self.graph = graph
+        self.meta = meta
         # The verify token Meta must echo for a phone (CompletionService.verify_token).
         self.verify_token = verify_token
 
-    async def get(self, org_id: str, waba_id: str) -> Waba:
+    async def get(self, org_id: str, waba_id: str, *, livemode: bool) -> Waba:
         waba = await self.storage.get_waba(waba_id) if UUID_RE.match(waba_id) else None
-        if waba is None or waba.org_id != org_id:
+        if waba is None or waba.org_id != org_id or waba.livemode != livemode:
             raise not_found("WABA", waba_id, param="id")
         return waba
 
     async def view(self, waba: Waba) -> dict[str, Any]:
         return waba_view(waba, await self.storage.phones_of_wabas([waba.id]))
 
-    async def list(self, org_id: str, window: Window) -> Page[dict[str, Any]]:
+    async def list(self, org_id: str, window: Window, *, livemode: bool) -> Page[dict[str, Any]]:
         """A page of WABA views (each with its phones' ids)."""
-        page = await self.storage.list_wabas(org_id, window)
+        page = await self.storage.list_wabas(org_id, window, livemode=livemode)
         phones = await self.storage.phones_of_wabas([w.id for w in page.items])
         views = [waba_view(w, phones) for w in page.items]
         return Page(views, page.has_more, page.total, page.total_is_estimate)
 
-    async def locate(self, org_id: str, waba_id: str) -> Key | None:
-        """A list cursor's key: the WABA's, when this organisation has it."""
+    async def locate(self, org_id: str, waba_id: str, *, livemode: bool) -> Key | None:
+        """A list cursor's key: the WABA's, when this organisation has it in this mode."""
         waba = await self.storage.get_waba(waba_id) if UUID_RE.match(waba_id) else None
-        return (waba.created_at, waba.id) if waba and waba.org_id == org_id else None
+        if waba is None or waba.org_id != org_id or waba.livemode != livemode:
+            return None
+        return (waba.created_at, waba.id)
 
-    async def sync(self, org_id: str, waba_id: str) -> dict[str, Any]:
+    async def sync(self, org_id: str, waba_id: str, *, livemode: bool) -> dict[str, Any]:
         """Connect the numbers Meta lists for the WABA that are not recorded yet."""
-        waba = await self.get(org_id, waba_id)
-        graph = self.graph
+        waba = await self.get(org_id, waba_id, livemode=livemode)
+        graph = self.meta.graph(waba.livemode)
         if graph is None:
             raise ApiError(503, "meta_not_configured", "No Meta app is configured.")
         token = business_token(self.box, waba)
@@ -143,6 +147,7 @@ class WabaService:
             onboarding_link_id=None,  # found by a sync, not by a signup
             pin_enc=self.box.encrypt(setup.pin, context=context) if setup.pin else None,
             now=now,
+            livemode=waba.livemode,
         )
         event, deliveries = await self.webhooks.plan(
             org,
@@ -159,6 +164,7 @@ class WabaService:
                 "platform": phone.platform.value,
             },
             waba_id=waba.id,
+            livemode=waba.livemode,
         )
         if await self.storage.insert_phone(phone, event, deliveries):
             await self.webhooks.engine.dispatch(deliveries)

@@ -38,7 +38,13 @@ PREVIOUS_SECRET_TTL = timedelta(hours=24)
 
 
 def new_event(
-    org_id: str, type: str, data: dict[str, Any], waba_id: str | None, clock: Clock
+    org_id: str,
+    type: str,
+    data: dict[str, Any],
+    waba_id: str | None,
+    clock: Clock,
+    *,
+    livemode: bool,
 ) -> Event:
     return Event(
         id="evt_" + uuid.uuid4().hex,
@@ -47,11 +53,13 @@ def new_event(
         data=data,
         created_at=clock(),
         waba_id=waba_id,
+        livemode=livemode,
     )
 
 
 def plan_deliveries(event: Event, webhooks: Sequence[OutgoingWebhook]) -> list[Delivery]:
-    """One pending delivery per endpoint that wants ``event``, due at once."""
+    """One pending delivery per endpoint that wants ``event``, due at once: endpoints of
+    the event's mode only (a test object's events never reach a live endpoint)."""
     return [
         Delivery(
             id=str(uuid.uuid4()),
@@ -64,9 +72,10 @@ def plan_deliveries(event: Event, webhooks: Sequence[OutgoingWebhook]) -> list[D
             next_attempt_at=event.created_at,
             created_at=event.created_at,
             updated_at=event.created_at,
+            livemode=event.livemode,
         )
         for webhook in webhooks
-        if webhook.wants(event.type, event.waba_id)
+        if webhook.livemode == event.livemode and webhook.wants(event.type, event.waba_id)
     ]
 
 
@@ -83,6 +92,7 @@ def webhook_view(webhook: OutgoingWebhook) -> dict[str, Any]:
         "wabaId": webhook.waba_id,
         "status": webhook.status.value,
         "createdAt": isoformat(webhook.created_at),
+        "livemode": webhook.livemode,
     }
 
 
@@ -100,6 +110,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "lastError": delivery.last_error,
         "createdAt": isoformat(delivery.created_at),
         "attemptLog": delivery.attempt_log,
+        "livemode": delivery.livemode,
     }
 
 
@@ -128,6 +139,7 @@ class WebhookService:
         *,
         waba_id: str | None = None,
         onboarding_link_id: str | None = None,
+        livemode: bool,
     ) -> OutgoingWebhook:
         now = self.clock()
         webhook_id = str(uuid.uuid4())
@@ -142,19 +154,22 @@ class WebhookService:
             updated_at=now,
             waba_id=waba_id,
             onboarding_link_id=onboarding_link_id,
+            livemode=livemode,
         )
 
-    async def _waba(self, org_id: str, value: Any) -> str | None:
+    async def _waba(self, org_id: str, value: Any, livemode: bool) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str) or not UUID_RE.match(value):
             raise invalid("'wabaId' must be the id of one of your WABAs.", param="wabaId")
         waba = await self.storage.get_waba(value)
-        if waba is None or waba.org_id != org_id:
+        if waba is None or waba.org_id != org_id or waba.livemode != livemode:
             raise not_found("WABA", value, param="wabaId")
         return value
 
-    async def create(self, org_id: str, body: dict[str, Any]) -> tuple[OutgoingWebhook, str]:
+    async def create(
+        self, org_id: str, body: dict[str, Any], *, livemode: bool
+    ) -> tuple[OutgoingWebhook, str]:
         v.reject_unknown(body, CREATE_FIELDS)
         if body.get("url") is None:
             raise invalid("Missing required param: url.", param="url", code="parameter_missing")
@@ -164,20 +179,27 @@ class WebhookService:
                 "Missing required param: events.", param="events", code="parameter_missing"
             )
         events = parse_event_types(body["events"], "events")
-        waba_id = await self._waba(org_id, body.get("wabaId"))
+        waba_id = await self._waba(org_id, body.get("wabaId"), livemode)
         secret = _secret(body)
-        webhook = self.build(org_id, url, events, secret, waba_id=waba_id)
+        webhook = self.build(org_id, url, events, secret, waba_id=waba_id, livemode=livemode)
         await self.storage.insert_webhook(webhook)
         return webhook, secret
 
-    async def get(self, org_id: str, webhook_id: str) -> OutgoingWebhook:
+    async def get(self, org_id: str, webhook_id: str, *, livemode: bool) -> OutgoingWebhook:
         webhook = await self.storage.get_webhook(webhook_id) if UUID_RE.match(webhook_id) else None
-        if webhook is None or webhook.org_id != org_id or webhook.deleted_at is not None:
+        if (
+            webhook is None
+            or webhook.org_id != org_id
+            or webhook.livemode != livemode
+            or webhook.deleted_at is not None
+        ):
             raise not_found("outgoing webhook", webhook_id, param="id")
         return webhook
 
-    async def update(self, org_id: str, webhook_id: str, body: dict[str, Any]) -> OutgoingWebhook:
-        await self.get(org_id, webhook_id)
+    async def update(
+        self, org_id: str, webhook_id: str, body: dict[str, Any], *, livemode: bool
+    ) -> OutgoingWebhook:
+        await self.get(org_id, webhook_id, livemode=livemode)
         v.reject_unknown(body, UPDATE_FIELDS)
         changes: dict[str, Any] = {}
         if "url" in body:
@@ -187,7 +209,7 @@ class WebhookService:
         if "events" in body:
             changes["events"] = parse_event_types(body["events"], "events")
         if "wabaId" in body:
-            changes["waba_id"] = await self._waba(org_id, body["wabaId"])
+            changes["waba_id"] = await self._waba(org_id, body["wabaId"], livemode)
         if "status" in body:
             status = body["status"]
             if status not in {s.value for s in WebhookStatus}:
@@ -202,11 +224,11 @@ class WebhookService:
         return updated
 
     async def rotate_secret(
-        self, org_id: str, webhook_id: str, body: dict[str, Any]
+        self, org_id: str, webhook_id: str, body: dict[str, Any], *, livemode: bool
     ) -> tuple[OutgoingWebhook, str]:
         """A new secret (``secret`` in the body, else generated); the one it replaces keeps
         signing beside it for ``PREVIOUS_SECRET_TTL``, and one rotated out before is dropped."""
-        webhook = await self.get(org_id, webhook_id)
+        webhook = await self.get(org_id, webhook_id, livemode=livemode)
         v.reject_unknown(body, ROTATE_FIELDS)
         secret = _secret(body)
         now = self.clock()
@@ -222,7 +244,7 @@ class WebhookService:
         )
         self.engine.forget_webhook(webhook.id)
         if updated is None:
-            await self.get(org_id, webhook_id)  # deleted meanwhile: 404
+            await self.get(org_id, webhook_id, livemode=livemode)  # deleted meanwhile: 404
             # Another rotation won the race: the secret made here would never sign.
             raise ApiError(
                 409,
@@ -232,8 +254,8 @@ class WebhookService:
             )
         return updated, secret
 
-    async def delete(self, org_id: str, webhook_id: str) -> None:
-        await self.get(org_id, webhook_id)
+    async def delete(self, org_id: str, webhook_id: str, *, livemode: bool) -> None:
+        await self.get(org_id, webhook_id, livemode=livemode)
         now = self.clock()
         deleted = await self.storage.update_webhook(
             org_id, webhook_id, {"deleted_at": now, "updated_at": now}
@@ -242,13 +264,13 @@ class WebhookService:
         if deleted is None:
             raise not_found("outgoing webhook", webhook_id, param="id")
 
-    async def retry(self, org_id: str, delivery_id: str) -> Delivery:
+    async def retry(self, org_id: str, delivery_id: str, *, livemode: bool) -> Delivery:
         delivery = (
             await self.storage.get_delivery(delivery_id) if UUID_RE.match(delivery_id) else None
         )
-        if delivery is None or delivery.org_id != org_id:
+        if delivery is None or delivery.org_id != org_id or delivery.livemode != livemode:
             raise not_found("webhook delivery", delivery_id, param="id")
-        webhook = await self.get(org_id, delivery.webhook_id)
+        webhook = await self.get(org_id, delivery.webhook_id, livemode=livemode)
         if webhook.status is not WebhookStatus.ACTIVE:
             raise ApiError(
                 409,
@@ -266,11 +288,18 @@ class WebhookService:
         return updated
 
     async def plan(
-        self, org_id: str, type: str, data: dict[str, Any], *, waba_id: str | None = None
+        self,
+        org_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        waba_id: str | None = None,
+        livemode: bool,
     ) -> tuple[Event, list[Delivery]]:
         """An event and its deliveries, for a caller that writes them with its change."""
-        event = new_event(org_id, type, data, waba_id, self.clock)
-        return event, plan_deliveries(event, await self.storage.active_webhooks(org_id))
+        event = new_event(org_id, type, data, waba_id, self.clock, livemode=livemode)
+        webhooks = await self.storage.active_webhooks(org_id, livemode=livemode)
+        return event, plan_deliveries(event, webhooks)
 
     async def emit(
         self,
@@ -280,13 +309,15 @@ class WebhookService:
         *,
         waba_id: str | None = None,
         event_id: str | None = None,
+        livemode: bool,
     ) -> Event | None:
         """Record an event with its deliveries, then queue them. With ``event_id`` (derived
         from what it reports), a second emit of the same thing records nothing: None."""
-        event = new_event(org_id, type, data, waba_id, self.clock)
+        event = new_event(org_id, type, data, waba_id, self.clock, livemode=livemode)
         if event_id is not None:
             event.id = event_id
-        deliveries = plan_deliveries(event, await self.storage.active_webhooks(org_id))
+        webhooks = await self.storage.active_webhooks(org_id, livemode=livemode)
+        deliveries = plan_deliveries(event, webhooks)
         try:
             await self.storage.record_event(event, deliveries)
         except DuplicateError:

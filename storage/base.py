@@ -67,13 +67,15 @@ def shown_status(link: OnboardingLink, now: datetime) -> LinkStatus:
 class LinkFilter:
     status: LinkStatus | None = None
     external_id: str | None = None
+    # Test-mode links (False) or live ones (True): a list never mixes them.
+    livemode: bool = True
     # Reads never write: a pending link past its expiry at ``as_of`` counts as expired
     # (the background sweep stores that later). None: stored statuses as they are.
     as_of: datetime | None = None
 
     def matches(self, link: OnboardingLink) -> bool:
         """For backends that filter in memory; the database ones say the same in queries."""
-        if link.status is LinkStatus.DELETED:
+        if link.status is LinkStatus.DELETED or link.livemode != self.livemode:
             return False
         if self.external_id is not None and link.external_id != self.external_id:
             return False
@@ -98,6 +100,8 @@ class EventFilter:
     """Which of an organisation's events a list shows. A new field is one line here, one
     test in ``matches`` and one condition per database backend."""
 
+    # Test or live events (test mode): a list is always of one mode.
+    livemode: bool = True
     # Exact event types (the API expands ``*`` patterns against the catalog); None: any.
     types: frozenset[str] | None = None
     # Inclusive bounds on ``created_at``.
@@ -106,6 +110,8 @@ class EventFilter:
 
     def matches(self, event: Event) -> bool:
         """For backends that filter in memory; the database ones say the same in queries."""
+        if event.livemode != self.livemode:
+            return False
         if self.types is not None and event.type not in self.types:
             return False
         if self.created_gte is not None and event.created_at < self.created_gte:
@@ -271,13 +277,13 @@ class Storage(Protocol):
     # Phones and WABAs
     async def get_phone(self, phone_id: str) -> Phone | None: ...
 
-    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
-        """A page of the organisation's phones, newest first."""
+    async def list_phones(self, org_id: str, window: Window, *, livemode: bool) -> Page[Phone]:
+        """A page of the organisation's phones of that mode, newest first."""
 
     async def get_waba(self, waba_id: str) -> Waba | None: ...
 
-    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
-        """A page of the organisation's WABAs, newest first."""
+    async def list_wabas(self, org_id: str, window: Window, *, livemode: bool) -> Page[Waba]:
+        """A page of the organisation's WABAs of that mode, newest first."""
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         """The phones recorded under these WABAs (our record ids)."""
@@ -307,15 +313,17 @@ class Storage(Protocol):
     async def get_webhook(self, webhook_id: str) -> OutgoingWebhook | None:
         """The webhook whatever its organisation (deleted ones included)."""
 
-    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
-        """A page of the organisation's webhooks (not deleted), newest first."""
+    async def list_webhooks(
+        self, org_id: str, window: Window, *, livemode: bool
+    ) -> Page[OutgoingWebhook]:
+        """A page of the organisation's webhooks of that mode (not deleted), newest first."""
 
     async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
         """The webhooks of these ids that exist (deleted ones included), in no particular
         order: one query (the delivery worker reads a claim's endpoints together)."""
 
-    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
-        """Every active, not deleted webhook of the organisation."""
+    async def active_webhooks(self, org_id: str, *, livemode: bool) -> list[OutgoingWebhook]:
+        """Every active, not deleted webhook of the organisation in that mode."""
 
     async def update_webhook(
         self,

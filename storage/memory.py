@@ -282,8 +282,9 @@ class MemoryStorage:
             self._store_event(event, deliveries)
         return copy.deepcopy(updated)
 
-    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
-        return _window([w for w in self._wabas.values() if w.org_id == org_id], window)
+    async def list_wabas(self, org_id: str, window: Window, *, livemode: bool) -> Page[Waba]:
+        rows = [w for w in self._wabas.values() if w.org_id == org_id and w.livemode == livemode]
+        return _window(rows, window)
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         wanted = set(waba_ids)
@@ -292,8 +293,9 @@ class MemoryStorage:
     async def get_phone(self, phone_id: str) -> Phone | None:
         return copy.deepcopy(self._phones.get(phone_id))
 
-    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
-        return _window([p for p in self._phones.values() if p.org_id == org_id], window)
+    async def list_phones(self, org_id: str, window: Window, *, livemode: bool) -> Page[Phone]:
+        rows = [p for p in self._phones.values() if p.org_id == org_id and p.livemode == livemode]
+        return _window(rows, window)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         return copy.deepcopy(self._wabas.get(waba_id))
@@ -309,15 +311,24 @@ class MemoryStorage:
     async def get_webhooks(self, webhook_ids: Collection[str]) -> list[OutgoingWebhook]:
         return [copy.deepcopy(self._webhooks[i]) for i in set(webhook_ids) if i in self._webhooks]
 
-    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
-        rows = [w for w in self._webhooks.values() if w.org_id == org_id and not w.deleted_at]
+    async def list_webhooks(
+        self, org_id: str, window: Window, *, livemode: bool
+    ) -> Page[OutgoingWebhook]:
+        rows = [
+            w
+            for w in self._webhooks.values()
+            if w.org_id == org_id and w.livemode == livemode and not w.deleted_at
+        ]
         return _window(rows, window)
 
-    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+    async def active_webhooks(self, org_id: str, *, livemode: bool) -> list[OutgoingWebhook]:
         return [
             copy.deepcopy(w)
             for w in self._webhooks.values()
-            if w.org_id == org_id and w.status is WebhookStatus.ACTIVE and not w.deleted_at
+            if w.org_id == org_id
+            and w.livemode == livemode
+            and w.status is WebhookStatus.ACTIVE
+            and not w.deleted_at
         ]
 
     async def update_webhook(

@@ -112,6 +112,9 @@ class ApiKey(_Record):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # False for a test key (sk_test_): it sees only test objects. Keys made before test
+    # mode (sk_org_) have no such field and are live.
+    livemode: bool = True
 
     @property
     def active(self) -> bool:
@@ -174,6 +177,9 @@ class OnboardingLink(_Record):
     # encrypted so a retry after a later failure still knows it.
     pending_pin_enc: str | None = None
     pending_pin_phone: str | None = None
+    # Test mode: a test link runs against the built-in fake Meta; records made before
+    # test mode are live.
+    livemode: bool = True
 
     def __post_init__(self) -> None:
         self.status = LinkStatus(self.status)
@@ -217,6 +223,7 @@ class Waba(_Record):
     status: str = "connected"
     # Meta's latest word on the account (account_update): {"event", "reason", "at"}.
     meta_state: dict[str, Any] | None = None
+    livemode: bool = True
 
 
 @dataclasses.dataclass(slots=True)
@@ -234,6 +241,9 @@ class PartnerGrant(_Record):
     outcome: str | None = None
     # Not before this time again (a transient Meta error backs off).
     retry_at: datetime | None = None
+    # Which links it may recover: True (the configured Meta app sent it) live ones, False
+    # (the built-in fake Meta) test ones, None (EDGE_SANDBOX: the fake is both) either.
+    livemode: bool | None = True
 
 
 class PhoneStatus(enum.StrEnum):
@@ -278,6 +288,7 @@ class Phone(_Record):
     # Coexistence: how each one-shot WhatsApp Business app sync went ({"stateSync",
     # "historySync"}: "requested", "failed", or "unknown" when Meta did not answer).
     coexistence: dict[str, str] | None = None
+    livemode: bool = True
 
     def __post_init__(self) -> None:
         self.status = PhoneStatus(self.status)
@@ -312,6 +323,8 @@ class OutgoingWebhook(_Record):
     # one stops signing; until then deliveries carry both signatures.
     previous_secret_enc: str | None = None
     previous_secret_expires_at: datetime | None = None
+    # A test webhook receives only test objects' events, a live one only live ones.
+    livemode: bool = True
 
     def __post_init__(self) -> None:
         self.status = WebhookStatus(self.status)
@@ -347,6 +360,8 @@ class Event(_Record):
     created_at: datetime
     # The WABA (our record id) the event concerns, for WABA-scoped webhooks.
     waba_id: str | None = None
+    # The mode of the object it reports: it goes only to webhooks of the same mode.
+    livemode: bool = True
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -376,6 +391,7 @@ class Delivery(_Record):
     attempt_log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # The recovery (POST /v1/outgoing-webhooks/{id}/recover) that last re-sent it.
     recovery_id: str | None = None
+    livemode: bool = True
 
     def __post_init__(self) -> None:
         self.status = DeliveryStatus(self.status)

@@ -51,6 +51,7 @@ from edge_onboard.storage.models import (
     PhoneStatus,
     Waba,
 )
+from edge_onboard.storage.mongo_livemode import backfill_livemode
 from edge_onboard.storage.mongo_paging import Branch, Hint, merged_window_docs, window_docs
 from edge_onboard.storage.paging import Key, Page, Window
 
@@ -140,11 +141,15 @@ async def _bulk(
     return [None] * len(writes)
 
 
+# Every list is of one mode (test or live): livemode follows org_id in each index.
+_SCOPE = [("org_id", ASCENDING), ("livemode", ASCENDING)]
 LINK_LIST_INDEXES: tuple[tuple[list[tuple[str, int]], list[tuple[str, int]]], ...] = (
-    ([("org_id", ASCENDING)], [("status", ASCENDING)]),
-    ([("org_id", ASCENDING), ("status", ASCENDING)], [("expires_at", ASCENDING)]),
-    ([("org_id", ASCENDING), ("external_id", ASCENDING)], [("status", ASCENDING)]),
+    (_SCOPE, [("status", ASCENDING)]),
+    ([*_SCOPE, ("status", ASCENDING)], [("expires_at", ASCENDING)]),
+    ([*_SCOPE, ("external_id", ASCENDING)], [("status", ASCENDING)]),
 )
+_BY_DUE = [*_SCOPE, ("status", ASCENDING), ("expires_at", ASCENDING)]
+_NEWEST = [*_SCOPE, ("created_at", DESCENDING), ("_id", DESCENDING)]
 
 
 T = TypeVar("T")
@@ -276,9 +281,7 @@ class MongoStorage:
                     [*prefix, ("created_at", DESCENDING), ("_id", DESCENDING), *suffix]
                 )
             await self.links.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
-            await self.links.create_index(
-                [("org_id", ASCENDING), ("status", ASCENDING), ("expires_at", ASCENDING)]
-            )
+            await self.links.create_index(_BY_DUE)
             await self.idem.create_index([("org_id", ASCENDING), ("key", ASCENDING)], unique=True)
             await self.wabas.create_index(
                 [("org_id", ASCENDING), ("meta_waba_id", ASCENDING)], unique=True
@@ -286,20 +289,14 @@ class MongoStorage:
             await self.phones.create_index(
                 [("org_id", ASCENDING), ("meta_phone_number_id", ASCENDING)], unique=True
             )
-            await self.phones.create_index(
-                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-            )
+            await self.phones.create_index(_NEWEST)
             await self.phones.create_index("meta_phone_number_id")
             await self.phones.create_index("waba_id")
             await self.wabas.create_index("meta_waba_id")
             await self.links.create_index("session_report.waba_id", sparse=True)
             await self.grants.create_index([("closed_at", ASCENDING), ("received_at", ASCENDING)])
-            await self.wabas.create_index(
-                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-            )
-            await self.webhooks.create_index(
-                [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-            )
+            await self.wabas.create_index(_NEWEST)
+            await self.webhooks.create_index(_NEWEST)
             await self.deliveries.create_index(
                 [("webhook_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             )
@@ -309,6 +306,10 @@ class MongoStorage:
             await mongo_events.create_indexes(self.events, self.deliveries)
             # MongoDB removes expired idempotency records by itself.
             await self.idem.create_index("expires_at", expireAfterSeconds=0)
+            await backfill_livemode(
+                self.db,
+                [self.links, self.phones, self.wabas, self.webhooks, self.events, self.grants],
+            )
 
     async def close(self) -> None:
         if self._owns_client:
@@ -395,7 +396,7 @@ class MongoStorage:
     async def list_links(
         self, org_id: str, flt: LinkFilter, window: Window
     ) -> Page[OnboardingLink]:
-        query: Doc = {"org_id": org_id}
+        query: Doc = {"org_id": org_id, "livemode": flt.livemode}
         if flt.external_id is not None:
             query["external_id"] = flt.external_id
         if flt.status is None:
@@ -409,7 +410,7 @@ class MongoStorage:
             pending = {**query, "status": LinkStatus.PENDING.value}
             due = {**pending, "expires_at": {"$lte": flt.as_of}}
             ordered = _link_list_hint(flt.external_id is not None, 1)
-            by_due = [("org_id", ASCENDING), ("status", ASCENDING), ("expires_at", ASCENDING)]
+            by_due = _BY_DUE
             branches: list[Branch]
             if flt.status is LinkStatus.PENDING:
                 branches = [
@@ -604,16 +605,18 @@ class MongoStorage:
             doc = await self.phones.find_one({"_id": phone_id})
         return Phone.from_doc(_from_mongo(doc)) if doc else None
 
-    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
-        return await window_page(self.phones, {"org_id": org_id}, window, Phone.from_doc)
+    async def list_phones(self, org_id: str, window: Window, *, livemode: bool) -> Page[Phone]:
+        query = {"org_id": org_id, "livemode": livemode}
+        return await window_page(self.phones, query, window, Phone.from_doc, _NEWEST)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         with _errors():
             doc = await self.wabas.find_one({"_id": waba_id})
         return Waba.from_doc(_from_mongo(doc)) if doc else None
 
-    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
-        return await window_page(self.wabas, {"org_id": org_id}, window, Waba.from_doc)
+    async def list_wabas(self, org_id: str, window: Window, *, livemode: bool) -> Page[Waba]:
+        query = {"org_id": org_id, "livemode": livemode}
+        return await window_page(self.wabas, query, window, Waba.from_doc, _NEWEST)
 
     async def phones_of_wabas(self, waba_ids: Sequence[str]) -> list[Phone]:
         with _errors():
@@ -686,14 +689,16 @@ class MongoStorage:
             docs = await self.webhooks.find({"_id": {"$in": list(set(webhook_ids))}}).to_list(None)
         return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs]
 
-    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
-        query = {"org_id": org_id, "deleted_at": None}
-        return await window_page(self.webhooks, query, window, OutgoingWebhook.from_doc)
+    async def list_webhooks(
+        self, org_id: str, window: Window, *, livemode: bool
+    ) -> Page[OutgoingWebhook]:
+        query = {"org_id": org_id, "livemode": livemode, "deleted_at": None}
+        return await window_page(self.webhooks, query, window, OutgoingWebhook.from_doc, _NEWEST)
 
-    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+    async def active_webhooks(self, org_id: str, *, livemode: bool) -> list[OutgoingWebhook]:
         with _errors():
             docs = await self.webhooks.find(
-                {"org_id": org_id, "deleted_at": None, "status": "active"}
+                {"org_id": org_id, "livemode": livemode, "deleted_at": None, "status": "active"}
             ).to_list(None)
         return [OutgoingWebhook.from_doc(_from_mongo(d)) for d in docs]
 

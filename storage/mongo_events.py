@@ -18,9 +18,15 @@ from edge_onboard.storage.paging import Key
 
 Doc = dict[str, Any]
 # The event list's indexes, in list order: all of an organisation's events, and by type.
-EVENTS_BY_ORG = [("org_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+EVENTS_BY_ORG = [
+    ("org_id", ASCENDING),
+    ("livemode", ASCENDING),
+    ("created_at", DESCENDING),
+    ("_id", DESCENDING),
+]
 EVENTS_BY_TYPE = [
     ("org_id", ASCENDING),
+    ("livemode", ASCENDING),
     ("type", ASCENDING),
     ("created_at", DESCENDING),
     ("_id", DESCENDING),
@@ -50,7 +56,11 @@ def event_branches(org_id: str, flt: EventFilter) -> list[Branch]:
         created["$gte"] = flt.created_gte
     if flt.created_lte is not None:
         created["$lte"] = flt.created_lte
-    scope: Doc = {"org_id": org_id, **({"created_at": created} if created else {})}
+    scope: Doc = {
+        "org_id": org_id,
+        "livemode": flt.livemode,
+        **({"created_at": created} if created else {}),
+    }
     if flt.types is None:
         return [(scope, EVENTS_BY_ORG)]
     return [({**scope, "type": kind}, EVENTS_BY_TYPE) for kind in sorted(flt.types)]

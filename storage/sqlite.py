@@ -168,6 +168,29 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # The events API: lists by type and time, the retention sweep, recoveries.
     sqlite_events.MIGRATION,
+    # Test mode: every list is of one mode, so livemode follows org_id in each list
+    # index. Rows written before it are live.
+    """
+    ALTER TABLE links ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE phones ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE wabas ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE webhooks ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
+    DROP INDEX links_org_list;
+    DROP INDEX links_org_status_list;
+    DROP INDEX links_org_external_list;
+    DROP INDEX links_org_due;
+    DROP INDEX phones_org_created;
+    DROP INDEX webhooks_org_created;
+    CREATE INDEX links_org_list ON links (org_id, livemode, created_at DESC, id DESC, status);
+    CREATE INDEX links_org_status_list
+        ON links (org_id, livemode, status, created_at DESC, id DESC, expires_at);
+    CREATE INDEX links_org_external_list
+        ON links (org_id, livemode, external_id, created_at DESC, id DESC, status);
+    CREATE INDEX links_org_due ON links (org_id, livemode, status, expires_at);
+    CREATE INDEX phones_org_created ON phones (org_id, livemode, created_at DESC, id DESC);
+    CREATE INDEX webhooks_org_created ON webhooks (org_id, livemode, created_at DESC, id DESC);
+    CREATE INDEX wabas_org ON wabas (org_id, livemode);
+    """,
 )
 # Connections kept for reads beside the one that writes (files only: WAL lets them read
 # while it writes, so a list never waits behind, or holds up, the writer).
@@ -383,7 +406,7 @@ class SQLiteStorage:
                 try:
                     c.execute(
                         "INSERT INTO links (id, org_id, status, external_id, created_at,"
-                        " expires_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        " expires_at, doc, livemode) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
                 except sqlite3.IntegrityError as exc:  # this row only; the others stand
@@ -404,7 +427,7 @@ class SQLiteStorage:
     async def list_links(
         self, org_id: str, flt: LinkFilter, window: Window
     ) -> Page[OnboardingLink]:
-        scope, params = "org_id = ?", [org_id]
+        scope, params = "org_id = ? AND livemode = ?", [org_id, int(flt.livemode)]
         if flt.external_id is not None:
             scope, params = scope + " AND external_id = ?", [*params, flt.external_id]
         arms: list[Arm]
@@ -464,7 +487,7 @@ class SQLiteStorage:
             doc = link.to_doc()
             doc.update(changes)
             updated = OnboardingLink.from_doc(doc)
-            _, _, status, external_id, _, expires_at, body = _link_row(updated)
+            _, _, status, external_id, _, expires_at, body, _ = _link_row(updated)
             c.execute(
                 "UPDATE links SET status = ?, external_id = ?, expires_at = ?, doc = ?"
                 " WHERE id = ?",
@@ -606,8 +629,9 @@ class SQLiteStorage:
                 old = Waba.from_doc(_load(found[0]))
                 waba = dataclasses.replace(waba, id=old.id, created_at=old.created_at)
             c.execute(
-                "INSERT OR REPLACE INTO wabas (id, org_id, meta_waba_id, doc) VALUES (?, ?, ?, ?)",
-                (waba.id, waba.org_id, waba.meta_waba_id, _dump(waba.to_doc())),
+                "INSERT OR REPLACE INTO wabas (id, org_id, meta_waba_id, doc, livemode)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (waba.id, waba.org_id, waba.meta_waba_id, _dump(waba.to_doc()), int(waba.livemode)),
             )
             if phone is not None:
                 known = _phone_by_meta_id(c, phone.org_id, phone.meta_phone_number_id)
@@ -619,7 +643,7 @@ class SQLiteStorage:
             doc.update(completion.link_changes)
             doc.update(phone_number_id=phone.id if phone else None, waba_id=waba.id)
             updated = OnboardingLink.from_doc(doc)
-            _, _, status, external_id, _, expires_at, body = _link_row(updated)
+            _, _, status, external_id, _, expires_at, body, _ = _link_row(updated)
             c.execute(
                 "UPDATE links SET status = ?, external_id = ?, expires_at = ?, doc = ?"
                 " WHERE id = ?",
@@ -640,8 +664,9 @@ class SQLiteStorage:
         )
         return Phone.from_doc(_load(row[0])) if row else None
 
-    async def list_phones(self, org_id: str, window: Window) -> Page[Phone]:
-        return await self._page("phones", [Arm("org_id = ?", [org_id])], window, Phone.from_doc)
+    async def list_phones(self, org_id: str, window: Window, *, livemode: bool) -> Page[Phone]:
+        arms = [Arm("org_id = ? AND livemode = ?", [org_id, int(livemode)])]
+        return await self._page("phones", arms, window, Phone.from_doc)
 
     async def get_waba(self, waba_id: str) -> Waba | None:
         row = await self._run(
@@ -649,11 +674,13 @@ class SQLiteStorage:
         )
         return Waba.from_doc(_load(row[0])) if row else None
 
-    async def list_wabas(self, org_id: str, window: Window) -> Page[Waba]:
+    async def list_wabas(self, org_id: str, window: Window, *, livemode: bool) -> Page[Waba]:
         # An organisation has a handful of WABAs: no index in list order (no created_at
         # column), so they are windowed here.
         rows = await self._read(
-            lambda c: c.execute("SELECT doc FROM wabas WHERE org_id = ?", (org_id,)).fetchall()
+            lambda c: c.execute(
+                "SELECT doc FROM wabas WHERE org_id = ? AND livemode = ?", (org_id, int(livemode))
+            ).fetchall()
         )
         wabas = sorted(
             (Waba.from_doc(_load(r[0])) for r in rows),
@@ -743,15 +770,18 @@ class SQLiteStorage:
 
         return await self._run(op)
 
-    async def list_webhooks(self, org_id: str, window: Window) -> Page[OutgoingWebhook]:
-        arms = [Arm("org_id = ? AND deleted = 0", [org_id])]
+    async def list_webhooks(
+        self, org_id: str, window: Window, *, livemode: bool
+    ) -> Page[OutgoingWebhook]:
+        arms = [Arm("org_id = ? AND livemode = ? AND deleted = 0", [org_id, int(livemode)])]
         return await self._page("webhooks", arms, window, OutgoingWebhook.from_doc)
 
-    async def active_webhooks(self, org_id: str) -> list[OutgoingWebhook]:
+    async def active_webhooks(self, org_id: str, *, livemode: bool) -> list[OutgoingWebhook]:
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT doc FROM webhooks WHERE org_id = ? AND deleted = 0 AND status = 'active'",
-                (org_id,),
+                "SELECT doc FROM webhooks WHERE org_id = ? AND livemode = ? AND deleted = 0"
+                " AND status = 'active'",
+                (org_id, int(livemode)),
             ).fetchall()
         )
         return [OutgoingWebhook.from_doc(_load(r[0])) for r in rows]
@@ -968,7 +998,7 @@ class SQLiteStorage:
         )
 
 
-def _link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int, str]:
+def _link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int, str, int]:
     return (
         link.id,
         link.org_id,
@@ -977,13 +1007,14 @@ def _link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int
         _ms(link.created_at),
         _ms(link.expires_at),
         _dump(link.to_doc()),
+        int(link.livemode),
     )
 
 
 def _insert_webhook(c: sqlite3.Connection, webhook: OutgoingWebhook) -> None:
     c.execute(
-        "INSERT INTO webhooks (id, org_id, status, deleted, created_at, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO webhooks (id, org_id, status, deleted, created_at, doc, livemode)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             webhook.id,
             webhook.org_id,
@@ -991,6 +1022,7 @@ def _insert_webhook(c: sqlite3.Connection, webhook: OutgoingWebhook) -> None:
             int(webhook.deleted_at is not None),
             _ms(webhook.created_at),
             _dump(webhook.to_doc()),
+            int(webhook.livemode),
         ),
     )
 
@@ -1037,14 +1069,15 @@ def _phone_by_meta_id(c: sqlite3.Connection, org_id: str, meta_phone_id: str) ->
 def _put_phone(c: sqlite3.Connection, phone: Phone, *, replace: bool) -> None:
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     c.execute(
-        f"{verb} INTO phones (id, org_id, meta_phone_number_id, created_at, doc)"
-        " VALUES (?, ?, ?, ?, ?)",
+        f"{verb} INTO phones (id, org_id, meta_phone_number_id, created_at, doc, livemode)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         (
             phone.id,
             phone.org_id,
             phone.meta_phone_number_id,
             _ms(phone.created_at),
             _dump(phone.to_doc()),
+            int(phone.livemode),
         ),
     )
 

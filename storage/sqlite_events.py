@@ -19,12 +19,15 @@ from edge_onboard.storage.sqlite_paging import Arm
 MIGRATION = """
     ALTER TABLE events ADD COLUMN type TEXT NOT NULL DEFAULT '';
     ALTER TABLE events ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
     UPDATE events SET type = json_extract(doc, '$.type'),
-        created_at = json_extract(doc, '$.created_at."$date"');
+        created_at = json_extract(doc, '$.created_at."$date"'),
+        livemode = coalesce(json_extract(doc, '$.livemode'), 1);
     ALTER TABLE deliveries ADD COLUMN event_id TEXT NOT NULL DEFAULT '';
     UPDATE deliveries SET event_id = json_extract(doc, '$.event_id');
-    CREATE INDEX events_org_list ON events (org_id, created_at DESC, id DESC);
-    CREATE INDEX events_org_type_list ON events (org_id, type, created_at DESC, id DESC);
+    CREATE INDEX events_org_list ON events (org_id, livemode, created_at DESC, id DESC);
+    CREATE INDEX events_org_type_list
+        ON events (org_id, livemode, type, created_at DESC, id DESC);
     CREATE INDEX events_created ON events (created_at, id);
     CREATE INDEX deliveries_event ON deliveries (event_id);
     CREATE INDEX deliveries_webhook_failed ON deliveries (webhook_id, status, created_at, id);
@@ -41,18 +44,31 @@ def event_arms(org_id: str, flt: EventFilter) -> list[Arm]:
         bounds, params = bounds + " AND created_at >= ?", [*params, ms(flt.created_gte)]
     if flt.created_lte is not None:
         bounds, params = bounds + " AND created_at <= ?", [*params, ms(flt.created_lte)]
+    scope = [org_id, int(flt.livemode)]
     if flt.types is None:
-        return [Arm(f"org_id = ?{bounds}", [org_id, *params], "events_org_list")]
+        return [Arm(f"org_id = ? AND livemode = ?{bounds}", [*scope, *params], "events_org_list")]
     return [
-        Arm(f"org_id = ? AND type = ?{bounds}", [org_id, kind, *params], "events_org_type_list")
+        Arm(
+            f"org_id = ? AND livemode = ? AND type = ?{bounds}",
+            [*scope, kind, *params],
+            "events_org_type_list",
+        )
         for kind in sorted(flt.types)
     ]
 
 
 def insert_event_row(c: sqlite3.Connection, event: Event) -> None:
     c.execute(
-        "INSERT INTO events (id, org_id, type, created_at, doc) VALUES (?, ?, ?, ?, ?)",
-        (event.id, event.org_id, event.type, ms(event.created_at), dump_doc(event.to_doc())),
+        "INSERT INTO events (id, org_id, livemode, type, created_at, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.org_id,
+            int(event.livemode),
+            event.type,
+            ms(event.created_at),
+            dump_doc(event.to_doc()),
+        ),
     )
 
 

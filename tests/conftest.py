@@ -133,8 +133,8 @@ class Api:
         """The app's LinkService: changes made through it keep the hot layer right."""
         return self.client.services.links
 
-    async def key(self, org: str = "acme") -> dict[str, str]:
-        _, _, plaintext = await create_key(self.storage, org, self.clock())
+    async def key(self, org: str = "acme", *, livemode: bool = True) -> dict[str, str]:
+        _, _, plaintext = await create_key(self.storage, org, self.clock(), livemode=livemode)
         return {"Authorization": f"Bearer {plaintext}"}
 
 

@@ -13,7 +13,7 @@ from tests.test_links_api import LINK_FIELDS, SEED_BODY
 
 def test_serve_with_no_configuration(tmp_path: Path) -> None:
     key = create_key(tmp_path)
-    assert key.startswith("sk_org_") and len(key) >= len("sk_org_") + 43
+    assert key.startswith("sk_live_") and len(key) >= len("sk_live_") + 43
     with serve(tmp_path) as (base, _):
         health = httpx.get(f"{base}/healthz")
         assert health.status_code == 200 and health.headers["request-id"].startswith("req_")
@@ -50,12 +50,12 @@ def test_keys_are_hashed_and_revocable(tmp_path: Path) -> None:
     second = create_key(tmp_path)
     assert second != key
     raw = (tmp_path / "edge_onboard.db").read_bytes()
-    assert key.encode() not in raw and key[7:].encode() not in raw
+    assert key.encode() not in raw and key[8:].encode() not in raw
     with serve(tmp_path) as (base, _):
         auth = {"Authorization": f"Bearer {key}"}
         assert httpx.get(f"{base}/v1/onboarding-links", headers=auth).status_code == 200
         # Too short a prefix could match someone else's key.
-        assert run_cli("keys", "revoke", "sk_org_", cwd=tmp_path, check=False).returncode == 2
+        assert run_cli("keys", "revoke", "sk_live_", cwd=tmp_path, check=False).returncode == 2
         revoked = run_cli("keys", "revoke", key[:12], cwd=tmp_path)
         assert "revoked" in revoked.stdout
         # The server trusts its in-process copy of a key for at most a second.
@@ -131,10 +131,35 @@ def test_the_command_explains_itself(tmp_path: Path) -> None:
 def test_keys_ignore_settings_they_do_not_use(tmp_path: Path) -> None:
     unrelated = {"EDGE_PORT": "eighty", "EDGE_META_APP_ID": "123", "EDGE_WORKERS": "9"}
     key = create_key(tmp_path, env=unrelated)
-    assert key.startswith("sk_org_")
+    assert key.startswith("sk_live_")
     assert run_cli("keys", "revoke", key, cwd=tmp_path, env=unrelated).returncode == 0
     # What they do use is still checked.
     bad = run_cli(
         "keys", "create", "--org", "a", cwd=tmp_path, env={"EDGE_STORAGE_URL": "x://"}, check=False
     )
     assert bad.returncode == 2 and "EDGE_STORAGE_URL" in bad.stderr
+
+
+def test_test_keys_see_only_test_objects(tmp_path: Path) -> None:
+    out = run_cli("keys", "create", "--org", "acme", "--test", cwd=tmp_path).stdout
+    test_key = out.strip().splitlines()[-1]
+    assert test_key.startswith("sk_test_") and len(test_key) >= len("sk_test_") + 43
+    assert "test mode" in out
+    live_key = create_key(tmp_path)
+    assert live_key.startswith("sk_live_")
+    with serve(tmp_path) as (base, _):
+        test_auth = {"Authorization": f"Bearer {test_key}"}
+        live_auth = {"Authorization": f"Bearer {live_key}"}
+        made = httpx.post(f"{base}/v1/onboarding-links", json=SEED_BODY, headers=test_auth)
+        assert made.status_code == 201, made.text
+        assert made.json()["data"]["livemode"] is False
+        link_id = made.json()["data"]["id"]
+        assert (
+            httpx.get(f"{base}/v1/onboarding-links/{link_id}", headers=live_auth).status_code == 404
+        )
+        listed = httpx.get(f"{base}/v1/onboarding-links", headers=live_auth).json()["data"]
+        assert listed == []
+        mine = httpx.get(f"{base}/v1/onboarding-links", headers=test_auth).json()["data"]
+        assert [x["id"] for x in mine] == [link_id]
+    # Revocable by its prefix like any key.
+    assert "revoked" in run_cli("keys", "revoke", test_key[:16], cwd=tmp_path).stdout

@@ -72,7 +72,7 @@ class Harness:
         )
         assert key is not None
         event = await self.services.webhooks.emit(
-            key.org_id, "phone_number.connected", data or {"n": 1}, waba_id=waba_id
+            key.org_id, "phone_number.connected", data or {"n": 1}, waba_id=waba_id, livemode=True
         )
         assert event is not None
         return event.id
@@ -132,7 +132,16 @@ async def test_webhook_api(hooks: Harness) -> None:
         "http://127.0.0.1:9/hook", ["phone_number.connected", "message.received"]
     )
     assert created["secret"].startswith("whsec_")
-    assert set(created) == {"id", "url", "events", "wabaId", "status", "createdAt", "secret"}
+    assert set(created) == {
+        "id",
+        "url",
+        "events",
+        "wabaId",
+        "status",
+        "createdAt",
+        "livemode",
+        "secret",
+    }
     assert created["status"] == "active" and created["wabaId"] is None
     path = f"/v1/outgoing-webhooks/{created['id']}"
     got = (await hooks.client.get(path, headers=hooks.auth)).json()["data"]
@@ -523,7 +532,8 @@ async def test_phone_connected_reaches_org_and_link_webhooks(hooks: Harness) -> 
     }
     for request, secret in ((to_org, org_hook["secret"]), (to_link, link["webhookSecret"])):
         payload = verify(request, secret)
-        assert set(payload) == {"id", "event", "timestamp", "organizationId", "data"}
+        assert set(payload) == {"id", "event", "timestamp", "organizationId", "livemode", "data"}
+        assert payload["livemode"] is True
         assert payload["event"] == "phone_number.connected"
         assert payload["data"] == expected_data
     assert to_org.headers["webhook-id"] == to_link.headers["webhook-id"]

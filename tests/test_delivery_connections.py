@@ -118,7 +118,7 @@ async def delivering(
 
 
 async def endpoints(service: WebhookService, *urls: str) -> list[OutgoingWebhook]:
-    hooks = [service.build("org", url, [EVENT], "s" * 20) for url in urls]
+    hooks = [service.build("org", url, [EVENT], "s" * 20, livemode=True) for url in urls]
     for hook in hooks:
         await service.storage.insert_webhook(hook)
     return hooks
@@ -135,7 +135,7 @@ async def test_one_connection_per_endpoint_per_slot(storage: Storage) -> None:
                 f"http://127.0.0.1:{big_port}/big",
             )
             for i in range(60):
-                assert await service.emit("org", EVENT, {"n": i})
+                assert await service.emit("org", EVENT, {"n": i}, livemode=True)
             assert await engine.drain() == 180
             assert seen.requests() == 120 and big.requests() == 60
             # /a and /b share an origin (scheme, host, port): a connection serves both,
@@ -151,7 +151,7 @@ async def test_connections_per_endpoint_stay_within_its_slots(storage: Storage) 
         with receiver() as (port_a, seen_a), receiver() as (port_b, seen_b):
             await endpoints(service, f"http://127.0.0.1:{port_a}/h", f"http://127.0.0.1:{port_b}/h")
             for i in range(100):
-                assert await service.emit("org", EVENT, {"n": i})
+                assert await service.emit("org", EVENT, {"n": i}, livemode=True)
             assert await engine.drain() == 200
             for seen in (seen_a, seen_b):
                 assert seen.requests() == 100
@@ -212,9 +212,9 @@ async def test_a_disabled_endpoint_stops_within_the_cache_window(storage: Storag
         engine.monotonic = lambda: ticks[0]
         with receiver() as (port, seen):
             (hook,) = await endpoints(service, f"http://127.0.0.1:{port}/h")
-            assert await service.emit("org", EVENT, {"n": 1})
+            assert await service.emit("org", EVENT, {"n": 1}, livemode=True)
             assert await engine.drain() == 1  # the worker now holds the endpoint
-            assert await service.emit("org", EVENT, {"n": 2})
+            assert await service.emit("org", EVENT, {"n": 2}, livemode=True)
             # Disabled by another process (storage only): this worker's copy holds for the
             # cache window, and not longer.
             await storage.update_webhook("org", hook.id, {"status": WebhookStatus.DISABLED})
@@ -237,12 +237,12 @@ async def test_changes_through_the_api_reach_the_engine_at_once(storage: Storage
         (hook,) = await endpoints(service, "http://127.0.0.1:9/h")
         held = (await engine.webhooks_by_id([hook.id]))[hook.id]
         assert held is not None and held.status is WebhookStatus.ACTIVE
-        await service.update("org", hook.id, {"status": "disabled"})
+        await service.update("org", hook.id, {"status": "disabled"}, livemode=True)
         held = (await engine.webhooks_by_id([hook.id]))[hook.id]
         assert held is not None and held.status is WebhookStatus.DISABLED
-        rotated, _ = await service.rotate_secret("org", hook.id, {})
+        rotated, _ = await service.rotate_secret("org", hook.id, {}, livemode=True)
         held = (await engine.webhooks_by_id([hook.id]))[hook.id]
         assert held is not None and held.secret_enc == rotated.secret_enc
-        await service.delete("org", hook.id)
+        await service.delete("org", hook.id, livemode=True)
         held = (await engine.webhooks_by_id([hook.id]))[hook.id]
         assert held is not None and held.deleted_at is not None

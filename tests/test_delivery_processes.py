@@ -91,10 +91,10 @@ async def emit_events(db: Path, redis_url: str, url: str, count: int) -> str:
         storage=storage, queue=queue, clock=clock, box=box, sender=Sender(allow_private=True)
     )
     service = WebhookService(storage, clock, box, engine, allow_private=True)
-    webhook = service.build("org", url, ["phone_number.connected"], SECRET)
+    webhook = service.build("org", url, ["phone_number.connected"], SECRET, livemode=True)
     await storage.insert_webhook(webhook)
     for i in range(count):
-        await service.emit("org", "phone_number.connected", {"n": i})
+        await service.emit("org", "phone_number.connected", {"n": i}, livemode=True)
     await engine.sender.aclose()
     await queue.close()
     await storage.close()
@@ -237,13 +237,24 @@ async def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path, redis_url: 
         queue = RedisQueue.from_url(url)
         engine = DeliveryEngine(storage=storage, queue=queue, clock=clock, box=box, sender=sender)
         service = WebhookService(storage, clock, box, engine, allow_private=True)
-        webhook = service.build("org", "http://127.0.0.1:9/h", ["phone_number.connected"], SECRET)
+        webhook = service.build(
+            "org", "http://127.0.0.1:9/h", ["phone_number.connected"], SECRET, livemode=True
+        )
         await storage.insert_webhook(webhook)
-        first = [await service.emit("org", "phone_number.connected", {"n": i}) for i in range(3)]
+        first = [
+            await service.emit("org", "phone_number.connected", {"n": i}, livemode=True)
+            for i in range(3)
+        ]
         assert await engine.drain() == 3
-        more = [await service.emit("org", "phone_number.connected", {"n": i}) for i in range(3)]
+        more = [
+            await service.emit("org", "phone_number.connected", {"n": i}, livemode=True)
+            for i in range(3)
+        ]
     # Redis is down: events still land in storage; queueing them fails quietly.
-    during = [await service.emit("org", "phone_number.connected", {"n": i}) for i in range(2)]
+    during = [
+        await service.emit("org", "phone_number.connected", {"n": i}, livemode=True)
+        for i in range(2)
+    ]
     with own_redis(port):  # back, and empty (no persistence)
         assert await engine.drain() == 0
         assert await engine.recover() == 5

@@ -34,6 +34,7 @@ def body(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         "event": event_type,
         "timestamp": "2026-11-25T12:00:00.000Z",
         "organizationId": str(uuid.uuid4()),
+        "livemode": True,
         "data": data,
     }
 

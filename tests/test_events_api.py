@@ -54,7 +54,9 @@ async def emit_many(hooks: Harness, count: int) -> list[str]:
     org = await org_id(hooks)
     ids = []
     for i in range(count):
-        event = await hooks.services.webhooks.emit(org, KINDS[i % len(KINDS)], {"n": i})
+        event = await hooks.services.webhooks.emit(
+            org, KINDS[i % len(KINDS)], {"n": i}, livemode=True
+        )
         assert event is not None
         ids.append(event.id)
         hooks.clock.advance(seconds=1)

@@ -40,6 +40,8 @@ LINK_FIELDS = {
     "completedVia",
     "recoverable",
     "recovery",
+    # Test mode: every object says which mode it belongs to.
+    "livemode",
     # The hosted page issue: the link's own page options.
     "refreshUrl",
     "displayName",

@@ -199,7 +199,7 @@ def test_a_newcomer_installs_and_runs_it(clean_copy: Path, tmp_path: Path) -> No
     assert version.strip() == "edge-onboard 0.1.0"
     created = _run([cli, "keys", "create", "--org", "Acme"], env={}, cwd=work).stdout
     key = created.strip().splitlines()[-1]
-    assert key.startswith("sk_org_")
+    assert key.startswith("sk_live_")
 
     port = free_port()
     with _serve([cli, "serve", "--port", str(port)], work, {}, port) as server:

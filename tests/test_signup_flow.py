@@ -133,6 +133,7 @@ async def test_the_whole_flow(flow: Flow) -> None:
         "coexistence": None,
         "onboardingLinkId": link["id"],
         "createdAt": done["completedAt"],
+        "livemode": True,
     }
     health = await flow.client.get(f"/v1/phones/{done['phoneNumberId']}/health", headers=flow.auth)
     assert health.status_code == 200, health.text

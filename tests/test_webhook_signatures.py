@@ -233,7 +233,9 @@ class Harness:
     async def deliver(self) -> dict[str, Captured]:
         """Emit an event and deliver it now: what each endpoint received, by path."""
         services = self.client.services
-        event = await services.webhooks.emit(self.org_id, "phone_number.connected", {"n": 1})
+        event = await services.webhooks.emit(
+            self.org_id, "phone_number.connected", {"n": 1}, livemode=True
+        )
         assert event is not None
         await services.engine.drain()
         got = {c.path: c for c in self.received if c.headers["webhook-id"] == event.id}
@@ -400,10 +402,10 @@ async def test_rotate_secret_refusals(hooks: Harness, monkeypatch: pytest.Monkey
     service = hooks.client.services.webhooks
     read = service.get
 
-    async def racing_get(org_id: str, webhook_id: str) -> OutgoingWebhook:
-        before = await read(org_id, webhook_id)
+    async def racing_get(org_id: str, webhook_id: str, *, livemode: bool) -> OutgoingWebhook:
+        before = await read(org_id, webhook_id, livemode=livemode)
         monkeypatch.setattr(service, "get", read)
-        await service.rotate_secret(org_id, webhook_id, {"secret": ARBITRARY})
+        await service.rotate_secret(org_id, webhook_id, {"secret": ARBITRARY}, livemode=True)
         return before
 
     monkeypatch.setattr(service, "get", racing_get)

@@ -32,7 +32,11 @@ def build_openapi(public_url: str) -> Schema:
         "security": [{"apiKey": []}],
         "components": {
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk_org_..."}
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "sk_live_... or sk_test_...",
+                }
             },
             "schemas": {**schemas(), **organization_schemas(), **events_schemas()},
         },

@@ -242,6 +242,7 @@ def schemas() -> Schema:
                 "expiresAt",
                 "metadata",
                 "lastError",
+                "livemode",
             ],
             "additionalProperties": False,
             "properties": {
@@ -268,6 +269,7 @@ def schemas() -> Schema:
                 "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
                 "lastError": _nullable(_ref("LinkError")),
                 "completedVia": _nullable({"type": "string", "enum": ["callback", "recovery"]}),
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
                 "recoverable": {
                     "type": "boolean",
                     "description": "Meta reported the signup finished, but recovering it "
@@ -299,6 +301,7 @@ def schemas() -> Schema:
                 "status",
                 "onboardingLinkId",
                 "createdAt",
+                "livemode",
             ],
             "additionalProperties": False,
             "properties": {
@@ -323,11 +326,19 @@ def schemas() -> Schema:
                 ),
                 "onboardingLinkId": _nullable(_UUID),
                 "createdAt": _TIMESTAMP,
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
             },
         },
         "Waba": {
             "type": "object",
-            "required": ["id", "metaWabaId", "metaBusinessId", "phoneNumberIds", "createdAt"],
+            "required": [
+                "id",
+                "metaWabaId",
+                "metaBusinessId",
+                "phoneNumberIds",
+                "createdAt",
+                "livemode",
+            ],
             "additionalProperties": False,
             "properties": {
                 "id": _UUID,
@@ -335,6 +346,7 @@ def schemas() -> Schema:
                 "metaBusinessId": _nullable({"type": "string"}),
                 "phoneNumberIds": {"type": "array", "items": _UUID},
                 "createdAt": _TIMESTAMP,
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
             },
         },
         "WabaResponse": _data(_ref("Waba")),
@@ -528,7 +540,7 @@ def schemas() -> Schema:
         },
         "OutgoingWebhook": {
             "type": "object",
-            "required": ["id", "url", "events", "wabaId", "status", "createdAt"],
+            "required": ["id", "url", "events", "wabaId", "status", "createdAt", "livemode"],
             "additionalProperties": False,
             "properties": {
                 "id": _UUID,
@@ -537,6 +549,7 @@ def schemas() -> Schema:
                 "wabaId": _nullable(_UUID),
                 "status": {"type": "string", "enum": ["active", "disabled"]},
                 "createdAt": _TIMESTAMP,
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
                 "secret": {
                     "type": "string",
                     "description": "only in the create and rotate-secret responses",
@@ -560,6 +573,7 @@ def schemas() -> Schema:
                 "lastError",
                 "createdAt",
                 "attemptLog",
+                "livemode",
             ],
             "additionalProperties": False,
             "properties": {
@@ -575,6 +589,7 @@ def schemas() -> Schema:
                 "lastError": _nullable({"type": "string"}),
                 "createdAt": _TIMESTAMP,
                 "attemptLog": {"type": "array", "items": {"type": "object"}},
+                "livemode": {"type": "boolean", "description": "false for a test-mode object"},
             },
         },
         "WebhookDeliveryResponse": _data(_ref("WebhookDelivery")),
@@ -656,12 +671,13 @@ def schemas() -> Schema:
         },
         "Event": {
             "type": "object",
-            "required": ["id", "event", "timestamp", "organizationId", "data"],
+            "required": ["id", "event", "timestamp", "organizationId", "livemode", "data"],
             "properties": {
                 "id": {"type": "string", "description": "also the webhook-id header"},
                 "event": _EVENT,
                 "timestamp": _TIMESTAMP,
                 "organizationId": _UUID,
+                "livemode": {"type": "boolean"},
                 "data": {"type": "object"},
             },
         },

@@ -461,7 +461,7 @@ async def test_claims_are_exclusive_and_lapse(storage: Storage, clock: FakeClock
     assert await claim(storage, clock, link, "b")
     # "a" lost its claim: its completion writes nothing at all.
     assert await storage.complete_link(make_completion(clock, link, "a")) is None
-    assert pair(await storage.list_phones(link.org_id, Window(10))) == ([], 0)
+    assert pair(await storage.list_phones(link.org_id, Window(10), livemode=True)) == ([], 0)
     assert await storage.find_phone_by_meta_id(link.org_id, "106540352242922") is None
 
 
@@ -492,9 +492,9 @@ async def test_complete_link_writes_everything(storage: Storage, clock: FakeCloc
     assert second.phone.id == done.phone.id and second.waba.id == done.waba.id
     assert second.phone.created_at == done.phone.created_at
     assert second.phone.onboarding_link_id == again.id
-    phones, total = pair(await storage.list_phones(link.org_id, Window(10)))
+    phones, total = pair(await storage.list_phones(link.org_id, Window(10), livemode=True))
     assert total == 1 and phones[0].id == done.phone.id
-    other_org, total = pair(await storage.list_phones("other", Window(10)))
+    other_org, total = pair(await storage.list_phones("other", Window(10), livemode=True))
     assert (other_org, total) == ([], 0)
 
 
@@ -520,7 +520,7 @@ async def test_concurrent_completions_one_winner(storage: Storage, clock: FakeCl
         for i in range(12):
             tg.start_soon(complete, f"c{i}")
     assert sum(r is not None for r in results) == 1
-    assert (pair(await storage.list_phones(link.org_id, Window(10))))[1] == 1
+    assert (pair(await storage.list_phones(link.org_id, Window(10), livemode=True)))[1] == 1
 
 
 async def test_customer_keys_that_look_like_markers_round_trip(
@@ -584,13 +584,13 @@ async def test_a_completion_without_a_number(storage: Storage, clock: FakeClock)
     done = await storage.complete_link(completion)
     assert done is not None and done.phone is None
     assert done.link.phone_number_id is None and done.link.waba_id == done.waba.id
-    assert pair(await storage.list_phones(link.org_id, Window(10))) == ([], 0)
+    assert pair(await storage.list_phones(link.org_id, Window(10), livemode=True)) == ([], 0)
     for event, deliveries in ((waba_event, waba_deliveries), (other, other_deliveries)):
         assert await storage.get_event(event.id) == event
         assert await storage.get_delivery(deliveries[0].id) == deliveries[0]
-    wabas, total = pair(await storage.list_wabas(link.org_id, Window(10)))
+    wabas, total = pair(await storage.list_wabas(link.org_id, Window(10), livemode=True))
     assert total == 1 and wabas == [done.waba]
-    assert pair(await storage.list_wabas("other", Window(10))) == ([], 0)
+    assert pair(await storage.list_wabas("other", Window(10), livemode=True)) == ([], 0)
 
 
 async def test_a_number_found_later_is_recorded_once(storage: Storage, clock: FakeClock) -> None:

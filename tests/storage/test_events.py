@@ -3,6 +3,7 @@ range, windows), the retention sweep, and the failed deliveries a recovery takes
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import uuid
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from edge_onboard.storage import (
     EventFilter,
     Storage,
     mongo_events,
+    sqlite_events,
 )
 from edge_onboard.storage.codec import dump_doc, ms
 from edge_onboard.storage.mongo import MongoStorage
@@ -118,6 +120,28 @@ async def test_event_lists_agree_with_the_reference_every_way(
     assert (await storage.list_events("org-3", EventFilter(), Window(10))).items == []
     first = (await storage.list_events("org-1", EventFilter(), Window(1))).items[0]
     assert first == events[0]  # every field back as recorded
+
+
+async def test_event_lists_are_of_one_mode(storage: Storage, clock: FakeClock) -> None:
+    """Test-mode and live events of one organisation: each list is of its own mode, for
+    every type filter (each an index range that starts with org and mode)."""
+    made: dict[bool, list[str]] = {True: [], False: []}
+    for i in range(8):
+        livemode = i % 2 == 0
+        e = dataclasses.replace(event(clock, "org-1", TYPES[i % 2]), livemode=livemode)
+        await storage.record_event(e, [])
+        made[livemode].insert(0, e.id)
+        clock.advance(seconds=1)
+    for livemode in (True, False):
+        for types in (None, frozenset({TYPES[0]}), frozenset({TYPES[1]}), frozenset(TYPES[:2])):
+            flt = EventFilter(livemode=livemode, types=types)
+            got = await storage.list_events("org-1", flt, Window(100))
+            assert {e.livemode for e in got.items} <= {livemode}, (livemode, types)
+            assert [e.id for e in got.items] == [
+                i for i in made[livemode] if types is None or i in {e.id for e in got.items}
+            ]
+        everything = await storage.list_events("org-1", EventFilter(livemode=livemode), Window(100))
+        assert [e.id for e in everything.items] == made[livemode]
 
 
 async def test_the_sweep_takes_the_oldest_with_their_deliveries(
@@ -263,7 +287,8 @@ async def test_sqlite_upgrade_fills_the_new_columns_from_stored_events(tmp_path:
     clock = FakeClock()
     path = tmp_path / "old.db"
     old = sqlite3.connect(str(path))
-    for number, script in enumerate(MIGRATIONS[:-1], start=1):
+    before = MIGRATIONS[: MIGRATIONS.index(sqlite_events.MIGRATION)]
+    for number, script in enumerate(before, start=1):
         old.executescript(script)
         old.execute(f"PRAGMA user_version = {number}")
     earlier = event(clock, "org-1", "waba.updated")
