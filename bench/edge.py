@@ -238,6 +238,7 @@ def one_worker(
 
 class Scaling(NamedTuple):
     one: float  # GET link req/s, one worker
+    one_cores: float  # cores that one worker's process used (its own threads included)
     two: float  # two workers
     share: float  # the busier worker's share of the two workers' CPU
     workers_cores: float  # cores the two workers used, on average over the run
@@ -256,7 +257,7 @@ def two_workers(
     """GET link req/s on a fresh ``serve`` with one worker, then on a fresh one with
     two, with where the machine's CPU went during the two-worker run."""
     auth = {"Authorization": f"Bearer {key}"}
-    rates = []
+    rates, cores = [], []
     share = workers_cores = others_cores = 0.0
     for workers in (1, 2):
         run_env = {**env, "EDGE_SERVER": server, "EDGE_WORKERS": str(workers)}
@@ -267,11 +268,12 @@ def two_workers(
             rps, _, used = measured(proc.pid, url, opts, headers=auth)
             busy = machine_busy() - busy
             rates.append(rps)
+            cores.append(sum(used) / opts["duration"])
             busiest = used[:2]  # the workers (not the supervisor, nor multiprocessing's helper)
             share = busiest[0] / max(sum(busiest), 1e-9)
             workers_cores = sum(busiest) / opts["duration"]
             others_cores = (busy - sum(used)) / opts["duration"]
-    return Scaling(rates[0], rates[1], share, workers_cores, others_cores)
+    return Scaling(rates[0], cores[0], rates[1], share, workers_cores, others_cores)
 
 
 def await_listening(work: Path, base: str) -> None:
@@ -350,9 +352,9 @@ def report(
     print(f"\nGET link, EDGE_WORKERS=2 vs 1, {len(scaling[SERVERS[0]])} fresh runs each:")
     for server in SERVERS:
         runs = [
-            f"{run.one:.0f} -> {run.two:.0f} req/s ({run.two / run.one:.2f}x; busier worker "
-            f"{run.share:.0%} of CPU; workers {run.workers_cores:.2f} cores, "
-            f"the rest {run.others_cores:.2f})"
+            f"{run.one:.0f} -> {run.two:.0f} req/s ({run.two / run.one:.2f}x; one worker "
+            f"{run.one_cores:.2f} cores; two: busier worker {run.share:.0%} of their CPU, "
+            f"{run.workers_cores:.2f} cores, the rest {run.others_cores:.2f})"
             for run in scaling[server]
         ]
         print(f"  {server}: " + "; ".join(runs))

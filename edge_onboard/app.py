@@ -40,7 +40,6 @@ from edge_onboard.queue import for_client as queue_for_client
 from edge_onboard.ratelimit import RateLimiter
 from edge_onboard.recovery import Recovery, reconcile_forever
 from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
-from edge_onboard.sandbox import APP_SECRET as SANDBOX_APP_SECRET
 from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
 from edge_onboard.sandbox import SYSTEM_USER_TOKEN as SANDBOX_SYSTEM_USER_TOKEN
 from edge_onboard.sandbox import SandboxMeta
@@ -97,7 +96,7 @@ def _sandbox_graph(settings: Settings, sandbox: SandboxMeta) -> GraphClient:
         base_url="http://sandbox.invalid/_sandbox/graph",
         version=settings.meta_graph_version,
         app_id=SANDBOX_APP_ID,
-        app_secret=SANDBOX_APP_SECRET,
+        app_secret=sandbox.app_secret,
         transport=httpx.ASGITransport(app=Starlette(routes=sandbox.routes())),
     )
 
@@ -105,7 +104,7 @@ def _sandbox_graph(settings: Settings, sandbox: SandboxMeta) -> GraphClient:
 def _meta(settings: Settings, sandbox: SandboxMeta) -> MetaModes:
     """Each mode's Meta app and Graph client: test mode always the fake; live mode the
     configured app, or none, or (EDGE_SANDBOX) the fake too."""
-    fake_app = MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID, SANDBOX_APP_SECRET)
+    fake_app = MetaApp(SANDBOX_APP_ID, SANDBOX_CONFIG_ID, sandbox.app_secret)
     fake_graph = _sandbox_graph(settings, sandbox)
     if settings.sandbox:
         return MetaModes(fake_app, fake_graph, fake_app, fake_graph, everything_sandboxed=True)
@@ -197,9 +196,13 @@ def create_app(
         redis_client = redis
         if redis_client is None and settings.redis_url is not None:
             redis_client = await _redis_client(settings.redis_url.reveal())
-        if sandbox is not None and redis_client is not None:
+        if redis_client is not None:
             sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
         box = secret_box_for(settings, store)
+        if not settings.sandbox:
+            # Test objects are a customer's too: only this deployment may sign a Meta
+            # webhook as its fake Meta. EDGE_SANDBOX (local use) keeps the fixed secret.
+            sandbox.app_secret = box.token("sandbox:app-secret")
         now = clock or system_clock
         meta = _meta(settings, sandbox)
         links = LinkService(store, now, box, settings.public_url, HotCache(redis_client))

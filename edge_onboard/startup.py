@@ -138,5 +138,6 @@ def summary(settings: Settings, address: tuple[str, int]) -> str:
     return (
         f"edge-onboard listening on http://{shown}:{port} (public URL {settings.public_url}; "
         f"storage {describe_url(settings.storage_url)}; redis {redis}; "
-        f"sandbox {'on' if settings.sandbox else 'off'}; {settings.server}{workers})"
+        f"sandbox {'on' if settings.sandbox else 'for test keys only'}; "
+        f"{settings.server}{workers})"
     )

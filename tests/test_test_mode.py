@@ -236,8 +236,15 @@ async def test_meta_webhooks_touch_only_their_own_modes_objects(modes: Modes) ->
     ).status_code == 200
     unchanged = await modes.services.storage.get_phone(phone_id)
     assert unchanged is not None and unchanged.meta_state is None
-    # Signed by the fake Meta: it reaches the test phone.
-    signed_fake = {"X-Hub-Signature-256": sign_body(FAKE_SECRET, raw)}
+    # Signed with the fake's well-known EDGE_SANDBOX secret: not on a live deployment,
+    # whose fake Meta has a secret of its own.
+    assert modes.services.sandbox.app_secret != FAKE_SECRET
+    signed_public = {"X-Hub-Signature-256": sign_body(FAKE_SECRET, raw)}
+    assert (
+        await modes.client.post("/webhook/meta", content=raw, headers=signed_public)
+    ).status_code == 401
+    # Signed by this deployment's fake Meta: it reaches the test phone.
+    signed_fake = {"X-Hub-Signature-256": sign_body(modes.services.sandbox.app_secret, raw)}
     assert (
         await modes.client.post("/webhook/meta", content=raw, headers=signed_fake)
     ).status_code == 200

@@ -103,8 +103,14 @@ def _note(
 class State:
     """The fake's state, inspectable and steerable from tests."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, app_secret: str = APP_SECRET
+    ) -> None:
         self.clock = clock
+        # The fake Meta app's secret: it signs the fake's webhooks to the service and
+        # authenticates the service to it. APP_SECRET, known to all, only under
+        # EDGE_SANDBOX; a deployment's own otherwise (edge_onboard/app.py).
+        self.app_secret = app_secret
         self.codes: dict[str, _Code] = {}
         self.tokens: dict[str, set[str]] = {}
         self.waba_phones: dict[str, list[str]] = {}

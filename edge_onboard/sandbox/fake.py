@@ -17,7 +17,6 @@ from edge_onboard.responses import JSONResponse
 from edge_onboard.sandbox import dialog as sandbox_dialog
 from edge_onboard.sandbox._state import (
     APP_ID,
-    APP_SECRET,
     CODE_TTL,
     SCENARIOS,
     SYSTEM_USER_TOKEN,
@@ -182,7 +181,7 @@ class SandboxMeta(Media, Messaging):
     def _system_user_token(self, request: Request, business_id: str) -> Response:
         if self._token(request) != SYSTEM_USER_TOKEN:
             return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
-        proof = hmac.new(APP_SECRET.encode(), SYSTEM_USER_TOKEN.encode(), hashlib.sha256)
+        proof = hmac.new(self.app_secret.encode(), SYSTEM_USER_TOKEN.encode(), hashlib.sha256)
         query = request.query_params
         if query.get("appsecret_proof") != proof.hexdigest() or query.get("fetch_only") != "true":
             return graph_error("Invalid appsecret_proof provided in the API argument", 100)
@@ -287,7 +286,7 @@ class SandboxMeta(Media, Messaging):
 
     def _exchange(self, request: Request) -> Response:
         query = request.query_params
-        if query.get("client_id") != APP_ID or query.get("client_secret") != APP_SECRET:
+        if query.get("client_id") != APP_ID or query.get("client_secret") != self.app_secret:
             return graph_error("Error validating client secret.", 1, 463)
         grant = self.codes.get(query.get("code", ""))
         if grant is None:
@@ -300,7 +299,7 @@ class SandboxMeta(Media, Messaging):
         return JSONResponse({"access_token": grant.token, "token_type": "bearer"})
 
     def _debug_token(self, request: Request) -> Response:
-        if self._token(request) != f"{APP_ID}|{APP_SECRET}":
+        if self._token(request) != f"{APP_ID}|{self.app_secret}":
             return graph_error("Invalid OAuth access token signature.", 190)
         token = request.query_params.get("input_token", "")
         granted = self.tokens.get(token)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.responses import JSONResponse
-from edge_onboard.sandbox._state import APP_ID, APP_SECRET, APP_WEBHOOK_URL, graph_error
+from edge_onboard.sandbox._state import APP_ID, APP_WEBHOOK_URL, graph_error
 from edge_onboard.sandbox.sharing import Shared
 
 
@@ -115,7 +115,7 @@ class Messaging(Shared):
                 content=raw,
                 headers={
                     "Content-Type": "application/json",
-                    "X-Hub-Signature-256": sign_body(APP_SECRET, raw),
+                    "X-Hub-Signature-256": sign_body(self.app_secret, raw),
                 },
             )
             sent += 1
