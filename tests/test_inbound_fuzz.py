@@ -326,6 +326,7 @@ def check_event(org_id: str, found: Found) -> None:
         "event": found.event_type,
         "timestamp": "2026-11-25T12:00:00.000Z",
         "organizationId": org_id,
+        "livemode": True,
         "data": {"phoneNumberId": org_id, "wabaId": org_id, **found.data},
     }
     VALIDATORS[found.event_type].validate(body)
