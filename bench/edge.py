@@ -1,7 +1,7 @@
 """The edge figures on both servers, side by side, on the production stack (Redis and
 a real MongoDB).
 
-    python -m bench.edge [--duration 8] [--connections 64] [--repeat 3]
+    python -m bench.edge [--duration 8] [--connections 64] [--rounds 3] [--repeat 3]
                          [--reference-python PATH]
 
 Needs wrk (`apt-get install wrk`) and a mongod and redis-server (.ci/setup installs
@@ -11,9 +11,10 @@ a bare Starlette route served by that same server with the same settings
 headers, plain and gzip-compressed: the floors for a page of that size), then the service
 on one worker: its hosted page (asked for plain, and as browsers ask: gzip), GET and
 POST of a link and the signup callback (a cancel report: the callback path up to its
-durable write), each driven by wrk for --duration seconds; a row's ratio is to
-that server's bare route. Then resident memory of the service after those runs, and
-its cold start (process start to the first answered request). Then --repeat fresh
+durable write), each driven by wrk for --duration seconds, all of them in turn,
+--rounds times: a row shows its medians, and its ratio is the median of its ratios to
+that server's bare route in the same round. Then resident memory of the service after
+those runs, and its cold start (process start to the first answered request). Then --repeat fresh
 runs of GET link with EDGE_WORKERS=1 and EDGE_WORKERS=2 per server, each run's ratio
 printed with how many cores the workers got and how many everything else on the machine
 took (wrk, Redis, MongoDB share the same cores). Last, which CPython ran it, how it was
@@ -27,6 +28,7 @@ import base64
 import contextlib
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -47,8 +49,9 @@ from tests import services  # noqa: E402
 from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
 
 SERVERS = ("hypercorn", "granian")
-# endpoint, requests/s, server CPU (user + system, every process of it) per request in µs
-Row = tuple[str, float, float]
+# endpoint, requests/s, server CPU (user + system, every process of it) per request in µs,
+# ratio to the bare route (medians over the rounds)
+Row = tuple[str, float, float, float]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -199,40 +202,58 @@ def page_floor_file(work: Path, server: str, page_url: str) -> Path:
 
 
 def one_worker(
-    server: str, env: dict[str, str], work: Path, key: str, opts: Load
+    server: str, env: dict[str, str], work: Path, key: str, opts: Load, rounds: int
 ) -> tuple[list[Row], float, float, str]:
-    """The rows for ``server``, its RSS (KB) after them, its cold start (s) and a link id."""
+    """The rows for ``server``, its RSS (KB) after them, its cold start (s) and a link id.
+
+    Every row is measured ``rounds`` times, the floors and the service's rows in turn in
+    each round; a row shows its median requests/s and CPU, and the median of its ratios
+    to the bare route of the same round."""
     env = {**env, "EDGE_SERVER": server}
     auth = {"Authorization": f"Bearer {key}"}
-    rows: list[Row] = []
     with serve(work, env=env, wait=120) as (base, proc):
         made = httpx.post(f"{base}/v1/onboarding-links", json={"name": "Bench"}, headers=auth)
         link = made.json()["data"]
         page_file = page_floor_file(work, server, link["hostedUrl"])
-        with bare_route(server, {"BENCH_PAGE": str(page_file)}) as (bare, bare_pid):
-            floors: tuple[tuple[str, str, dict[str, str]], ...] = (
-                ("bare route", "/bare", {}),
-                (PAGE_FLOOR, "/page", {}),
-                (PAGE_GZ_FLOOR, "/page.gz", BROWSER),
-            )
-            for name, path, headers in floors:
-                rows.append((name, *measured(bare_pid, bare + path, opts, headers=headers)[:2]))
         get_url = f"{base}/v1/onboarding-links/{link['id']}"
         post_url = f"{base}/v1/onboarding-links"
-        runs: list[tuple[str, str, dict[str, str], str | None]] = [
-            ("hosted page", link["hostedUrl"], {}, None),
-            (PAGE_GZ, link["hostedUrl"], BROWSER, None),
-            ("GET link", get_url, auth, None),
-            ("POST link", post_url, auth, POST_LUA),
-            ("POST link, Idempotency-Key", post_url, auth, IDEMPOTENT_POST_LUA),
-            ("callback (cancel report)", f"{base}/signup/{link['id']}/callback", {}, CALLBACK_LUA),
-        ]
-        for name, url, headers, script in runs:
-            figures = measured(
-                proc.pid, url, opts, headers=headers, script=script, allow_errors=True
-            )
-            rows.append((name, *figures[:2]))
+        with bare_route(server, {"BENCH_PAGE": str(page_file)}) as (bare, bare_pid):
+            # name, process measured, URL, headers, wrk script
+            targets: list[tuple[str, int, str, dict[str, str], str | None]] = [
+                ("bare route", bare_pid, f"{bare}/bare", {}, None),
+                (PAGE_FLOOR, bare_pid, f"{bare}/page", {}, None),
+                (PAGE_GZ_FLOOR, bare_pid, f"{bare}/page.gz", BROWSER, None),
+                ("hosted page", proc.pid, link["hostedUrl"], {}, None),
+                (PAGE_GZ, proc.pid, link["hostedUrl"], BROWSER, None),
+                ("GET link", proc.pid, get_url, auth, None),
+                ("POST link", proc.pid, post_url, auth, POST_LUA),
+                ("POST link, Idempotency-Key", proc.pid, post_url, auth, IDEMPOTENT_POST_LUA),
+                (
+                    "callback (cancel report)",
+                    proc.pid,
+                    f"{base}/signup/{link['id']}/callback",
+                    {},
+                    CALLBACK_LUA,
+                ),
+            ]
+            runs: dict[str, list[tuple[float, float]]] = {t[0]: [] for t in targets}
+            for _ in range(rounds):
+                for name, pid, url, headers, script in targets:
+                    rps, cpu, _ = measured(
+                        pid, url, opts, headers=headers, script=script, allow_errors=True
+                    )
+                    runs[name].append((rps, cpu))
         rss = rss_kb(proc.pid)
+    floor = [rps for rps, _ in runs["bare route"]]
+    rows = [
+        (
+            name,
+            statistics.median(rps for rps, _ in figures),
+            statistics.median(cpu for _, cpu in figures),
+            statistics.median(rps / base for (rps, _), base in zip(figures, floor, strict=True)),
+        )
+        for name, figures in runs.items()
+    ]
     return rows, rss, cold_start(env, work), link["id"]
 
 
@@ -292,6 +313,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3, help="fresh two-worker runs")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each row")
     parser.add_argument(
         "--reference-python", help="another interpreter whose speed to print beside this one's"
     )
@@ -312,7 +334,7 @@ def main() -> None:
         }
         key = create_key(work, env=env)
         for server in SERVERS:
-            figures[server] = one_worker(server, env, work, key, opts)
+            figures[server] = one_worker(server, env, work, key, opts, args.rounds)
         for _ in range(args.repeat):
             for server in SERVERS:
                 link_id = figures[server][3]
@@ -325,8 +347,14 @@ def report(
     scaling: dict[str, list[Scaling]],
     args: argparse.Namespace,
 ) -> None:
-    print(f"\n{args.connections} connections, {args.duration} s per row; one worker")
-    print("ratio: requests/s over that server's bare route; CPU: the server's µs per request")
+    print(
+        f"\n{args.connections} connections, {args.duration} s per row, medians of "
+        f"{args.rounds} rounds; one worker"
+    )
+    print(
+        "ratio: requests/s over that server's bare route in the same round; "
+        "CPU: the server's µs per request"
+    )
     head = "".join(f" {server + ' req/s':>16} {'ratio':>6} {'CPU µs':>7}" for server in SERVERS)
     print(f"{'endpoint':<30}{head}")
     names = [row[0] for row in figures[SERVERS[0]][0]]
@@ -334,8 +362,8 @@ def report(
         line = f"{name:<30}"
         for server in SERVERS:
             rows = figures[server][0]
-            _, rps, cpu = rows[index]
-            line += f" {rps:>16.0f} {rps / rows[0][1]:>6.2f} {cpu:>7.0f}"
+            _, rps, cpu, ratio = rows[index]
+            line += f" {rps:>16.0f} {ratio:>6.2f} {cpu:>7.0f}"
         print(line)
     for server in SERVERS:
         rows, rss, start, _ = figures[server]

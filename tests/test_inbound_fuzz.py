@@ -321,7 +321,7 @@ VALIDATORS = {
 
 
 def check_event(org_id: str, found: Found) -> None:
-    body = {
+    body: dict[str, Any] = {
         "id": "evt_1",
         "event": found.event_type,
         "timestamp": "2026-11-25T12:00:00.000Z",
