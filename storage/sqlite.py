@@ -9,12 +9,10 @@ atomic across threads and processes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import queue
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,146 +50,21 @@ from edge_onboard.storage.models import (
 )
 from edge_onboard.storage.paging import Key, Page, Window, page_of
 from edge_onboard.storage.sqlite_paging import Arm, window_docs
+from edge_onboard.storage.sqlite_rows import delivery_row as _delivery_row
+from edge_onboard.storage.sqlite_rows import insert_event as _insert_event
+from edge_onboard.storage.sqlite_rows import insert_webhook as _insert_webhook
+from edge_onboard.storage.sqlite_rows import link_row as _link_row
+from edge_onboard.storage.sqlite_rows import phone_by_meta_id as _phone_by_meta_id
+from edge_onboard.storage.sqlite_rows import put_grant as _put_grant
+from edge_onboard.storage.sqlite_rows import put_phone as _put_phone
+from edge_onboard.storage.sqlite_rows import transaction as _transaction
+from edge_onboard.storage.sqlite_schema import migrate as _migrate
+from edge_onboard.storage.sqlite_schema import owner_only as _owner_only
 
 T = TypeVar("T")
 # Ids per ``IN (...)`` query, well under SQLite's limit on bound parameters.
 _IDS_PER_QUERY = 500
 
-# Each entry moves the schema one version up; PRAGMA user_version records where we are.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE orgs (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        doc TEXT NOT NULL
-    );
-    CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        key_hash TEXT NOT NULL UNIQUE,
-        prefix TEXT NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX api_keys_prefix ON api_keys (prefix);
-    CREATE TABLE links (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        external_id TEXT,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX links_org_created ON links (org_id, created_at DESC, id DESC);
-    CREATE INDEX links_org_status ON links (org_id, status, created_at DESC);
-    CREATE INDEX links_org_external ON links (org_id, external_id);
-    CREATE TABLE idempotency (
-        org_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        expires_at INTEGER NOT NULL,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (org_id, key)
-    );
-    CREATE INDEX idempotency_expires ON idempotency (expires_at);
-    """,
-    """
-    CREATE TABLE wabas (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        meta_waba_id TEXT NOT NULL,
-        doc TEXT NOT NULL,
-        UNIQUE (org_id, meta_waba_id)
-    );
-    CREATE TABLE phones (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        meta_phone_number_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        doc TEXT NOT NULL,
-        UNIQUE (org_id, meta_phone_number_id)
-    );
-    CREATE INDEX phones_org_created ON phones (org_id, created_at DESC, id DESC);
-    """,
-    """
-    CREATE TABLE webhooks (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        deleted INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX webhooks_org_created ON webhooks (org_id, created_at DESC, id DESC);
-    CREATE TABLE events (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE TABLE deliveries (
-        id TEXT PRIMARY KEY,
-        webhook_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        next_attempt_at INTEGER,
-        created_at INTEGER NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at DESC, id DESC);
-    CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
-    """,
-    """
-    CREATE INDEX phones_meta ON phones (meta_phone_number_id);
-    """,
-    """
-    CREATE TABLE grants (
-        id TEXT PRIMARY KEY,
-        closed INTEGER NOT NULL,
-        received_at INTEGER NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX grants_open ON grants (closed, received_at);
-    CREATE INDEX links_status_expires ON links (status, expires_at);
-    CREATE INDEX links_session_waba ON links (json_extract(doc, '$.session_report.waba_id'));
-    CREATE INDEX wabas_meta ON wabas (meta_waba_id);
-    """,
-    # Lists as index ranges (storage/paging.py): every filter has an index in list order
-    # that also holds what the bounded count tests.
-    """
-    DROP INDEX links_org_created;
-    DROP INDEX links_org_status;
-    DROP INDEX links_org_external;
-    CREATE INDEX links_org_list ON links (org_id, created_at DESC, id DESC, status);
-    CREATE INDEX links_org_status_list
-        ON links (org_id, status, created_at DESC, id DESC, expires_at);
-    CREATE INDEX links_org_external_list
-        ON links (org_id, external_id, created_at DESC, id DESC, status);
-    CREATE INDEX links_org_due ON links (org_id, status, expires_at);
-    """,
-    # The events API: lists by type and time, the retention sweep, recoveries.
-    sqlite_events.MIGRATION,
-    # Test mode: every list is of one mode, so livemode follows org_id in each list
-    # index. Rows written before it are live.
-    """
-    ALTER TABLE links ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
-    ALTER TABLE phones ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
-    ALTER TABLE wabas ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
-    ALTER TABLE webhooks ADD COLUMN livemode INTEGER NOT NULL DEFAULT 1;
-    DROP INDEX links_org_list;
-    DROP INDEX links_org_status_list;
-    DROP INDEX links_org_external_list;
-    DROP INDEX links_org_due;
-    DROP INDEX phones_org_created;
-    DROP INDEX webhooks_org_created;
-    CREATE INDEX links_org_list ON links (org_id, livemode, created_at DESC, id DESC, status);
-    CREATE INDEX links_org_status_list
-        ON links (org_id, livemode, status, created_at DESC, id DESC, expires_at);
-    CREATE INDEX links_org_external_list
-        ON links (org_id, livemode, external_id, created_at DESC, id DESC, status);
-    CREATE INDEX links_org_due ON links (org_id, livemode, status, expires_at);
-    CREATE INDEX phones_org_created ON phones (org_id, livemode, created_at DESC, id DESC);
-    CREATE INDEX webhooks_org_created ON webhooks (org_id, livemode, created_at DESC, id DESC);
-    CREATE INDEX wabas_org ON wabas (org_id, livemode);
-    """,
-)
 # Connections kept for reads beside the one that writes (files only: WAL lets them read
 # while it writes, so a list never waits behind, or holds up, the writer).
 READERS = 2
@@ -996,125 +869,3 @@ class SQLiteStorage:
                 "DELETE FROM idempotency WHERE org_id = ? AND key = ?", (org_id, key)
             )
         )
-
-
-def _link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int, str, int]:
-    return (
-        link.id,
-        link.org_id,
-        link.status.value,
-        link.external_id,
-        _ms(link.created_at),
-        _ms(link.expires_at),
-        _dump(link.to_doc()),
-        int(link.livemode),
-    )
-
-
-def _insert_webhook(c: sqlite3.Connection, webhook: OutgoingWebhook) -> None:
-    c.execute(
-        "INSERT INTO webhooks (id, org_id, status, deleted, created_at, doc, livemode)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            webhook.id,
-            webhook.org_id,
-            webhook.status.value,
-            int(webhook.deleted_at is not None),
-            _ms(webhook.created_at),
-            _dump(webhook.to_doc()),
-            int(webhook.livemode),
-        ),
-    )
-
-
-def _delivery_row(d: Delivery) -> tuple[str, str, str, int, int | None, int, str]:
-    return (
-        d.id,
-        d.webhook_id,
-        d.status.value,
-        d.attempts,
-        _ms(d.next_attempt_at) if d.next_attempt_at else None,
-        _ms(d.created_at),
-        _dump(d.to_doc()),
-    )
-
-
-@contextlib.contextmanager
-def _transaction(c: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction: committed when the block ends, rolled back if it raises."""
-    c.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
-
-
-def _put_grant(c: sqlite3.Connection, grant: PartnerGrant) -> None:
-    c.execute(
-        "INSERT OR REPLACE INTO grants (id, closed, received_at, doc) VALUES (?, ?, ?, ?)",
-        (grant.id, int(grant.closed_at is not None), _ms(grant.received_at), _dump(grant.to_doc())),
-    )
-
-
-def _phone_by_meta_id(c: sqlite3.Connection, org_id: str, meta_phone_id: str) -> Phone | None:
-    row = c.execute(
-        "SELECT doc FROM phones WHERE org_id = ? AND meta_phone_number_id = ?",
-        (org_id, meta_phone_id),
-    ).fetchone()
-    return Phone.from_doc(_load(row[0])) if row else None
-
-
-def _put_phone(c: sqlite3.Connection, phone: Phone, *, replace: bool) -> None:
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
-    c.execute(
-        f"{verb} INTO phones (id, org_id, meta_phone_number_id, created_at, doc, livemode)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            phone.id,
-            phone.org_id,
-            phone.meta_phone_number_id,
-            _ms(phone.created_at),
-            _dump(phone.to_doc()),
-            int(phone.livemode),
-        ),
-    )
-
-
-def _insert_event(c: sqlite3.Connection, event: Event, deliveries: Sequence[Delivery]) -> None:
-    sqlite_events.insert_event_row(c, event)
-    c.executemany(
-        "INSERT INTO deliveries"
-        " (id, webhook_id, status, attempts, next_attempt_at, created_at, doc, event_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*_delivery_row(d), d.event_id) for d in deliveries],
-    )
-
-
-def _owner_only(path: Path | None) -> None:
-    """Create the database file readable by its owner only, and tighten an existing one
-    and its WAL and shared-memory files: SQLite gives those the database file's mode."""
-    if path is None or str(path) == ":memory:":
-        return
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for name in (str(path), f"{path}-wal", f"{path}-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(name, 0o600)
-
-
-def _migrate(c: sqlite3.Connection) -> None:
-    c.execute("BEGIN IMMEDIATE")
-    (version,) = c.execute("PRAGMA user_version").fetchone()
-    if version > len(MIGRATIONS):
-        c.execute("ROLLBACK")
-        raise StorageError(
-            f"sqlite: database schema version {version} is newer than this build "
-            f"({len(MIGRATIONS)}); upgrade edge-onboard"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        for statement in script.split(";"):
-            if statement.strip():
-                c.execute(statement)
-        c.execute(f"PRAGMA user_version = {number}")
-    c.execute("COMMIT")

@@ -15,7 +15,7 @@ from edge_onboard.storage.models import Delivery, DeliveryStatus, Event
 from edge_onboard.storage.paging import Key
 from edge_onboard.storage.sqlite_paging import Arm
 
-# Schema version that adds what these read (storage/sqlite.py's MIGRATIONS entry).
+# Schema version that adds what these read (storage/sqlite_schema.py's MIGRATIONS entry).
 MIGRATION = """
     ALTER TABLE events ADD COLUMN type TEXT NOT NULL DEFAULT '';
     ALTER TABLE events ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;

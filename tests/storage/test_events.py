@@ -24,7 +24,8 @@ from edge_onboard.storage import (
 from edge_onboard.storage.codec import dump_doc, ms
 from edge_onboard.storage.mongo import MongoStorage
 from edge_onboard.storage.paging import Key, Window, page_of
-from edge_onboard.storage.sqlite import MIGRATIONS, SQLiteStorage
+from edge_onboard.storage.sqlite import SQLiteStorage
+from edge_onboard.storage.sqlite_schema import MIGRATIONS
 from tests.conftest import FakeClock, open_storage
 
 pytestmark = pytest.mark.anyio
