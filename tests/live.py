@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -131,3 +132,25 @@ def serving(app: Starlette) -> Iterator[str]:
         thread.join(15)
     assert not thread.is_alive(), "the fake Meta did not stop"
     assert not errors, f"the fake Meta failed: {errors[0]!r}"
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A stdlib request handler that logs nothing (the tests' receivers)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def threaded_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A stdlib HTTP server running ``handler`` in threads on a free loopback port;
+    yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from edge_onboard.queue.redis import RedisQueue
 from edge_onboard.storage.sqlite import SQLiteStorage
 from edge_onboard.webhooks import WebhookService
 from tests.conftest import FakeClock
-from tests.live import clean_env, free_port
+from tests.live import QuietHandler, clean_env, free_port, threaded_http
 
 pytestmark = pytest.mark.redis
 SECRET = "chaos-test-secret-0123456789"
@@ -44,7 +43,7 @@ def receiver(failure_rate: float, seed: int = 7) -> Iterator[tuple[str, Received
     received = Received()
     rng = random.Random(seed)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             body = self.rfile.read(length)
@@ -59,17 +58,8 @@ def receiver(failure_rate: float, seed: int = 7) -> Iterator[tuple[str, Received
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_http(Handler) as base:
+        yield f"{base}/hook", received
 
 
 def start_worker(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:

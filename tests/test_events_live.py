@@ -8,14 +8,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
 
-from tests.live import create_key, serve
+from tests.live import QuietHandler, create_key, serve, threaded_http
 
 
 class Endpoint:
@@ -32,7 +31,7 @@ class Endpoint:
 def endpoint() -> Iterator[tuple[str, Endpoint]]:
     state = Endpoint()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with state.lock:
@@ -45,17 +44,8 @@ def endpoint() -> Iterator[tuple[str, Endpoint]]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_http(Handler) as base:
+        yield f"{base}/hook", state
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -16,7 +16,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -34,6 +33,7 @@ from edge_onboard.storage import OutgoingWebhook, Storage
 from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks import PREVIOUS_SECRET_TTL
 from tests.conftest import AppClient, FakeClock, make_settings, running_app
+from tests.live import QuietHandler, threaded_http
 from tests.test_links_api import assert_error
 
 pytestmark = pytest.mark.anyio
@@ -92,7 +92,7 @@ def live_receiver() -> Iterator[tuple[str, list[Captured]]]:
     received: list[Captured] = []
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with lock:
@@ -100,18 +100,8 @@ def live_receiver() -> Iterator[tuple[str, list[Captured]]]:
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with threaded_http(Handler) as base:
+        yield base, received
 
 
 class NodeVerifier:
