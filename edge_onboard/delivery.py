@@ -76,6 +76,8 @@ MAX_RETRY_AFTER = 86400.0
 ATTEMPT_LOG_SIZE = 20
 # Seconds a worker keeps an endpoint's record (see the module's docstring).
 WEBHOOK_TTL = 5.0
+# Seconds one wait for another process's "deliveries queued" signal lasts (then again).
+WORK_WAIT = 1.0
 # Deliveries re-queued per Redis round trip by ``recover``.
 RECOVER_CHUNK = 500
 # How many of an endpoint's deliveries may wait in the worker, per slot of that endpoint.
@@ -283,6 +285,17 @@ class DeliveryEngine:
             await self.queue.enqueue_many(items[start : start + RECOVER_CHUNK])
         return len(due)
 
+    async def _listen_for_work(self) -> None:
+        """Wake the claim loop as soon as any process queues deliveries (``serve``'s API
+        beside a separate ``worker``, or another worker), not at its next poll."""
+        while True:
+            try:
+                if await self.queue.wait_for_work(WORK_WAIT):
+                    self._wake.set()
+            except Exception as exc:  # a Redis blip: the poll still claims meanwhile
+                log.debug("waiting for queued deliveries: %s", exc)
+                await anyio.sleep(WORK_WAIT)
+
     async def _recover_forever(self, every: float) -> None:
         while True:
             try:
@@ -314,6 +327,8 @@ class DeliveryEngine:
         async with anyio.create_task_group() as tg:
             recovering = anyio.CancelScope()
             tg.start_soon(_in_scope, recovering, self._recover_forever, recover_every)
+            listening = anyio.CancelScope()
+            tg.start_soon(_in_scope, listening, self._listen_for_work)
             while not self._stopping:
                 self._wake = anyio.Event()  # before claiming: a wake meanwhile is kept
                 loop_now = time.monotonic()
@@ -339,6 +354,7 @@ class DeliveryEngine:
                     with anyio.move_on_after(poll):
                         await self._wake.wait()
             recovering.cancel()
+            listening.cancel()
 
     def _done(self, count: int) -> None:
         self._running -= count

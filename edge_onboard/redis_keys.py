@@ -35,6 +35,9 @@ def inflight(part: int) -> str:
     return f"{_tag(part)}:inflight"
 
 
+# LIST holding at most one token, pushed whenever deliveries are queued due now: a worker
+# waiting for work pops it (BLPOP) and claims at once instead of at its next poll.
+DELIVERY_WAKE = "edge:deliveries:wake"
 # ZSET of the one-slot queue older versions kept: the first sweep moves it into partitions.
 LEGACY_DUE = "{edge}:deliveries:due"
 # ZSET of that queue's leases: moved into the partitions with it, expiries kept.

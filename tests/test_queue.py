@@ -170,3 +170,22 @@ async def test_the_one_slot_queue_is_adopted_with_its_due_times_and_leases(
     clock.advance(seconds=20)
     assert await redis_queue.sweep(clock()) == 1  # its lease ran out as it would have
     assert await redis_queue.claim(clock(), 10, LEASE) == ["leased"]
+
+
+async def test_queueing_wakes_a_waiting_worker(queue: DeliveryQueue, clock: FakeClock) -> None:
+    """``wait_for_work`` answers as soon as deliveries are queued (by any process, on
+    Redis: the token lives there), else when its timeout passes; one token however many
+    were queued, so a second wait after a burst times out."""
+    assert await queue.wait_for_work(0.2) is False
+    woke: list[bool] = []
+
+    async def waiting() -> None:
+        woke.append(await queue.wait_for_work(10))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiting)
+        await anyio.sleep(0.1)
+        started = anyio.current_time()
+        await queue.enqueue_many([(f"d{i}", clock()) for i in range(3)])
+    assert woke == [True] and anyio.current_time() - started < 5
+    assert await queue.wait_for_work(0.2) is False

@@ -29,6 +29,10 @@ class DeliveryQueue(Protocol):
     async def sweep(self, now: datetime) -> int:
         """Put deliveries whose lease expired (a worker died) back on the schedule."""
 
+    async def wait_for_work(self, timeout: float) -> bool:
+        """Until any process queues deliveries (True: claim now), or ``timeout`` seconds
+        pass (False)."""
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import anyio
+
 
 class MemoryQueue:
     def __init__(self) -> None:
         self._due: dict[str, datetime] = {}
         self._leases: dict[str, datetime] = {}
+        self._queued = anyio.Event()
 
     async def enqueue(self, delivery_id: str, due: datetime) -> None:
         if delivery_id not in self._leases:
             self._due[delivery_id] = due
+            self._queued.set()
 
     async def enqueue_many(self, items: Sequence[tuple[str, datetime]]) -> None:
         for delivery_id, due in items:
@@ -43,6 +47,13 @@ class MemoryQueue:
             del self._leases[ident]
             self._due[ident] = now
         return len(expired)
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            await self._queued.wait()
+            self._queued = anyio.Event()
+            return True
+        return False
 
     async def ping(self) -> None:
         return None

@@ -173,7 +173,6 @@ def shares(due: Sequence[int], limit: int, start: int) -> list[int]:
 class RedisQueue:
     def __init__(self, client: Redis | RedisCluster) -> None:
         self.client = client
-        self._enqueue = client.register_script(_ENQUEUE)
         self._retry = client.register_script(_RETRY)
         # Where the odd units of the next claim start: random per worker, then rotating.
         self._start = random.randrange(keys.PARTITIONS)
@@ -188,9 +187,7 @@ class RedisQueue:
         return [keys.due(part), keys.inflight(part)]
 
     async def enqueue(self, delivery_id: str, due: datetime) -> None:
-        await self._enqueue(
-            keys=self._keys(keys.partition(delivery_id)), args=[_ms(due), delivery_id]
-        )
+        await self.enqueue_many([(delivery_id, due)])
 
     async def enqueue_many(self, items: Sequence[tuple[str, datetime]]) -> None:
         if not items:
@@ -199,7 +196,13 @@ class RedisQueue:
         for delivery_id, due in items:
             part = keys.partition(delivery_id)
             enqueuing.eval(_ENQUEUE, 2, *self._keys(part), _ms(due), delivery_id)
+        # One token, however many are queued: a waiting worker claims now.
+        enqueuing.lpush(keys.DELIVERY_WAKE, 1)
+        enqueuing.ltrim(keys.DELIVERY_WAKE, 0, 0)
         await enqueuing.execute()
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        return await self.client.blpop([keys.DELIVERY_WAKE], timeout=timeout) is not None
 
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
         if limit <= 0:
