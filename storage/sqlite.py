@@ -50,7 +50,6 @@ from edge_onboard.storage.models import (
 )
 from edge_onboard.storage.paging import Key, Page, Window, page_of
 from edge_onboard.storage.sqlite_paging import Arm, window_docs
-from edge_onboard.storage.sqlite_rows import delivery_row as _delivery_row
 from edge_onboard.storage.sqlite_rows import insert_event as _insert_event
 from edge_onboard.storage.sqlite_rows import insert_webhook as _insert_webhook
 from edge_onboard.storage.sqlite_rows import link_row as _link_row
@@ -58,6 +57,7 @@ from edge_onboard.storage.sqlite_rows import phone_by_meta_id as _phone_by_meta_
 from edge_onboard.storage.sqlite_rows import put_grant as _put_grant
 from edge_onboard.storage.sqlite_rows import put_phone as _put_phone
 from edge_onboard.storage.sqlite_rows import transaction as _transaction
+from edge_onboard.storage.sqlite_rows import update_delivery as _update_delivery
 from edge_onboard.storage.sqlite_schema import migrate as _migrate
 from edge_onboard.storage.sqlite_schema import owner_only as _owner_only
 
@@ -766,14 +766,7 @@ class SQLiteStorage:
             ):
                 c.execute("COMMIT")
                 return None
-            doc = delivery.to_doc()
-            doc.update(changes)
-            updated = Delivery.from_doc(doc)
-            c.execute(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, doc = ?"
-                " WHERE id = ?",
-                (*_delivery_row(updated)[2:5], _dump(updated.to_doc()), delivery_id),
-            )
+            updated = _update_delivery(c, delivery, changes)
             c.execute("COMMIT")
             return updated
 
@@ -791,14 +784,7 @@ class SQLiteStorage:
                 delivery = Delivery.from_doc(_load(row[0])) if row else None
                 if delivery is None or delivery.attempts != attempts:
                     continue
-                doc = delivery.to_doc()
-                doc.update(changes)
-                updated = Delivery.from_doc(doc)
-                c.execute(
-                    "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, doc = ?"
-                    " WHERE id = ?",
-                    (*_delivery_row(updated)[2:5], _dump(updated.to_doc()), delivery_id),
-                )
+                _update_delivery(c, delivery, changes)
             c.execute("COMMIT")
 
         await self._run(op)

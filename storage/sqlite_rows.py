@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from edge_onboard.storage import sqlite_events
 from edge_onboard.storage.codec import dump_doc as _dump
@@ -60,6 +61,20 @@ def delivery_row(d: Delivery) -> tuple[str, str, str, int, int | None, int, str]
         _ms(d.created_at),
         _dump(d.to_doc()),
     )
+
+
+def update_delivery(
+    c: sqlite3.Connection, delivery: Delivery, changes: Mapping[str, Any]
+) -> Delivery:
+    """Write ``changes`` to a delivery read in the same transaction; the updated record."""
+    doc = delivery.to_doc()
+    doc.update(changes)
+    updated = Delivery.from_doc(doc)
+    c.execute(
+        "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, doc = ? WHERE id = ?",
+        (*delivery_row(updated)[2:5], _dump(updated.to_doc()), updated.id),
+    )
+    return updated
 
 
 @contextlib.contextmanager

@@ -68,9 +68,10 @@ def test_every_event_type_has_its_own_payload_schema() -> None:
                 assert path.endswith("/raw") and node.get("description"), (name, path)
 
 
-def test_phone_number_updated_carries_the_phone_view() -> None:
+def connected_phone(**extra: Any) -> Phone:
+    """A connected, registered phone record, as the tests of views and schemas use."""
     now = datetime(2026, 11, 25, tzinfo=UTC)
-    phone = Phone(
+    return Phone(
         id=str(uuid.uuid4()),
         org_id=str(uuid.uuid4()),
         waba_id=str(uuid.uuid4()),
@@ -82,6 +83,12 @@ def test_phone_number_updated_carries_the_phone_view() -> None:
         created_at=now,
         updated_at=now,
         phone_number="+15550783881",
+        **extra,
+    )
+
+
+def test_phone_number_updated_carries_the_phone_view() -> None:
+    phone = connected_phone(
         platform=PhonePlatform.BUSINESS_APP,
         coexistence={"stateSync": "requested", "historySync": "failed"},
     )

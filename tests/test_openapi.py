@@ -6,8 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,9 @@ from edge_onboard.openapi import build_openapi
 from edge_onboard.openapi._common import METHODS
 from edge_onboard.openapi.descriptions import DESCRIPTIONS
 from edge_onboard.phones import _disconnected_report, _health_report
-from edge_onboard.storage import Phone, PhoneStatus
 from tests.conftest import make_settings
 from tests.live import create_key, serve
+from tests.test_event_schemas import connected_phone
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,20 +200,7 @@ def test_phone_health_reports_match_the_schema() -> None:
         {"$ref": "#/components/schemas/PhoneHealth", "components": spec["components"]},
         validate_formats=True,
     )
-    now = datetime(2026, 11, 25, tzinfo=UTC)
-    phone = Phone(
-        id=str(uuid.uuid4()),
-        org_id=str(uuid.uuid4()),
-        waba_id=str(uuid.uuid4()),
-        meta_waba_id="102290129340398",
-        meta_phone_number_id="106540352242922",
-        status=PhoneStatus.CONNECTED,
-        is_registered=True,
-        onboarding_link_id=None,
-        created_at=now,
-        updated_at=now,
-        phone_number="+15550783881",
-    )
+    phone = connected_phone()
     raw = {
         "status": "CONNECTED",
         "platform_type": "ON_PREMISE",
