@@ -130,43 +130,35 @@ else
     log "mongod: installed in $MONGOD_DIR ($version)"
 fi
 
-if [[ -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]]; then
-    log "axe-core: present ($AXE_CORE_VERSION)"
-elif command -v npm >/dev/null 2>&1; then
-    axe_staging=$(mktemp -d "$AXE_DIR.XXXXXX")
-    printf '{"private": true}\n' >"$axe_staging/package.json"
-    log "axe-core: npm install axe-core@$AXE_CORE_VERSION"
-    (cd "$axe_staging" && npm install --no-audit --no-fund --ignore-scripts --silent \
-        "axe-core@$AXE_CORE_VERSION")
-    rm -rf "$AXE_DIR"
-    mv "$axe_staging" "$AXE_DIR"
-    log "axe-core: installed in $AXE_DIR"
-else
-    log "axe-core: npm not found; the browser tests need it (install Node.js, which has npm)" >&2
-fi
-
-# Installs an npm package (pinned) into its own cache folder, staged next to it so an
-# interrupted run never leaves a half-filled one. Needs npm; the tests fail without it.
+# Installs an npm package (pinned) into its own cache folder: into a staging folder next
+# to it, moved into place only once npm succeeded (and removed if it failed), so an
+# interrupted or failed run never leaves a half-filled folder that looks installed.
+# ``marker`` is the file, under node_modules, whose presence means installed.
 npm_tool() {
-    local name=$1 version=$2 dir=$3 bin=$4
-    if [[ -x "$dir/node_modules/.bin/$bin" ]]; then
+    local name=$1 version=$2 dir=$3 marker=$4 needed_by=$5
+    if [[ -e "$dir/node_modules/$marker" ]]; then
         log "$name: present ($version)"
     elif command -v npm >/dev/null 2>&1; then
         local staging
         staging=$(mktemp -d "$dir.XXXXXX")
         printf '{"private": true}\n' >"$staging/package.json"
         log "$name: npm install $name@$version"
-        (cd "$staging" && npm install --no-audit --no-fund --ignore-scripts --silent "$name@$version")
+        if ! (cd "$staging" && npm install --no-audit --no-fund --ignore-scripts --silent \
+            "$name@$version"); then
+            rm -rf "$staging"
+            return 1
+        fi
         chmod 755 "$staging"
         rm -rf "$dir"
         mv "$staging" "$dir"
         log "$name: installed in $dir"
     else
-        log "$name: npm not found; the OpenAPI tests need it (install Node.js, which has npm)" >&2
+        log "$name: npm not found; $needed_by need it (install Node.js, which has npm)" >&2
     fi
 }
-npm_tool @stoplight/spectral-cli "$SPECTRAL_VERSION" "$SPECTRAL_DIR" spectral
-npm_tool @redocly/cli "$REDOCLY_VERSION" "$REDOCLY_DIR" redocly
+npm_tool axe-core "$AXE_CORE_VERSION" "$AXE_DIR" axe-core/axe.min.js "the browser tests"
+npm_tool @stoplight/spectral-cli "$SPECTRAL_VERSION" "$SPECTRAL_DIR" .bin/spectral "the OpenAPI tests"
+npm_tool @redocly/cli "$REDOCLY_VERSION" "$REDOCLY_DIR" .bin/redocly "the OpenAPI tests"
 
 # openapi-generator (PyPI openapi-generator-cli, in the test extra) runs a jar: it needs Java.
 if command -v java >/dev/null 2>&1; then
