@@ -16,10 +16,11 @@ from edge_onboard import pagination, responses, validation
 from edge_onboard.auth import Principal, authenticate
 from edge_onboard.errors import invalid
 from edge_onboard.events import EVENT_TYPES
-from edge_onboard.hosted import _page_headers, asset_url
 from edge_onboard.idempotency import run_idempotent
 from edge_onboard.links import UUID_RE, parse_create
 from edge_onboard.openapi import build_openapi
+from edge_onboard.page import page_headers
+from edge_onboard.pages_assets import asset_url
 from edge_onboard.phones import phone_view
 from edge_onboard.ratelimit import Limit
 from edge_onboard.responses import JSONResponse
@@ -460,7 +461,7 @@ async def root(request: Request) -> Response:
         _root_page(),
         media_type="text/html; charset=utf-8",
         # The status pages' headers: a strict CSP, no framing, no referrer, no caching.
-        headers={**_page_headers(None), "Vary": "Accept"},
+        headers={**page_headers(None), "Vary": "Accept"},
     )
 
 

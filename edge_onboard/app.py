@@ -19,7 +19,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import api, branding, events_api, hosted, media, meta_webhook, organization_api
+from edge_onboard import (
+    api,
+    branding,
+    events_api,
+    hosted,
+    media,
+    meta_webhook,
+    organization_api,
+    pages_assets,
+)
 from edge_onboard.auth import FailedLogins
 from edge_onboard.clock import Clock, system_clock
 from edge_onboard.completion import CompletionService
@@ -325,7 +334,7 @@ def create_app(
         Route("/v1/wabas", api.list_wabas, methods=["GET"]),
         Route("/v1/wabas/{waba_id}", api.get_waba, methods=["GET"]),
         Route("/v1/wabas/{waba_id}/phones/sync", api.sync_waba_phones, methods=["POST"]),
-        Route("/static/{name}", hosted.static_asset, methods=["GET"]),
+        Route("/static/{name}", pages_assets.static_asset, methods=["GET"]),
         _resource("/webhook/meta", GET=meta_webhook.handshake, POST=meta_webhook.receive),
         Route("/v1/onboarding-links/{link_id}/recover", api.recover_link, methods=["POST"]),
         _resource(
@@ -369,7 +378,7 @@ def create_app(
             DELETE=organization_api.delete_logo,
         ),
         Route("/brand/{org_id}/{digest}", branding.logo_file, methods=["GET"]),
-        Route("/favicon.ico", hosted.favicon, methods=["GET"]),
+        Route("/favicon.ico", pages_assets.favicon, methods=["GET"]),
     ]
     # Mounted on every deployment: a test link's popup is the fake's dialog.
     routes.extend(_public_sandbox_routes(sandbox))

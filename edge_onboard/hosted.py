@@ -15,7 +15,6 @@ from edge_onboard.branding import Branding, brand_of
 from edge_onboard.errors import ApiError
 from edge_onboard.lifecycle import announce
 from edge_onboard.links import UUID_RE
-from edge_onboard.pages_assets import asset_url, favicon, static_asset
 from edge_onboard.responses import JSONResponse
 from edge_onboard.returns import dead_end_url, redirect_url
 from edge_onboard.services import Services, get_services, limit_inbound, limit_public
@@ -30,9 +29,6 @@ from edge_onboard.storage import (
 log = logging.getLogger("edge_onboard.hosted")
 SANDBOX_SDK_PATH = "/_sandbox/sdk.js"
 MEMO_PAGES = 16
-# Kept for the modules that import them from here (the API's root page).
-_page_headers = page.page_headers
-__all__ = ["_page_headers", "asset_url", "favicon", "static_asset"]
 # Locales Meta's JS SDK is published in (connect.facebook.net/{locale}/sdk.js) for
 # WhatsApp's main markets; a link's locale outside them falls back by language, then to
 # en_US, so the popup never fails to load.

@@ -27,8 +27,8 @@ from svix.webhooks import Webhook as SvixWebhook
 
 from edge_onboard.auth import create_key
 from edge_onboard.delivery import sign, signing_key
-from edge_onboard.hosted import _page_headers
 from edge_onboard.links import generate_webhook_secret
+from edge_onboard.page import page_headers
 from edge_onboard.storage import OutgoingWebhook, Storage
 from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks import PREVIOUS_SECRET_TTL
@@ -419,7 +419,7 @@ async def test_front_page(hooks: Harness) -> None:
         assert (
             '<a href="/openapi.json">' in page.text and "<title>edge-onboard</title>" in page.text
         )
-        for name, value in {**_page_headers(None), "Vary": "Accept"}.items():
+        for name, value in {**page_headers(None), "Vary": "Accept"}.items():
             assert page.headers[name] == value
     for accept in ("application/json", "text/html;q=0.5, application/json", "application/*"):
         answer = await hooks.client.get("/", headers={"Accept": accept})
