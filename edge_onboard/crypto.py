@@ -78,17 +78,28 @@ class SecretBox:
 
 
 def load_or_create_key_file(path: Path) -> str:
-    """The embedded default's key: generated once, kept beside the SQLite file (0600)."""
+    """The embedded default's key: generated once, kept beside the SQLite file (0600).
+
+    Written whole to a file of its own, then hard-linked into place: several processes
+    starting at once (``EDGE_WORKERS``) all read the one key that landed first, never a
+    file another is still writing."""
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
     path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()  # another process made it first
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return path.read_text().strip()  # another process's key landed first
+    finally:
+        os.unlink(draft)
     log.warning(
         "EDGE_SECRET_KEY is not set: generated one in %s. Back it up with the database, "
         "or set EDGE_SECRET_KEY; without it, stored secrets cannot be read.",
