@@ -43,12 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._servers import wait_for  # noqa: E402
-from edge_onboard.clock import system_clock  # noqa: E402
-from edge_onboard.crypto import SecretBox  # noqa: E402
-from edge_onboard.delivery import webhook_secret_context  # noqa: E402
-from edge_onboard.queue.redis import RedisQueue  # noqa: E402
+from edge_onboard.core.clock import system_clock  # noqa: E402
+from edge_onboard.core.crypto import SecretBox  # noqa: E402
 from edge_onboard.storage import OutgoingWebhook, Storage, WebhookStatus, from_url  # noqa: E402
-from edge_onboard.webhooks import new_event, plan_deliveries  # noqa: E402
+from edge_onboard.webhooks.delivery import webhook_secret_context  # noqa: E402
+from edge_onboard.webhooks.endpoints import new_event, plan_deliveries  # noqa: E402
+from edge_onboard.webhooks.queue.redis import RedisQueue  # noqa: E402
 from tests import services  # noqa: E402
 from tests.live import clean_env, free_port  # noqa: E402
 
@@ -119,7 +119,7 @@ def event_data(i: int) -> dict[str, Any]:
 
 async def bare_loop(urls: list[str], deliveries: int) -> float:
     """The floor: sign and post bodies of the same shape, connections reused."""
-    from edge_onboard.delivery import sign
+    from edge_onboard.webhooks.delivery import sign
 
     limit = min(CONCURRENCY, PER_ENDPOINT * len(urls))
     limiter = anyio.Semaphore(limit)

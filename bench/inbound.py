@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.links import bare_server  # noqa: E402
-from edge_onboard.inbound import InboundService, sign_body, signature_ok  # noqa: E402
-from edge_onboard.sandbox import APP_SECRET  # noqa: E402
+from edge_onboard.meta.inbound import InboundService, sign_body, signature_ok  # noqa: E402
+from edge_onboard.meta.sandbox import APP_SECRET  # noqa: E402
 from tests.live import create_key, serve  # noqa: E402
 from tests.test_inbound import messages_payload  # noqa: E402
 
@@ -94,12 +94,12 @@ def connect(base: str, key: str) -> tuple[str, str]:
 async def stages(db: Path, meta_phone: str, count: int) -> tuple[dict[str, float], float | None]:
     """Mean microseconds per message for each stage, on the same database; and parsing
     Meta's real payloads."""
-    from edge_onboard.clock import system_clock
-    from edge_onboard.crypto import SecretBox
-    from edge_onboard.delivery import DeliveryEngine, Sender
-    from edge_onboard.queue.memory import MemoryQueue
+    from edge_onboard.core.clock import system_clock
+    from edge_onboard.core.crypto import SecretBox
     from edge_onboard.storage.sqlite import SQLiteStorage
-    from edge_onboard.webhooks import WebhookService
+    from edge_onboard.webhooks.delivery import DeliveryEngine, Sender
+    from edge_onboard.webhooks.endpoints import WebhookService
+    from edge_onboard.webhooks.queue.memory import MemoryQueue
 
     storage = SQLiteStorage(db)
     await storage.open()

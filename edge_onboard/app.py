@@ -19,45 +19,43 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard import (
-    api,
-    branding,
-    events_api,
-    hosted,
-    media,
-    meta_webhook,
-    organization_api,
-    pages_assets,
-)
-from edge_onboard.auth import FailedLogins
-from edge_onboard.clock import Clock, system_clock
-from edge_onboard.completion import CompletionService
+from edge_onboard.api import events as events_api
+from edge_onboard.api import media
+from edge_onboard.api import organization as organization_api
+from edge_onboard.api import routes as api
+from edge_onboard.api.auth import FailedLogins
 from edge_onboard.config import Settings
-from edge_onboard.crypto import SecretBox, load_or_create_key_file
-from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
-from edge_onboard.errors import ApiError, api_error_handler, http_exception_handler
-from edge_onboard.hot import HotCache
-from edge_onboard.inbound import InboundService
-from edge_onboard.links import LinkService
-from edge_onboard.messages import MessageService
-from edge_onboard.meta import GraphClient
-from edge_onboard.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
-from edge_onboard.modes import MetaModes
-from edge_onboard.phones import PhoneService
-from edge_onboard.queue import DeliveryQueue
-from edge_onboard.queue import for_client as queue_for_client
-from edge_onboard.ratelimit import RateLimiter
-from edge_onboard.recovery import Recovery, reconcile_forever
-from edge_onboard.sandbox import APP_ID as SANDBOX_APP_ID
-from edge_onboard.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
-from edge_onboard.sandbox import SYSTEM_USER_TOKEN as SANDBOX_SYSTEM_USER_TOKEN
-from edge_onboard.sandbox import SandboxMeta
+from edge_onboard.core.clock import Clock, system_clock
+from edge_onboard.core.crypto import SecretBox, load_or_create_key_file
+from edge_onboard.core.errors import ApiError, api_error_handler, http_exception_handler
+from edge_onboard.core.hot import HotCache
+from edge_onboard.core.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
+from edge_onboard.core.ratelimit import RateLimiter
+from edge_onboard.hosted import assets as pages_assets
+from edge_onboard.hosted import meta_webhook
+from edge_onboard.hosted import routes as hosted
+from edge_onboard.meta.graph import GraphClient
+from edge_onboard.meta.inbound import InboundService
+from edge_onboard.meta.modes import MetaModes
+from edge_onboard.meta.sandbox import APP_ID as SANDBOX_APP_ID
+from edge_onboard.meta.sandbox import CONFIG_ID as SANDBOX_CONFIG_ID
+from edge_onboard.meta.sandbox import SYSTEM_USER_TOKEN as SANDBOX_SYSTEM_USER_TOKEN
+from edge_onboard.meta.sandbox import SandboxMeta
+from edge_onboard.onboarding import branding
+from edge_onboard.onboarding.completion import CompletionService
+from edge_onboard.onboarding.links import LinkService
+from edge_onboard.onboarding.messages import MessageService
+from edge_onboard.onboarding.phones import PhoneService
+from edge_onboard.onboarding.recovery import Recovery, reconcile_forever
+from edge_onboard.onboarding.verification import PhoneVerification
+from edge_onboard.onboarding.wabas import WabaService
 from edge_onboard.services import MetaApp, Services, get_services, limit_public
 from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
 from edge_onboard.storage.sqlite import SQLiteStorage
-from edge_onboard.verification import PhoneVerification
-from edge_onboard.wabas import WabaService
-from edge_onboard.webhooks import WebhookService
+from edge_onboard.webhooks.delivery import SCHEDULE, DeliveryEngine, Sender
+from edge_onboard.webhooks.endpoints import WebhookService
+from edge_onboard.webhooks.queue import DeliveryQueue
+from edge_onboard.webhooks.queue import for_client as queue_for_client
 
 log = logging.getLogger("edge_onboard")
 
@@ -94,7 +92,7 @@ def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
 
 async def _redis_client(url: str) -> Any:
     """One Redis, or the cluster client when the URL names a Redis Cluster."""
-    from edge_onboard.queue.redis import open_client
+    from edge_onboard.webhooks.queue.redis import open_client
 
     return await open_client(url, max_connections=64)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from edge_onboard import logs
 from edge_onboard.app import create_app
 from edge_onboard.config import Settings
 from edge_onboard.config.hypercorn import quiet_startup_line, release_closed_connections
+from edge_onboard.core import logs
 
 settings = Settings.from_env()
 if not logging.getLogger().handlers:  # a worker process: log as `edge-onboard serve` does

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import anyio
 
-from edge_onboard import logs
-from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
-from edge_onboard.redis_keys import HOT_TTL
+from edge_onboard.core import logs
+from edge_onboard.core.clock import system_clock
+from edge_onboard.core.redis_keys import HOT_TTL
 from edge_onboard.startup import StartupError, open_redis, open_storage
 
 EPILOG = """\
@@ -204,8 +204,8 @@ async def _forget_key(settings: Settings, key_hash: str) -> bool:
     False if Redis could not be told (its copy then lapses within a few seconds)."""
     if settings.redis_url is None:
         return True
-    from edge_onboard.hot import HotCache
-    from edge_onboard.queue.redis import open_client
+    from edge_onboard.core.hot import HotCache
+    from edge_onboard.webhooks.queue.redis import open_client
 
     client = await open_client(settings.redis_url.reveal(), max_connections=2)
     try:
@@ -219,8 +219,8 @@ async def _with_services(settings: Settings, command: str) -> int:
     import orjson
 
     from edge_onboard.app import create_app
-    from edge_onboard.meta_webhook import verify_token
-    from edge_onboard.recovery import reconcile_once
+    from edge_onboard.hosted.meta_webhook import verify_token
+    from edge_onboard.onboarding.recovery import reconcile_once
 
     store = await open_storage(settings)
     try:
@@ -244,7 +244,7 @@ async def _with_services(settings: Settings, command: str) -> int:
 
 
 async def _keys_create(settings: Settings, org_name: str, livemode: bool) -> int:
-    from edge_onboard.auth import create_key
+    from edge_onboard.api.auth import create_key
 
     name = org_name.strip()
     if not 1 <= len(name) <= 200:
@@ -263,7 +263,7 @@ async def _keys_create(settings: Settings, org_name: str, livemode: bool) -> int
 
 
 async def _keys_revoke(settings: Settings, ident: str) -> int:
-    from edge_onboard.auth import KEY_PREFIXES, hash_key
+    from edge_onboard.api.auth import KEY_PREFIXES, hash_key
 
     storage = await open_storage(settings)
     try:

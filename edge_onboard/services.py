@@ -7,29 +7,29 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from edge_onboard.auth import FailedLogins
-from edge_onboard.clock import Clock
-from edge_onboard.completion import CompletionService
+from edge_onboard.api.auth import FailedLogins
 from edge_onboard.config import Settings
-from edge_onboard.crypto import SecretBox
-from edge_onboard.delivery import DeliveryEngine
-from edge_onboard.inbound import InboundService
-from edge_onboard.links import LinkService
-from edge_onboard.messages import MessageService
-from edge_onboard.meta import GraphClient
-from edge_onboard.phones import PhoneService
-from edge_onboard.ratelimit import Limit, RateLimiter
+from edge_onboard.core.clock import Clock
+from edge_onboard.core.crypto import SecretBox
+from edge_onboard.core.ratelimit import Limit, RateLimiter
+from edge_onboard.meta.graph import GraphClient
+from edge_onboard.meta.inbound import InboundService
+from edge_onboard.onboarding.completion import CompletionService
+from edge_onboard.onboarding.links import LinkService
+from edge_onboard.onboarding.messages import MessageService
+from edge_onboard.onboarding.phones import PhoneService
+from edge_onboard.onboarding.verification import PhoneVerification
+from edge_onboard.onboarding.wabas import WabaService
 from edge_onboard.storage import Storage
-from edge_onboard.verification import PhoneVerification
-from edge_onboard.wabas import WabaService
-from edge_onboard.webhooks import WebhookService
+from edge_onboard.webhooks.delivery import DeliveryEngine
+from edge_onboard.webhooks.endpoints import WebhookService
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from edge_onboard.modes import MetaModes
-    from edge_onboard.recovery import Recovery
-    from edge_onboard.sandbox import SandboxMeta
+    from edge_onboard.meta.modes import MetaModes
+    from edge_onboard.meta.sandbox import SandboxMeta
+    from edge_onboard.onboarding.recovery import Recovery
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from multiprocessing.process import BaseProcess
 import anyio
 from starlette.applications import Starlette
 
-from edge_onboard import logs
 from edge_onboard.config import Settings
+from edge_onboard.core import logs
 from edge_onboard.startup import (
     StartupError,
     check_port,

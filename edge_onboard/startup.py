@@ -73,7 +73,7 @@ async def open_redis(settings: Settings, *, max_connections: int = 64) -> Any:
         return None
     from redis.exceptions import RedisClusterException, RedisError
 
-    from edge_onboard.queue.redis import open_client
+    from edge_onboard.webhooks.queue.redis import open_client
 
     url = settings.redis_url.reveal()
     client = None

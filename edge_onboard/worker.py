@@ -20,13 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_onboard.app import create_app, run_in_scope, secret_box_for
-from edge_onboard.clock import system_clock
 from edge_onboard.config import ConfigError, Settings
-from edge_onboard.delivery import SCHEDULE, DeliveryEngine, Sender
-from edge_onboard.queue.redis import RedisQueue
-from edge_onboard.recovery import reconcile_forever
+from edge_onboard.core.clock import system_clock
+from edge_onboard.onboarding.recovery import reconcile_forever
 from edge_onboard.startup import describe_url, open_redis, open_storage
 from edge_onboard.storage import Storage
+from edge_onboard.webhooks.delivery import SCHEDULE, DeliveryEngine, Sender
+from edge_onboard.webhooks.queue.redis import RedisQueue
 
 log = logging.getLogger("edge_onboard.worker")
 # Seconds a readiness probe waits for storage and Redis.

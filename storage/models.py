@@ -87,7 +87,7 @@ class Organization(_Record):
     id: str
     name: str
     created_at: datetime
-    # Branding on the hosted page (edge_onboard/branding.py checks every value).
+    # Branding on the hosted page (edge_onboard/onboarding/branding.py checks every value).
     display_name: str | None = None
     brand_color: str | None = None  # "#rrggbb"
     support_email: str | None = None
@@ -132,7 +132,7 @@ class OnboardingLink(_Record):
     external_id: str | None = None
     redirect_url: str | None = None
     webhook_url: str | None = None
-    # Encrypted with the service's secret key (see edge_onboard.crypto).
+    # Encrypted with the service's secret key (see edge_onboard.core.crypto).
     webhook_secret_enc: str | None = None
     webhook_events: list[str] | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from edge_onboard.api.auth import create_key
 from edge_onboard.app import create_app
-from edge_onboard.auth import create_key
 from edge_onboard.config import Settings
-from edge_onboard.links import LinkService
-from edge_onboard.sandbox import SandboxMeta
+from edge_onboard.meta.sandbox import SandboxMeta
+from edge_onboard.onboarding.links import LinkService
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage, utc_ms
 from edge_onboard.storage.memory import MemoryStorage
@@ -172,7 +172,7 @@ def meta_over_http() -> Iterator[tuple[SandboxMeta, str]]:
 
 def real_meta_settings(url: str, **env: str) -> Settings:
     """Settings for a service whose Meta app is the fake at ``url`` (not the sandbox)."""
-    from edge_onboard.sandbox import APP_ID, APP_SECRET, CONFIG_ID
+    from edge_onboard.meta.sandbox import APP_ID, APP_SECRET, CONFIG_ID
 
     return make_settings(
         EDGE_META_APP_ID=APP_ID,

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from edge_onboard.branding import BLACK, WHITE, contrast, sniff, text_on
+from edge_onboard.onboarding.branding import BLACK, WHITE, contrast, sniff, text_on
 from tests.conftest import Api
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_onboard.crypto import SecretBox, load_or_create_key_file
+from edge_onboard.core.crypto import SecretBox, load_or_create_key_file
 
 
 class _SlowFile:

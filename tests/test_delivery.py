@@ -13,11 +13,11 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from edge_onboard.auth import create_key, hash_key
-from edge_onboard.delivery import SCHEDULE, Sender, parse_retry_after, sign
-from edge_onboard.queue.memory import MemoryQueue
+from edge_onboard.api.auth import create_key, hash_key
 from edge_onboard.services import Services
 from edge_onboard.storage import DeliveryStatus, Storage
+from edge_onboard.webhooks.delivery import SCHEDULE, Sender, parse_retry_after, sign
+from edge_onboard.webhooks.queue.memory import MemoryQueue
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_links_api import assert_error
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from edge_onboard.clock import Clock
-from edge_onboard.crypto import SecretBox
-from edge_onboard.delivery import DeliveryEngine, Sender
-from edge_onboard.queue.memory import MemoryQueue
+from edge_onboard.core.clock import Clock
+from edge_onboard.core.crypto import SecretBox
+from edge_onboard.core.urls import IPAddress
 from edge_onboard.storage import DeliveryStatus, OutgoingWebhook, Storage, WebhookStatus
 from edge_onboard.storage.paging import Window
-from edge_onboard.urls import IPAddress
-from edge_onboard.webhooks import WebhookService
+from edge_onboard.webhooks.delivery import DeliveryEngine, Sender
+from edge_onboard.webhooks.endpoints import WebhookService
+from edge_onboard.webhooks.queue.memory import MemoryQueue
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio

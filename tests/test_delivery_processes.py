@@ -20,11 +20,11 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from edge_onboard.crypto import SecretBox
-from edge_onboard.delivery import DeliveryEngine, Sender
-from edge_onboard.queue.redis import RedisQueue
+from edge_onboard.core.crypto import SecretBox
 from edge_onboard.storage.sqlite import SQLiteStorage
-from edge_onboard.webhooks import WebhookService
+from edge_onboard.webhooks.delivery import DeliveryEngine, Sender
+from edge_onboard.webhooks.endpoints import WebhookService
+from edge_onboard.webhooks.queue.redis import RedisQueue
 from tests.conftest import FakeClock
 from tests.live import QuietHandler, clean_env, free_port, threaded_http
 

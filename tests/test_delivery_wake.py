@@ -10,14 +10,14 @@ import anyio
 import httpx
 import pytest
 
-from edge_onboard import redis_keys as keys
-from edge_onboard.clock import system_clock
-from edge_onboard.crypto import SecretBox
-from edge_onboard.delivery import DeliveryEngine, Sender, webhook_secret_context
-from edge_onboard.queue.redis import RedisQueue
+from edge_onboard.core import redis_keys as keys
+from edge_onboard.core.clock import system_clock
+from edge_onboard.core.crypto import SecretBox
 from edge_onboard.storage import OutgoingWebhook, WebhookStatus
 from edge_onboard.storage.memory import MemoryStorage
-from edge_onboard.webhooks import new_event, plan_deliveries
+from edge_onboard.webhooks.delivery import DeliveryEngine, Sender, webhook_secret_context
+from edge_onboard.webhooks.endpoints import new_event, plan_deliveries
+from edge_onboard.webhooks.queue.redis import RedisQueue
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 POLL = 30.0  # the worker's own poll: far longer than the test waits

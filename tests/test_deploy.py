@@ -15,7 +15,7 @@ import pytest
 from edge_onboard.cli import _parser
 from edge_onboard.config import ConfigError, Settings
 from edge_onboard.config.hypercorn import hypercorn_config
-from edge_onboard.delivery import TIMEOUT as DELIVERY_TIMEOUT
+from edge_onboard.webhooks.delivery import TIMEOUT as DELIVERY_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {  # what `fly secrets set` adds in production (fake values)

@@ -10,11 +10,11 @@ from typing import Any
 import jsonschema_rs  # schemathesis's validator
 import pytest
 
-from edge_onboard.event_schemas import event_schema, schema_name
-from edge_onboard.events import EVENT_TYPES
-from edge_onboard.openapi import build_openapi
-from edge_onboard.phones import phone_view
+from edge_onboard.api.openapi import build_openapi
+from edge_onboard.api.openapi.event_schemas import event_schema, schema_name
+from edge_onboard.onboarding.phones import phone_view
 from edge_onboard.storage import Phone, PhonePlatform, PhoneStatus
+from edge_onboard.webhooks.catalog import EVENT_TYPES
 from tests.conftest import Api
 
 

@@ -11,11 +11,11 @@ import anyio
 import httpx
 import pytest
 
-from edge_onboard import event_log
-from edge_onboard.auth import create_key
-from edge_onboard.clock import isoformat
-from edge_onboard.delivery import SCHEDULE, Sender
+from edge_onboard.api.auth import create_key
+from edge_onboard.core.clock import isoformat
 from edge_onboard.storage import DeliveryStatus, Event, Storage
+from edge_onboard.webhooks import event_log
+from edge_onboard.webhooks.delivery import SCHEDULE, Sender
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Harness, Receiver
 from tests.test_links_api import assert_error

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_onboard.validation import BODY_DEADLINE
+from edge_onboard.core.validation import BODY_DEADLINE
 from tests.conftest import Api
 from tests.live import create_key, serve
 

@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
-from edge_onboard import redis_keys as keys
-from edge_onboard.hot import FILL_WINDOW, LOCAL_TTL, REDIS_RETRY_AFTER, TOMBSTONE, HotCache
-from edge_onboard.queue.redis import client_from_url
+from edge_onboard.core import redis_keys as keys
+from edge_onboard.core.hot import FILL_WINDOW, LOCAL_TTL, REDIS_RETRY_AFTER, TOMBSTONE, HotCache
 from edge_onboard.storage.memory import MemoryStorage
+from edge_onboard.webhooks.queue.redis import client_from_url
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
 from tests.test_delivery_processes import own_redis

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_onboard import i18n
-from edge_onboard.page import ERROR_MESSAGES, SCRIPT_MESSAGES
-from edge_onboard.reports import REASONS
-from edge_onboard.sandbox import dialog as sandbox_dialog
+from edge_onboard.core import i18n
+from edge_onboard.hosted.page import ERROR_MESSAGES, SCRIPT_MESSAGES
+from edge_onboard.meta.sandbox import dialog as sandbox_dialog
+from edge_onboard.onboarding.reports import REASONS
 
 FIELD = re.compile(r"\{[a-z_]+\}")
 ENGLISH = i18n.catalog("en_US")

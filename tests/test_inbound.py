@@ -10,12 +10,12 @@ import httpx
 import orjson
 import pytest
 
-from edge_onboard.auth import create_key
-from edge_onboard.delivery import Sender
-from edge_onboard.inbound import sign_body
-from edge_onboard.sandbox import APP_SECRET
+from edge_onboard.api.auth import create_key
+from edge_onboard.meta.inbound import sign_body
+from edge_onboard.meta.sandbox import APP_SECRET
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
+from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Receiver
 from tests.test_links_api import assert_error

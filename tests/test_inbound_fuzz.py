@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from edge_onboard._readers import MAX_DEPTH
-from edge_onboard.auth import create_key
-from edge_onboard.delivery import Sender
-from edge_onboard.event_schemas import event_schema
-from edge_onboard.events import EVENT_TYPES
-from edge_onboard.inbound import parse
-from edge_onboard.message_model import Found
+from edge_onboard.api.auth import create_key
+from edge_onboard.api.openapi.event_schemas import event_schema
+from edge_onboard.meta._readers import MAX_DEPTH
+from edge_onboard.meta.inbound import parse
+from edge_onboard.meta.message_model import Found
 from edge_onboard.storage import Storage
+from edge_onboard.webhooks.catalog import EVENT_TYPES
+from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Receiver
 from tests.test_inbound import World
@@ -380,7 +380,7 @@ def test_the_near_valid_template_is_valid() -> None:
 
 
 class Lines(logging.Handler):
-    """The edge_onboard.inbound records of one request: caplog is per test, and these
+    """The edge_onboard.meta.inbound records of one request: caplog is per test, and these
     checks are per hypothesis example."""
 
     def __init__(self) -> None:
@@ -396,7 +396,7 @@ class Lines(logging.Handler):
 
 @contextmanager
 def inbound_lines() -> Iterator[Lines]:
-    logger = logging.getLogger("edge_onboard.inbound")
+    logger = logging.getLogger("edge_onboard.meta.inbound")
     lines, level = Lines(), logger.level
     logger.addHandler(lines)
     logger.setLevel(logging.DEBUG)
@@ -584,7 +584,7 @@ async def test_a_field_that_is_not_a_list_is_one_warning(
         found = {str: "str", dict: "object", int: "int"}[type(bad)]
         assert [(r.name, r.getMessage()) for r in warnings] == [
             (
-                "edge_onboard.inbound",
+                "edge_onboard.meta.inbound",
                 f"inbound: entry[0].changes[0].value.{field} is {found}, expected a list; skipped",
             )
         ]

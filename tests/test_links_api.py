@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from edge_onboard.auth import hash_key
+from edge_onboard.api.auth import hash_key
 from edge_onboard.storage import LinkCondition, LinkStatus, Storage
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import Api, FakeClock, make_settings, running_app
@@ -750,7 +750,7 @@ async def test_readyz_with_storage(api: Api, storage: Storage) -> None:
 
 
 async def test_an_abandoned_idempotency_key_frees_up(api: Api) -> None:
-    from edge_onboard.idempotency import LOCK, fingerprint
+    from edge_onboard.api.idempotency import LOCK, fingerprint
     from edge_onboard.storage import IdempotencyRecord
 
     auth = await api.key()

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge_onboard.sandbox import APP_ID, APP_SECRET, CONFIG_ID, SandboxMeta
+from edge_onboard.meta.sandbox import APP_ID, APP_SECRET, CONFIG_ID, SandboxMeta
 from tests.live import free_port, run_cli, serve, serving
 
 EVENTS = [

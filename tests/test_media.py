@@ -12,10 +12,10 @@ import httpx
 import pytest
 from starlette.types import Message
 
-from edge_onboard import media
-from edge_onboard.auth import create_key
-from edge_onboard.delivery import Sender
+from edge_onboard.api import media
+from edge_onboard.api.auth import create_key
 from edge_onboard.storage import Storage
+from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Receiver
 from tests.test_inbound import World

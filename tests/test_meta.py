@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from edge_onboard.meta import GraphClient, GraphError, PhoneInfo, e164
+from edge_onboard.meta.graph import GraphClient, GraphError, PhoneInfo, e164
 
 pytestmark = pytest.mark.anyio
 

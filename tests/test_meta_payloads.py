@@ -23,10 +23,10 @@ import jsonschema_rs  # schemathesis's validator
 import orjson
 import pytest
 
-from edge_onboard.auth import create_key
-from edge_onboard.delivery import Sender
-from edge_onboard.event_schemas import event_schema
-from edge_onboard.events import EVENT_TYPES
+from edge_onboard.api.auth import create_key
+from edge_onboard.api.openapi.event_schemas import event_schema
+from edge_onboard.webhooks.catalog import EVENT_TYPES
+from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery import Receiver
 from tests.test_inbound import World

@@ -31,9 +31,9 @@ import httpx
 import orjson
 import pytest
 
-from edge_onboard.auth import create_key
-from edge_onboard.inbound import sign_body
-from edge_onboard.sandbox import APP_SECRET, SandboxMeta
+from edge_onboard.api.auth import create_key
+from edge_onboard.meta.inbound import sign_body
+from edge_onboard.meta.sandbox import APP_SECRET, SandboxMeta
 from edge_onboard.storage.mongo import MongoStorage
 from tests import services
 from tests.conftest import AppClient, FakeClock, make_settings, running_app
@@ -250,7 +250,7 @@ async def check_answers(clients: Clients, elections: list[tuple[float, float]]) 
     wrong = [a for a in errors if a.status != 503 or a.code != "storage_unavailable"]
     assert not wrong, f"errors other than 503 storage_unavailable: {wrong[:5]}"
     # The hosted page's callback answers in the page's own shape, which carries no
-    # Retry-After (edge_onboard/hosted.py): the page offers the end-user a retry.
+    # Retry-After (edge_onboard/hosted/routes.py): the page offers the end-user a retry.
     unpaced = [a for a in errors if a.retry_after is None and not a.path.endswith("/callback")]
     assert not unpaced, f"503s without Retry-After: {unpaced[:5]}"
 

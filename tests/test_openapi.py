@@ -14,11 +14,11 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
+from edge_onboard.api.openapi import build_openapi
+from edge_onboard.api.openapi._common import METHODS
+from edge_onboard.api.openapi.descriptions import DESCRIPTIONS
 from edge_onboard.app import create_app
-from edge_onboard.openapi import build_openapi
-from edge_onboard.openapi._common import METHODS
-from edge_onboard.openapi.descriptions import DESCRIPTIONS
-from edge_onboard.phones import _disconnected_report, _health_report
+from edge_onboard.onboarding.phones import _disconnected_report, _health_report
 from tests.conftest import make_settings
 from tests.live import create_key, serve
 from tests.test_event_schemas import connected_phone

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from edge_onboard.openapi import build_openapi
+from edge_onboard.api.openapi import build_openapi
 
 _SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "install-services.sh"
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from edge_onboard.event_schemas import schema_name
-from edge_onboard.events import EVENT_TYPES
-from edge_onboard.openapi import build_openapi
-from edge_onboard.openapi._common import METHODS
+from edge_onboard.api.openapi import build_openapi
+from edge_onboard.api.openapi._common import METHODS
+from edge_onboard.api.openapi.event_schemas import schema_name
+from edge_onboard.webhooks.catalog import EVENT_TYPES
 from tests.live import create_key, serve
 
 PACKAGE = "edge_onboard_sdk"

@@ -105,7 +105,11 @@ def _pip(bin_dir: Path, *args: str, cwd: Path | None = None) -> None:
 
 def _assert_installed_outside_the_tree(bin_dir: Path) -> None:
     where = _run(
-        [str(bin_dir / "python"), "-c", "import edge_onboard.queue as m; print(m.__file__)"],
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "import edge_onboard.webhooks.queue as m; print(m.__file__)",
+        ],
         env={},
         cwd=bin_dir,
     ).stdout.strip()
@@ -166,7 +170,7 @@ def _page_assets(base: str, html: str) -> list[str]:
 
 def test_the_wheel_holds_every_module_and_asset(clean_copy: Path, tmp_path: Path) -> None:
     """What `pip install .` ships is the whole source tree, nothing more (the wheel once
-    lacked `edge_onboard.queue`, which only a hand-kept package list could forget)."""
+    lacked `edge_onboard.webhooks.queue`, which only a hand-kept package list could forget)."""
     _run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), "."],
         cwd=clean_copy,
@@ -180,7 +184,7 @@ def test_the_wheel_holds_every_module_and_asset(clean_copy: Path, tmp_path: Path
         for path in (clean_copy / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:
                 expected.add(f"{installed}/{path.relative_to(clean_copy / folder).as_posix()}")
-    assert "edge_onboard/queue/redis.py" in expected
+    assert "edge_onboard/webhooks/queue/redis.py" in expected
     assert "edge_onboard/pages/sandbox/sdk.js" in expected
     assert sorted(expected - shipped) == [], "missing from the wheel"
     assert sorted(shipped - expected) == [], "in the wheel but not in the source tree"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from edge_onboard import pagination
+from edge_onboard.api import pagination
 from tests.conftest import Api
 from tests.test_links_api import assert_error
 

@@ -10,10 +10,10 @@ import anyio
 import pytest
 from redis.crc import key_slot
 
-from edge_onboard import redis_keys as keys
-from edge_onboard.queue import DeliveryQueue
-from edge_onboard.queue.memory import MemoryQueue
-from edge_onboard.queue.redis import RedisQueue, shares
+from edge_onboard.core import redis_keys as keys
+from edge_onboard.webhooks.queue import DeliveryQueue
+from edge_onboard.webhooks.queue.memory import MemoryQueue
+from edge_onboard.webhooks.queue.redis import RedisQueue, shares
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio

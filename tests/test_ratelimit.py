@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from edge_onboard.errors import ApiError
-from edge_onboard.queue.redis import client_from_url
-from edge_onboard.ratelimit import Limit, RateLimiter
+from edge_onboard.core.errors import ApiError
+from edge_onboard.core.ratelimit import Limit, RateLimiter
 from edge_onboard.storage.memory import MemoryStorage
+from edge_onboard.webhooks.queue.redis import client_from_url
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
 from tests.test_links_api import assert_error

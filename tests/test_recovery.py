@@ -14,9 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from edge_onboard.inbound import sign_body
-from edge_onboard.recovery import reconcile_once
-from edge_onboard.sandbox import APP_SECRET, SYSTEM_USER_TOKEN, SandboxMeta
+from edge_onboard.meta.inbound import sign_body
+from edge_onboard.meta.sandbox import APP_SECRET, SYSTEM_USER_TOKEN, SandboxMeta
+from edge_onboard.onboarding.recovery import reconcile_once
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
 from tests.conftest import FakeClock, real_meta_settings, running_app
@@ -87,8 +87,8 @@ async def _world(
     settings = real_meta_settings(url, EDGE_RECOVERY_GRACE_SECONDS="120", **env)
     async with running_app(storage, clock, settings) as client:
         world = World(client, client.services, fake, clock)
-        from edge_onboard.auth import create_key
-        from edge_onboard.events import EVENT_TYPES
+        from edge_onboard.api.auth import create_key
+        from edge_onboard.webhooks.catalog import EVENT_TYPES
 
         _, _, key = await create_key(storage, "acme", clock())
         world.auth = {"Authorization": f"Bearer {key}"}
@@ -282,7 +282,7 @@ async def test_account_and_number_changes_become_events(world: World) -> None:
 
 
 async def test_the_app_webhook_handshake(world: World) -> None:
-    from edge_onboard.meta_webhook import verify_token
+    from edge_onboard.hosted.meta_webhook import verify_token
 
     token = verify_token(world.services)
     ok = await world.client.get(

@@ -24,10 +24,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from standardwebhooks import Webhook
 
-from edge_onboard import redis_keys as keys
-from edge_onboard.queue.redis import RedisQueue, client_from_url, open_client
+from edge_onboard.core import redis_keys as keys
 from edge_onboard.startup import open_redis
 from edge_onboard.storage.memory import MemoryStorage
+from edge_onboard.webhooks.queue.redis import RedisQueue, client_from_url, open_client
 from tests import services
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.test_delivery_processes import SECRET, emit_events, pending, receiver, start_worker

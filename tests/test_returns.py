@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from edge_onboard.returns import dead_end_url, masked_phone, redirect_url
+from edge_onboard.onboarding.returns import dead_end_url, masked_phone, redirect_url
 from edge_onboard.storage import LinkStatus, OnboardingLink
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)

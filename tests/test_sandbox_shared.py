@@ -18,9 +18,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from edge_onboard import redis_keys
-from edge_onboard.queue.redis import open_client
-from edge_onboard.sandbox import APP_ID, APP_SECRET, SandboxMeta
+from edge_onboard.core import redis_keys
+from edge_onboard.meta.sandbox import APP_ID, APP_SECRET, SandboxMeta
+from edge_onboard.webhooks.queue.redis import open_client
 from tests import services
 from tests.live import create_key, serve
 
@@ -103,7 +103,7 @@ async def test_a_process_forgets_idle_wabas_beyond_its_bound(
     now = [1000.0]
     fake = SandboxMeta(clock=lambda: now[0])
     fake.share(redis)
-    monkeypatch.setattr("edge_onboard.sandbox.sharing.LOCAL_WABAS", 2)
+    monkeypatch.setattr("edge_onboard.meta.sandbox.sharing.LOCAL_WABAS", 2)
     async with graph_client(fake) as client:
         first = (await client.post("/_sandbox/dialog/finish", json={"scenario": "ok"})).json()
         for _ in range(3):

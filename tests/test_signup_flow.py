@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from edge_onboard.sandbox import SandboxMeta
+from edge_onboard.meta.sandbox import SandboxMeta
 from edge_onboard.services import Services
 from edge_onboard.storage import LinkStatus, Storage
 from tests.conftest import FakeClock, make_settings, running_app
@@ -70,7 +70,7 @@ async def flow(storage: Storage, clock: FakeClock) -> AsyncIterator[Flow]:
     async with running_app(storage, clock, settings) as client:
         services = client.services
         flow = Flow(client, services)
-        from edge_onboard.auth import create_key
+        from edge_onboard.api.auth import create_key
 
         _, _, key = await create_key(storage, "acme", clock())
         flow.auth = {"Authorization": f"Bearer {key}"}
@@ -443,7 +443,7 @@ async def test_callback_refuses_other_origins_and_non_json(flow: Flow) -> None:
 
 async def test_without_meta_app(storage: Storage, clock: FakeClock) -> None:
     async with running_app(storage, clock) as client:
-        from edge_onboard.auth import create_key
+        from edge_onboard.api.auth import create_key
 
         _, _, key = await create_key(storage, "acme", clock())
         auth = {"Authorization": f"Bearer {key}"}

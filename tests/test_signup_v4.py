@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_onboard.sandbox import SandboxMeta
+from edge_onboard.meta.sandbox import SandboxMeta
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
 from edge_onboard.storage.paging import Window
@@ -76,8 +76,8 @@ async def v4(
     settings = real_meta_settings(url)
     async with running_app(storage, clock, settings) as client:
         flow = V4(client, client.services, fake)
-        from edge_onboard.auth import create_key
-        from edge_onboard.events import EVENT_TYPES
+        from edge_onboard.api.auth import create_key
+        from edge_onboard.webhooks.catalog import EVENT_TYPES
 
         _, _, key = await create_key(storage, "acme", clock())
         flow.auth = {"Authorization": f"Bearer {key}"}

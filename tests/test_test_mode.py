@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from edge_onboard.auth import create_key, hash_key
-from edge_onboard.inbound import sign_body
-from edge_onboard.sandbox import APP_SECRET as FAKE_SECRET
+from edge_onboard.api.auth import create_key, hash_key
+from edge_onboard.meta.inbound import sign_body
+from edge_onboard.meta.sandbox import APP_SECRET as FAKE_SECRET
 from edge_onboard.services import Services
 from edge_onboard.storage import ApiKey, Storage
 from tests.conftest import FakeClock, make_settings, running_app

@@ -11,9 +11,9 @@ import anyio
 import httpx
 import pytest
 
-from edge_onboard.delivery import Sender
-from edge_onboard.errors import ApiError
-from edge_onboard.urls import address_problem, check_webhook_url
+from edge_onboard.core.errors import ApiError
+from edge_onboard.core.urls import address_problem, check_webhook_url
+from edge_onboard.webhooks.delivery import Sender
 
 pytestmark = pytest.mark.anyio
 

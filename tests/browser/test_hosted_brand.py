@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge_onboard.branding import contrast
+from edge_onboard.onboarding.branding import contrast
 from tests.browser.axe import axe_violations
 from tests.browser.support import Site
 from tests.live import create_key, serve

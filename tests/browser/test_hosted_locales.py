@@ -12,13 +12,13 @@ import httpx
 import orjson
 import pytest
 
-from edge_onboard import i18n
+from edge_onboard.core import i18n
 from tests.browser.axe import axe_violations
 from tests.browser.conftest import open_context
 from tests.browser.support import CUSTOMER, Site, query, run_popup
 
 pytestmark = pytest.mark.browser
-HOT_TTL = 1.2  # a process trusts its copy of a link for a second (edge_onboard/hot.py)
+HOT_TTL = 1.2  # a process trusts its copy of a link for a second (edge_onboard/core/hot.py)
 FIELD = re.compile(r"\{[a-z_]+\}")
 
 

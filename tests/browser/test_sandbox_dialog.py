@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_onboard import i18n
-from edge_onboard.sandbox import SCENARIOS
+from edge_onboard.core import i18n
+from edge_onboard.meta.sandbox import SCENARIOS
 from tests.browser.axe import axe_violations
 from tests.browser.support import Site, query
 from tests.browser.test_hosted_locales import english_fragments

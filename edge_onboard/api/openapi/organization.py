@@ -1,0 +1,162 @@
+"""The OpenAPI document's organisation part: branding for the hosted page, the logo,
+and the files the page links to (the logo from our origin, the favicon)."""
+
+from __future__ import annotations
+
+from edge_onboard.api.openapi._common import (
+    _COMMON_ERRORS,
+    _TIMESTAMP,
+    _URL,
+    Schema,
+    _data,
+    _error,
+    _json,
+    _nullable,
+    _ref,
+)
+from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
+
+# Host names of at most three labels of 1-63 characters (the service checks the DNS limits).
+HTTPS_URL: Schema = {
+    **_URL,
+    "pattern": r"^https://[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){0,2}(:[1-9][0-9]{0,3})?(/\S*)?$",
+}
+_COLOR: Schema = {"type": "string", "pattern": r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"}
+_EMAIL: Schema = {
+    "type": "string",
+    "maxLength": 254,
+    "pattern": r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$",
+}
+_BRANDING: dict[str, Schema] = {
+    "displayName": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    "brandColor": {
+        **_COLOR,
+        "description": "The page's accent (buttons, a bar); its text is black or white, "
+        "whichever contrasts more.",
+    },
+    "supportEmail": _EMAIL,
+    "supportUrl": HTTPS_URL,
+    "privacyUrl": HTTPS_URL,
+    "termsUrl": HTTPS_URL,
+}
+
+
+def organization_schemas() -> Schema:
+    return {
+        "Organization": {
+            "type": "object",
+            "required": ["id", "name", *_BRANDING, "logoUrl", "createdAt", "updatedAt"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                **{name: _nullable({"type": "string"}) for name in _BRANDING},
+                "logoUrl": _nullable(
+                    {
+                        "type": "string",
+                        "description": "Read-only: {EDGE_PUBLIC_URL}/brand/{id}/{sha256}.",
+                    }
+                ),
+                "createdAt": _TIMESTAMP,
+                "updatedAt": _nullable(_TIMESTAMP),
+            },
+        },
+        "OrganizationResponse": _data(_ref("Organization")),
+        "OrganizationUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "Fields to change (at least one); null clears one.",
+            "properties": {name: _nullable(schema) for name, schema in _BRANDING.items()},
+        },
+    }
+
+
+def organization_paths() -> Schema:
+    image = {"type": "string", "format": "binary", "maxLength": MAX_LOGO_BYTES}
+    return {
+        "/v1/organization": {
+            "get": {
+                "operationId": "getOrganization",
+                "summary": "The API key's organisation and its branding",
+                "responses": {
+                    "200": _json(_ref("OrganizationResponse"), "The organisation."),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "patch": {
+                "operationId": "updateOrganization",
+                "summary": "Change the hosted page's branding",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("OrganizationUpdate")}},
+                },
+                "responses": {
+                    "200": _json(_ref("OrganizationResponse"), "The organisation."),
+                    "400": _error("Invalid parameters or JSON, or a read-only field."),
+                    "413": _error("Body over 1 MB."),
+                    "415": _error("Body is not JSON."),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/v1/organization/logo": {
+            "put": {
+                "operationId": "putOrganizationLogo",
+                "summary": "Upload the logo: the image's bytes as the body (PNG, JPEG or "
+                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB; never SVG)",
+                "requestBody": {
+                    "required": True,
+                    "content": {media: {"schema": image} for media in LOGO_TYPES},
+                },
+                "responses": {
+                    "200": _json(_ref("OrganizationResponse"), "The organisation."),
+                    "400": _error("Empty, or the bytes are another type than declared."),
+                    "413": _error("Over 256 KB (logo_too_large) or over 1 MB."),
+                    "415": _error("Not PNG, JPEG or WebP (unsupported_media_type)."),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "delete": {
+                "operationId": "deleteOrganizationLogo",
+                "summary": "Remove the logo",
+                "responses": {
+                    "200": _json(_ref("OrganizationResponse"), "The organisation."),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/brand/{org_id}/{digest}": {
+            "get": {
+                "operationId": "brandLogo",
+                "security": [],
+                "summary": "An organisation's logo, from our origin (immutable: the URL "
+                "carries the content's SHA-256)",
+                "parameters": [
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for name in ("org_id", "digest")
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The image.",
+                        "content": {media: {"schema": image} for media in LOGO_TYPES},
+                    },
+                    "404": {"description": "No such logo (or no longer the current one)."},
+                },
+            },
+        },
+        "/favicon.ico": {
+            "get": {
+                "operationId": "favicon",
+                "security": [],
+                "summary": "The pages' default icon (a branded page links to its logo)",
+                "responses": {
+                    "200": {
+                        "description": "The icon.",
+                        "content": {"image/x-icon": {"schema": {"type": "string"}}},
+                    },
+                    "304": {"description": "Not modified."},
+                },
+            },
+        },
+    }

@@ -1,0 +1,235 @@
+"""The OpenAPI document's public operations: the hosted page and its callbacks, Meta's
+webhooks, static assets, health and the front page (no API key)."""
+
+from __future__ import annotations
+
+from edge_onboard.api.openapi._common import (
+    LINK_ID,
+    PHONE_ID,
+    Schema,
+    _html,
+    _json,
+    _ref,
+)
+
+
+def public_paths() -> Schema:
+    """Every operation outside /v1."""
+    return {
+        "/signup/{id}": {
+            "parameters": [LINK_ID],
+            "get": {
+                "operationId": "hostedSignupPage",
+                "security": [],
+                "summary": "The hosted signup page (HTML) an end-user opens",
+                "responses": {
+                    "200": _html("The page, or the 'already connected' page."),
+                    "404": _html("Unknown link."),
+                    "410": _html("Expired or deleted link."),
+                },
+            },
+        },
+        "/signup/{id}/session": {
+            "parameters": [LINK_ID],
+            "post": {
+                "operationId": "hostedSignupSession",
+                "security": [],
+                "summary": "The hosted page reports Meta's session message, before the code",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SessionReport")}},
+                },
+                "responses": {
+                    "202": _json(_ref("SessionRecorded"), "Kept on the pending link."),
+                    **{
+                        code: _json(_ref("CallbackResponse"), text)
+                        for code, text in {
+                            "400": "Malformed report.",
+                            "403": "Cross-origin request.",
+                            "404": "Unknown link.",
+                            "408": "The body did not arrive within 10 s.",
+                            "409": "Already completed.",
+                            "410": "Expired or deleted link.",
+                            "413": "Body over 1 MB.",
+                            "415": "Not JSON.",
+                            "429": "Too many requests from this address.",
+                        }.items()
+                    },
+                },
+            },
+        },
+        "/signup/{id}/callback": {
+            "parameters": [LINK_ID],
+            "post": {
+                "operationId": "hostedSignupCallback",
+                "security": [],
+                "summary": "The hosted page reports the Embedded Signup result",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("CallbackRequest")}},
+                },
+                "responses": {
+                    code: _json(_ref("CallbackResponse"), text)
+                    for code, text in {
+                        "200": "Completed; redirect the end-user.",
+                        "400": "Malformed report.",
+                        "403": "Cross-origin request.",
+                        "404": "Unknown link.",
+                        "409": "Already completed, or being completed.",
+                        "410": "Expired or deleted link.",
+                        "413": "Body over 1 MB.",
+                        "415": "Not JSON.",
+                        "408": "The body did not arrive within 10 s.",
+                        "422": "Signup cancelled, or Meta refused it; the link stays pending.",
+                        "429": "Too many requests from this address; see Retry-After.",
+                        "502": "Meta unreachable; the link stays pending.",
+                        "503": "No Meta app configured.",
+                    }.items()
+                },
+            },
+        },
+        "/webhook/meta": {
+            "post": _meta_delivery(
+                "metaAppWebhook",
+                "Meta's app-level webhook (account_update, phone quality and name updates), "
+                "signed X-Hub-Signature-256",
+            ),
+            "get": _handshake("metaAppWebhookHandshake", "(app level)"),
+        },
+        "/webhook/phone/{id}": {
+            "parameters": [PHONE_ID],
+            "post": _meta_delivery(
+                "phoneWebhook",
+                "Meta's deliveries (messages, statuses), signed X-Hub-Signature-256",
+                {"404": "Malformed phone id."},
+            ),
+            "get": _handshake(
+                "phoneWebhookHandshake", "(one phone)", {"404": "Malformed phone id."}
+            ),
+        },
+        "/static/{name}": {
+            "get": {
+                "operationId": "staticAsset",
+                "security": [],
+                "summary": "The hosted page's script and stylesheet (ETag, cached)",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The asset.",
+                        "content": {
+                            "application/javascript": {"schema": {"type": "string"}},
+                            "text/css": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "304": {"description": "Not modified."},
+                    "404": {
+                        "description": "No such asset.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                },
+            }
+        },
+        "/": {
+            "get": {
+                "operationId": "root",
+                "security": [],
+                "summary": "The service's name and its API description's address "
+                "(HTML for a browser, JSON for Accept: application/json)",
+                "responses": {
+                    "200": {
+                        "description": "A short page, or the same as JSON.",
+                        "content": {
+                            "text/html": {"schema": {"type": "string"}},
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["name", "openapi"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "name": {"const": "edge-onboard"},
+                                        "openapi": {"const": "/openapi.json"},
+                                    },
+                                }
+                            },
+                        },
+                    }
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "security": [],
+                "summary": "Liveness",
+                "responses": {"200": _json({"type": "object"}, "Alive.")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "security": [],
+                "summary": "Readiness: storage and Redis reachable",
+                "responses": {
+                    "200": _json({"type": "object"}, "Ready."),
+                    "503": _json({"type": "object"}, "A dependency is down."),
+                },
+            }
+        },
+    }
+
+
+def _text(responses: dict[str, str]) -> Schema:
+    """Plain-text answers, by status code: what Meta's endpoints reply."""
+    return {
+        code: {"description": text, "content": {"text/plain": {"schema": {"type": "string"}}}}
+        for code, text in responses.items()
+    }
+
+
+def _meta_delivery(operation_id: str, summary: str, extra: dict[str, str] | None = None) -> Schema:
+    """A POST Meta makes to us: signed, any JSON, answered in plain text."""
+    return {
+        "operationId": operation_id,
+        "security": [],
+        "summary": summary,
+        "parameters": [
+            {"name": "X-Hub-Signature-256", "in": "header", "required": True, "schema": _STRING},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+        "responses": _text(
+            {
+                "200": "Received (also when nothing in it was usable).",
+                "401": "Missing or wrong signature.",
+                "408": "The body did not arrive within 10 s.",
+                "413": "Body over 1 MB.",
+                "429": "Too many requests from this address (Meta retries).",
+                **(extra or {}),
+            }
+        ),
+    }
+
+
+def _handshake(operation_id: str, which: str, extra: dict[str, str] | None = None) -> Schema:
+    """Meta's GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…"""
+    return {
+        "operationId": operation_id,
+        "security": [],
+        "summary": f"Meta's webhook verification handshake {which}",
+        "parameters": [
+            {"name": name, "in": "query", "schema": _STRING}
+            for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+        ],
+        "responses": _text(
+            {"200": "The challenge, echoed.", "403": "Wrong verify token.", **(extra or {})}
+        ),
+    }
+
+
+_STRING: Schema = {"type": "string"}
