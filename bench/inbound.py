@@ -32,7 +32,7 @@ from bench.links import bare_server  # noqa: E402
 from edge_onboard.meta.inbound import InboundService, sign_body, signature_ok  # noqa: E402
 from edge_onboard.meta.sandbox import APP_SECRET  # noqa: E402
 from tests.live import create_key, serve  # noqa: E402
-from tests.test_inbound import messages_payload  # noqa: E402
+from tests.meta.test_inbound import messages_payload  # noqa: E402
 
 CONCURRENCY = 32
 REAL_PAYLOADS = ROOT.parent / "shared" / "meta-payloads"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.api.test_links_api import LINK_FIELDS, SEED_BODY
 from tests.live import create_key, run_cli, serve
-from tests.test_links_api import LINK_FIELDS, SEED_BODY
 
 
 def test_serve_with_no_configuration(tmp_path: Path) -> None:

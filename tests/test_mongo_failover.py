@@ -37,7 +37,7 @@ from edge_onboard.meta.sandbox import APP_SECRET, SandboxMeta
 from edge_onboard.storage.mongo import MongoStorage
 from tests import services
 from tests.conftest import AppClient, FakeClock, make_settings, running_app
-from tests.test_inbound import messages_payload
+from tests.meta.test_inbound import messages_payload
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mongo]
 # A request "during an election" overlaps one: from the failure until a primary is

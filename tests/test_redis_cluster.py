@@ -30,7 +30,13 @@ from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks.queue.redis import RedisQueue, client_from_url, open_client
 from tests import services
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_delivery_processes import SECRET, emit_events, pending, receiver, start_worker
+from tests.webhooks.test_delivery_processes import (
+    SECRET,
+    emit_events,
+    pending,
+    receiver,
+    start_worker,
+)
 
 pytestmark = pytest.mark.redis
 EVENTS = 300

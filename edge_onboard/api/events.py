@@ -12,19 +12,18 @@ from starlette.responses import Response
 
 from edge_onboard.api import pagination
 from edge_onboard.api.auth import Principal
-from edge_onboard.api.routes import _create, _principal
+from edge_onboard.api.deps import ApiServices, authorized, create
 from edge_onboard.core import responses
-from edge_onboard.services import Services
 from edge_onboard.webhooks.event_log import FILTERS, EventLog, parse_filter
 
 
-def event_log(services: Services) -> EventLog:
+def event_log(services: ApiServices) -> EventLog:
     retention = timedelta(days=services.settings.event_retention_days)
     return EventLog(services.storage, services.clock, services.engine, retention)
 
 
 async def list_events(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     params = pagination.parse(request, filters=FILTERS)
     flt = parse_filter(request.query_params, livemode=principal.livemode)
     events, org_id = event_log(services), principal.org_id
@@ -38,7 +37,7 @@ async def list_events(request: Request) -> Response:
 
 
 async def get_event(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     events = event_log(services)
     event = await events.get(principal.org_id, principal.livemode, request.path_params["event_id"])
     return responses.single(events.view(event))
@@ -48,7 +47,7 @@ async def recover_webhook(request: Request) -> Response:
     jobs: list[Callable[[], Awaitable[int]]] = []
 
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         webhook = await services.webhooks.get(
             principal.org_id, request.path_params["webhook_id"], livemode=principal.livemode
@@ -57,7 +56,7 @@ async def recover_webhook(request: Request) -> Response:
         jobs.append(job)
         return view
 
-    response = await _create(request, make, status_code=202)
+    response = await create(request, make, status_code=202)
     # After the answer is sent; an Idempotency-Key's replay starts nothing (no job).
     if jobs and response.status_code == 202:
         response.background = BackgroundTask(jobs[0])

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from edge_onboard.api.routes import _principal
+from edge_onboard.api.deps import authorized
 from edge_onboard.core.errors import ApiError, not_found
 from edge_onboard.meta.graph import GraphClient, GraphError
 from edge_onboard.onboarding.phones import business_token
@@ -135,7 +135,7 @@ def _size(value: object) -> int | None:
 
 
 async def media_file(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     media_id = request.path_params["mediaId"]
     phone = await services.phones.get(
         principal.org_id, request.path_params["phone_id"], livemode=principal.livemode

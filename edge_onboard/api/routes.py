@@ -13,18 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.api import pagination
-from edge_onboard.api.auth import Principal, authenticate
-from edge_onboard.api.idempotency import run_idempotent
+from edge_onboard.api.auth import Principal
+from edge_onboard.api.deps import ApiServices, authorized, create, get_services
 from edge_onboard.api.openapi import build_openapi
 from edge_onboard.core import responses, validation
 from edge_onboard.core.errors import invalid
-from edge_onboard.core.ratelimit import Limit
 from edge_onboard.core.responses import JSONResponse
-from edge_onboard.hosted.assets import asset_url
-from edge_onboard.hosted.page import page_headers
-from edge_onboard.onboarding.links import UUID_RE, parse_create
+from edge_onboard.core.validation import UUID_RE
+from edge_onboard.onboarding.links import parse_create
 from edge_onboard.onboarding.phones import phone_view
-from edge_onboard.services import Services, get_services
 from edge_onboard.storage import LinkFilter, LinkStatus
 from edge_onboard.storage.models import VISIBLE_LINK_STATUSES
 from edge_onboard.storage.paging import Key
@@ -34,57 +31,22 @@ from edge_onboard.webhooks.endpoints import delivery_view, webhook_view
 READY_TIMEOUT = 2.0
 
 
-async def _principal(request: Request) -> tuple[Services, Principal]:
-    services = get_services(request)
-    principal = await authenticate(request, services.storage, services.links.cache, services.logins)
-    rate = services.settings.rate_limit_api
-    await services.limiter.check(
-        f"key:{principal.key_id}", Limit.per_second(rate), "for this API key"
-    )
-    return services, principal
-
-
-Create = Callable[[Services, Principal, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-async def _create(request: Request, make: Create, *, status_code: int = 201) -> Response:
-    """A POST that creates (or does) something: authenticated, JSON body,
-    ``Idempotency-Key`` (a retry gets the first answer, the action happens once)."""
-    services, principal = await _principal(request)
-    raw = await validation.read_body(request)
-
-    async def handler() -> JSONResponse:
-        body = validation.json_object(request, raw)
-        return responses.single(await make(services, principal, body), status_code=status_code)
-
-    return await run_idempotent(
-        request,
-        storage=services.storage,
-        clock=services.clock,
-        box=services.box,
-        org_id=principal.org_id,
-        livemode=principal.livemode,
-        body=raw,
-        handler=handler,
-    )
-
-
 # Onboarding links
 
 
 async def create_link(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         params = await parse_create(body, allow_private=services.settings.webhook_allow_private)
         link = await services.links.create(principal.org_id, params, livemode=principal.livemode)
         return services.links.view(link)
 
-    return await _create(request, make)
+    return await create(request, make)
 
 
 async def list_links(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     params = pagination.parse(request, filters=("status", "externalId"))
     query = request.query_params
     status = query.get("status")
@@ -109,7 +71,7 @@ async def list_links(request: Request) -> Response:
 
 
 async def get_link(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     link, memo = await services.links.get_cached(
         principal.org_id, request.path_params["link_id"], livemode=principal.livemode
     )
@@ -124,7 +86,7 @@ async def get_link(request: Request) -> Response:
 
 
 async def delete_link(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     link_id = request.path_params["link_id"]
     await services.links.delete(principal.org_id, link_id, livemode=principal.livemode)
     return responses.single({"id": link_id, "deleted": True})
@@ -134,7 +96,7 @@ async def delete_link(request: Request) -> Response:
 
 
 async def list_phones(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     org_id, storage = principal.org_id, services.storage
     return await pagination.list_page(
         request,
@@ -145,7 +107,7 @@ async def list_phones(request: Request) -> Response:
 
 
 async def get_phone(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     phone = await services.phones.get(
         principal.org_id, request.path_params["phone_id"], livemode=principal.livemode
     )
@@ -153,7 +115,7 @@ async def get_phone(request: Request) -> Response:
 
 
 async def phone_health(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     report = await services.phones.health(
         principal.org_id, request.path_params["phone_id"], livemode=principal.livemode
     )
@@ -164,13 +126,13 @@ async def send_message(request: Request) -> Response:
     phone_id = request.path_params["phone_id"]
 
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         return await services.messages.send(
             principal.org_id, phone_id, body, livemode=principal.livemode
         )
 
-    return await _create(request, make)
+    return await create(request, make)
 
 
 # Outgoing webhooks
@@ -178,18 +140,18 @@ async def send_message(request: Request) -> Response:
 
 async def create_webhook(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         webhook, secret = await services.webhooks.create(
             principal.org_id, body, livemode=principal.livemode
         )
         return {**webhook_view(webhook), "secret": secret}  # the secret is shown once, here
 
-    return await _create(request, make)
+    return await create(request, make)
 
 
 async def list_webhooks(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     org_id, storage = principal.org_id, services.storage
     return await pagination.list_page(
         request,
@@ -200,7 +162,7 @@ async def list_webhooks(request: Request) -> Response:
 
 
 async def get_webhook(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     webhook = await services.webhooks.get(
         principal.org_id, request.path_params["webhook_id"], livemode=principal.livemode
     )
@@ -208,7 +170,7 @@ async def get_webhook(request: Request) -> Response:
 
 
 async def update_webhook(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     body = validation.json_object(request, await validation.read_body(request))
     webhook = await services.webhooks.update(
         principal.org_id, request.path_params["webhook_id"], body, livemode=principal.livemode
@@ -217,14 +179,14 @@ async def update_webhook(request: Request) -> Response:
 
 
 async def delete_webhook(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     webhook_id = request.path_params["webhook_id"]
     await services.webhooks.delete(principal.org_id, webhook_id, livemode=principal.livemode)
     return responses.single({"id": webhook_id, "deleted": True})
 
 
 async def list_deliveries(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     webhook = await services.webhooks.get(
         principal.org_id, request.path_params["webhook_id"], livemode=principal.livemode
     )
@@ -238,7 +200,7 @@ async def list_deliveries(request: Request) -> Response:
 
 
 async def retry_delivery(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     await validation.read_body(request)  # no parameters; any body is ignored
     delivery = await services.webhooks.retry(
         principal.org_id, request.path_params["delivery_id"], livemode=principal.livemode
@@ -277,7 +239,7 @@ def _locator(
 
 
 async def list_event_types(request: Request) -> Response:
-    await _principal(request)
+    await authorized(request)
     items = [{"type": name, "description": text} for name, text in EVENT_TYPES.items()]
     return responses.page(items, page=1, limit=len(items), total=len(items))
 
@@ -329,7 +291,7 @@ async def openapi(request: Request) -> Response:
 
 async def request_verification_code(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         phone_id = request.path_params["phone_id"]
         return phone_view(
@@ -338,12 +300,12 @@ async def request_verification_code(request: Request) -> Response:
             )
         )
 
-    return await _create(request, make, status_code=200)
+    return await create(request, make, status_code=200)
 
 
 async def verify_phone(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         phone_id = request.path_params["phone_id"]
         phone = await services.verification.verify(
@@ -351,14 +313,14 @@ async def verify_phone(request: Request) -> Response:
         )
         return phone_view(phone)
 
-    return await _create(request, make, status_code=200)
+    return await create(request, make, status_code=200)
 
 
 # WABAs
 
 
 async def list_wabas(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     wabas, org_id = services.wabas, principal.org_id
     return await pagination.list_page(
         request,
@@ -369,7 +331,7 @@ async def list_wabas(request: Request) -> Response:
 
 
 async def get_waba(request: Request) -> Response:
-    services, principal = await _principal(request)
+    services, principal = await authorized(request)
     waba = await services.wabas.get(
         principal.org_id, request.path_params["waba_id"], livemode=principal.livemode
     )
@@ -378,14 +340,14 @@ async def get_waba(request: Request) -> Response:
 
 async def sync_waba_phones(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         validation.reject_unknown(body, ())
         return await services.wabas.sync(
             principal.org_id, request.path_params["waba_id"], livemode=principal.livemode
         )
 
-    return await _create(request, make, status_code=200)
+    return await create(request, make, status_code=200)
 
 
 # Outgoing webhooks: secret rotation
@@ -393,82 +355,19 @@ async def sync_waba_phones(request: Request) -> Response:
 
 async def rotate_webhook_secret(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         webhook, secret = await services.webhooks.rotate_secret(
             principal.org_id, request.path_params["webhook_id"], body, livemode=principal.livemode
         )
         return {**webhook_view(webhook), "secret": secret}  # the new secret is shown once, here
 
-    return await _create(request, make, status_code=200)
-
-
-# The front door: what this is, and where the API is described
-
-SERVICE_NAME = "edge-onboard"
-_ROOT_JSON = {"name": SERVICE_NAME, "openapi": "/openapi.json"}
-
-
-@functools.cache
-def _root_page() -> str:
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{SERVICE_NAME}</title>
-<link rel="stylesheet" href="{asset_url("signup.css")}">
-</head>
-<body>
-<main class="card">
-<h1 class="title">{SERVICE_NAME}</h1>
-<p>Hosted onboarding for the WhatsApp Business Platform: links, Embedded Signup, signed
-webhooks. The API is described in <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
-</main>
-</body>
-</html>
-"""
-
-
-def _quality(accept: str, media: str) -> float:
-    """The q-value ``accept`` gives ``media``: from its most specific matching range."""
-    kind = media.split("/", 1)[0]
-    rank, quality = -1, 0.0
-    for entry in accept.split(","):
-        name, *params = (part.strip() for part in entry.split(";"))
-        name = name.lower()
-        specificity = {media: 2, f"{kind}/*": 1, "*/*": 0}.get(name, -1)
-        if specificity <= rank:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        rank, quality = specificity, q
-    return quality
-
-
-async def root(request: Request) -> Response:
-    """HTML for a browser; JSON for a client that prefers it (``Accept: application/json``)."""
-    accept = request.headers.get("accept") or "*/*"
-    if _quality(accept, "application/json") > _quality(accept, "text/html"):
-        return JSONResponse(_ROOT_JSON, headers={"Vary": "Accept"})
-    return Response(
-        _root_page(),
-        media_type="text/html; charset=utf-8",
-        # The status pages' headers: a strict CSP, no framing, no referrer, no caching.
-        headers={**page_headers(None), "Vary": "Accept"},
-    )
+    return await create(request, make, status_code=200)
 
 
 async def recover_link(request: Request) -> Response:
     async def make(
-        services: Services, principal: Principal, body: dict[str, Any]
+        services: ApiServices, principal: Principal, body: dict[str, Any]
     ) -> dict[str, Any]:
         validation.reject_unknown(body, ())
         assert services.recovery is not None
@@ -477,4 +376,4 @@ async def recover_link(request: Request) -> Response:
         )
         return services.links.view(link)
 
-    return await _create(request, make, status_code=200)
+    return await create(request, make, status_code=200)

@@ -71,7 +71,7 @@ RECONCILE_LOCK_MS = 60_000
 
 
 def sandbox(kind: str, key: str) -> str:
-    """The built-in fake Meta's state shared by every process (edge_onboard/meta/sandbox/sharing.py):
+    """The built-in fake Meta's state shared by every process (meta/sandbox/sharing.py):
     ``waba`` (JSON: a WABA with its numbers), ``phone``/``business`` (the WABA id they
     belong to), ``token`` (JSON: the WABA ids it grants), ``code`` (JSON: its token and
     whether it was used; expires with the code)."""

@@ -12,6 +12,9 @@ from starlette.requests import Request
 
 from edge_onboard.core.errors import ApiError, invalid
 
+# A resource id as the API hands it out (lowercase UUID); anything else is a 404 unread.
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
 MAX_BODY_BYTES = 1024 * 1024
 BODY_DEADLINE = 10.0  # seconds for a whole request body to arrive
 

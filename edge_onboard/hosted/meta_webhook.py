@@ -26,19 +26,19 @@ from starlette.responses import Response
 
 from edge_onboard.core import validation
 from edge_onboard.core.errors import ApiError
-from edge_onboard.meta import _readers as r
+from edge_onboard.hosted.deps import HostedServices, get_services, limit_inbound
+from edge_onboard.meta import readers as r
 from edge_onboard.meta.graph import e164
 from edge_onboard.meta.modes import Signed
 from edge_onboard.onboarding.phones import phone_view
 from edge_onboard.onboarding.recovery import ACCOUNT_EVENTS, GRANT_EVENTS
-from edge_onboard.services import Services, get_services, limit_inbound
 from edge_onboard.storage import DuplicateError
 
 log = logging.getLogger("edge_onboard.hosted.meta_webhook")
 _DIGEST = uuid.UUID("8c2b6f0e-1d3a-4e5f-9b7c-2a4d6e8f0a1c")
 
 
-def verify_token(services: Services) -> str:
+def verify_token(services: HostedServices) -> str:
     configured = services.settings.meta_verify_token
     return configured.reveal() if configured else services.box.token("verify:meta-app")
 
@@ -72,7 +72,7 @@ async def receive(request: Request) -> Response:
     return Response(b"OK", media_type="text/plain")
 
 
-async def handle(services: Services, raw: bytes, signed: Signed) -> None:
+async def handle(services: HostedServices, raw: bytes, signed: Signed) -> None:
     """Apply what the body says to the objects ``signed`` allows; never raises for its
     shape."""
     bad = r.Unusable()
@@ -102,7 +102,7 @@ async def handle(services: Services, raw: bytes, signed: Signed) -> None:
 
 
 async def _account_update(
-    services: Services,
+    services: HostedServices,
     bad: r.Unusable,
     value: dict[str, Any],
     entry_id: str | None,
@@ -136,7 +136,7 @@ def _detail(value: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _phone_update(
-    services: Services,
+    services: HostedServices,
     bad: r.Unusable,
     field: str,
     value: dict[str, Any],

@@ -9,14 +9,13 @@ import functools
 import gzip
 import hashlib
 import html
-import re
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core import i18n
+from edge_onboard.core.templates import fill, script_json
 from edge_onboard.hosted.assets import accepts_gzip, asset_url, template
 from edge_onboard.onboarding.branding import Brand
 
@@ -58,14 +57,8 @@ SCRIPT_MESSAGES = (
     "details_code",
     "details_step",
 )
-_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _MIN_GZIP = 512
 HTML = "text/html; charset=utf-8"
-
-
-def fill(page: str, values: dict[str, str]) -> str:
-    # One pass, so a value that looks like a placeholder (a link named "{{config}}") stays text.
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), page)
 
 
 @functools.lru_cache(maxsize=64)
@@ -205,7 +198,7 @@ def signup_page(
     values |= {
         "brand_style": style,
         "heading": i18n.fill(heading, {"brand": name}),
-        "config": _script_json(config),
+        "config": script_json(config),
         "sdk_url": html.escape(sdk_url),
         "signup_js": asset_url("signup.js"),
     }
@@ -215,14 +208,3 @@ def signup_page(
     else:
         headers = {**headers, "Vary": "Accept-Encoding"}
     return Rendered(fill(template("signup.html"), values), 200, headers)
-
-
-def _script_json(value: Any) -> str:
-    """JSON inside <script>: no "<", ">" or "&" may appear raw."""
-    return (
-        orjson.dumps(value)
-        .replace(b"<", b"\\u003c")
-        .replace(b">", b"\\u003e")
-        .replace(b"&", b"\\u0026")
-        .decode()
-    )

@@ -13,12 +13,12 @@ from starlette.responses import RedirectResponse, Response
 from edge_onboard.core import i18n, validation
 from edge_onboard.core.errors import ApiError
 from edge_onboard.core.responses import JSONResponse
+from edge_onboard.core.validation import UUID_RE
 from edge_onboard.hosted import page
-from edge_onboard.onboarding.branding import Branding, brand_of
+from edge_onboard.hosted.deps import HostedServices, get_services, limit_inbound, limit_public
+from edge_onboard.onboarding.branding import brand_of
 from edge_onboard.onboarding.lifecycle import announce
-from edge_onboard.onboarding.links import UUID_RE
 from edge_onboard.onboarding.returns import dead_end_url, redirect_url
-from edge_onboard.services import Services, get_services, limit_inbound, limit_public
 from edge_onboard.storage import (
     LinkCondition,
     LinkStatus,
@@ -113,7 +113,7 @@ async def signup_page(request: Request) -> Response:
     key = ("page", sdk_origin, locale)
     rendered: page.Rendered | None = memo.get(key)
     if rendered is None:
-        org = await Branding(services).for_page(link.org_id)
+        org = await services.branding.for_page(link.org_id)
         rendered = _signup_page(services, link, org, locale, sdk_url, sdk_origin)
         if len(memo) < MEMO_PAGES:  # a few origins in the sandbox, a few languages
             memo[key] = rendered
@@ -121,7 +121,7 @@ async def signup_page(request: Request) -> Response:
 
 
 async def _finished(
-    request: Request, services: Services, link: OnboardingLink, locale: str
+    request: Request, services: HostedServices, link: OnboardingLink, locale: str
 ) -> Response:
     """A link that can no longer be used: the end-user goes on to the customer
     (refreshUrl or redirectUrl) when it gave one, else gets a page that says why."""
@@ -134,7 +134,7 @@ async def _finished(
         status_code, title, body = 410, f"{reason}_title", "gone_body"
     if target is not None:
         return RedirectResponse(target, status_code=303, headers=page.page_headers(None))
-    org = await Branding(services).for_page(link.org_id)
+    org = await services.branding.for_page(link.org_id)
     brand = brand_of(link, org)
     cat = i18n.catalog(locale)
     gone = page.status_page(
@@ -148,7 +148,7 @@ async def _finished(
     return gone.response(request)
 
 
-async def _first_view(services: Services, link: OnboardingLink) -> None:
+async def _first_view(services: HostedServices, link: OnboardingLink) -> None:
     """onboarding_link.opened, once: the first view of a pending link marks it."""
     now = services.clock()
     opened = await services.links.update(
@@ -162,7 +162,7 @@ async def _first_view(services: Services, link: OnboardingLink) -> None:
 
 
 def _signup_page(
-    services: Services,
+    services: HostedServices,
     link: OnboardingLink,
     org: Organization | None,
     locale: str,

@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 
 from edge_onboard.meta import message_model as model
-from edge_onboard.meta._readers import MISSING, Node, Unusable, at, obj, objects, string
 from edge_onboard.meta.message_model import Found
+from edge_onboard.meta.readers import MISSING, Node, Unusable, at, obj, objects, string
 from edge_onboard.storage import Phone, Storage
 from edge_onboard.webhooks.endpoints import WebhookService
 

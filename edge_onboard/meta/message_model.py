@@ -1,7 +1,7 @@
 """Meta's message, echo, status and error objects as typed, camelCase event payloads.
 
 Each shape is declared once, as (Meta key, our key, kind) fields: the same declaration
-reads a payload (total, see ``_readers``) and gives the JSON schema the OpenAPI webhooks
+reads a payload (total, see ``readers``) and gives the JSON schema the OpenAPI webhooks
 publish (``PROPERTIES``). Every typed key is always present, null (or [] for lists,
 false for flags) when Meta did not send it, and Meta's own object rides along untouched
 under ``raw``, so a type or field Meta adds tomorrow reaches customers today.
@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from edge_onboard.meta._readers import (
+from edge_onboard.meta.readers import (
     BOOL,
     FLAG,
     INT,

@@ -1,7 +1,7 @@
 """Test mode and live mode: which Meta each runs against.
 
 Test objects (made with an ``sk_test_`` key) always run against the built-in fake of
-Meta (edge_onboard/meta/sandbox.py), whatever the deployment; live objects use the
+Meta (edge_onboard/meta/sandbox/), whatever the deployment; live objects use the
 configured Meta app, or none. ``EDGE_SANDBOX=1`` makes live mode sandboxed too.
 """
 
@@ -14,7 +14,15 @@ from edge_onboard.meta.inbound import signature_ok
 
 if TYPE_CHECKING:
     from edge_onboard.meta.graph import GraphClient
-    from edge_onboard.services import MetaApp
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetaApp:
+    """The Meta app: ids for the hosted page, the secret that signs Meta's webhooks."""
+
+    app_id: str
+    config_id: str
+    secret: str = dataclasses.field(default="", repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -17,15 +17,12 @@ import hashlib
 import re
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from edge_onboard.core import validation as v
-from edge_onboard.core.clock import isoformat
+from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.errors import ApiError, invalid
+from edge_onboard.core.hot import HotCache
 from edge_onboard.core.urls import check_https_url
-from edge_onboard.services import Services, get_services
-from edge_onboard.storage import OnboardingLink, Organization
+from edge_onboard.storage import OnboardingLink, Organization, Storage
 
 MAX_LOGO_BYTES = 256 * 1024
 # The media types we take, and the first bytes that prove each.
@@ -171,21 +168,23 @@ def check_logo(data: bytes, content_type: str | None) -> str:
 class Branding:
     """The organisation record behind the API and the page."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, storage: Storage, clock: Clock, cache: HotCache) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.cache = cache
 
     async def get(self, org_id: str) -> Organization:
-        org = await self.services.storage.get_org(org_id)
+        org = await self.storage.get_org(org_id)
         if org is None:  # a key outlived its organisation: nothing of it to show
             raise ApiError(404, "resource_missing", "The organization does not exist.")
         return org
 
     async def update(self, org_id: str, changes: dict[str, Any]) -> Organization:
-        changes = {**changes, "updated_at": self.services.clock()}
-        org = await self.services.storage.update_org(org_id, changes)
+        changes = {**changes, "updated_at": self.clock()}
+        org = await self.storage.update_org(org_id, changes)
         if org is None:
             raise ApiError(404, "resource_missing", "The organization does not exist.")
-        await self.services.links.cache.forget("org", org_id)
+        await self.cache.forget("org", org_id)
         return org
 
     async def set_logo(self, org_id: str, data: bytes, media_type: str) -> Organization:
@@ -202,12 +201,12 @@ class Branding:
         logo's bytes (the page links to them)."""
 
         async def fetch() -> dict[str, Any] | None:
-            org = await self.services.storage.get_org(org_id)
+            org = await self.storage.get_org(org_id)
             if org is None:
                 return None
             return {**org.to_doc(), "logo": None}
 
-        entry = await self.services.links.cache.load("org", org_id, fetch)
+        entry = await self.cache.load("org", org_id, fetch)
         return entry.record(Organization.from_doc) if entry is not None else None
 
     async def logo(self, org_id: str, digest: str) -> tuple[bytes, str] | None:
@@ -221,7 +220,7 @@ class Branding:
         if kept is not None:
             _LOGOS.move_to_end(digest)
             return kept
-        org = await self.services.storage.get_org(org_id)
+        org = await self.storage.get_org(org_id)
         if org is None or org.logo is None or org.logo_hash != digest or not org.logo_type:
             return None
         kept = _LOGOS[digest] = (org.logo, org.logo_type)
@@ -258,24 +257,4 @@ def brand_of(link: OnboardingLink, org: Organization | None) -> Brand:
         support=support,
         privacy=org.privacy_url,
         terms=org.terms_url,
-    )
-
-
-async def logo_file(request: Request) -> Response:
-    """``GET /brand/{org_id}/{digest}``: an organisation's logo, from our origin."""
-    found = await Branding(get_services(request)).logo(
-        request.path_params["org_id"], request.path_params["digest"]
-    )
-    if found is None:
-        return Response(b"Not Found", status_code=404, media_type="text/plain")
-    data, media_type = found
-    return Response(
-        data,
-        media_type=media_type,
-        headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cross-Origin-Resource-Policy": "same-origin",
-        },
     )

@@ -25,6 +25,7 @@ from edge_onboard.core import validation as v
 from edge_onboard.core.clock import Clock
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid
+from edge_onboard.core.validation import UUID_RE
 from edge_onboard.meta.graph import GraphError, PhoneInfo
 from edge_onboard.meta.modes import MetaModes
 from edge_onboard.onboarding.connect import (
@@ -35,7 +36,7 @@ from edge_onboard.onboarding.connect import (
     subscribe,
 )
 from edge_onboard.onboarding.lifecycle import announce, link_data, once_id
-from edge_onboard.onboarding.links import UUID_RE, LinkService
+from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.reports import Abandon, parse_abandon
 from edge_onboard.onboarding.returns import GONE, dead_end_url, masked_phone, redirect_url
 from edge_onboard.storage import (

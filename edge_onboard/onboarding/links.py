@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import re
-import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -20,6 +18,7 @@ from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid, not_found
 from edge_onboard.core.hot import HotCache
 from edge_onboard.core.urls import check_https_url, check_redirect_url, check_webhook_url
+from edge_onboard.core.validation import UUID_RE
 from edge_onboard.onboarding import prefill
 from edge_onboard.onboarding.prefill import SAFE_KEY
 from edge_onboard.storage import (
@@ -34,6 +33,7 @@ from edge_onboard.storage import (
 from edge_onboard.storage.base import shown_status
 from edge_onboard.storage.paging import Page, Window
 from edge_onboard.webhooks.catalog import parse_event_types
+from edge_onboard.webhooks.endpoints import generate_webhook_secret
 
 DEFAULT_EXPIRES_IN = 7 * 24 * 3600
 MIN_EXPIRES_IN = 5 * 60
@@ -64,7 +64,6 @@ CONNECTION_TYPES = ("cloud_api", "business_app")
 NON_BLANK = re.compile(r"\S")
 BLANK = "it must not be blank"
 LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,13 +81,6 @@ class CreateLink:
     connection_types: list[str] | None = None
     display_name: str | None = None
     refresh_url: str | None = None
-
-
-def generate_webhook_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64; those bytes
-    are the signing key (``delivery.signing_key``), as every Standard Webhooks library
-    reads it by default."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLink:

@@ -10,9 +10,9 @@ from typing import Any
 from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, not_found
+from edge_onboard.core.validation import UUID_RE
 from edge_onboard.meta.graph import HEALTH_FIELDS, GraphError
 from edge_onboard.meta.modes import MetaModes
-from edge_onboard.onboarding.links import UUID_RE
 from edge_onboard.storage import Phone, PhoneStatus, Storage, Waba
 
 HEALTH_TTL = 30.0  # seconds a health answer is reused: Graph has rate limits

@@ -16,6 +16,7 @@ from edge_onboard.config import Settings
 from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, not_found
+from edge_onboard.core.validation import UUID_RE
 from edge_onboard.meta.graph import GraphClient, PhoneInfo
 from edge_onboard.meta.modes import MetaModes
 from edge_onboard.onboarding.connect import (
@@ -26,7 +27,6 @@ from edge_onboard.onboarding.connect import (
     set_up_phone,
     step,
 )
-from edge_onboard.onboarding.links import UUID_RE
 from edge_onboard.onboarding.phones import business_token
 from edge_onboard.storage import Phone, Storage, Waba
 from edge_onboard.storage.paging import Key, Page, Window

@@ -7,6 +7,8 @@ WABA-scoped ones), writes the event and its deliveries together, then queues the
 
 from __future__ import annotations
 
+import base64
+import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,7 +19,7 @@ from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid, not_found
 from edge_onboard.core.urls import check_webhook_url
-from edge_onboard.onboarding.links import UUID_RE, generate_webhook_secret
+from edge_onboard.core.validation import UUID_RE
 from edge_onboard.storage import (
     Delivery,
     DeliveryStatus,
@@ -35,6 +37,13 @@ UPDATE_FIELDS = frozenset({"url", "events", "wabaId", "status"})
 ROTATE_FIELDS = frozenset({"secret"})
 # How long the secret a rotation replaced keeps signing, beside the new one.
 PREVIOUS_SECRET_TTL = timedelta(hours=24)
+
+
+def generate_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64; those bytes
+    are the signing key (``delivery.signing_key``), as every Standard Webhooks library
+    reads it by default."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def new_event(

@@ -13,8 +13,8 @@ import pytest
 from edge_onboard.onboarding.branding import contrast
 from tests.browser.axe import axe_violations
 from tests.browser.support import Site
+from tests.hosted.test_branding import png
 from tests.live import create_key, serve
-from tests.test_branding import png
 
 pytestmark = pytest.mark.browser
 

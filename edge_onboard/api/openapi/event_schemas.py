@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from edge_onboard.meta._readers import TIMESTAMP_SCHEMA
 from edge_onboard.meta.message_model import PROPERTIES
+from edge_onboard.meta.readers import TIMESTAMP_SCHEMA
 from edge_onboard.storage import PhonePlatform, PhoneStatus
 from edge_onboard.webhooks.catalog import EVENT_TYPES
 

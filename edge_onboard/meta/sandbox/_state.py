@@ -7,15 +7,12 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core.responses import JSONResponse
-
-if TYPE_CHECKING:
-    from edge_onboard.meta.sandbox.sharing import SharedState, Touched
 
 APP_ID = "100000000000001"
 APP_SECRET = "sandbox-app-secret"
@@ -42,7 +39,20 @@ SCENARIOS = (
 APP_WEBHOOK_URL = "http://sandbox.invalid/webhook/meta"
 # The code that verifies an unverified sandbox number (request_code/verify_code).
 VERIFY_CODE = "000000"
+
+
 # What the request being handled created or changed, to push when it is done.
+class Touched:
+    """What one request to the fake concerns: pushed back when it is done."""
+
+    __slots__ = ("codes", "tokens", "wabas")
+
+    def __init__(self) -> None:
+        self.wabas: set[str] = set()
+        self.tokens: set[str] = set()
+        self.codes: set[str] = set()
+
+
 _touched: contextvars.ContextVar[Touched | None] = contextvars.ContextVar(
     "sandbox_touched", default=None
 )
@@ -126,9 +136,8 @@ class State:
         self.outbox: list[tuple[str, bytes]] = []
         # Called with (method, path) before each Graph call: tests make time pass there.
         self.on_call: Callable[[str, str], Awaitable[None]] | None = None
-        # Shared with other processes (share()); then which tokens grant each WABA
+        # Once shared with other processes (sharing.py): which tokens grant each WABA
         # (as far as any process told), and when this process last used each WABA.
-        self.shared: SharedState | None = None
         self._waba_tokens: dict[str, set[str]] = {}
         self._seen: dict[str, float] = {}
 

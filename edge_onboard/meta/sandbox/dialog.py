@@ -10,7 +10,7 @@ import html
 from importlib import resources
 
 from edge_onboard.core import i18n
-from edge_onboard.hosted.page import _script_json, fill
+from edge_onboard.core.templates import fill, script_json
 
 PREFIX = "dialog_"
 # What dialog.js writes itself (the rest is in the HTML).
@@ -47,7 +47,7 @@ def render(locale: str, verify_code: str) -> bytes:
         "lang": cat.lang,
         "dir": "rtl" if cat.rtl else "ltr",
         "sandbox": html.escape(cat.text("sandbox")),
-        "messages": _script_json({key: cat.text(key) for key in SCRIPT_MESSAGES}),
+        "messages": script_json({key: cat.text(key) for key in SCRIPT_MESSAGES}),
     }
     source = resources.files("edge_onboard.pages").joinpath("sandbox", "dialog.html")
     return fill(source.read_text(), values).encode()

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from edge_onboard.core import redis_keys as keys
-from edge_onboard.meta.sandbox._state import State, _Code, _touched
+from edge_onboard.meta.sandbox._state import State, Touched, _Code, _touched
 
 # WABAs kept in a process beyond which those it has not used for LOCAL_IDLE seconds are
 # dropped from it (Redis keeps them).
@@ -30,17 +30,6 @@ LOCAL_IDLE = 60.0
 
 # Per-process only: never shared (bytes a test attached to a number).
 _LOCAL_FIELDS = ("_media",)
-
-
-class Touched:
-    """What one request to the fake concerns: pushed back when it is done."""
-
-    __slots__ = ("codes", "tokens", "wabas")
-
-    def __init__(self) -> None:
-        self.wabas: set[str] = set()
-        self.tokens: set[str] = set()
-        self.codes: set[str] = set()
 
 
 class SharedState:
@@ -155,6 +144,11 @@ def local_fields(phone: dict[str, Any]) -> dict[str, Any]:
 
 class Shared(State):
     """The fake's state kept in Redis too, for every process of the deployment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Shared with other processes (share()): None until then.
+        self.shared: SharedState | None = None
 
     def share(self, redis: Any) -> None:
         """Keep the state in ``redis`` too, for every process of the deployment."""

@@ -19,11 +19,11 @@ from edge_onboard.api.openapi._common import METHODS
 from edge_onboard.api.openapi.descriptions import DESCRIPTIONS
 from edge_onboard.app import create_app
 from edge_onboard.onboarding.phones import _disconnected_report, _health_report
+from tests.api.test_event_schemas import connected_phone
 from tests.conftest import make_settings
 from tests.live import create_key, serve
-from tests.test_event_schemas import connected_phone
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def schemathesis_run(base: str, key: str, cwd: Path, *extra: str) -> None:

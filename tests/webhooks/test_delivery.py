@@ -18,8 +18,8 @@ from edge_onboard.services import Services
 from edge_onboard.storage import DeliveryStatus, Storage
 from edge_onboard.webhooks.delivery import SCHEDULE, Sender, parse_retry_after, sign
 from edge_onboard.webhooks.queue.memory import MemoryQueue
+from tests.api.test_links_api import assert_error
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_links_api import assert_error
 
 pytestmark = pytest.mark.anyio
 

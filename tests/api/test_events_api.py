@@ -16,9 +16,9 @@ from edge_onboard.core.clock import isoformat
 from edge_onboard.storage import DeliveryStatus, Event, Storage
 from edge_onboard.webhooks import event_log
 from edge_onboard.webhooks.delivery import SCHEDULE, Sender
+from tests.api.test_links_api import assert_error
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_delivery import Harness, Receiver
-from tests.test_links_api import assert_error
+from tests.webhooks.test_delivery import Harness, Receiver
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ import pytest
 
 from edge_onboard.api.openapi import build_openapi
 
-_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "install-services.sh"
+_SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "install-services.sh"
 
 
 def npm_tool(variable: str, folder: str, command: str) -> Path:

@@ -12,9 +12,9 @@ from edge_onboard.core.errors import ApiError
 from edge_onboard.core.ratelimit import Limit, RateLimiter
 from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks.queue.redis import client_from_url
+from tests.api.test_links_api import assert_error
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
-from tests.test_links_api import assert_error
 
 pytestmark = pytest.mark.anyio
 

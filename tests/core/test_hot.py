@@ -18,7 +18,7 @@ from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks.queue.redis import client_from_url
 from tests.conftest import Api, FakeClock, make_settings, running_app
 from tests.live import free_port
-from tests.test_delivery_processes import own_redis
+from tests.webhooks.test_delivery_processes import own_redis
 
 pytestmark = pytest.mark.anyio
 Fetch = Callable[[], Awaitable[dict[str, Any] | None]]

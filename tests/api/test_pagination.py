@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from edge_onboard.api import pagination
+from tests.api.test_links_api import assert_error
 from tests.conftest import Api
-from tests.test_links_api import assert_error
 
 pytestmark = pytest.mark.anyio
 

@@ -19,15 +19,15 @@ from hypothesis import strategies as st
 
 from edge_onboard.api.auth import create_key
 from edge_onboard.api.openapi.event_schemas import event_schema
-from edge_onboard.meta._readers import MAX_DEPTH
 from edge_onboard.meta.inbound import parse
 from edge_onboard.meta.message_model import Found
+from edge_onboard.meta.readers import MAX_DEPTH
 from edge_onboard.storage import Storage
 from edge_onboard.webhooks.catalog import EVENT_TYPES
 from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_delivery import Receiver
-from tests.test_inbound import World
+from tests.meta.test_inbound import World
+from tests.webhooks.test_delivery import Receiver
 
 pytestmark = pytest.mark.anyio
 

@@ -27,14 +27,13 @@ from svix.webhooks import Webhook as SvixWebhook
 
 from edge_onboard.api.auth import create_key
 from edge_onboard.hosted.page import page_headers
-from edge_onboard.onboarding.links import generate_webhook_secret
 from edge_onboard.storage import OutgoingWebhook, Storage
 from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks.delivery import sign, signing_key
-from edge_onboard.webhooks.endpoints import PREVIOUS_SECRET_TTL
+from edge_onboard.webhooks.endpoints import PREVIOUS_SECRET_TTL, generate_webhook_secret
+from tests.api.test_links_api import assert_error
 from tests.conftest import AppClient, FakeClock, make_settings, running_app
 from tests.live import QuietHandler, threaded_http
-from tests.test_links_api import assert_error
 
 pytestmark = pytest.mark.anyio
 

@@ -28,13 +28,13 @@ from edge_onboard.api.openapi.event_schemas import event_schema
 from edge_onboard.webhooks.catalog import EVENT_TYPES
 from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_delivery import Receiver
-from tests.test_inbound import World
+from tests.meta.test_inbound import World
+from tests.webhooks.test_delivery import Receiver
 
 pytestmark = pytest.mark.anyio
 
 # CI checks the repo out with shared/ beside it.
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "meta-payloads"
+PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "meta-payloads"
 # A missing folder must fail, not leave an empty (skipped) parametrisation.
 FILES = sorted(PAYLOADS.glob("*.json")) or [PAYLOADS / "(no payload files)"]
 

@@ -16,9 +16,9 @@ from edge_onboard.meta.sandbox import APP_SECRET
 from edge_onboard.services import Services
 from edge_onboard.storage import Storage
 from edge_onboard.webhooks.delivery import Sender
+from tests.api.test_links_api import assert_error
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_delivery import Receiver
-from tests.test_links_api import assert_error
+from tests.webhooks.test_delivery import Receiver
 
 pytestmark = pytest.mark.anyio
 # Every event Meta's webhooks become.

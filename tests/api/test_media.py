@@ -16,10 +16,10 @@ from edge_onboard.api import media
 from edge_onboard.api.auth import create_key
 from edge_onboard.storage import Storage
 from edge_onboard.webhooks.delivery import Sender
+from tests.api.test_links_api import assert_error
 from tests.conftest import FakeClock, make_settings, running_app
-from tests.test_delivery import Receiver
-from tests.test_inbound import World
-from tests.test_links_api import assert_error
+from tests.meta.test_inbound import World
+from tests.webhooks.test_delivery import Receiver
 
 pytestmark = pytest.mark.anyio
 

@@ -55,7 +55,7 @@ def test_every_error_code_has_a_message() -> None:
 
 def test_every_sentence_of_the_sandbox_dialog_is_in_the_catalog() -> None:
     template = (
-        Path(__file__).resolve().parents[1] / "pages" / "sandbox" / "dialog.html"
+        Path(__file__).resolve().parents[2] / "pages" / "sandbox" / "dialog.html"
     ).read_text()
     placeholders = set(re.findall(r"\{\{([a-z_]+)\}\}", template))
     dialog = {key for key in ENGLISH.messages if key.startswith(sandbox_dialog.PREFIX)}
