@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from edge_onboard.api import events, media, organization
+from edge_onboard.api import events, media, organization, test_helpers
 from edge_onboard.api import routes as api
 from edge_onboard.core.routing import HotRoutes, resource
 
@@ -70,4 +70,5 @@ def routes() -> list[Route]:
             PUT=organization.put_logo,
             DELETE=organization.delete_logo,
         ),
+        *test_helpers.routes(),
     ]

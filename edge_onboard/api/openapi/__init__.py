@@ -16,6 +16,7 @@ from edge_onboard.api.openapi.organization import organization_paths, organizati
 from edge_onboard.api.openapi.paths import api_paths
 from edge_onboard.api.openapi.public import public_paths
 from edge_onboard.api.openapi.schemas import schemas
+from edge_onboard.api.openapi.test_helpers import test_helper_paths, test_helper_schemas
 
 __all__ = ["build_openapi"]
 
@@ -38,10 +39,21 @@ def build_openapi(public_url: str) -> Schema:
                     "bearerFormat": "sk_live_... or sk_test_...",
                 }
             },
-            "schemas": {**schemas(), **organization_schemas(), **events_schemas()},
+            "schemas": {
+                **schemas(),
+                **organization_schemas(),
+                **events_schemas(),
+                **test_helper_schemas(),
+            },
         },
         "webhooks": event_schemas.webhooks(),
-        "paths": {**api_paths(), **public_paths(), **organization_paths(), **events_paths()},
+        "paths": {
+            **api_paths(),
+            **public_paths(),
+            **organization_paths(),
+            **events_paths(),
+            **test_helper_paths(),
+        },
     }
     # Tags, response headers and the event payloads' schemas: on every operation and
     # event, including ones added later.
