@@ -20,8 +20,9 @@ EPILOG = """\
 configuration:
   Read from the environment, EDGE_* variables: EDGE_STORAGE_URL (default
   sqlite:///./edge_onboard.db), EDGE_REDIS_URL, EDGE_SECRET_KEY, EDGE_PUBLIC_URL,
-  EDGE_META_APP_ID / EDGE_META_APP_SECRET / EDGE_META_CONFIG_ID and more: the README's
-  "Configuration" table lists every one with its default.
+  EDGE_META_APP_ID / EDGE_META_APP_SECRET / EDGE_META_CONFIG_ID and more: the docs'
+  configuration reference (docs/reference/configuration.md; the README says where the
+  docs are) lists every one with its default.
 
 exit status:
   0 done; 1 could not start (storage or Redis unreachable, port in use);
