@@ -181,17 +181,20 @@ async def check_webhook_url(url: object, *, allow_private: bool, param: str = "w
     port = parts.port or (443 if parts.scheme == "https" else 80)
     # A name that does not resolve now is accepted: DNS may lag a new endpoint, and the
     # address is checked again, and pinned, at every send.
+    # What EDGE_WEBHOOK_ALLOW_PRIVATE would allow says so (never the metadata addresses).
+    allows = " (EDGE_WEBHOOK_ALLOW_PRIVATE=1 allows private and loopback hosts, for development)"
     for address in await resolve(host, port):
         problem = address_problem(address, allow_private=allow_private)
         if problem:
+            hint = "" if address_problem(address, allow_private=True) else allows
             raise invalid(
-                f"'{param}' points to {problem}; webhooks must target a public host.",
+                f"'{param}' points to {problem}; webhooks must target a public host{hint}.",
                 param=param,
                 code="url_not_allowed",
             )
     if not allow_private and (host == "localhost" or host.endswith(".localhost")):
         raise invalid(
-            f"'{param}' points to a loopback address; webhooks must target a public host.",
+            f"'{param}' points to a loopback address; webhooks must target a public host{allows}.",
             param=param,
             code="url_not_allowed",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from edge_onboard.core.errors import invalid
@@ -36,6 +37,14 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
+def closest(name: object) -> str:
+    """``; did you mean 'x'?`` for the known event type nearest ``name``, or nothing."""
+    if not isinstance(name, str):
+        return ""
+    found = difflib.get_close_matches(name, list(EVENT_TYPES), n=1, cutoff=0.6)
+    return f"; did you mean {found[0]!r}?" if found else ""
+
+
 def parse_event_types(value: Any, param: str) -> list[str]:
     """A non-empty list of distinct known event types, as given (order kept)."""
     if not isinstance(value, list) or not value:
@@ -43,7 +52,9 @@ def parse_event_types(value: Any, param: str) -> list[str]:
     seen: list[str] = []
     for item in value:
         if not isinstance(item, str) or item not in EVENT_TYPES:
-            raise invalid(f"Unknown event type {item!r}; see GET /v1/event-types.", param=param)
+            raise invalid(
+                f"Unknown event type {item!r}{closest(item)}; see GET /v1/event-types.", param=param
+            )
         if item in seen:
             raise invalid(f"Event type {item!r} is listed twice.", param=param)
         seen.append(item)
