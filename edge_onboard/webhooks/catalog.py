@@ -39,7 +39,7 @@ EVENT_TYPES: dict[str, str] = {
 
 def closest(name: object) -> str:
     """``; did you mean 'x'?`` for the known event type nearest ``name``, or nothing."""
-    if not isinstance(name, str):
+    if not isinstance(name, str) or "*" in name:
         return ""
     found = difflib.get_close_matches(name, list(EVENT_TYPES), n=1, cutoff=0.6)
     return f"; did you mean {found[0]!r}?" if found else ""

@@ -67,3 +67,10 @@ async def test_an_unknown_event_type_suggests_the_closest(
     assert "did you mean 'message.received'?" in message, message
     far = {"webhookUrl": "https://hooks.example.com/x", "webhookEvents": ["zzz"]}
     assert "did you mean" not in (await _create(api, far)).json()["error"]["message"]
+
+    client, auth = api
+    listed = await client.get("/v1/events", params={"type": "mesage.*"}, headers=auth)
+    assert listed.status_code == 400
+    assert "did you mean" not in listed.json()["error"]["message"]  # a pattern: no guess
+    listed = await client.get("/v1/events", params={"type": "waba.conected"}, headers=auth)
+    assert "did you mean 'waba.connected'?" in listed.json()["error"]["message"]
