@@ -72,6 +72,12 @@ def organization_schemas() -> Schema:
     }
 
 
+# The organisation is shared by both modes and shown on live pages: a live key changes it.
+_LIVE_ONLY: Schema = {
+    "403": _error("A test key (sk_test_) cannot change it: livemode_key_required."),
+}
+
+
 def organization_paths() -> Schema:
     image = {"type": "string", "format": "binary", "maxLength": MAX_LOGO_BYTES}
     return {
@@ -96,6 +102,7 @@ def organization_paths() -> Schema:
                     "400": _error("Invalid parameters or JSON, or a read-only field."),
                     "413": _error("Body over 1 MB."),
                     "415": _error("Body is not JSON."),
+                    **_LIVE_ONLY,
                     **_COMMON_ERRORS,
                 },
             },
@@ -114,6 +121,7 @@ def organization_paths() -> Schema:
                     "400": _error("Empty, or the bytes are another type than declared."),
                     "413": _error("Over 256 KB (logo_too_large) or over 1 MB."),
                     "415": _error("Not PNG, JPEG or WebP (unsupported_media_type)."),
+                    **_LIVE_ONLY,
                     **_COMMON_ERRORS,
                 },
             },
@@ -122,6 +130,7 @@ def organization_paths() -> Schema:
                 "summary": "Remove the logo",
                 "responses": {
                     "200": _json(_ref("OrganizationResponse"), "The organisation."),
+                    **_LIVE_ONLY,
                     **_COMMON_ERRORS,
                 },
             },
