@@ -68,11 +68,22 @@ class World:
         """What the page posts (same origin)."""
         return self.http.post(f"/signup/{link_id}/{path}", json=body, headers={"Origin": self.base})
 
+    def complete(self, link_id: str, session: dict[str, Any]) -> None:
+        """The page reports the code of Meta's finished ``session``: the link completes."""
+        response = self.report(link_id, "callback", callback_body(session))
+        assert response.status_code == 200, response.text
+
+    def report_session(self, link_id: str, session: dict[str, Any]) -> None:
+        """The page reports Meta's session message only (its tab then closed)."""
+        data = session["data"]
+        body = {**_ids(data), "event": "FINISH", "sessionId": data["session_id"]}
+        response = self.report(link_id, "session", body)
+        assert response.status_code == 202, response.text
+
     def signup(self) -> dict[str, Any]:
         """A completed signup: its link as the API shows it."""
         link = self.link()
-        response = self.report(link["id"], "callback", callback_body(self.finish("ok")))
-        assert response.status_code == 200, response.text
+        self.complete(link["id"], self.finish("ok"))
         done: dict[str, Any] = self.http.get(f"/v1/onboarding-links/{link['id']}").json()["data"]
         return done
 
@@ -84,11 +95,7 @@ class World:
 
     def recovered(self) -> None:
         """The tab closed before the code reached the page; Meta's notice completes it."""
-        link = self.link()
-        data = self.finish("close_tab")["data"]
-        body = {**_ids(data), "event": "FINISH", "sessionId": data["session_id"]}
-        response = self.report(link["id"], "session", body)
-        assert response.status_code == 202, response.text
+        self.report_session(self.link()["id"], self.finish("close_tab"))
 
     def expired(self) -> None:
         """A pending link past its expiry, found by the serve's reconciliation."""

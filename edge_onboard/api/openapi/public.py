@@ -64,6 +64,33 @@ def internal_paths() -> Schema:
                 },
             },
         },
+        "/signup/{id}/state": {
+            "parameters": [LINK_ID],
+            "get": {
+                "operationId": "hostedSignupState",
+                "security": [],
+                "summary": "Whether the link is still pending: a page left open reloads once "
+                "the signup finished elsewhere (another tab, or recovery)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "status": {
+                                    "type": "string",
+                                    "enum": ["pending", "completed", "expired", "deleted"],
+                                }
+                            },
+                        },
+                        "The link's state.",
+                    ),
+                    "404": _json(_ref("CallbackResponse"), "Unknown link."),
+                    "429": _json(_ref("CallbackResponse"), "Too many requests from this address."),
+                },
+            },
+        },
         "/signup/{id}/callback": {
             "parameters": [LINK_ID],
             "post": {
