@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from starlette.applications import Starlette
@@ -25,6 +25,8 @@ from edge_onboard.core.errors import ApiError, api_error_handler, http_exception
 from edge_onboard.core.hot import HotCache
 from edge_onboard.core.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
 from edge_onboard.core.ratelimit import RateLimiter
+from edge_onboard.core.region_status import RegionStatus, beat_forever
+from edge_onboard.core.regions import RecentWriters, Region, RegionRouting, ReplicaStorage
 from edge_onboard.hosted import router as hosted_router
 from edge_onboard.meta.assembly import close_modes, meta_modes, pump_sandbox
 from edge_onboard.meta.inbound import InboundService
@@ -62,6 +64,11 @@ async def _invalid_record_handler(request: Request, exc: Exception) -> Response:
     return ApiError(400, "parameter_invalid", "A value in the request cannot be stored.").response()
 
 
+def _staleness(settings: Settings) -> int | None:
+    """MongoDB's maxStalenessSeconds outside the primary region; None in it."""
+    return None if settings.in_primary_region else settings.replica_max_staleness
+
+
 def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
     """The at-rest key: configured, else kept beside the SQLite file, else per process."""
     if settings.secret_key is not None:
@@ -94,26 +101,37 @@ def create_app(
     redis: Any = None,
     delivery_queue: DeliveryQueue | None = None,
     deliver: bool | None = None,
+    redis_replica: Any = None,
 ) -> Starlette:
     """Build the app. Anything not injected is made from ``settings`` at start-up.
 
     ``deliver`` runs webhook delivery inside the app (default: ``inprocess_delivery``);
-    tests turn it off and drive the engine themselves.
+    tests turn it off and drive the engine themselves. Outside the primary region
+    (``core/regions.py``) reads come from replicas (``redis_replica``, else
+    EDGE_REDIS_REPLICA_URL) and no background work runs.
     """
     settings = settings or Settings.from_env()
+    region = Region(settings.region, settings.primary_region)
+    writers = RecentWriters(settings.replay_window)
     # The built-in fake Meta runs on every deployment: test-mode links use it.
     sandbox = SandboxMeta()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = storage or from_url(settings.storage_url)
+        store = storage or from_url(settings.storage_url, max_staleness=_staleness(settings))
         await store.open()
         redis_client = redis
         if redis_client is None and settings.redis_url is not None:
             redis_client = await _redis_client(settings.redis_url.reveal())
+        replica = redis_replica
+        if replica is None and settings.redis_replica_url is not None and not region.is_primary:
+            replica = await _redis_client(settings.redis_replica_url.reveal())
         if redis_client is not None:
             sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
         box = secret_box_for(settings, store)
+        # What the areas are given: outside the primary a write raises ReplayRequired
+        # before it runs, and the request is replayed to the primary region.
+        served = store if region.is_primary else cast(Storage, ReplicaStorage(store))
         if not settings.sandbox:
             # Test objects are a customer's too: only this deployment may sign a Meta
             # webhook as its fake Meta. EDGE_SANDBOX (local use) keeps the fixed secret.
@@ -122,14 +140,17 @@ def create_app(
         meta = meta_modes(settings, sandbox)
         # One Redis client (and pool) for the hot layer, rate limits and the queue.
         queue = delivery_queue if delivery_queue is not None else queue_for_client(redis_client)
-        out = webhooks_assembly.assemble(settings, store, now, box, queue)
+        out = webhooks_assembly.assemble(settings, served, now, box, queue)
+        # Outside the primary the hot layer reads the region's Redis replica (never
+        # writes it), and rate limits are kept in-process: a replica takes no writes.
+        hot = HotCache(redis_client) if region.is_primary else HotCache(replica, writable=False)
         onboarding = onboarding_assembly.assemble(
-            settings, store, now, box, HotCache(redis_client), meta, out.webhooks
+            settings, served, now, box, hot, meta, out.webhooks
         )
-        limiter = RateLimiter(redis_client)
+        limiter = RateLimiter(redis_client if region.is_primary else None)
         app.state.services = services = Services(
             settings=settings,
-            storage=store,
+            storage=served,
             clock=now,
             box=box,
             links=onboarding.links,
@@ -148,6 +169,12 @@ def create_app(
             sandbox=sandbox,
             redis=redis_client,
             recovery=onboarding.recovery,
+            region=RegionStatus(
+                region,
+                replica=replica,
+                store=store,
+                shared_limits=region.is_primary and redis_client is not None,
+            ),
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -157,10 +184,14 @@ def create_app(
                     loops.append(anyio.CancelScope())
                     tg.start_soon(run_in_scope, loops[-1], func, *args)
 
-                if deliver if deliver is not None else settings.inprocess_delivery:
+                # Background work runs in the primary region only.
+                delivering = deliver if deliver is not None else settings.inprocess_delivery
+                if delivering and region.is_primary:
                     tg.start_soon(out.engine.run)
                     loop(reconcile_forever, services.recovery, settings, redis_client)
                     loop(pump_sandbox, sandbox, app)
+                if region.is_primary and redis_client is not None and region.name is not None:
+                    loop(beat_forever, redis_client)
                 yield
                 # Graceful: the fake Meta's loop and reconciliation have nothing to
                 # finish; the deliveries in flight get up to 15 s, then stop.
@@ -173,6 +204,8 @@ def create_app(
             await close_modes(meta)
             if redis_client is not None and redis is None:
                 await redis_client.aclose()
+            if replica is not None and redis_replica is None:
+                await replica.aclose()
             if storage is None:
                 await store.close()
 
@@ -187,6 +220,12 @@ def create_app(
         routes=[*hosted_router.routes(sandbox), *api_router.routes()],
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(
+                RegionRouting,
+                region=region,
+                writers=writers,
+                secure_cookie=settings.public_url.startswith("https:"),
+            ),
             Middleware(HotRoutes, routes=hosted_router.HOT | api_router.HOT, handlers=handlers),
         ],
         exception_handlers=handlers,

@@ -55,6 +55,7 @@ from edge_onboard.storage.mongo_docs import to_mongo as _to_mongo
 from edge_onboard.storage.mongo_docs import writing as _writing
 from edge_onboard.storage.mongo_livemode import backfill_livemode
 from edge_onboard.storage.mongo_paging import Branch, Hint, merged_window_docs, window_docs
+from edge_onboard.storage.mongo_replicas import region_reads, replica_staleness
 from edge_onboard.storage.paging import Key, Page, Window
 
 Doc = dict[str, Any]
@@ -141,12 +142,21 @@ class MongoStorage:
         client: AsyncMongoClient[Doc] | None = None,
         database: str | None = None,
         write_timeout: float = WRITE_TIMEOUT,
+        max_staleness: int | None = None,
     ) -> None:
+        # ``max_staleness``: a region other than the primary. It reads from the nearest
+        # member no staler than that many seconds, and leaves the schema to the primary.
+        self.replica_reads = max_staleness is not None
         if client is None:
             if url is None:
                 raise ValueError("MongoStorage needs a URL or a client")
             client = AsyncMongoClient(
-                url, tz_aware=True, tzinfo=UTC, appname="edge-onboard", **_timeouts(url)
+                url,
+                tz_aware=True,
+                tzinfo=UTC,
+                appname="edge-onboard",
+                **_timeouts(url),
+                **region_reads(url, max_staleness),
             )
             self._owns_client = True
         else:
@@ -175,8 +185,14 @@ class MongoStorage:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> MongoStorage:
-        return cls(url)
+    def from_url(cls, url: str, *, max_staleness: int | None = None) -> MongoStorage:
+        return cls(url, max_staleness=max_staleness)
+
+    def replica_staleness(self) -> float | None:
+        """Seconds the nearest secondary lags the primary, as the driver estimates it
+        for ``maxStalenessSeconds`` from the members' last heartbeats; None when no
+        primary or no secondary is known."""
+        return replica_staleness(self.client.topology_description)
 
     async def open(self) -> None:
         with _errors():
@@ -190,6 +206,8 @@ class MongoStorage:
                 "and run rs.initiate() once (a one-node replica set will do), or use a "
                 "managed cluster"
             )
+        if self.replica_reads:
+            return  # indexes and backfills are the primary region's to make
         with _errors():
             await self.orgs.create_index("name", unique=True)
             await self.keys.create_index("key_hash", unique=True)
