@@ -202,7 +202,7 @@ class RegionRouting:
             return
         src = _header(scope, REPLAY_SRC)
         if self.region.is_primary:
-            if src is not None and replay_state(src) in ("write", "captured_write"):
+            if src is not None and replay_state(src) == "write":
                 send = self._with_window_cookie(scope, send)
             await self.app(scope, receive, send)
             return
