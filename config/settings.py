@@ -362,12 +362,17 @@ def _regions(get: Callable[[str], str | None]) -> tuple[str | None, str | None, 
 
     Fly.io sets FLY_REGION on every machine and PRIMARY_REGION from fly.toml's
     ``primary_region``; EDGE_REGION / EDGE_PRIMARY_REGION name them elsewhere (and win)."""
-    region = get("EDGE_REGION") or get("FLY_REGION")
-    primary = get("EDGE_PRIMARY_REGION") or get("PRIMARY_REGION")
+    region = (get("EDGE_REGION") or get("FLY_REGION") or "").lower() or None
+    primary = (get("EDGE_PRIMARY_REGION") or get("PRIMARY_REGION") or "").lower() or None
     for name, value in (("EDGE_REGION", region), ("EDGE_PRIMARY_REGION", primary)):
         if value is not None and not re.fullmatch(r"[a-z0-9]{2,12}", value):
             raise ConfigError(f"{name}: {value!r} is not a region code such as iad or syd")
     replica = get("EDGE_REDIS_REPLICA_URL")
+    if replica is not None and "{region}" in replica:
+        # One secret for every region (Fly's secrets are per app): each fills in its own.
+        if region is None:
+            raise ConfigError("EDGE_REDIS_REPLICA_URL: {region} needs FLY_REGION or EDGE_REGION")
+        replica = replica.replace("{region}", region)
     if replica is not None:
         if urlsplit(replica).scheme not in {"redis", "rediss", "unix"}:
             raise ConfigError(

@@ -95,6 +95,16 @@ def test_region_from_fly_and_from_edge_names() -> None:
         {"FLY_REGION": "syd", "EDGE_STORAGE_URL": "memory://"}
     ).in_primary_region
     assert Settings.from_env({"EDGE_STORAGE_URL": "memory://"}).region is None
+    templated = Settings.from_env(
+        {
+            **FAR,
+            "EDGE_STORAGE_URL": "memory://",
+            "EDGE_REDIS_URL": "redis://primary.internal:6379/0",
+            "EDGE_REDIS_REPLICA_URL": "redis://{region}.replicas.internal:6379/0",
+        }
+    )
+    assert templated.redis_replica_url is not None
+    assert templated.redis_replica_url.reveal() == "redis://syd.replicas.internal:6379/0"
 
 
 @pytest.mark.parametrize(
