@@ -42,13 +42,18 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p99 * 1000
 
 
-def _time(client: httpx.Client, method: str, path: str, n: int, **kw: object) -> list[float]:
-    samples = []
+def _pair(
+    clients: dict[str, httpx.Client], method: str, path: str, n: int, **kw: object
+) -> dict[str, list[float]]:
+    """``n`` rounds of one request from each region's client, in turn: both regions'
+    samples are taken at the same moments, so the machine's own load weighs on both."""
+    samples: dict[str, list[float]] = {where: [] for where in clients}
     for _ in range(n):
-        started = time.perf_counter()
-        response = client.request(method, path, **kw)  # type: ignore[arg-type]
-        samples.append(time.perf_counter() - started)
-        assert response.status_code < 300, (path, response.status_code, response.text[:200])
+        for where, client in clients.items():
+            started = time.perf_counter()
+            response = client.request(method, path, **kw)  # type: ignore[arg-type]
+            samples[where].append(time.perf_counter() - started)
+            assert response.status_code < 300, (where, path, response.status_code)
     return samples
 
 
@@ -72,24 +77,25 @@ def measure(topo: Topology, n: int) -> dict[str, dict[str, tuple[float, float]]]
     """p50 and p99 (ms) per request kind, for a client in each region."""
     link_id, asset = _opened_link(topo)
     auth = {"Authorization": f"Bearer {topo.key}"}
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for where, edge in (("primary", topo.primary_edge), ("far", topo.far_edge)):
-        with httpx.Client(base_url=edge, timeout=30) as client:
-            reads = {
-                "hosted page": ("GET", f"/signup/{link_id}", {}),
-                "page asset": ("GET", asset, {}),
-                "GET link": ("GET", f"/v1/onboarding-links/{link_id}", {"headers": auth}),
-                "list links": ("GET", "/v1/onboarding-links?limit=20", {"headers": auth}),
-            }
-            results = {}
-            for kind, (method, path, kw) in reads.items():
-                _time(client, method, path, 5, **kw)  # warm: connections, first renders
-                results[kind] = _percentiles(_time(client, method, path, n, **kw))
-            # Last: after a write, this key's reads go to the primary for a while.
-            post = _time(client, "POST", "/v1/onboarding-links", n, headers=auth, json=LINK)
-            results["POST link"] = _percentiles(post)
-            out[where] = results
-        time.sleep(6)  # the write window of this key ends before the other region's reads
+    kinds: dict[str, tuple[str, str, dict[str, object]]] = {
+        "hosted page": ("GET", f"/signup/{link_id}", {}),
+        "page asset": ("GET", asset, {}),
+        "GET link": ("GET", f"/v1/onboarding-links/{link_id}", {"headers": auth}),
+        "list links": ("GET", "/v1/onboarding-links?limit=20", {"headers": auth}),
+        # Last: after a write, this key's reads go to the primary for a while.
+        "POST link": ("POST", "/v1/onboarding-links", {"headers": auth, "json": LINK}),
+    }
+    out: dict[str, dict[str, tuple[float, float]]] = {"primary": {}, "far": {}}
+    with (
+        httpx.Client(base_url=topo.primary_edge, timeout=30) as home,
+        httpx.Client(base_url=topo.far_edge, timeout=30) as far,
+    ):
+        clients = {"primary": home, "far": far}
+        for kind, (method, path, kw) in kinds.items():
+            if method == "GET":
+                _pair(clients, method, path, 5, **kw)  # warm: connections, first renders
+            for where, samples in _pair(clients, method, path, n, **kw).items():
+                out[where][kind] = _percentiles(samples)
     return out
 
 
