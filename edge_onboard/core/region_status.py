@@ -4,7 +4,7 @@ Redis replica answers, and how far behind the primary its replicas are.
 The Redis replica's lag is read from a heartbeat the primary region writes every
 second (``redis_keys.REGION_BEAT``): the age of the newest beat the replica holds is
 the replication lag plus up to a second. MongoDB's is the driver's own estimate from
-its members' heartbeats (``storage/mongo_replicas.py``).
+its members' heartbeats (``storage/mongo/replicas.py``).
 """
 
 from __future__ import annotations
