@@ -14,7 +14,8 @@ from edge_onboard.api.openapi._common import (
     _nullable,
     _ref,
 )
-from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
+from edge_onboard.core.validation import NON_BLANK_PATTERN
+from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES, MAX_LOGO_SIDE
 
 # Host names of at most three labels of 1-63 characters (the service checks the DNS limits).
 HTTPS_URL: Schema = {
@@ -28,7 +29,12 @@ _EMAIL: Schema = {
     "pattern": r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$",
 }
 _BRANDING: dict[str, Schema] = {
-    "displayName": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    "displayName": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "pattern": NON_BLANK_PATTERN,
+    },
     "brandColor": {
         **_COLOR,
         "description": "The page's accent (buttons, a bar); its text is black or white, "
@@ -104,14 +110,18 @@ def organization_paths() -> Schema:
             "put": {
                 "operationId": "putOrganizationLogo",
                 "summary": "Upload the logo: the image's bytes as the body (PNG, JPEG or "
-                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB; never SVG)",
+                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB and {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} "
+                "pixels; never SVG)",
                 "requestBody": {
                     "required": True,
                     "content": {media: {"schema": image} for media in LOGO_TYPES},
                 },
                 "responses": {
                     "200": _json(_ref("OrganizationResponse"), "The organisation."),
-                    "400": _error("Empty, or the bytes are another type than declared."),
+                    "400": _error(
+                        "Empty, another type than declared, an unreadable header, or larger"
+                        f" than {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} pixels."
+                    ),
                     "413": _error("Over 256 KB (logo_too_large) or over 1 MB."),
                     "415": _error("Not PNG, JPEG or WebP (unsupported_media_type)."),
                     **_COMMON_ERRORS,
