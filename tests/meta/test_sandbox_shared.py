@@ -81,8 +81,7 @@ async def test_a_signup_finished_in_one_process_completes_in_another(redis: Any)
         assert [a["whatsapp_business_api_data"]["id"] for a in apps["data"]] == [APP_ID]
 
         # Removing access in one process takes the grant from every token.
-        removed = await second.post("/_sandbox/remove-access", json={"waba_id": waba})
-        assert removed.status_code == 202
+        assert await two.revoke(waba)
         gone = await first.get(f"{GRAPH}/{waba}/phone_numbers", headers=bearer)
         assert gone.json()["error"]["code"] == 100
 
@@ -113,8 +112,7 @@ async def test_a_process_forgets_idle_wabas_beyond_its_bound(
         assert waba not in fake.waba_phones and phone not in fake.phones  # gone from here
         assert len(fake.waba_phones) <= 3
         # Redis still has it: a request about that number brings it back.
-        inbound = {"phone_number_id": phone, "from": "15550001111", "text": "hi"}
-        assert (await client.post("/_sandbox/inbound", json=inbound)).status_code == 202
+        assert await fake.write_in(phone, "15550001111", "hi")
         assert fake.phones[phone]["_waba"] == waba
 
 

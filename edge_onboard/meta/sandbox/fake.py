@@ -164,19 +164,15 @@ class SandboxMeta(Media, Messaging):
         self.account_update(owner, "PARTNER_REMOVED", waba_id, owner)
         return True
 
-    async def remove_access_endpoint(self, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            body = None
-        waba_id = str(body.get("waba_id", "")) if isinstance(body, dict) else ""
+    async def revoke(self, waba_id: str) -> bool:
+        """``remove_access`` on the state every process shares (a test control: the
+        caller has checked that the WABA is the caller's)."""
         async with self._synced(ids=[waba_id]) as touched:
             if self.shared is not None and touched.wabas:
                 # Every token that grants it, as far as any process knows.
                 more = await self.shared.pull(self, tokens=self._waba_tokens.get(waba_id, ()))
                 touched.tokens |= more.tokens
-            ok = self.remove_access(waba_id)
-        return JSONResponse({"queued": ok}, status_code=202 if ok else 404)
+            return self.remove_access(waba_id)
 
     def _system_user_token(self, request: Request, business_id: str) -> Response:
         if self._token(request) != SYSTEM_USER_TOKEN:
@@ -429,7 +425,5 @@ class SandboxMeta(Media, Messaging):
             Route("/_sandbox/media/{media_id}", self.media_download, methods=["GET"]),
             Route("/_sandbox/dialog", self.dialog, methods=["GET"]),
             Route("/_sandbox/dialog/finish", self.dialog_finish, methods=["POST"]),
-            Route("/_sandbox/inbound", self.inbound_endpoint, methods=["POST"]),
-            Route("/_sandbox/remove-access", self.remove_access_endpoint, methods=["POST"]),
             Route("/_sandbox/{name}", self.static, methods=["GET"]),
         ]
