@@ -271,8 +271,11 @@ async def test_the_fake_metas_public_routes_are_rate_limited(
             for _ in range(30)
         ]
         assert answers[0] == 200 and 429 in answers
-        # Reads (the popup's page and assets) add nothing to the fake's state: not counted.
-        assert (await client.get("/_sandbox/dialog")).status_code == 200
+        # Reads (the popup's page and assets, Graph's GETs) spend the same budget.
+        for path in ("/_sandbox/dialog", "/_sandbox/dialog.js", "/_sandbox/graph/v25.0/1"):
+            limited = await client.get(path)
+            assert limited.status_code == 429, path
+            assert limited.json()["error"]["code"] == "rate_limited"
 
 
 async def test_the_fake_metas_controls_need_the_owners_test_key(

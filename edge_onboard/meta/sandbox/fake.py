@@ -17,6 +17,7 @@ from edge_onboard.core.responses import JSONResponse
 from edge_onboard.meta.sandbox import dialog as sandbox_dialog
 from edge_onboard.meta.sandbox._state import (
     APP_ID,
+    CALL_PATH,
     CODE_TTL,
     SCENARIOS,
     SYSTEM_USER_TOKEN,
@@ -64,6 +65,8 @@ class SandboxMeta(Media, Messaging):
                 and path.endswith(failure.path_suffix)
             ):
                 failure.times -= 1
+                if failure.times == 0:
+                    self._failures.remove(failure)
                 if failure.body is None:
                     return Response(
                         b"<html>Service Unavailable</html>",
@@ -216,7 +219,7 @@ class SandboxMeta(Media, Messaging):
     async def _graph(self, request: Request) -> Response:
         path = request.path_params["path"].strip("/")
         method = request.method
-        self.calls.append((method, path))
+        self.calls.append((method, path[:CALL_PATH]))
         if self.on_call is not None:
             await self.on_call(method, path)
         injected = self._injected(method, path)

@@ -108,7 +108,7 @@ class Messaging(Shared):
 
         sent = 0
         while self.outbox:
-            url, raw = self.outbox.pop(0)
+            url, raw = self.outbox.popleft()
             path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
             await client.post(
                 path,

@@ -27,6 +27,11 @@ from edge_onboard.meta.sandbox._state import State, Touched, _Code, _touched
 # dropped from it (Redis keeps them).
 LOCAL_WABAS = 1000
 LOCAL_IDLE = 60.0
+# Without Redis the process's copy is the only one: past ALONE_WABAS, the WABAs used
+# least lately are dropped (test objects, like Redis's copy after SANDBOX_TTL); tokens
+# past ALONE_TOKENS go oldest first, and expired codes go.
+ALONE_WABAS = 1000
+ALONE_TOKENS = 4 * ALONE_WABAS
 
 # Per-process only: never shared (bytes a test attached to a number).
 _LOCAL_FIELDS = ("_media",)
@@ -176,12 +181,12 @@ class Shared(State):
             yield touched
         finally:
             _touched.reset(reset)
+        now = self.clock()
+        for waba in touched.wabas:
+            self._seen[waba] = now
         if self.shared is not None:
-            now = self.clock()
-            for waba in touched.wabas:
-                self._seen[waba] = now
             await self.shared.push(self, touched)
-            self._forget_idle(now)
+        self._trim(now)
 
     def adopt_code(self, code: str, token: str, used: bool, ttl: float) -> None:
         self.codes[code] = _Code(token=token, expires_at=self.clock() + ttl, used=used)
@@ -219,19 +224,35 @@ class Shared(State):
             "tokens": sorted(self._waba_tokens.get(waba_id, set()) | granting),
         }
 
-    def _forget_idle(self, now: float) -> None:
-        """Bound this process's copy: Redis holds the state, so WABAs idle here for
-        LOCAL_IDLE seconds go once more than LOCAL_WABAS are kept."""
-        if len(self.waba_phones) <= LOCAL_WABAS:
+    def _trim(self, now: float) -> None:
+        """Bound this process's copy. Shared, Redis holds the state, so WABAs idle here
+        for LOCAL_IDLE seconds go once more than LOCAL_WABAS are kept; alone, those used
+        least lately go past ALONE_WABAS."""
+        if self.shared is not None:
+            if len(self.waba_phones) <= LOCAL_WABAS:
+                return
+            self._forget(
+                {w for w in self.waba_phones if now - self._seen.get(w, 0.0) > LOCAL_IDLE}, now
+            )
             return
-        idle = {w for w in self.waba_phones if now - self._seen.get(w, 0.0) > LOCAL_IDLE}
-        for waba in idle:
-            for phone in self.waba_phones.pop(waba):
+        if len(self.waba_phones) > ALONE_WABAS:  # down to 90 %: a sort per hundred signups
+            by_use = sorted(self.waba_phones, key=lambda w: self._seen.get(w, 0.0))
+            self._forget(set(by_use[: len(by_use) - ALONE_WABAS * 9 // 10]), now)
+        elif len(self.tokens) > ALONE_TOKENS or len(self.codes) > ALONE_TOKENS:
+            self._forget(set(), now)
+
+    def _forget(self, wabas: set[str], now: float) -> None:
+        """Drop ``wabas`` with their numbers, the tokens left granting nothing (and the
+        oldest past ALONE_TOKENS) and expired codes."""
+        for waba in wabas:
+            for phone in self.waba_phones.pop(waba, ()):
                 self.phones.pop(phone, None)
             self.subscriptions.pop(waba, None)
             self.subscribed_fields.pop(waba, None)
             self._waba_tokens.pop(waba, None)
             self._seen.pop(waba, None)
-        self.businesses = {b: w for b, w in self.businesses.items() if w not in idle}
-        self.tokens = {t: g for t, g in self.tokens.items() if not g or g - idle}
+        if wabas:
+            self.businesses = {b: w for b, w in self.businesses.items() if w not in wabas}
+        tokens = [(t, g) for t, g in self.tokens.items() if not g or g - wabas]
+        self.tokens = dict(tokens[-ALONE_TOKENS:] if self.shared is None else tokens)
         self.codes = {c: held for c, held in self.codes.items() if held.expires_at > now}
