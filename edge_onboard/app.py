@@ -98,7 +98,7 @@ def create_app(
     """Build the app. Anything not injected is made from ``settings`` at start-up.
 
     ``deliver`` runs webhook delivery inside the app (default: ``inprocess_delivery``);
-    tests turn it off and drive the engine themselves.
+    tests turn it off (False) and drive the engine and the fake Meta's outbox themselves.
     """
     settings = settings or Settings.from_env()
     # The built-in fake Meta runs on every deployment: test-mode links use it.
@@ -160,6 +160,11 @@ def create_app(
                 if deliver if deliver is not None else settings.inprocess_delivery:
                     tg.start_soon(out.engine.run)
                     loop(reconcile_forever, services.recovery, settings, redis_client)
+                if deliver is not False:
+                    # The fake Meta's webhooks are queued in this process's memory by
+                    # the requests it serves: it posts them to itself whether or not it
+                    # delivers (EDGE_INPROCESS_DELIVERY=0: the events they make go to
+                    # the worker's queue). Only tests (and the worker) pass False.
                     loop(pump_sandbox, sandbox, app)
                 yield
                 # Graceful: the fake Meta's loop and reconciliation have nothing to

@@ -9,7 +9,6 @@ service drives Graph; then two real ``serve`` processes sharing Redis and MongoD
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,14 +117,8 @@ async def test_a_process_forgets_idle_wabas_beyond_its_bound(
 
 @pytest.fixture
 def shared_services() -> Iterator[dict[str, str]]:
-    with services.redis_server() as redis_url, services.mongo_server() as mongo_url:
-        database = f"edge_shared_{uuid.uuid4().hex[:8]}"
-        yield {
-            "EDGE_REDIS_URL": redis_url,
-            "EDGE_STORAGE_URL": mongo_url.replace("/?", f"/{database}?"),
-            "EDGE_SECRET_KEY": "shared-sandbox-test-key-" + "k" * 32,
-            "EDGE_SANDBOX": "1",
-        }
+    with services.deployment_env("shared") as env:
+        yield {**env, "EDGE_SANDBOX": "1"}
 
 
 @pytest.mark.mongo
