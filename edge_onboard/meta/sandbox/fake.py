@@ -170,12 +170,12 @@ class SandboxMeta(Media, Messaging):
     async def revoke(self, waba_id: str) -> bool:
         """``remove_access`` on the state every process shares (a test control: the
         caller has checked that the WABA is the caller's)."""
-        async with self._synced(ids=[waba_id]) as touched:
-            if self.shared is not None and touched.wabas:
-                # Every token that grants it, as far as any process knows.
-                more = await self.shared.pull(self, tokens=self._waba_tokens.get(waba_id, ()))
-                touched.tokens |= more.tokens
-            return self.remove_access(waba_id)
+        async with self._synced(ids=[waba_id]):
+            removed = self.remove_access(waba_id)
+            if removed and self.shared is not None:
+                # Every token that grants it, as far as any process knows (by digest).
+                await self.shared.ungrant(self._waba_tokens.get(waba_id, ()), waba_id)
+            return removed
 
     def _system_user_token(self, request: Request, business_id: str) -> Response:
         if self._token(request) != SYSTEM_USER_TOKEN:

@@ -15,6 +15,7 @@ process that made it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -33,8 +34,16 @@ LOCAL_IDLE = 60.0
 ALONE_WABAS = 1000
 ALONE_TOKENS = 4 * ALONE_WABAS
 
-# Per-process only: never shared (bytes a test attached to a number).
-_LOCAL_FIELDS = ("_media",)
+# Per-process only: never shared (bytes a test attached to a number; the registration
+# PIN, which no other process needs and a copy of Redis must not show).
+_LOCAL_FIELDS = ("_media", "_pin")
+
+
+def digest(secret: str) -> str:
+    """How a business token or a code is named in Redis (and a WABA lists the tokens
+    that grant it): its SHA-256, so a copy of Redis holds no usable token in its key
+    names. Both are random (128+ bits), so the hash cannot be reversed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class SharedState:
@@ -59,8 +68,8 @@ class SharedState:
         touched = Touched()
         if code:
             reads = self.redis.pipeline(transaction=False)
-            reads.get(keys.sandbox("code", code))
-            reads.pttl(keys.sandbox("code", code))
+            reads.get(keys.sandbox("code", digest(code)))
+            reads.pttl(keys.sandbox("code", digest(code)))
             raw, ttl_ms = await reads.execute()
             if raw is not None:
                 stored = orjson.loads(raw)
@@ -69,7 +78,7 @@ class SharedState:
                 tokens = [*tokens, stored["token"]]
         tokens = sorted({t for t in tokens if t})
         ids = sorted({i for i in ids if i})
-        names = [keys.sandbox("token", t) for t in tokens]
+        names = [keys.sandbox("token", digest(t)) for t in tokens]
         names += [keys.sandbox("phone", i) for i in ids]
         names += [keys.sandbox("business", business)] if business else []
         if not names:
@@ -125,16 +134,34 @@ class SharedState:
         for token in sorted(touched.tokens):
             granted = sandbox.tokens.get(token)
             if granted is not None:
-                writes.set(keys.sandbox("token", token), orjson.dumps(sorted(granted)), ex=self.ttl)
+                name = keys.sandbox("token", digest(token))
+                writes.set(name, orjson.dumps(sorted(granted)), ex=self.ttl)
         for code in sorted(touched.codes):
             held = sandbox.code_state(code)
             if held is not None:
                 token, used, left = held
                 if left > 0:
                     raw = orjson.dumps({"token": token, "used": used})
-                    writes.set(keys.sandbox("code", code), raw, px=max(1, int(left * 1000)))
+                    name = keys.sandbox("code", digest(code))
+                    writes.set(name, raw, px=max(1, int(left * 1000)))
                 else:
-                    writes.delete(keys.sandbox("code", code))
+                    writes.delete(keys.sandbox("code", digest(code)))
+        await writes.execute()
+
+    async def ungrant(self, token_digests: Iterable[str], waba_id: str) -> None:
+        """Take ``waba_id`` from the grants of the tokens named (by digest) in Redis:
+        those other processes made, which this one may never have seen."""
+        names = [keys.sandbox("token", d) for d in sorted(set(token_digests))]
+        if not names:
+            return
+        reads = self.redis.pipeline(transaction=False)
+        for name in names:
+            reads.get(name)
+        writes = self.redis.pipeline(transaction=False)
+        for name, raw in zip(names, await reads.execute(), strict=True):
+            if raw is not None:
+                granted = sorted(set(orjson.loads(raw)) - {waba_id})
+                writes.set(name, orjson.dumps(granted), ex=self.ttl)
         await writes.execute()
 
 
@@ -199,10 +226,11 @@ class Shared(State):
         return held.token, held.used, held.expires_at - self.clock()
 
     def adopt_waba(self, waba_id: str, state: dict[str, Any]) -> None:
-        """Take a WABA as another process left it (this process's media kept)."""
+        """Take a WABA as another process left it (this process's own fields kept)."""
         for phone in state["phones"]:
-            media = self.phones.get(phone["id"], {}).get("_media")
-            self.phones[phone["id"]] = {**phone, **({"_media": media} if media else {})}
+            held = self.phones.get(phone["id"], {})
+            kept = {k: held[k] for k in _LOCAL_FIELDS if held.get(k)}
+            self.phones[phone["id"]] = {**phone, **kept}
         self.waba_phones[waba_id] = [phone["id"] for phone in state["phones"]]
         self.subscriptions[waba_id] = set(state["subscriptions"])
         if state["fields"] is not None:
@@ -215,7 +243,7 @@ class Shared(State):
         """A WABA with its numbers, as shared; None for one this fake never made."""
         if waba_id not in self.waba_phones:
             return None
-        granting = {t for t, granted in self.tokens.items() if waba_id in granted}
+        granting = {digest(t) for t, granted in self.tokens.items() if waba_id in granted}
         return {
             "phones": [local_fields(self.phones[p]) for p in self.waba_phones[waba_id]],
             "subscriptions": sorted(self.subscriptions.get(waba_id, ())),
