@@ -21,6 +21,7 @@ from edge_onboard.api.openapi._common import METHODS
 from edge_onboard.api.openapi.descriptions import DESCRIPTIONS
 from edge_onboard.api.openapi.event_schemas import schema_name
 from edge_onboard.app import create_app
+from edge_onboard.core.validation import NON_BLANK, NON_BLANK_PATTERN
 from edge_onboard.onboarding.phones import _disconnected_report, _health_report
 from edge_onboard.webhooks.catalog import EVENT_TYPES
 from tests.api.test_event_schemas import connected_phone
@@ -180,6 +181,33 @@ def test_event_is_discriminated_by_its_type() -> None:
         payload = schemas[ref.rsplit("/", 1)[1]]
         assert payload["properties"]["event"] == {"type": "string", "const": name}
         assert "event" in payload["required"]
+
+
+# Whitespace to Python (str.isspace) or to ECMAScript's \s, and a few that are neither.
+_SPACES = [c for c in map(chr, range(0x3001)) if c.isspace()] + ["\ufeff"]
+
+
+def test_the_blank_text_pattern_matches_the_server() -> None:
+    """``displayName: "\\u001d"`` is blank to the server (str.isspace) but passed the
+    document's ``\\S`` (ECMA-262 and Rust regex do not call U+001D a space): every
+    "not blank" field now documents the server's own class, and both agree on every
+    whitespace character."""
+    spec = build_openapi("https://onboard.test")
+    schemas = spec["components"]["schemas"]
+    fields = [
+        schemas["OrganizationUpdate"]["properties"]["displayName"]["anyOf"][0],
+        schemas["OnboardingLinkCreate"]["properties"]["displayName"]["anyOf"][0],
+        schemas["OnboardingLinkCreate"]["properties"]["name"],
+    ]
+    for field in fields:
+        assert field["pattern"] == NON_BLANK_PATTERN
+        validator = jsonschema_rs.validator_for(field)
+        for space in _SPACES:
+            for text in (space, space * 3):
+                assert not validator.is_valid(text), repr(text)
+                assert NON_BLANK.search(text) is None, repr(text)
+        for text in ("a", " a ", "\u001dA", "\u0661"):
+            assert validator.is_valid(text) and NON_BLANK.search(text) is not None
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -15,7 +15,8 @@ from edge_onboard.api.openapi._common import (
     _nullable,
     _ref,
 )
-from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
+from edge_onboard.core.validation import NON_BLANK_PATTERN
+from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES, MAX_LOGO_SIDE
 
 # Host names of at most three labels of 1-63 characters (the service checks the DNS limits).
 HTTPS_URL: Schema = {
@@ -29,7 +30,12 @@ _EMAIL: Schema = {
     "pattern": r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$",
 }
 _BRANDING: dict[str, Schema] = {
-    "displayName": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    "displayName": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "pattern": NON_BLANK_PATTERN,
+    },
     "brandColor": {
         **_COLOR,
         "description": "The page's accent (buttons, a bar); its text is black or white, "
@@ -112,7 +118,8 @@ def organization_paths() -> Schema:
             "put": {
                 "operationId": "putOrganizationLogo",
                 "summary": "Upload the logo: the image's bytes as the body (PNG, JPEG or "
-                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB; never SVG)",
+                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB and {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} "
+                "pixels; never SVG)",
                 # Declared as application/octet-stream, the one binary body every SDK
                 # generator sends; the image's own type is taken as well.
                 "requestBody": {
@@ -124,7 +131,10 @@ def organization_paths() -> Schema:
                 },
                 "responses": {
                     "200": _json(_ref("OrganizationResponse"), "The organisation."),
-                    "400": _error("Empty, or the bytes are another type than declared."),
+                    "400": _error(
+                        "Empty, another type than declared, an unreadable header, or larger"
+                        f" than {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} pixels."
+                    ),
                     "413": _error("Over 256 KB (logo_too_large) or over 1 MB."),
                     "415": _error(
                         "Not PNG, JPEG or WebP, or another Content-Type (unsupported_media_type)."

@@ -14,6 +14,7 @@ from edge_onboard.api.openapi._common import (
     _ref,
 )
 from edge_onboard.core import i18n
+from edge_onboard.core.validation import NON_BLANK_PATTERN
 from edge_onboard.onboarding import prefill
 from edge_onboard.onboarding.completion import FINISH_EVENTS
 from edge_onboard.onboarding.links import (
@@ -142,7 +143,12 @@ def schemas() -> Schema:
             "required": ["name"],
             "additionalProperties": False,
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "pattern": NON_BLANK_PATTERN,
+                },
                 "externalId": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
                 "redirectUrl": _nullable(_RETURN_URL),
                 "webhookUrl": _nullable(
@@ -180,7 +186,7 @@ def schemas() -> Schema:
                         "type": "string",
                         "minLength": 1,
                         "maxLength": 100,
-                        "pattern": r"\S",
+                        "pattern": NON_BLANK_PATTERN,
                         "description": "The name the hosted page shows instead of the "
                         "organization's displayName.",
                     }
