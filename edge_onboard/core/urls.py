@@ -110,6 +110,8 @@ def check_https_url(url: object, param: str) -> str:
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# What a developer whose endpoint runs on this machine or network needs to know.
+_ALLOW_PRIVATE_HINT = "(for local development, start the server with EDGE_WEBHOOK_ALLOW_PRIVATE=1)"
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -181,12 +183,12 @@ async def check_webhook_url(url: object, *, allow_private: bool, param: str = "w
     port = parts.port or (443 if parts.scheme == "https" else 80)
     # A name that does not resolve now is accepted: DNS may lag a new endpoint, and the
     # address is checked again, and pinned, at every send.
-    # What EDGE_WEBHOOK_ALLOW_PRIVATE would allow says so (never the metadata addresses).
-    allows = " (EDGE_WEBHOOK_ALLOW_PRIVATE=1 allows private and loopback hosts, for development)"
     for address in await resolve(host, port):
         problem = address_problem(address, allow_private=allow_private)
         if problem:
-            hint = "" if address_problem(address, allow_private=True) else allows
+            # The setting is named only where it would help (never the metadata addresses).
+            helps = not address_problem(address, allow_private=True)
+            hint = f" {_ALLOW_PRIVATE_HINT}" if helps else ""
             raise invalid(
                 f"'{param}' points to {problem}; webhooks must target a public host{hint}.",
                 param=param,
@@ -194,7 +196,8 @@ async def check_webhook_url(url: object, *, allow_private: bool, param: str = "w
             )
     if not allow_private and (host == "localhost" or host.endswith(".localhost")):
         raise invalid(
-            f"'{param}' points to a loopback address; webhooks must target a public host{allows}.",
+            f"'{param}' points to a loopback address; webhooks must target a public host "
+            f"{_ALLOW_PRIVATE_HINT}.",
             param=param,
             code="url_not_allowed",
         )

@@ -61,7 +61,7 @@ CREATE_FIELDS = frozenset(
 # Which numbers a link welcomes: Cloud API numbers always; WhatsApp Business app numbers
 # (coexistence) when asked for.
 CONNECTION_TYPES = ("cloud_api", "business_app")
-NON_BLANK = re.compile(r"\S")
+NON_BLANK = v.NON_BLANK
 BLANK = "it must not be blank"
 LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 

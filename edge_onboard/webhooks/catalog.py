@@ -37,12 +37,10 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
-def closest(name: object) -> str:
-    """``; did you mean 'x'?`` for the known event type nearest ``name``, or nothing."""
-    if not isinstance(name, str) or "*" in name:
-        return ""
-    found = difflib.get_close_matches(name, list(EVENT_TYPES), n=1, cutoff=0.6)
-    return f"; did you mean {found[0]!r}?" if found else ""
+def did_you_mean(name: str) -> str:
+    """`` Did you mean 'message.received'?`` for the closest known type, else ``""``."""
+    close = difflib.get_close_matches(name.strip().lower(), EVENT_TYPES, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def parse_event_types(value: Any, param: str) -> list[str]:
@@ -52,8 +50,9 @@ def parse_event_types(value: Any, param: str) -> list[str]:
     seen: list[str] = []
     for item in value:
         if not isinstance(item, str) or item not in EVENT_TYPES:
+            hint = did_you_mean(item) if isinstance(item, str) else ""
             raise invalid(
-                f"Unknown event type {item!r}{closest(item)}; see GET /v1/event-types.", param=param
+                f"Unknown event type {item!r}.{hint} See GET /v1/event-types.", param=param
             )
         if item in seen:
             raise invalid(f"Event type {item!r} is listed twice.", param=param)

@@ -28,7 +28,7 @@ TAGS: dict[str, str] = {
     "Meta webhooks": "What Meta calls: its signed deliveries and the verification handshake.",
     "Test helpers": "Test keys only: complete test links and make test phones receive "
     "Meta's webhooks, through the built-in fake of Meta.",
-    "Service": "The service's front page, liveness and readiness (no API key).",
+    "Service": "The service's liveness and readiness (no API key).",
     "Webhook events": "What the service POSTs to an outgoing webhook: one payload per event "
     "type, signed per Standard Webhooks.",
 }
@@ -75,6 +75,10 @@ def tagged(paths: Schema, fixed: str | None = None) -> Schema:
     return result
 
 
-def declared() -> list[Schema]:
-    """The top-level ``tags``."""
-    return [{"name": name, "description": text} for name, text in TAGS.items()]
+def declared(used: set[str] | None = None) -> list[Schema]:
+    """The top-level ``tags`` (of those in ``used``, when given)."""
+    return [
+        {"name": name, "description": text}
+        for name, text in TAGS.items()
+        if used is None or name in used
+    ]
