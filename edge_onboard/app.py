@@ -163,9 +163,15 @@ def _assemble(
 
 
 @contextlib.asynccontextmanager
-async def _background(app: Starlette, services: Services, deliver: bool) -> AsyncIterator[None]:
+async def _background(
+    app: Starlette, services: Services, deliver: bool, pump: bool
+) -> AsyncIterator[None]:
     """This process's loops (delivery, reconciliation, the fake Meta's webhooks) while the
-    app serves; on the way out the deliveries in flight get up to 15 s, then stop."""
+    app serves; on the way out the deliveries in flight get up to 15 s, then stop.
+
+    The fake Meta's webhooks are queued in this process's memory by the requests it
+    serves, so it posts them to itself (``pump``) whether or not it delivers: with
+    EDGE_INPROCESS_DELIVERY=0 the events they make go to the worker's queue."""
     engine = services.engine
     async with anyio.create_task_group() as tg:
         loops: list[anyio.CancelScope] = []
@@ -179,6 +185,7 @@ async def _background(app: Starlette, services: Services, deliver: bool) -> Asyn
         if deliver and primary:
             tg.start_soon(engine.run)
             loop(reconcile_forever, services.recovery, services.settings, services.redis)
+        if pump and primary:
             loop(pump_sandbox, services.sandbox, app)
         if primary and services.redis is not None and services.settings.region is not None:
             loop(beat_forever, services.redis)  # replicas measure their lag by it
@@ -203,9 +210,9 @@ def create_app(
     """Build the app. Anything not injected is made from ``settings`` at start-up.
 
     ``deliver`` runs webhook delivery inside the app (default: ``inprocess_delivery``);
-    tests turn it off and drive the engine themselves. Outside the primary region reads
-    come from replicas (``redis_replica``, else EDGE_REDIS_REPLICA_URL) and no
-    background work runs.
+    tests turn it off (False) and drive the engine and the fake Meta's outbox themselves.
+    Outside the primary region reads come from replicas (``redis_replica``, else
+    EDGE_REDIS_REPLICA_URL) and no background work runs.
     """
     settings = settings or Settings.from_env()
     region = Region(settings.region, settings.primary_region)
@@ -230,7 +237,7 @@ def create_app(
         )
         app.state.services = services
         try:
-            async with _background(app, services, delivering):
+            async with _background(app, services, delivering, pump=deliver is not False):
                 yield
         finally:
             await services.engine.sender.aclose()

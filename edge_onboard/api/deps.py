@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from edge_onboard.core.crypto import SecretBox
     from edge_onboard.core.ratelimit import RateLimiter
     from edge_onboard.meta.modes import MetaModes
+    from edge_onboard.meta.sandbox import SandboxMeta
     from edge_onboard.onboarding.branding import Branding
     from edge_onboard.onboarding.links import LinkService
     from edge_onboard.onboarding.messages import MessageService
@@ -68,6 +69,8 @@ class ApiServices(Protocol):
     def logins(self) -> FailedLogins: ...
     @property
     def meta(self) -> MetaModes: ...
+    @property
+    def sandbox(self) -> SandboxMeta: ...
     @property
     def redis(self) -> Any: ...
     @property

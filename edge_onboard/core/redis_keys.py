@@ -74,7 +74,8 @@ def sandbox(kind: str, key: str) -> str:
     """The built-in fake Meta's state shared by every process (meta/sandbox/sharing.py):
     ``waba`` (JSON: a WABA with its numbers), ``phone``/``business`` (the WABA id they
     belong to), ``token`` (JSON: the WABA ids it grants), ``code`` (JSON: its token and
-    whether it was used; expires with the code)."""
+    whether it was used; expires with the code). Tokens and codes are named by their
+    SHA-256, never as themselves."""
     return f"edge:sandbox:{kind}:{key}"
 
 
