@@ -19,6 +19,7 @@ from starlette.responses import Response
 from edge_onboard.api import router as api_router
 from edge_onboard.api.auth import FailedLogins
 from edge_onboard.config import Settings
+from edge_onboard.core.breaker import Breaker
 from edge_onboard.core.clock import Clock, system_clock
 from edge_onboard.core.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.core.errors import ApiError, api_error_handler, http_exception_handler
@@ -113,10 +114,11 @@ def _assemble(
         sandbox.app_secret = box.token("sandbox:app-secret")
     meta = meta_modes(settings, sandbox)
     out = webhooks_assembly.assemble(settings, store, clock, box, queue)
-    onboarding = onboarding_assembly.assemble(
-        settings, store, clock, box, HotCache(redis_client), meta, out.webhooks
-    )
-    limiter = RateLimiter(redis_client)
+    # One deadline and circuit breaker for every Redis call on the request path.
+    breaker = out.engine.breaker = Breaker()
+    hot = HotCache(redis_client, breaker=breaker)
+    onboarding = onboarding_assembly.assemble(settings, store, clock, box, hot, meta, out.webhooks)
+    limiter = RateLimiter(redis_client, breaker=breaker)
     return Services(
         settings=settings,
         storage=store,
