@@ -155,12 +155,14 @@ async def _background(app: Starlette, services: Services, deliver: bool) -> Asyn
             loops.append(anyio.CancelScope())
             tg.start_soon(run_in_scope, loops[-1], func, *args)
 
+        # Meta's inbound bodies acknowledged by a process that died before processing them.
+        loop(services.inbound.sweep_forever)
         if deliver:
             tg.start_soon(engine.run)
             loop(reconcile_forever, services.recovery, services.settings, services.redis)
             loop(pump_sandbox, services.sandbox, app)
         yield
-        # The fake Meta's loop and reconciliation have nothing to finish.
+        # The inbox sweeper, the fake Meta's loop and reconciliation have nothing to finish.
         for scope in loops:
             scope.cancel()
         engine.stop()

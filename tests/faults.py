@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -132,3 +134,28 @@ def stopped(pid: int) -> Iterator[None]:
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def inbox_size(url: str) -> int:
+    """Bodies recorded and not yet processed (read straight from the database)."""
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as conn:
+            (count,) = conn.execute("SELECT count(*) FROM inbox").fetchone()
+            return int(count)
+    import pymongo
+
+    client: pymongo.MongoClient[dict[str, Any]]
+    with pymongo.MongoClient(url) as client:
+        return int(client.get_default_database()["inbox"].count_documents({}))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds until ``predicate()`` held; fails after ``timeout``."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.25)
+    return time.monotonic() - started
