@@ -169,6 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from edge_onboard.worker import run_worker
 
             return anyio.run(functools.partial(run_worker, settings, health_port=args.health_port))
+        if args.command == "reconcile" and not settings.in_primary_region:
+            print(
+                f"edge-onboard: reconcile writes, so it runs in the primary region "
+                f"({settings.primary_region}), not in {settings.region}",
+                file=sys.stderr,
+            )
+            return 2
         if args.command in ("reconcile", "meta-webhook"):
             return anyio.run(_with_services, settings, args.command)
         if args.keys_command == "create":

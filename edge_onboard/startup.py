@@ -43,7 +43,9 @@ def _reason(exc: BaseException) -> str:
 
 async def open_storage(settings: Settings) -> Storage:
     """The configured store, opened (schema, indexes) and checked."""
-    store = from_url(settings.storage_url)
+    # Outside the primary region: reads from the nearest member, no index building.
+    staleness = None if settings.in_primary_region else settings.replica_max_staleness
+    store = from_url(settings.storage_url, max_staleness=staleness)
     where = describe_url(settings.storage_url)
     try:
         await store.open()
@@ -128,6 +130,23 @@ def _port_error(settings: Settings, exc: OSError) -> StartupError:
     )
 
 
+def _region(settings: Settings) -> str:
+    """The start line's region part: which region, which role; nothing in one region."""
+    if settings.region is None:
+        return ""
+    if settings.in_primary_region:
+        return f"region {settings.region}, primary; "
+    replica = (
+        f", Redis replica {describe_url(settings.redis_replica_url.reveal())}"
+        if settings.redis_replica_url
+        else ""
+    )
+    return (
+        f"region {settings.region}, reads from replicas{replica}, writes replayed to "
+        f"{settings.primary_region}; "
+    )
+
+
 def summary(settings: Settings, address: tuple[str, int]) -> str:
     """The one "listening" line: address, public URL, storage, Redis, sandbox and the
     server."""
@@ -137,7 +156,7 @@ def summary(settings: Settings, address: tuple[str, int]) -> str:
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     return (
         f"edge-onboard listening on http://{shown}:{port} (public URL {settings.public_url}; "
-        f"storage {describe_url(settings.storage_url)}; redis {redis}; "
+        f"{_region(settings)}storage {describe_url(settings.storage_url)}; redis {redis}; "
         f"sandbox {'on' if settings.sandbox else 'for test keys only'}; "
         f"{settings.server}{workers})"
     )

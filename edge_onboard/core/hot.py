@@ -97,9 +97,13 @@ class HotCache:
         redis: Any = None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        writable: bool = True,
         breaker: Breaker | None = None,
     ):
+        # ``writable=False``: ``redis`` is a read-only replica (a region other than the
+        # primary): it is read, never written; the primary's own reads fill it.
         self._redis = redis
+        self._writable = writable
         self._monotonic = monotonic
         self._breaker = breaker or Breaker(monotonic=monotonic)
         self._local: OrderedDict[tuple[str, str], Entry] = OrderedDict()
@@ -197,6 +201,8 @@ class HotCache:
         return True
 
     async def _write(self, write: _Write) -> bool:
+        if not self._writable:
+            return True  # the primary region writes the copies this replica holds
         if self._redis is None or self._breaker.is_open:
             return False
         try:
