@@ -126,7 +126,7 @@ def test_a_hung_redis_costs_requests_no_more_than_its_deadline(
     port = free_port()
     with own_redis(port) as redis_process:
         env = service_env(url, EDGE_REDIS_URL=f"redis://127.0.0.1:{port}/0", **LIMITS)
-        with serve(tmp_path, env=env) as (base, _):
+        with serve(tmp_path, env=env, wait=60) as (base, _):
             load = anyio.run(
                 run_load, base, seeded.key, seeded.phone_id, seeded.meta_phone, redis_process.pid
             )
