@@ -149,7 +149,8 @@ def _region(settings: Settings) -> str:
 
 def summary(settings: Settings, address: tuple[str, int]) -> str:
     """The one "listening" line: address, public URL, storage, Redis, sandbox and the
-    server."""
+    server; without a Meta app (and no EDGE_SANDBOX), that live signups cannot work and
+    a test key can."""
     host, port = address
     shown = f"[{host}]" if ":" in host else host
     redis = describe_url(settings.redis_url.reveal()) if settings.redis_url else "off"
@@ -159,4 +160,11 @@ def summary(settings: Settings, address: tuple[str, int]) -> str:
         f"{_region(settings)}storage {describe_url(settings.storage_url)}; redis {redis}; "
         f"sandbox {'on' if settings.sandbox else 'for test keys only'}; "
         f"{settings.server}{workers})"
+        + (
+            ""
+            if settings.sandbox or settings.meta_configured
+            else ". No Meta app configured: live signups cannot work until EDGE_META_APP_ID, "
+            "EDGE_META_APP_SECRET and EDGE_META_CONFIG_ID are set; test keys (edge-onboard "
+            "keys create --test) work now, against the built-in fake of Meta"
+        )
     )

@@ -186,9 +186,11 @@ async def check_webhook_url(url: object, *, allow_private: bool, param: str = "w
     for address in await resolve(host, port):
         problem = address_problem(address, allow_private=allow_private)
         if problem:
+            # The setting is named only where it would help (never the metadata addresses).
+            helps = not address_problem(address, allow_private=True)
+            hint = f" {_ALLOW_PRIVATE_HINT}" if helps else ""
             raise invalid(
-                f"'{param}' points to {problem}; webhooks must target a public host "
-                f"{_ALLOW_PRIVATE_HINT}.",
+                f"'{param}' points to {problem}; webhooks must target a public host{hint}.",
                 param=param,
                 code="url_not_allowed",
             )

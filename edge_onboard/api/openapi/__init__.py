@@ -17,6 +17,7 @@ from edge_onboard.api.openapi.organization import organization_paths, organizati
 from edge_onboard.api.openapi.paths import api_paths
 from edge_onboard.api.openapi.public import internal_paths, service_paths
 from edge_onboard.api.openapi.schemas import schemas
+from edge_onboard.api.openapi.test_helpers import test_helper_paths, test_helper_schemas
 
 __all__ = ["build_openapi"]
 
@@ -25,7 +26,13 @@ def build_openapi(public_url: str, *, internal: bool = False) -> Schema:
     """The published document (``/openapi.json``): the customer's API. ``internal`` adds
     the routes that are not (the hosted page, its files, Meta's webhooks, the front
     page), which the tests hold the service to as well."""
-    paths = {**api_paths(), **organization_paths(), **events_paths(), **service_paths()}
+    paths = {
+        **api_paths(),
+        **organization_paths(),
+        **events_paths(),
+        **test_helper_paths(),
+        **service_paths(),
+    }
     if internal:
         paths.update(internal_paths())
     spec: Schema = {
@@ -45,7 +52,12 @@ def build_openapi(public_url: str, *, internal: bool = False) -> Schema:
                     "bearerFormat": "sk_live_... or sk_test_...",
                 }
             },
-            "schemas": {**schemas(), **organization_schemas(), **events_schemas()},
+            "schemas": {
+                **schemas(),
+                **organization_schemas(),
+                **events_schemas(),
+                **test_helper_schemas(),
+            },
         },
         "webhooks": event_schemas.webhooks(),
         "paths": paths,

@@ -43,6 +43,14 @@ _RETURN_URL: Schema = {
 }
 
 
+# A page the end-user is sent to: https, or plain http on localhost (development).
+_LOCAL_OR_HTTPS: Schema = {
+    **_URL,
+    "description": "https; http only for localhost",
+    "pattern": r"^(https://[^\s/@]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d+)?(/\S*)?$",
+}
+
+
 def schemas() -> Schema:
     """components.schemas: every request and response body."""
     metadata: Schema = {

@@ -26,6 +26,8 @@ TAGS: dict[str, str] = {
     "Organization": "The API key's organisation and the hosted page's branding.",
     "Hosted page": "The signup page end-users open, its callbacks and its files (no API key).",
     "Meta webhooks": "What Meta calls: its signed deliveries and the verification handshake.",
+    "Test helpers": "Test keys only: complete test links and make test phones receive "
+    "Meta's webhooks, through the built-in fake of Meta.",
     "Service": "The service's liveness and readiness (no API key).",
     "Webhook events": "What the service POSTs to an outgoing webhook: one payload per event "
     "type, signed per Standard Webhooks.",
@@ -40,6 +42,7 @@ _RULES: list[tuple[str, str]] = [
     (r"^/v1/(outgoing-webhooks|webhook-deliveries)(/|$)", "Outgoing webhooks"),
     (r"^/v1/(event-types|events)(/|$)", "Events"),
     (r"^/v1/organization(/|$)", "Organization"),
+    (r"^/v1/test-helpers/", "Test helpers"),
     (r"^/(signup|static|brand)/|^/favicon\.ico$", "Hosted page"),
     (r"^/webhook/", "Meta webhooks"),
     (r"^/$|^/(healthz|readyz)$", "Service"),
