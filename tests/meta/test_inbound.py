@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -39,6 +39,8 @@ EVENTS = [
 
 
 class World:
+    events: ClassVar[list[str]] = EVENTS  # what the connected link's webhook subscribes to
+
     def __init__(self, client: httpx.AsyncClient, services: Services, receiver: Receiver) -> None:
         self.client = client
         self.services = services
@@ -55,7 +57,7 @@ class World:
             json={
                 "name": "Acme",
                 "webhookUrl": "http://127.0.0.1:9/events",
-                "webhookEvents": EVENTS,
+                "webhookEvents": self.events,
             },
         )
         link = created.json()["data"]
@@ -191,6 +193,7 @@ async def test_a_signed_message_becomes_one_event(world: World) -> None:
         "contactName": "Ana",
         "userId": None,
         "parentUserId": None,
+        "username": None,
         "groupId": None,
         "type": "text",
         "timestamp": "2026-11-25T01:23:33.000Z",
