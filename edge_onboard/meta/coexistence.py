@@ -7,20 +7,24 @@ Connecting a WhatsApp Business app number starts both syncs once (``requested``,
 Meta's percentage, then ``done`` at 100), or the business's refusal (``declined``).
 
 Chunks arrive concurrently and out of order, and Meta retries them: a state only moves
-forward (progress never falls back), and a write is read back and redone until what is
-stored is at least as far along, so concurrent writers converge on the furthest state.
+forward (progress never falls back). Within a process, a phone's updates are serialised
+(read, merge, write under one lock), so concurrent chunks cannot undo each other. Two
+processes writing the same phone in the same few milliseconds can still leave the smaller
+of their two progresses until the next chunk; the events themselves are all kept.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
+
+import anyio
 
 from edge_onboard.meta.message_model import Found
 from edge_onboard.storage import Phone, Storage
 
 _RANK = {"requested": 1, "unknown": 1, "failed": 1, "in_progress": 2, "done": 3, "declined": 3}
-_ATTEMPTS = 5
 
 
 def wanted(events: Sequence[Found]) -> dict[str, Any]:
@@ -58,17 +62,19 @@ class SyncState:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
 
     async def record(self, phone: Phone, events: Sequence[Found]) -> None:
         new = wanted(events)
         if not new:
             return
-        current: Phone | None = phone
-        for _ in range(_ATTEMPTS):
+        lock = self._locks.get(phone.id)
+        if lock is None:
+            lock = self._locks[phone.id] = anyio.Lock()
+        async with lock:
+            current = await self.storage.get_phone(phone.id)
             if current is None:
                 return
             target = merged(current.coexistence, new)
-            if target == (current.coexistence or {}):
-                return
-            await self.storage.update_phone(phone.id, {"coexistence": target})
-            current = await self.storage.get_phone(phone.id)
+            if target != (current.coexistence or {}):
+                await self.storage.update_phone(phone.id, {"coexistence": target})
