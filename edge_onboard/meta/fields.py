@@ -64,6 +64,27 @@ WEBHOOK_FIELDS: dict[str, tuple[str, ...]] = {
     "user_preferences": ("contact.preferences_changed",),
 }
 
+# Fields whose value names the number (``metadata.phone_number_id``); the others are
+# about the WABA or the business.
+NUMBER_FIELDS = frozenset(
+    {
+        "automatic_events",
+        "calls",
+        "group_lifecycle_update",
+        "group_participants_update",
+        "group_settings_update",
+        "group_status_update",
+        "history",
+        "messages",
+        "messaging_handovers",
+        "smb_app_state_sync",
+        "smb_message_echoes",
+        "tracking_events",
+        "user_id_update",
+        "user_preferences",
+    }
+)
+
 _told: set[tuple[str, str]] = set()
 
 

@@ -162,6 +162,7 @@ def _value_events(bad: Unusable, value: Node, path: str, field: str | None = Non
         "metaField": field,
         "metaEvent": event if isinstance(event, str) else None,
         "change": None,
+        "metaState": None,
         "raw": storable(bad, value, f"{path} (raw)"),
     }
     return [Found(f"field:{field}", "phone_number.updated", digest(value), data)]

@@ -14,32 +14,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 import pytest
 
-from edge_onboard.api.auth import create_key
 from edge_onboard.storage import Storage
-from edge_onboard.webhooks.delivery import Sender
-from tests.conftest import FakeClock, make_settings, running_app
-from tests.meta.test_meta_fields_payloads import NEW, Everything, rewritten
-from tests.webhooks.test_delivery import Receiver
+from tests.meta.test_meta_fields_payloads import NEW, Everything, everything, rewritten
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def world(storage: Storage) -> AsyncIterator[Everything]:
-    clock = FakeClock()
-    receiver = Receiver()
-    settings = make_settings(EDGE_SANDBOX="1", EDGE_WEBHOOK_ALLOW_PRIVATE="1")
-    async with running_app(storage, clock, settings) as client:
-        client.services.engine.sender = Sender(
-            allow_private=True, transport=httpx.MockTransport(receiver.handler)
-        )
-        world = Everything(client, client.services, receiver)
-        _, _, key = await create_key(storage, "acme", clock())
-        world.auth = {"Authorization": f"Bearer {key}"}
+    async with everything(storage) as world:
         yield world
 
 

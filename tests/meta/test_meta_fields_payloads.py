@@ -18,6 +18,7 @@ camelCased, in place, but for the moves ``ours`` lists), not taken from the code
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import uuid
@@ -34,6 +35,7 @@ from edge_onboard.api.auth import create_key
 from edge_onboard.api.openapi.event_schemas import event_schema
 from edge_onboard.meta.inbound import sign_body
 from edge_onboard.meta.sandbox import APP_SECRET
+from edge_onboard.storage import Storage
 from edge_onboard.webhooks.catalog import EVENT_TYPES
 from edge_onboard.webhooks.delivery import Sender
 from tests.conftest import FakeClock, make_settings, open_storage, running_app
@@ -319,21 +321,25 @@ class Everything(World):
         return await self.client.post("/webhook/meta", content=raw, headers=headers)
 
 
-@pytest.fixture
-async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Everything]:
+@contextlib.asynccontextmanager
+async def everything(storage: Storage) -> AsyncIterator[Everything]:
+    """The app on ``storage`` (sandboxed), an organisation's key, a receiver for events."""
     clock = FakeClock()
     receiver = Receiver()
     settings = make_settings(EDGE_SANDBOX="1", EDGE_WEBHOOK_ALLOW_PRIVATE="1")
-    async with (
-        open_storage("sqlite", tmp_path, request) as storage,
-        running_app(storage, clock, settings) as client,
-    ):
+    async with running_app(storage, clock, settings) as client:
         client.services.engine.sender = Sender(
             allow_private=True, transport=httpx.MockTransport(receiver.handler)
         )
         world = Everything(client, client.services, receiver)
         _, _, key = await create_key(storage, "acme", clock())
         world.auth = {"Authorization": f"Bearer {key}"}
+        yield world
+
+
+@pytest.fixture
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Everything]:
+    async with open_storage("sqlite", tmp_path, request) as storage, everything(storage) as world:
         yield world
 
 

@@ -137,6 +137,24 @@ def _data_schemas() -> dict[str, Schema]:
                 "previousStatus": _nullable(_PHONE_STATUS),
                 **_META_CHANGE,
                 "change": CHANGE_SCHEMAS["phone_number.updated"],
+                "metaState": _nullable(
+                    {
+                        "type": "object",
+                        "description": "What the change set on the phone (kept with it).",
+                        "properties": {
+                            name: _nullable(_STR)
+                            for name in (
+                                "qualityEvent",
+                                "messagingLimit",
+                                "nameStatus",
+                                "requestedName",
+                                "rejectionReason",
+                                "username",
+                                "usernameStatus",
+                            )
+                        },
+                    }
+                ),
                 "raw": {
                     "type": ["object", "null"],
                     "description": "Meta's value, as sent (null: not Meta's notice).",

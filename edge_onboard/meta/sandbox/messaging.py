@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core.responses import JSONResponse
+from edge_onboard.meta.fields import NUMBER_FIELDS
 from edge_onboard.meta.sandbox._state import APP_ID, APP_WEBHOOK_URL, graph_error
+from edge_onboard.meta.sandbox.samples import sample
 from edge_onboard.meta.sandbox.sharing import Shared
 
 
@@ -51,9 +53,17 @@ class Messaging(Shared):
             }
         )
 
-    def queue_webhook(self, phone: dict[str, Any], value: dict[str, Any]) -> None:
-        """A Meta webhook for ``phone`` (when its callback URL is set), to be posted."""
-        url = phone.get("_webhook")
+    def queue_webhook(
+        self,
+        phone: dict[str, Any],
+        value: dict[str, Any],
+        field: str = "messages",
+        *,
+        or_app: bool = False,
+    ) -> None:
+        """A Meta webhook for ``phone`` to be posted to its callback URL; without one,
+        nothing (or, ``or_app``, to the app's, as Meta does for a number with no override)."""
+        url = phone.get("_webhook") or (APP_WEBHOOK_URL if or_app else None)
         if not url:
             return
         payload = {
@@ -63,7 +73,7 @@ class Messaging(Shared):
                     "id": phone["_waba"],
                     "changes": [
                         {
-                            "field": "messages",
+                            "field": field,
                             "value": {
                                 "messaging_product": "whatsapp",
                                 "metadata": {
@@ -78,6 +88,36 @@ class Messaging(Shared):
             ],
         }
         self.outbox.append((url, orjson.dumps(payload)))
+
+    def emit(self, phone_id: str, field: str, value: dict[str, Any]) -> bool:
+        """Meta's webhook ``field`` with ``value`` for a number of the fake Meta: a field
+        naming the number goes to its callback URL (the app's when it has none), with the
+        number's metadata; the others to the app's, for the number's WABA. False: no such
+        number."""
+        phone = self.phones.get(phone_id)
+        if phone is None:
+            return False
+        if field in NUMBER_FIELDS:
+            self.queue_webhook(phone, value, field, or_app=True)
+            return True
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": phone["_waba"],
+                    "time": int(time.time()),
+                    "changes": [{"field": field, "value": value}],
+                }
+            ],
+        }
+        self.outbox.append((APP_WEBHOOK_URL, orjson.dumps(payload)))
+        return True
+
+    def emit_sample(self, phone_id: str, kind: str) -> bool:
+        """One of ``samples.SAMPLES`` for the number; False: no such number or kind."""
+        phone = self.phones.get(phone_id)
+        found = sample(kind, phone) if phone is not None else None
+        return found is not None and self.emit(phone_id, *found)
 
     def inbound(self, phone_id: str, sender: str, text: str) -> bool:
         """A customer writes to a connected number: Meta's ``messages`` webhook follows."""
