@@ -3,6 +3,7 @@ number's callback URL, and its app-level ``account_update`` webhooks."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
@@ -17,6 +18,8 @@ from edge_onboard.meta.sandbox._state import APP_ID, APP_WEBHOOK_URL, graph_erro
 from edge_onboard.meta.sandbox.samples import sample
 from edge_onboard.meta.sandbox.sharing import Shared
 
+_BSUID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}\Z")
+
 
 class Messaging(Shared):
     async def _send(self, request: Request, phone: dict[str, Any]) -> Response:
@@ -25,8 +28,13 @@ class Messaging(Shared):
         except orjson.JSONDecodeError:
             return graph_error("(#100) Invalid parameter", 100)
         to = str(body.get("to", ""))
-        if body.get("messaging_product") != "whatsapp" or not to.isdigit():
+        # Like Meta: a business-scoped user id goes as ``recipient``, in place of ``to``.
+        user_id = str(body.get("recipient", "")) if "to" not in body else ""
+        if body.get("messaging_product") != "whatsapp" or not (
+            to.isdigit() or _BSUID.match(user_id)
+        ):
             return graph_error("(#100) Invalid parameter", 100)
+        recipient = {"recipient_id": to} if to else {"recipient_user_id": user_id}
         if phone["platform_type"] != "CLOUD_API":
             return graph_error("(#133010) Account not registered", 133010)
         message_id = "wamid.Sandbox" + secrets.token_urlsafe(18)
@@ -40,15 +48,16 @@ class Messaging(Shared):
                             "id": message_id,
                             "status": status,
                             "timestamp": str(int(time.time())),
-                            "recipient_id": to,
+                            **recipient,
                         }
                     ]
                 },
             )
+        contact = {"input": to, "wa_id": to} if to else {"input": user_id, "user_id": user_id}
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
+                "contacts": [contact],
                 "messages": [{"id": message_id}],
             }
         )
