@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from edge_onboard.api.openapi.event_schemas import event_schema
-from edge_onboard.meta.sandbox.samples import SAMPLES
+from edge_onboard.meta.sandbox.platform_samples import SAMPLES
 from edge_onboard.storage import Storage
 from tests.meta.test_meta_fields_payloads import VALIDATORS, Everything, everything
 

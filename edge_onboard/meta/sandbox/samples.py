@@ -1,205 +1,165 @@
-"""What the fake Meta can post for a test-mode number, one sample per kind, so customers
-can build against every event before Meta sends them one: each is a webhook field and
-its value, in the shapes of Meta's webhook reference, for ``SandboxMeta.emit``.
-
-``sample(kind, phone)`` fills in the number; a customer's number and ids are made up.
-"""
+"""What a customer's phone would make Meta send, in Meta's shapes: one message of each
+type and one status of each kind, for the test helpers (``POST /v1/test-helpers/…``).
+The shapes follow Meta's real webhook bodies (docs: meta-payloads)."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
-Value = dict[str, Any]
-_CUSTOMER = "15550001234"
-_USER_ID = "US.13491208655302741918"
-_CONTACTS = [
-    {
-        "profile": {"name": "Sandbox Customer", "username": "sandbox.customer"},
-        "wa_id": _CUSTOMER,
-        "user_id": _USER_ID,
-    }
-]
+from edge_onboard.meta.sandbox._state import SCENARIOS
+
+# Media messages carry a media id; the fake keeps a small file under it, so
+# ``GET /v1/phones/{id}/media/{mediaId}`` serves it like a received one.
+MEDIA_TYPES: dict[str, str] = {
+    "image": "image/jpeg",
+    "video": "video/mp4",
+    "audio": "audio/ogg",
+    "voice": "audio/ogg; codecs=opus",
+    "document": "application/pdf",
+    "sticker": "image/webp",
+}
+MESSAGE_TYPES: tuple[str, ...] = (
+    "text",
+    *MEDIA_TYPES,
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+    "order",
+    "edit",
+    "revoke",
+    "system",
+    "unsupported",
+)
+STATUSES: tuple[str, ...] = ("sent", "delivered", "read", "played", "failed")
+DEFAULT_SENDER = "15550001234"
+# Endings a test helper can complete a link with: all but the ones that do not complete
+# it from the page (Meta's error, a tab closed before the code).
+COMPLETE_SCENARIOS = tuple(s for s in SCENARIOS if s not in {"meta_error", "close_tab"})
+
+
+def new_message_id() -> str:
+    return "wamid.Sandbox" + secrets.token_urlsafe(18)
 
 
 def _now() -> str:
     return str(int(time.time()))
 
 
-def _id(prefix: str) -> str:
-    return prefix + secrets.token_urlsafe(18)
-
-
-def _number(phone: dict[str, Any]) -> str:
-    return "".join(c for c in str(phone.get("display_phone_number", "")) if c.isdigit())
-
-
-def _history(phone: dict[str, Any]) -> Value:
-    message = {
-        "from": _CUSTOMER,
-        "id": _id("wamid.SandboxHistory"),
-        "timestamp": _now(),
-        "type": "text",
-        "text": {"body": "Hello from before the Cloud API"},
-        "history_context": {"status": "READ"},
-    }
-    chunk = {"phase": 0, "chunk_order": 1, "progress": 100}
-    return {"history": [{"metadata": chunk, "threads": [{"id": _CUSTOMER, "messages": [message]}]}]}
-
-
-def _history_declined(phone: dict[str, Any]) -> Value:
-    error = {
-        "code": 2593109,
-        "title": "History sync is turned off by the business from the WhatsApp Business App",
-        "message": "History sync is turned off by the business from the WhatsApp Business App",
-        "error_data": {"details": "History sharing is turned off"},
-    }
-    return {"history": [{"errors": [error]}]}
-
-
-def _state_sync(phone: dict[str, Any]) -> Value:
-    contact = {"full_name": "Sandbox Customer", "first_name": "Sandbox", "phone_number": _CUSTOMER}
-    item = {"type": "contact", "contact": contact, "action": "add"}
-    return {"state_sync": [{**item, "metadata": {"timestamp": _now()}}]}
-
-
-def _preferences(phone: dict[str, Any]) -> Value:
-    item = {
-        "wa_id": _CUSTOMER,
-        "user_id": _USER_ID,
-        "detail": "User requested to stop marketing messages",
-        "category": "marketing_messages",
-        "value": "stop",
-        "timestamp": int(time.time()),
-    }
-    return {"contacts": _CONTACTS, "user_preferences": [item]}
-
-
-def _call(event: str) -> Callable[[dict[str, Any]], Value]:
-    def value(phone: dict[str, Any]) -> Value:
-        call: Value = {
-            "id": _id("wacid.Sandbox"),
-            "from": _CUSTOMER,
-            "to": _number(phone),
-            "event": event,
-            "timestamp": _now(),
-            "direction": "USER_INITIATED",
-        }
-        if event == "terminate":
-            call.update(status="COMPLETED", start_time=_now(), end_time=_now(), duration=0)
-        else:
-            call["session"] = {"sdp": "v=0", "sdp_type": "offer"}
-        return {"contacts": _CONTACTS, "calls": [call]}
-
-    return value
-
-
-def _call_status(phone: dict[str, Any]) -> Value:
-    status = {
-        "id": _id("wacid.Sandbox"),
-        "timestamp": _now(),
-        "type": "call",
-        "status": "RINGING",
-        "recipient_id": _CUSTOMER,
-    }
-    return {"contacts": _CONTACTS, "statuses": [status]}
-
-
-def _group(phone: dict[str, Any]) -> Value:
-    item = {
-        "timestamp": _now(),
-        "group_id": "Sandbox" + secrets.token_hex(8),
-        "type": "group_participants_add",
-        "reason": "invite_link",
-        "added_participants": [{"input": _USER_ID, "wa_id": _CUSTOMER, "user_id": _USER_ID}],
-    }
-    return {"groups": [item]}
-
-
-def _user_id_update(phone: dict[str, Any]) -> Value:
-    item = {
-        "wa_id": _CUSTOMER,
-        "user_id": "US." + secrets.token_hex(9),
-        "previous_user_id": _USER_ID,
-        "timestamp": _now(),
-    }
-    return {"user_id_update": [item]}
-
-
-def _template(**value: Any) -> Callable[[dict[str, Any]], Value]:
-    def sample(phone: dict[str, Any]) -> Value:
-        return {
-            "message_template_id": int(time.time()),
-            "message_template_name": "sandbox_template",
-            "message_template_language": "en_US",
-            **value,
-        }
-
-    return sample
-
-
-def _account(event: str, **info: Any) -> Callable[[dict[str, Any]], Value]:
-    return lambda phone: {"event": event, **info}
-
-
-# kind → (Meta's field, its value for the phone).
-SAMPLES: dict[str, tuple[str, Callable[[dict[str, Any]], Value]]] = {
-    "history": ("history", _history),
-    "history_declined": ("history", _history_declined),
-    "contact_synced": ("smb_app_state_sync", _state_sync),
-    "preferences_changed": ("user_preferences", _preferences),
-    "call_connected": ("calls", _call("connect")),
-    "call_ended": ("calls", _call("terminate")),
-    "call_updated": ("calls", _call_status),
-    "group_participants_changed": ("group_participants_update", _group),
-    "user_id_update": ("user_id_update", _user_id_update),
-    "template_status": (
-        "message_template_status_update",
-        _template(event="APPROVED", reason="NONE", message_template_category="UTILITY"),
-    ),
-    "template_quality": (
-        "message_template_quality_update",
-        _template(previous_quality_score="GREEN", new_quality_score="YELLOW"),
-    ),
-    "template_category": ("template_category_update", _template(new_category="MARKETING")),
-    "template_components": (
-        "message_template_components_update",
-        _template(message_template_element="Hello {{1}}"),
-    ),
-    "account_review": ("account_review_update", lambda phone: {"decision": "APPROVED"}),
-    "capabilities": (
-        "business_capability_update",
-        lambda phone: {"max_daily_conversations_per_business": 1000},
-    ),
-    "account_restricted": (
-        "account_update",
-        _account(
-            "ACCOUNT_RESTRICTION",
-            restriction_info=[
+def _content(kind: str, text: str, media_id: str | None, about: str) -> dict[str, Any]:
+    """The type-specific part of a message of ``kind`` (``about``: a message it refers to)."""
+    if kind in MEDIA_TYPES:
+        media: dict[str, Any] = {"id": media_id, "mime_type": MEDIA_TYPES[kind], "sha256": ""}
+        if kind == "voice":
+            return {"type": "audio", "audio": {**media, "voice": True}}
+        if kind in ("image", "video", "document") and text:
+            media["caption"] = text
+        if kind == "document":
+            media["filename"] = "sandbox.pdf"
+        return {"type": kind, kind: media}
+    simple: dict[str, dict[str, Any]] = {
+        "text": {"text": {"body": text}},
+        "location": {"location": {"latitude": 52.52, "longitude": 13.405, "name": text}},
+        "contacts": {
+            "contacts": [
                 {
-                    "restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING",
-                    "expiration": int(time.time()) + 86400,
+                    "name": {"first_name": "Sandbox", "formatted_name": "Sandbox Contact"},
+                    "phones": [{"phone": "+1 555-000-1111", "wa_id": "15550001111"}],
+                }
+            ]
+        },
+        "interactive": {
+            "context": {"id": about},
+            "interactive": {
+                "type": "button_reply",
+                "button_reply": {"id": "sandbox-button", "title": text[:20] or "Yes"},
+            },
+        },
+        "button": {"context": {"id": about}, "button": {"payload": "sandbox", "text": text}},
+        "reaction": {"reaction": {"message_id": about, "emoji": "\N{THUMBS UP SIGN}"}},
+        "order": {
+            "order": {
+                "catalog_id": "100000000000001",
+                "text": text,
+                "product_items": [
+                    {
+                        "product_retailer_id": "SANDBOX-1",
+                        "quantity": 1,
+                        "item_price": 10,
+                        "currency": "USD",
+                    }
+                ],
+            }
+        },
+        "edit": {
+            "edit": {
+                "original_message_id": about,
+                "message": {"type": "text", "text": {"body": text}},
+            }
+        },
+        "revoke": {"revoke": {"original_message_id": about}},
+        "system": {
+            "system": {
+                "body": "User changed their phone number",
+                "wa_id": "15550009999",
+                "type": "user_changed_number",
+            }
+        },
+        "unsupported": {
+            "errors": [
+                {
+                    "code": 131051,
+                    "title": "Message type unknown",
+                    "message": "Message type unknown",
+                    "error_data": {"details": "Message type is currently not supported."},
                 }
             ],
-        ),
-    ),
-    "account_offboarded": ("account_update", _account("ACCOUNT_OFFBOARDED")),
-    "account_reconnected": ("account_update", _account("ACCOUNT_RECONNECTED")),
-    "verified_account": ("account_update", _account("VERIFIED_ACCOUNT")),
-    "username": (
-        "business_username_update",
-        lambda phone: {
-            "display_phone_number": _number(phone),
-            "username": "sandbox.business",
-            "status": "APPROVED",
+            "unsupported": {"type": "poll"},
         },
-    ),
-}
+    }
+    return {"type": kind, **simple[kind]}
 
 
-def sample(kind: str, phone: dict[str, Any]) -> tuple[str, Value] | None:
-    """Meta's field and value of ``kind`` for ``phone`` (None: no such kind)."""
-    found = SAMPLES.get(kind)
-    return None if found is None else (found[0], found[1](phone))
+def message_value(
+    kind: str,
+    *,
+    sender: str = DEFAULT_SENDER,
+    text: str = "Hello from the sandbox",
+    media_id: str | None = None,
+    about: str | None = None,
+    name: str = "Sandbox Customer",
+) -> tuple[str, dict[str, Any]]:
+    """The ``messages`` change value of a customer's message of ``kind`` (one of
+    MESSAGE_TYPES), and the new message's id."""
+    message_id = new_message_id()
+    message = {
+        "from": sender,
+        "id": message_id,
+        "timestamp": _now(),
+        **_content(kind, text, media_id, about or new_message_id()),
+    }
+    contacts = [{"profile": {"name": name}, "wa_id": sender}]
+    return message_id, {"contacts": contacts, "messages": [message]}
+
+
+def status_value(status: str, message_id: str, recipient: str = DEFAULT_SENDER) -> dict[str, Any]:
+    """The ``messages`` change value of Meta's status for an outgoing message."""
+    found: dict[str, Any] = {
+        "id": message_id,
+        "status": status,
+        "timestamp": _now(),
+        "recipient_id": recipient,
+    }
+    if status == "failed":
+        found["errors"] = [
+            {
+                "code": 131026,
+                "title": "Message undeliverable",
+                "message": "Message undeliverable",
+                "error_data": {"details": "Sandbox: the recipient could not be reached."},
+            }
+        ]
+    return {"statuses": [found]}
