@@ -33,6 +33,7 @@ from edge_onboard.meta.assembly import close_modes, meta_modes, pump_sandbox
 from edge_onboard.meta.inbound import InboundService
 from edge_onboard.meta.sandbox import SandboxMeta
 from edge_onboard.onboarding import assembly as onboarding_assembly
+from edge_onboard.onboarding.phones import phone_view
 from edge_onboard.onboarding.recovery import reconcile_forever
 from edge_onboard.services import Services
 from edge_onboard.storage import InvalidRecordError, Storage, StorageError, from_url
@@ -149,7 +150,7 @@ def _assemble(
         completion=onboarding.completion,
         webhooks=out.webhooks,
         engine=out.engine,
-        inbound=InboundService(store, out.webhooks),
+        inbound=InboundService(store, out.webhooks, phone_view=phone_view),
         messages=onboarding.messages,
         verification=onboarding.verification,
         wabas=onboarding.wabas,

@@ -287,7 +287,7 @@ class Phone(_Record):
     meta_state: dict[str, Any] | None = None
     # Coexistence: how each one-shot WhatsApp Business app sync went ({"stateSync",
     # "historySync"}: "requested", "failed", or "unknown" when Meta did not answer).
-    coexistence: dict[str, str] | None = None
+    coexistence: dict[str, Any] | None = None
     livemode: bool = True
 
     def __post_init__(self) -> None:

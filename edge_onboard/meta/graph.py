@@ -27,7 +27,7 @@ RETRYABLE_CODES = frozenset(
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 PHONE_FIELDS = (
     "display_phone_number,verified_name,code_verification_status,quality_rating,"
-    "platform_type,status,throughput,name_status"
+    "platform_type,status,throughput,name_status,is_on_biz_app"
 )
 HEALTH_FIELDS = PHONE_FIELDS + ",health_status,webhook_configuration"
 
@@ -79,6 +79,8 @@ class PhoneInfo:
     quality_rating: str | None
     code_verification_status: str | None
     raw: Mapping[str, Any]
+    # Meta's word that the number is a WhatsApp Business app number (coexistence).
+    is_on_biz_app: bool = False
 
     @classmethod
     def from_graph(cls, data: Mapping[str, Any]) -> PhoneInfo:
@@ -95,6 +97,7 @@ class PhoneInfo:
             quality_rating=text("quality_rating"),
             code_verification_status=text("code_verification_status"),
             raw=dict(data),
+            is_on_biz_app=data.get("is_on_biz_app") is True,
         )
 
     @property

@@ -24,16 +24,31 @@ import hashlib
 import hmac
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Any
 
 import anyio
 import orjson
 
+from edge_onboard.meta import fields
 from edge_onboard.meta import message_model as model
+from edge_onboard.meta import platform_model as platform
+from edge_onboard.meta.coexistence import SyncState
 from edge_onboard.meta.message_model import Found
-from edge_onboard.meta.readers import MISSING, Node, Unusable, at, obj, objects, string
+from edge_onboard.meta.readers import (
+    MISSING,
+    Node,
+    Unusable,
+    at,
+    digest,
+    obj,
+    objects,
+    storable,
+    string,
+)
 from edge_onboard.storage import InboxItem, Phone, Storage
 from edge_onboard.webhooks.endpoints import WebhookService
 
@@ -83,7 +98,7 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Change] = dataclass_field(default_factory=list)
     skipped: int = 0
 
 
@@ -117,18 +132,24 @@ def _payload(bad: Unusable, payload: object) -> Parsed:
             if value is None:
                 skipped += 1
                 continue
-            changes.append(_change(bad, value, f"{change_path}.value"))
+            field = string(bad, change, "field", change_path)
+            changes.append(read_change(bad, value, f"{change_path}.value", field))
     return Parsed(changes, skipped)
 
 
-def _change(bad: Unusable, value: Node, path: str) -> Change:
+def meta_phone_id(bad: Unusable, value: Node, path: str) -> str | None:
+    """The number a change is about (``metadata.phone_number_id``); None: the WABA's."""
     metadata = obj(bad, value, "metadata", path)
-    meta_phone = (
-        string(bad, metadata, "phone_number_id", at(path, "metadata"))
-        if metadata is not None
-        else None
-    )
-    events = _value_events(bad, value, path)
+    if metadata is None:
+        return None
+    return string(bad, metadata, "phone_number_id", at(path, "metadata"))
+
+
+def read_change(bad: Unusable, value: Node, path: str, field: str | None) -> Change:
+    """One change's number and events (``field``: Meta's webhook field, which says how
+    ``value`` reads; None reads it as ``messages``)."""
+    meta_phone = meta_phone_id(bad, value, path)
+    events = _value_events(bad, value, path, field)
     reported = [f.data for f in events if f.event_type == "phone_number.error"]
     if reported:
         # Code and title only: Meta's message and details can quote the conversation.
@@ -137,34 +158,77 @@ def _change(bad: Unusable, value: Node, path: str) -> Change:
     return Change(meta_phone, events)
 
 
-def _value_events(bad: Unusable, value: Node, path: str) -> list[Found]:
-    found: list[Found | None] = []
+def _value_events(bad: Unusable, value: Node, path: str, field: str | None = None) -> list[Found]:
     known = model.senders(bad, value, path)
+    reader = _FIELD_READERS.get(field or "messages")
+    if reader is not None:
+        found = reader(bad, value, path, known)
+    else:
+        found = _messages(bad, value, path, known)
+    if found or field in _FIELD_READERS or field in (None, "messages", "smb_message_echoes"):
+        return found
+    # A field we read nothing of: the closest event, with Meta's value as sent.
+    fields.unknown(field)
+    event = value.get("event")
+    data = {
+        "metaField": field,
+        "metaEvent": event if isinstance(event, str) else None,
+        "change": None,
+        "metaState": None,
+        "raw": storable(bad, value, f"{path} (raw)"),
+    }
+    return [Found(f"field:{field}", "phone_number.updated", digest(value), data)]
+
+
+def _messages(bad: Unusable, value: Node, path: str, known: dict[str, model.Sender]) -> list[Found]:
+    found: list[Found | None] = []
     for message_path, message in objects(bad, value, "messages", path):
         found.append(model.message(bad, message, message_path, known))
     # What the business sent from the WhatsApp Business app (field smb_message_echoes).
     for echo_path, echo in objects(bad, value, "message_echoes", path):
         found.append(model.echo(bad, echo, echo_path, known))
     for status_path, status in objects(bad, value, "statuses", path):
-        found.append(model.status(bad, status, status_path))
+        found.append(model.status(bad, status, status_path, known))
     return [f for f in found if f is not None] + model.errors(bad, value, path)
+
+
+_Reader = Callable[[Unusable, Node, str, dict[str, model.Sender]], list[Found]]
+_FIELD_READERS: dict[str, _Reader] = {
+    "history": platform.history,
+    "smb_app_state_sync": lambda bad, value, path, _: platform.state_sync(bad, value, path),
+    "user_preferences": platform.preferences,
+    "calls": platform.calls,
+    "group_participants_update": lambda bad, value, path, _: platform.groups(bad, value, path),
+    "user_id_update": platform.user_id_updates,
+}
+
+
+PhoneView = Callable[[Phone], dict[str, Any]]
 
 
 class InboundService:
     def __init__(
-        self, storage: Storage, webhooks: WebhookService, *, lease: timedelta = INBOX_LEASE
+        self,
+        storage: Storage,
+        webhooks: WebhookService,
+        *,
+        lease: timedelta = INBOX_LEASE,
+        phone_view: PhoneView | None = None,
     ) -> None:
         self.storage = storage
         self.webhooks = webhooks
         self.lease = lease
+        # How a phone looks in its phone_number.updated events (the onboarding area's view).
+        self.phone_view = phone_view
+        self.syncs = SyncState(storage)
 
     async def accept(self, raw: bytes, *, livemode: bool | None = None) -> InboxItem | None:
         """Record a verified body (one write), to be acknowledged and then ``process``ed:
         the item, or None when the same body is recorded already and not yet processed
         (Meta's retry: its first copy will be processed). Raises ``StorageError``."""
         now = self.webhooks.clock()
-        digest = hashlib.sha256(b"%s:" % str(livemode).encode() + raw).hexdigest()
-        item = InboxItem(digest, raw, livemode, now, now + self.lease)
+        key = hashlib.sha256(b"%s:" % str(livemode).encode() + raw).hexdigest()
+        item = InboxItem(key, raw, livemode, now, now + self.lease)
         return item if await self.storage.put_inbox(item) else None
 
     async def process(self, item: InboxItem) -> InboundResult | None:
@@ -207,7 +271,10 @@ class InboundService:
     async def handle(self, raw: bytes, *, livemode: bool | None = None) -> InboundResult:
         """Record what Meta delivered for the phones it names (of ``livemode`` only, when
         set: a webhook the fake Meta signed never reaches a live phone)."""
-        parsed = parse(raw)
+        return await self.handle_parsed(parse(raw), livemode=livemode)
+
+    async def handle_parsed(self, parsed: Parsed, *, livemode: bool | None = None) -> InboundResult:
+        """``handle`` for changes already parsed (those the app-level webhook received)."""
         emitted = duplicates = 0
         skipped = parsed.skipped
         for change in parsed.changes:
@@ -220,11 +287,14 @@ class InboundService:
                 continue
             for phone in phones:
                 base = {"phoneNumberId": phone.id, "wabaId": phone.waba_id}
-                for kind, event_type, meta_id, fields in change.events:
+                for kind, event_type, meta_id, data in change.events:
+                    if event_type == "phone_number.updated":
+                        view = self.phone_view(phone) if self.phone_view else {}
+                        data = {**view, "previousStatus": phone.status.value, **data}
                     event = await self.webhooks.emit(
                         phone.org_id,
                         event_type,
-                        {**base, **fields},
+                        {**base, **data},
                         waba_id=phone.waba_id,
                         event_id=event_id(phone.org_id, kind, meta_id),
                         livemode=phone.livemode,
@@ -233,6 +303,7 @@ class InboundService:
                         duplicates += 1
                     else:
                         emitted += 1
+                await self.syncs.record(phone, change.events)
         return InboundResult(emitted, duplicates, skipped)
 
     def _events(self, phone: Phone, value: dict[str, Any]) -> list[Found]:

@@ -109,7 +109,12 @@ CONTACTS = objects_of(
     (
         "phones",
         "phones",
-        objects_of(("phone", "phone", STR), ("wa_id", "waId", STR), *_TYPED_VALUE),
+        objects_of(
+            ("phone", "phone", STR),
+            ("wa_id", "waId", STR),
+            ("user_id", "userId", STR),
+            *_TYPED_VALUE,
+        ),
     ),
     ("emails", "emails", objects_of(("email", "email", STR), *_TYPED_VALUE)),
     ("urls", "urls", objects_of(("url", "url", STR), *_TYPED_VALUE)),
@@ -136,6 +141,9 @@ CONTACTS = objects_of(
         ),
     ),
     ("birthday", "birthday", STR),
+    # A contact shared in answer to a contact-information request.
+    ("vcard", "vcard", STR),
+    ("origin", "origin", STR),
 )
 _REPLY: tuple[Field, ...] = (("id", "id", STR), ("title", "title", STR))
 INTERACTIVE = shape(
@@ -149,6 +157,17 @@ INTERACTIVE = shape(
             ("name", "name", STR),
             ("body", "body", STR),
             ("response_json", "responseJson", STR),
+        ),
+    ),
+    # The customer's answer to a call permission request (Calling API).
+    (
+        "call_permission_reply",
+        "callPermissionReply",
+        shape(
+            ("response", "response", STR),
+            ("expiration_timestamp", "expirationTimestamp", TIME),
+            ("response_source", "responseSource", STR),
+            ("is_permanent", "isPermanent", BOOL),
         ),
     ),
 )
@@ -203,6 +222,8 @@ SYSTEM = shape(
     ("new_wa_id", "newWaId", STR),
     ("user_id", "userId", STR),
     ("previous_user_id", "previousUserId", STR),
+    ("parent_user_id", "parentUserId", STR),
+    ("previous_parent_user_id", "previousParentUserId", STR),
     ("customer", "customer", STR),
     ("identity", "identity", STR),
 )
@@ -217,6 +238,8 @@ STATUS: tuple[Field, ...] = (
     ("recipient_parent_user_id", "recipientParentUserId", STR),
     ("recipient_type", "recipientType", STR),
     ("recipient_participant_id", "recipientParticipantId", STR),
+    ("recipient_participant_user_id", "recipientParticipantUserId", STR),
+    ("recipient_participant_parent_user_id", "recipientParticipantParentUserId", STR),
     ("status", "status", STR),
     ("timestamp", "timestamp", TIME),
     ("biz_opaque_callback_data", "bizOpaqueCallbackData", STR),
@@ -281,6 +304,7 @@ _SENDER: dict[str, Schema] = {
     "contactName": STR.schema,
     "userId": STR.schema,
     "parentUserId": STR.schema,
+    "username": STR.schema,
     "groupId": STR.schema,
     "type": _STR,
     "timestamp": TIME.schema,
@@ -291,6 +315,10 @@ _SENDER: dict[str, Schema] = {
 _STATUS: dict[str, Schema] = {
     "metaMessageId": _STR,
     **{out: kind.schema for _, out, kind in STATUS},
+    # The recipient as ``value.contacts`` names them (a group: its participant).
+    "recipientName": STR.schema,
+    "recipientUsername": STR.schema,
+    "groupId": STR.schema,
     "raw": _RAW,
 }
 PROPERTIES: dict[str, dict[str, Schema]] = {
@@ -310,6 +338,8 @@ PROPERTIES: dict[str, dict[str, Schema]] = {
     "message.deleted": {**_SENDER, "originalMessageId": STR.schema, "raw": _RAW},
     "contact.changed": {
         **_SENDER,
+        # null for a user_id_update, which is no message.
+        "metaMessageId": {"type": ["string", "null"]},
         "system": SYSTEM.schema,
         "identity": IDENTITY.schema,
         "raw": _RAW,
@@ -320,11 +350,13 @@ PROPERTIES: dict[str, dict[str, Schema]] = {
         "to": STR.schema,
         "toUserId": STR.schema,
         "toParentUserId": STR.schema,
+        "toUsername": STR.schema,
         "contactName": STR.schema,
         "type": _STR,
         "timestamp": TIME.schema,
         "context": CONTEXT.schema,
         "errors": ERRORS.schema,
+        "originalMessageId": STR.schema,
         **_keys(ECHO_CONTENT),
         "raw": _RAW,
     },
@@ -340,6 +372,8 @@ class Sender:
     name: str | None
     user_id: str | None
     parent_user_id: str | None
+    username: str | None = None
+    wa_id: str | None = None
 
 
 _NOBODY = Sender(None, None, None)
@@ -356,12 +390,23 @@ def senders(bad: Unusable, value: Node, path: str) -> dict[str, Sender]:
             bad.add(at(contact_path, "wa_id"), contact.get("wa_id"), "a str (or a user_id)")
             continue
         profile = obj(bad, contact, "profile", contact_path)
-        name = string(bad, profile, "name", at(contact_path, "profile")) if profile else None
-        sender = Sender(name, user_id, string(bad, contact, "parent_user_id", contact_path))
+        profile_path = at(contact_path, "profile")
+        sender = Sender(
+            string(bad, profile, "name", profile_path) if profile else None,
+            user_id,
+            string(bad, contact, "parent_user_id", contact_path),
+            string(bad, profile, "username", profile_path) if profile else None,
+            wa_id,
+        )
         for key in (wa_id, user_id):
             if key is not None:
                 found[key] = sender
     return found
+
+
+def who(known: dict[str, Sender], *keys: str | None) -> Sender:
+    """The contact one of ``keys`` (a number or a user id) names; nobody when none does."""
+    return _who(known, *keys)
 
 
 def _who(known: dict[str, Sender], *keys: str | None) -> Sender:
@@ -398,6 +443,7 @@ def message(bad: Unusable, node: Node, path: str, known: dict[str, Sender]) -> F
         "contactName": contact.name,
         "userId": user_id or contact.user_id,
         "parentUserId": string(bad, node, "from_parent_user_id", path) or contact.parent_user_id,
+        "username": contact.username,
         "groupId": string(bad, node, "group_id", path),
         "type": kind,
         "timestamp": when(bad, node, "timestamp", path),
@@ -451,35 +497,69 @@ def echo(bad: Unusable, node: Node, path: str, known: dict[str, Sender]) -> Foun
     kind = string(bad, node, "type", path) or "unknown"
     to = string(bad, node, "to", path)
     to_user_id = string(bad, node, "to_user_id", path)
+    contact = _who(known, to, to_user_id)
     data: dict[str, Any] = {
         "metaMessageId": message_id,
         "from": string(bad, node, "from", path),
         "to": to,
-        "toUserId": to_user_id,
-        "toParentUserId": string(bad, node, "to_parent_user_id", path),
-        "contactName": _who(known, to, to_user_id).name,
+        "toUserId": to_user_id or contact.user_id,
+        "toParentUserId": string(bad, node, "to_parent_user_id", path) or contact.parent_user_id,
+        "toUsername": contact.username,
+        "contactName": contact.name,
         "type": kind,
         "timestamp": when(bad, node, "timestamp", path),
         "context": CONTEXT.read(bad, node, "context", path),
         "errors": ERRORS.read(bad, node, "errors", path),
-        **_content(bad, node, kind, f"{path}.{plain(kind)}", ECHO_CONTENT),
-        "raw": storable(bad, node, f"{path} (raw)"),
+        "originalMessageId": None,
     }
+    if kind in ("edit", "revoke"):
+        # The business edited or deleted, from the app, what it had sent.
+        change = obj(bad, node, kind, path)
+        change_path = at(path, kind)
+        if change is not None:
+            data["originalMessageId"] = string(bad, change, "original_message_id", change_path)
+        new = obj(bad, change, "message", change_path) if change and kind == "edit" else None
+        if new is not None:
+            new_path = at(change_path, "message")
+            data["type"] = new_kind = string(bad, new, "type", new_path) or "unknown"
+            data.update(_content(bad, new, new_kind, f"{new_path}.{plain(new_kind)}", ECHO_CONTENT))
+        else:
+            data.update(dict.fromkeys(_ECHO_KEYS))
+    else:
+        data.update(_content(bad, node, kind, f"{path}.{plain(kind)}", ECHO_CONTENT))
+    data["raw"] = storable(bad, node, f"{path} (raw)")
     return Found("echo", "message.echo", message_id, data)
 
 
-def status(bad: Unusable, node: Node, path: str) -> Found | None:
+def status(
+    bad: Unusable, node: Node, path: str, known: dict[str, Sender] | None = None
+) -> Found | None:
     """A status of a message the business sent; None for one we do not report (Meta has
     added some over time) or without an id."""
     status_id = string(bad, node, "id", path, required=True)
     state = string(bad, node, "status", path, required=True)
     if status_id is None or state is None or state not in STATUS_EVENTS:
         return None
-    data = {
-        "metaMessageId": status_id,
-        **read_fields(bad, node, STATUS, path),
-        "raw": storable(bad, node, f"{path} (raw)"),
-    }
+    data = {"metaMessageId": status_id, **read_fields(bad, node, STATUS, path)}
+    in_group = data["recipientType"] == "group"
+    person = (
+        (data["recipientParticipantId"], data["recipientParticipantUserId"])
+        if in_group
+        else (data["recipientId"], data["recipientUserId"])
+    )
+    contact = _who(known or {}, *person)
+    if not in_group:
+        data["recipientUserId"] = data["recipientUserId"] or contact.user_id
+        data["recipientParentUserId"] = data["recipientParentUserId"] or contact.parent_user_id
+    else:
+        data["recipientParticipantUserId"] = data["recipientParticipantUserId"] or contact.user_id
+        data["recipientParticipantParentUserId"] = (
+            data["recipientParticipantParentUserId"] or contact.parent_user_id
+        )
+    data["recipientName"] = contact.name
+    data["recipientUsername"] = contact.username
+    data["groupId"] = data["recipientId"] if in_group else None
+    data["raw"] = storable(bad, node, f"{path} (raw)")
     return Found(state, STATUS_EVENTS[state], status_id, data)
 
 

@@ -12,12 +12,15 @@ and their OpenAPI schemas come from one declaration (``shape``, ``objects_of``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from edge_onboard.core.clock import isoformat
 
@@ -174,6 +177,29 @@ def when(bad: Unusable, node: Node, key: str, path: str) -> str | None:
     return None
 
 
+def strings(bad: Unusable, node: Node, key: str, path: str) -> list[str]:
+    """The strings in the list at ``node[key]`` ([] when absent); other items are skipped."""
+    found = node.get(key, MISSING)
+    if not isinstance(found, list):
+        if not _absent(found):
+            bad.add(at(path, key), found, "a list")
+        return []
+    usable = [item for item in found if isinstance(item, str)]
+    if len(usable) < len(found):
+        bad.add(at(path, key), found, "a list of str (others skipped)")
+    return usable
+
+
+def digest(value: Any) -> str:
+    """A short, stable digest of Meta's JSON ``value``: the id of what carries none, so
+    Meta's retry of it maps onto the same event."""
+    try:
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested past what orjson writes: its storable part
+        canonical = orjson.dumps(storable(Unusable(), value, "value"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
 def storable(bad: Unusable, value: Any, path: str) -> Any:
     """``value`` as every store can keep it, untouched when it already is (nearly always):
     integers past 64 bits become their decimal text, NUL in keys U+FFFD, and what nests
@@ -236,6 +262,18 @@ NUM = Kind(number, {"type": ["number", "null"]})
 BOOL = Kind(boolean, {"type": ["boolean", "null"]})
 FLAG = Kind(flag, {"type": "boolean", "description": "false when Meta leaves it out"})
 TIME = Kind(when, _nullable(TIMESTAMP_SCHEMA))
+STRS = Kind(strings, {"type": "array", "items": {"type": "string"}})
+
+
+def identifier(bad: Unusable, node: Node, key: str, path: str) -> str | int | None:
+    """An id Meta sends as a string in some payloads and a number in others: as sent."""
+    found = node.get(key)
+    if isinstance(found, int) and not isinstance(found, bool):
+        return integer(bad, node, key, path)
+    return string(bad, node, key, path)
+
+
+ID = Kind(identifier, {"type": ["string", "integer", "null"]})
 
 # One field of a shape: Meta's key, ours, and its kind.
 Field = tuple[str, str, Kind]

@@ -306,19 +306,20 @@ class CompletionService:
                 "The WhatsApp Business Account reported by the signup was not "
                 "shared with this app.",
             )
-        coexistence = report.event == COEXISTENCE
-        if coexistence and "business_app" not in (link.connection_types or ["cloud_api"]):
-            raise SignupFailed(
-                422,
-                "connection_type_not_allowed",
-                "This link does not accept WhatsApp Business app numbers.",
-            )
         numbers = await _meta(
             graph.waba_phone_numbers(report.waba_id, token),
             "phone_lookup_failed",
             "Meta did not list the account's numbers.",
         )
         info = _pick_phone(numbers, report)
+        # A WhatsApp Business app number: the page's event says so, or Meta's is_on_biz_app.
+        coexistence = report.event == COEXISTENCE or (info is not None and info.is_on_biz_app)
+        if coexistence and "business_app" not in (link.connection_types or ["cloud_api"]):
+            raise SignupFailed(
+                422,
+                "connection_type_not_allowed",
+                "This link does not accept WhatsApp Business app numbers.",
+            )
         try:
             await subscribe(graph, report.waba_id, token, coexistence=coexistence)
         except StepFailed as exc:

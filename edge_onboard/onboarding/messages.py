@@ -17,6 +17,10 @@ SEND_FIELDS = frozenset({"to", "type", "text", "template"})
 TEXT_FIELDS = frozenset({"body", "previewUrl"})
 TEMPLATE_FIELDS = frozenset({"name", "language", "components"})
 E164 = re.compile(r"^\+?[1-9][0-9]{6,14}\Z")
+# A business-scoped user id (Meta's BSUID: country, optionally ENT. for a parent id, then
+# up to 128 letters and digits): a customer with a username may have no number for you.
+BSUID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}\Z")
+RECIPIENT = re.compile(f"{E164.pattern[:-2]}\\Z|{BSUID.pattern}")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}\Z")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 # Meta's throttling codes: the customer should slow down and retry.
@@ -24,16 +28,17 @@ RATE_LIMITED = frozenset({4, 17, 80007, 130429, 131056})
 
 
 def parse_send(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The recipient (E.164) and the Graph payload for it."""
+    """The recipient (E.164, or a business-scoped user id as given) and the Graph payload
+    for it (Meta takes a BSUID as ``recipient``, in place of ``to``)."""
     v.reject_unknown(body, SEND_FIELDS)
     to = v.string(
         body,
         "to",
         min_length=1,
-        max_length=16,
+        max_length=136,
         required=True,
-        pattern=E164,
-        hint="an E.164 number such as +15550783881",
+        pattern=RECIPIENT,
+        hint="an E.164 number such as +15550783881, or a user id such as US.13491208655302741918",
     )
     assert to is not None
     kind = body.get("type")
@@ -53,15 +58,18 @@ def parse_send(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             param=kind,
             code="parameter_missing" if content is None else "parameter_invalid",
         )
-    digits = to.lstrip("+")
+    if BSUID.match(to):
+        shown, address = to, {"recipient": to}
+    else:
+        shown, address = "+" + to.lstrip("+"), {"to": to.lstrip("+")}
     if kind == "text":
         v.reject_unknown(content, TEXT_FIELDS, where="text.")
         text = v.string(content, "body", min_length=1, max_length=4096, required=True)
         preview = content.get("previewUrl", False)
         if not isinstance(preview, bool):
             raise invalid("'text.previewUrl' must be a boolean.", param="text.previewUrl")
-        return "+" + digits, {
-            "to": digits,
+        return shown, {
+            **address,
             "type": "text",
             "text": {"body": text, "preview_url": preview},
         }
@@ -93,7 +101,7 @@ def parse_send(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     template: dict[str, Any] = {"name": name, "language": {"code": language["code"]}}
     if components:
         template["components"] = components
-    return "+" + digits, {"to": digits, "type": "template", "template": template}
+    return shown, {**address, "type": "template", "template": template}
 
 
 class MessageService:

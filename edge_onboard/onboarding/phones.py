@@ -19,6 +19,17 @@ HEALTH_TTL = 30.0  # seconds a health answer is reused: Graph has rate limits
 HEALTH_CACHE_SIZE = 1024
 
 
+# phone_number.updated's keys that only Meta's notices of a number fill
+# (edge_onboard/hosted/meta_webhook.py, edge_onboard/meta/inbound.py): null in the others.
+NOT_FROM_META: dict[str, Any] = {
+    "metaField": None,
+    "metaEvent": None,
+    "change": None,
+    "metaState": None,
+    "raw": None,
+}
+
+
 def phone_view(phone: Phone) -> dict[str, Any]:
     return {
         "id": phone.id,

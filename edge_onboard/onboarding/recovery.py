@@ -39,7 +39,7 @@ from edge_onboard.meta.modes import MetaModes
 from edge_onboard.onboarding.completion import CompletionService, Finish
 from edge_onboard.onboarding.lifecycle import announce
 from edge_onboard.onboarding.links import LinkService
-from edge_onboard.onboarding.phones import phone_view
+from edge_onboard.onboarding.phones import NOT_FROM_META, phone_view
 from edge_onboard.storage import (
     DuplicateError,
     LinkCondition,
@@ -56,6 +56,8 @@ from edge_onboard.webhooks.event_log import sweep_events
 log = logging.getLogger("edge_onboard.onboarding.recovery")
 
 _DIGEST = uuid.UUID("3e9a7c51-6f2d-4b8e-a0c4-9d1b2e3f4a5b")
+# waba.updated and waba.disconnected keys Meta's typed notices fill (null when none does).
+_NOT_TYPED: dict[str, Any] = {"metaField": None, "metaEvent": None, "change": None}
 GRANT_EVENTS = frozenset({"PARTNER_ADDED", "PARTNER_APP_INSTALLED"})
 ACCOUNT_EVENTS = frozenset(
     {"ACCOUNT_VIOLATION", "ACCOUNT_RESTRICTION", "ACCOUNT_DELETED", "DISABLED_UPDATE"}
@@ -122,9 +124,15 @@ class Recovery:
         await self._settle(grant)
 
     async def partner_removed(
-        self, waba_id: str, detail: dict[str, Any], *, livemode: bool | None = True
+        self,
+        waba_id: str,
+        detail: dict[str, Any],
+        *,
+        livemode: bool | None = True,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """The business took its access back: the WABA and its numbers are disconnected."""
+        """The business took its access back: the WABA and its numbers are disconnected.
+        ``extra``: the typed keys of Meta's notice (edge_onboard/meta/account_model.py)."""
         now = self.clock()
         for waba in await self.storage.wabas_by_meta_id(waba_id):
             if waba.status == "disconnected" or not _of_mode(waba.livemode, livemode):
@@ -133,7 +141,12 @@ class Recovery:
             event, deliveries = await self.webhooks.plan(
                 waba.org_id,
                 "waba.disconnected",
-                {"wabaId": waba.id, "metaWabaId": waba.meta_waba_id, "raw": detail},
+                {
+                    "wabaId": waba.id,
+                    "metaWabaId": waba.meta_waba_id,
+                    **(extra or _NOT_TYPED),
+                    "raw": detail,
+                },
                 waba_id=waba.id,
                 livemode=waba.livemode,
             )
@@ -148,7 +161,7 @@ class Recovery:
                 phone_event, phone_deliveries = await self.webhooks.plan(
                     phone.org_id,
                     "phone_number.updated",
-                    {**view, "previousStatus": phone.status.value},
+                    {**view, "previousStatus": phone.status.value, **NOT_FROM_META},
                     waba_id=waba.id,
                     livemode=phone.livemode,
                 )
@@ -163,10 +176,17 @@ class Recovery:
                     await self.webhooks.engine.dispatch(phone_deliveries)
 
     async def account_changed(
-        self, waba_id: str, event: str, detail: dict[str, Any], *, livemode: bool | None = True
+        self,
+        waba_id: str,
+        event: str,
+        detail: dict[str, Any],
+        *,
+        livemode: bool | None = True,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """A restriction, violation, deletion or disabling Meta reports: waba.updated,
-        once however often Meta retries it (the event id is a digest of what it says)."""
+        """Anything Meta reports about the account (a restriction, violation, deletion,
+        review, limits...): waba.updated, with ``extra`` (its typed keys), once however
+        often Meta retries it (the event id is a digest of what it says)."""
         said = orjson.dumps({"event": event, "detail": detail}, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(said).hexdigest()
         for waba in await self.storage.wabas_by_meta_id(waba_id):
@@ -181,6 +201,7 @@ class Recovery:
                     "metaWabaId": waba.meta_waba_id,
                     "status": waba.status,
                     "event": event,
+                    **(extra or _NOT_TYPED),
                     "raw": detail,
                 },
                 waba_id=waba.id,

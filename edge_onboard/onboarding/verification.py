@@ -21,7 +21,12 @@ from edge_onboard.meta.graph import GraphClient, GraphError
 from edge_onboard.meta.modes import MetaModes
 from edge_onboard.onboarding.connect import derived_pin
 from edge_onboard.onboarding.links import LOCALE, LinkService
-from edge_onboard.onboarding.phones import PhoneService, business_token, phone_view
+from edge_onboard.onboarding.phones import (
+    NOT_FROM_META,
+    PhoneService,
+    business_token,
+    phone_view,
+)
 from edge_onboard.storage import LinkCondition, LinkStatus, Phone, PhoneStatus, Storage
 from edge_onboard.webhooks.endpoints import WebhookService
 
@@ -126,7 +131,7 @@ class PhoneVerification:
     async def _update(self, phone: Phone, changes: dict[str, Any]) -> Phone:
         """Apply the change with its phone_number.updated event, at most once."""
         preview = Phone.from_doc({**phone.to_doc(), **changes})
-        data = {**phone_view(preview), "previousStatus": phone.status.value}
+        data = {**phone_view(preview), "previousStatus": phone.status.value, **NOT_FROM_META}
         event, deliveries = await self.webhooks.plan(
             phone.org_id,
             "phone_number.updated",

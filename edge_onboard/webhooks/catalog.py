@@ -10,10 +10,13 @@ from edge_onboard.core.errors import invalid
 EVENT_TYPES: dict[str, str] = {
     "phone_number.connected": "An end-user completed signup; the phone number is connected.",
     "phone_number.updated": "A phone's status or registration changed (verified, registered, "
-    "registration failed); carries the phone and its previous status.",
+    "registration failed), or Meta reported a change of the number (quality and messaging "
+    "limit, display name decision, username, alerts, security, a field not typed yet): the "
+    "phone, its previous status and, for Meta's, metaField, metaEvent, change and raw.",
     "waba.connected": "A signup connected a WhatsApp Business Account, with or without a number.",
-    "waba.updated": "Meta restricted, flagged, disabled or deleted a connected account; "
-    "carries Meta's event and detail.",
+    "waba.updated": "Meta reported a change of a connected account: restriction, violation, "
+    "ban, review decision, messaging limits, offboarded or reconnected, partner app installed "
+    "or uninstalled, pricing tier... (Meta's event, typed under change, and raw).",
     "waba.disconnected": "The business removed this service's access to its account; its "
     "numbers are disconnected too.",
     "onboarding_link.opened": "The end-user opened the hosted page (the first time).",
@@ -34,6 +37,19 @@ EVENT_TYPES: dict[str, str] = {
     "message.echo": "The business sent a message from the WhatsApp Business app (coexistence).",
     "contact.changed": "A customer changed number or identity (Meta's system message).",
     "phone_number.error": "Meta reported an error for a connected number, not for one message.",
+    "history.received": "A chunk of a coexistence number's WhatsApp Business app history: "
+    "phase, chunk order, progress, and threads of typed past messages (media included).",
+    "history.declined": "The business declined to share its WhatsApp Business app history.",
+    "contact.synced": "A contact of the business's WhatsApp Business app was added, edited or "
+    "removed (coexistence).",
+    "contact.preferences_changed": "A customer stopped or resumed a category of messages "
+    "(marketing): honour it.",
+    "template.updated": "A message template's status, quality, category or components changed.",
+    "call.connected": "A call (Calling API) is connecting, placed by the customer or the business.",
+    "call.ended": "A call ended: its status, duration and errors.",
+    "call.updated": "A call's status changed (ringing, accepted, rejected...).",
+    "group.participants_changed": "Participants joined, left, were added to or removed from a "
+    "group, or asked to join.",
 }
 
 

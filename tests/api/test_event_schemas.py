@@ -12,7 +12,7 @@ import pytest
 
 from edge_onboard.api.openapi import build_openapi
 from edge_onboard.api.openapi.event_schemas import event_schema, schema_name
-from edge_onboard.onboarding.phones import phone_view
+from edge_onboard.onboarding.phones import NOT_FROM_META, phone_view
 from edge_onboard.storage import Phone, PhonePlatform, PhoneStatus
 from edge_onboard.webhooks.catalog import EVENT_TYPES
 from tests.conftest import Api
@@ -94,8 +94,11 @@ def test_phone_number_updated_carries_the_phone_view() -> None:
     )
     view = phone_view(phone)
     properties = event_schema("phone_number.updated")["properties"]["data"]["properties"]
-    assert set(properties) == {*view, "previousStatus"}
-    valid("phone_number.updated", {**view, "previousStatus": "pending_verification"})
+    assert set(properties) == {*view, "previousStatus", *NOT_FROM_META}
+    valid(
+        "phone_number.updated",
+        {**view, "previousStatus": "pending_verification", **NOT_FROM_META},
+    )
 
 
 def test_signup_events_match_their_schemas() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -39,6 +39,8 @@ EVENTS = [
 
 
 class World:
+    events: ClassVar[list[str]] = EVENTS  # what the connected link's webhook subscribes to
+
     def __init__(self, client: httpx.AsyncClient, services: Services, receiver: Receiver) -> None:
         self.client = client
         self.services = services
@@ -55,7 +57,7 @@ class World:
             json={
                 "name": "Acme",
                 "webhookUrl": "http://127.0.0.1:9/events",
-                "webhookEvents": EVENTS,
+                "webhookEvents": self.events,
             },
         )
         link = created.json()["data"]
@@ -191,6 +193,7 @@ async def test_a_signed_message_becomes_one_event(world: World) -> None:
         "contactName": "Ana",
         "userId": None,
         "parentUserId": None,
+        "username": None,
         "groupId": None,
         "type": "text",
         "timestamp": "2026-11-25T01:23:33.000Z",
@@ -481,6 +484,32 @@ async def test_send_then_status_events_in_the_sandbox(world: World) -> None:
         },
     )
     assert template.status_code == 201, template.text
+
+
+async def test_send_to_a_business_scoped_user_id(world: World) -> None:
+    """A customer with a username may give no number: Meta takes their BSUID as
+    ``recipient``, and its statuses name them by ``recipient_user_id``."""
+    phone = await world.connect()
+    await world.delivered()
+    world.receiver.requests.clear()
+    path = f"/v1/phones/{phone['phoneNumberId']}/messages"
+    for user_id in ("US.13491208655302741918", "US.ENT.11815799212886844830"):
+        body = {"to": user_id, "type": "text", "text": {"body": "Hello"}}
+        sent = await world.client.post(path, json=body, headers=world.auth)
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["data"]["to"] == user_id
+        graph = world.sandbox.calls[-1]
+        assert graph[1].endswith("/messages")
+        assert await world.sandbox.flush(world.client) == 3
+        events = await world.delivered()
+        world.receiver.requests.clear()
+        assert {e["data"]["recipientUserId"] for e in events} == {user_id}
+        assert {e["data"]["recipientId"] for e in events} == {None}
+    for bad in ("US.", "us.1349", "US.ENT.", "XX.12 34", "U.1"):
+        refused = await world.client.post(
+            path, json={"to": bad, "type": "text", "text": {"body": "x"}}, headers=world.auth
+        )
+        assert_error(refused, 400, "parameter_invalid", "to")
 
 
 @pytest.mark.parametrize(

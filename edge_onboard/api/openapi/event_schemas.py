@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from edge_onboard.meta.account_model import CHANGE_SCHEMAS, TEMPLATE_PROPERTIES
 from edge_onboard.meta.message_model import PROPERTIES
+from edge_onboard.meta.platform_model import PLATFORM_PROPERTIES
 from edge_onboard.meta.readers import TIMESTAMP_SCHEMA
 from edge_onboard.storage import PhonePlatform, PhoneStatus
 from edge_onboard.webhooks.catalog import EVENT_TYPES
@@ -63,6 +65,20 @@ _NOTES = {
     "user_identity_changed, user_changed_user_id, ...",
     "pricing": "How Meta bills the message, when it says.",
     "conversation": "The conversation Meta counts it in, when it says.",
+    "username": "The customer's WhatsApp username, when they have one.",
+    "parentUserId": "The customer's parent business-scoped user id, when Meta sends it.",
+    "metaField": "Meta's webhook field this came from.",
+    "metaEvent": "Meta's event in it, when it names one.",
+    "change": "Meta's value, typed (camelCased); null for a field not typed yet (see raw).",
+    "threads": "The threads of this chunk, each with its past messages, typed like "
+    "message.received's, with Meta's historyContext (their status then).",
+    "progress": "How much of the history has been sent, in percent.",
+}
+# Keys Meta's own notices fill in events the service also sends for its own reasons
+# (null in those).
+_META_CHANGE: dict[str, Schema] = {
+    "metaField": _nullable(_STR),
+    "metaEvent": _nullable(_STR),
 }
 
 
@@ -91,7 +107,11 @@ def _data_schemas() -> dict[str, Schema]:
             {
                 "type": "object",
                 "description": "WhatsApp Business app numbers: how each one-shot sync went.",
-                "properties": {"stateSync": _STR, "historySync": _STR},
+                "properties": {
+                    "stateSync": _STR,
+                    "historySync": _STR,
+                    "historyProgress": {"type": "integer", "minimum": 0, "maximum": 100},
+                },
             }
         ),
         "onboardingLinkId": _nullable(_UUID),
@@ -111,22 +131,66 @@ def _data_schemas() -> dict[str, Schema]:
                 "platform": _PLATFORM,
             }
         ),
-        "phone_number.updated": _object({**phone_view, "previousStatus": _nullable(_PHONE_STATUS)}),
+        "phone_number.updated": _object(
+            {
+                **phone_view,
+                "previousStatus": _nullable(_PHONE_STATUS),
+                **_META_CHANGE,
+                "change": CHANGE_SCHEMAS["phone_number.updated"],
+                "metaState": _nullable(
+                    {
+                        "type": "object",
+                        "description": "What the change set on the phone (kept with it).",
+                        "properties": {
+                            name: _nullable(_STR)
+                            for name in (
+                                "qualityEvent",
+                                "messagingLimit",
+                                "nameStatus",
+                                "requestedName",
+                                "rejectionReason",
+                                "username",
+                                "usernameStatus",
+                            )
+                        },
+                    }
+                ),
+                "raw": {
+                    "type": ["object", "null"],
+                    "description": "Meta's value, as sent (null: not Meta's notice).",
+                },
+            }
+        ),
         "waba.connected": _object({**_LINK, "wabaId": _UUID, "metaWabaId": _STR}),
         "waba.updated": _object(
             {
                 "wabaId": _UUID,
                 "metaWabaId": _STR,
                 "status": {"type": "string", "enum": ["connected", "disconnected"]},
-                "event": _described(_STR, "Meta's account_update event, e.g. ACCOUNT_VIOLATION."),
-                "raw": _described({"type": "object"}, "Meta's account_update, as sent."),
+                "event": _described(
+                    _STR, "Meta's account_update event (e.g. ACCOUNT_VIOLATION), else its field."
+                ),
+                **_META_CHANGE,
+                "change": CHANGE_SCHEMAS["waba.updated"],
+                "raw": _described({"type": "object"}, "Meta's value, as sent."),
             }
         ),
         "waba.disconnected": _object(
             {
                 "wabaId": _UUID,
                 "metaWabaId": _STR,
+                **_META_CHANGE,
+                "change": CHANGE_SCHEMAS["waba.updated"],
                 "raw": _described({"type": "object"}, "Meta's PARTNER_REMOVED, as sent."),
+            }
+        ),
+        "template.updated": _object(
+            {
+                "wabaId": _UUID,
+                "metaWabaId": _STR,
+                "metaField": _STR,
+                **TEMPLATE_PROPERTIES,
+                "raw": _described({"type": "object"}, "Meta's value, as sent."),
             }
         ),
     }
@@ -157,9 +221,8 @@ def _data_schemas() -> dict[str, Schema]:
             "onboarding_link.recovered": _object(done),
         }
     )
-    known.update(
-        {name: _object({**_PHONE, **properties}) for name, properties in PROPERTIES.items()}
-    )
+    inbound = {**PROPERTIES, **PLATFORM_PROPERTIES}
+    known.update({name: _object({**_PHONE, **properties}) for name, properties in inbound.items()})
     return known
 
 

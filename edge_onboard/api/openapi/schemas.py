@@ -626,7 +626,12 @@ def schemas() -> Schema:
             "required": ["to", "type"],
             "additionalProperties": False,
             "properties": {
-                "to": {"type": "string", "pattern": "^\\+?[1-9][0-9]{6,14}$"},
+                "to": {
+                    "type": "string",
+                    "pattern": "^(\\+?[1-9][0-9]{6,14}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$",
+                    "description": "An E.164 number, or the customer's business-scoped user "
+                    "id (userId in events) when Meta gives no number.",
+                },
                 "type": {"type": "string", "enum": ["text", "template"]},
                 "text": {
                     "type": "object",

@@ -3,6 +3,7 @@ number's callback URL, and its app-level ``account_update`` webhooks."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -11,15 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core.responses import JSONResponse
-from edge_onboard.meta.sandbox import samples
+from edge_onboard.meta.fields import NUMBER_FIELDS
+from edge_onboard.meta.sandbox import platform_samples, samples
 from edge_onboard.meta.sandbox._state import APP_ID, APP_WEBHOOK_URL, graph_error
 from edge_onboard.meta.sandbox.sharing import Shared
 
 # Fields Meta sends about one number (``value.metadata`` names it), to the number's
 # callback URL when it has one; any other field goes to the app's callback.
-PHONE_FIELDS = frozenset(
-    {"messages", "smb_message_echoes", "history", "smb_app_state_sync", "calls"}
-)
+PHONE_FIELDS = NUMBER_FIELDS
+# A business-scoped user id, which Meta takes as ``recipient`` in place of ``to``.
+_BSUID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}\Z")
 
 
 class Messaging(Shared):
@@ -29,18 +31,27 @@ class Messaging(Shared):
         except orjson.JSONDecodeError:
             return graph_error("(#100) Invalid parameter", 100)
         to = str(body.get("to", ""))
-        if body.get("messaging_product") != "whatsapp" or not to.isdigit():
+        user_id = str(body.get("recipient", "")) if "to" not in body else ""
+        if body.get("messaging_product") != "whatsapp" or not (
+            to.isdigit() or _BSUID.match(user_id)
+        ):
             return graph_error("(#100) Invalid parameter", 100)
         if phone["platform_type"] != "CLOUD_API":
             return graph_error("(#133010) Account not registered", 133010)
         message_id = samples.new_message_id()
         # Like Meta: the statuses follow, by webhook, to the number's callback URL.
         for status in ("sent", "delivered", "read"):
-            self.queue_webhook(phone, samples.status_value(status, message_id, to))
+            value = samples.status_value(status, message_id, to)
+            if not to:  # sent to a user id: Meta names the recipient by it
+                for item in value["statuses"]:
+                    del item["recipient_id"]
+                    item["recipient_user_id"] = user_id
+            self.queue_webhook(phone, value)
+        contact = {"input": to, "wa_id": to} if to else {"input": user_id, "user_id": user_id}
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
+                "contacts": [contact],
                 "messages": [{"id": message_id}],
             }
         )
@@ -68,6 +79,13 @@ class Messaging(Shared):
             url = phone.get("_webhook") or APP_WEBHOOK_URL
         self.outbox.append((url, _envelope(phone["_waba"], field, value)))
         return "app" if url == APP_WEBHOOK_URL else "phone"
+
+    def emit_sample(self, phone_id: str, kind: str) -> bool:
+        """One of ``platform_samples.SAMPLES`` for the number, posted as Meta would
+        (``deliver``); False: no such number or kind."""
+        phone = self.phones.get(phone_id)
+        found = platform_samples.sample(kind, phone) if phone is not None else None
+        return found is not None and self.deliver(phone_id, *found) is not None
 
     def inbound(self, phone_id: str, sender: str, text: str) -> bool:
         """A customer writes to a connected number: Meta's ``messages`` webhook follows."""
