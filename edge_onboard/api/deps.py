@@ -13,6 +13,7 @@ from edge_onboard.api.auth import Principal, authenticate
 from edge_onboard.api.idempotency import run_idempotent
 from edge_onboard.core import responses, validation
 from edge_onboard.core.ratelimit import Limit
+from edge_onboard.core.region_status import RegionStatus
 from edge_onboard.core.responses import JSONResponse
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class ApiServices(Protocol):
     def redis(self) -> Any: ...
     @property
     def recovery(self) -> Recovery | None: ...
+    @property
+    def region(self) -> RegionStatus | None: ...
 
 
 def get_services(request: Request) -> ApiServices:

@@ -81,3 +81,10 @@ def sandbox(kind: str, key: str) -> str:
 
 # Seconds the fake Meta keeps a test-mode WABA, number or token after its last change.
 SANDBOX_TTL = 30 * 86400
+
+# STRING: the primary region's clock (ms since epoch), rewritten every REGION_BEAT_INTERVAL
+# seconds; a region's Redis replica reads it to tell how far behind it is.
+REGION_BEAT = "edge:region:beat"
+REGION_BEAT_INTERVAL = 1.0
+# Seconds the heartbeat outlives its last write (a stopped primary region shows as no beat).
+REGION_BEAT_TTL = 60

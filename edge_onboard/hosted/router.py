@@ -24,6 +24,7 @@ def routes(sandbox: SandboxMeta) -> list[Route]:
         Route("/signup/{link_id}", hosted.signup_page, methods=["GET"]),
         Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/signup/{link_id}/session", hosted.signup_session, methods=["POST"]),
+        Route("/signup/{link_id}/state", hosted.signup_state, methods=["GET"]),
         Route("/", front.root, methods=["GET"]),
         Route("/static/{name}", assets.static_asset, methods=["GET"]),
         resource("/webhook/meta", GET=meta_webhook.handshake, POST=meta_webhook.receive),

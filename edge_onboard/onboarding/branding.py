@@ -32,6 +32,7 @@ MAX_LOGO_BYTES = 256 * 1024
 MAX_LOGO_SIDE = 4096
 # The media types we take, and the first bytes that prove each.
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
+BINARY = "application/octet-stream"  # also taken: then the first bytes say which type
 FIELDS = {
     "displayName": "display_name",
     "brandColor": "brand_color",
@@ -145,14 +146,15 @@ def org_view(org: Organization, public_url: str) -> dict[str, Any]:
 
 
 def check_logo(data: bytes, content_type: str | None) -> str:
-    """The media type of an upload, or the 4xx that says what is wrong with it."""
+    """The media type of an upload, or the 4xx that says what is wrong with it. Sent as
+    ``application/octet-stream`` (what SDK generators send), the bytes say the type."""
     declared = (content_type or "").split(";", 1)[0].strip().lower()
     accepted = ", ".join(LOGO_TYPES)
-    if declared not in LOGO_TYPES:
+    if declared not in (*LOGO_TYPES, BINARY):
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"The logo's Content-Type must be one of {accepted} (SVG is not accepted).",
+            f"The logo's Content-Type must be one of {accepted} or {BINARY} (SVG is not accepted).",
         )
     if not data:
         raise invalid("The logo is empty: send the image's bytes as the body.")
@@ -165,7 +167,7 @@ def check_logo(data: bytes, content_type: str | None) -> str:
         raise ApiError(
             415, "unsupported_media_type", f"The body is not an image of type {accepted}."
         )
-    if found != declared:
+    if found != declared and declared != BINARY:
         raise invalid(f"The body is {found}, but the Content-Type says {declared}.")
     size = dimensions(data)
     if size is None:

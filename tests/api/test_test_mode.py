@@ -17,6 +17,7 @@ from edge_onboard.meta.inbound import sign_body
 from edge_onboard.meta.sandbox import APP_SECRET as FAKE_SECRET
 from edge_onboard.services import Services
 from edge_onboard.storage import ApiKey, Storage
+from tests.api.sdk_world import callback_body
 from tests.conftest import FakeClock, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
@@ -52,15 +53,7 @@ class Modes:
 
     async def complete(self, link: dict[str, Any]) -> None:
         """The end-user finishes the fake Meta's signup (what the sandbox popup posts)."""
-        session = self.services.sandbox.finish("ok")
-        data = session["data"]
-        body = {
-            "code": session["code"],
-            "wabaId": data["waba_id"],
-            "businessId": data["business_id"],
-            "phoneNumberId": data["phone_number_id"],
-            "event": session["event"],
-        }
+        body = callback_body(self.services.sandbox.finish("ok"))
         response = await self.client.post(f"/signup/{link['id']}/callback", json=body)
         assert response.status_code == 200, response.text
 

@@ -163,6 +163,13 @@ async def test_a_logo_is_served_from_our_origin_by_its_hash(api: Api) -> None:
             "unsupported_media_type",
         ),
         (b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/png", 415, "unsupported_media_type"),
+        # Sent as bytes of no declared type, they are still read: not an image.
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg"/>',
+            "application/octet-stream",
+            415,
+            "unsupported_media_type",
+        ),
         (png(), "image/jpeg", 400, "parameter_invalid"),
         (b"", "image/png", 400, "parameter_invalid"),
         (png() + b"\x00" * (256 * 1024), "image/png", 413, "logo_too_large"),
