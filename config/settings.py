@@ -396,6 +396,10 @@ def _redis_url(get: Callable[[str], str | None]) -> str | None:
         )
     if parts.scheme.endswith("+cluster") and parts.path not in {"", "/", "/0"}:
         raise ConfigError("EDGE_REDIS_URL: a Redis Cluster has only database 0")
+    if "," in parts.netloc.rpartition("@")[2] and not parts.scheme.endswith("+cluster"):
+        raise ConfigError(
+            "EDGE_REDIS_URL: several hosts are seeds of a Redis Cluster: use redis+cluster://"
+        )
     return redis_url
 
 

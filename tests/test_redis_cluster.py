@@ -30,6 +30,7 @@ from edge_onboard.storage.memory import MemoryStorage
 from edge_onboard.webhooks.queue.redis import RedisQueue, client_from_url, open_client
 from tests import services
 from tests.conftest import FakeClock, make_settings, running_app
+from tests.live import free_port
 from tests.webhooks.test_delivery_processes import (
     SECRET,
     emit_events,
@@ -53,6 +54,32 @@ async def test_the_client_comes_from_the_url_or_the_server(redis_cluster_url: st
     single = await open_client("redis://127.0.0.1:1/0", max_connections=1)
     assert isinstance(single, Redis)
     await single.aclose()
+
+
+def test_a_cluster_url_takes_several_seed_nodes() -> None:
+    client = client_from_url(
+        "rediss+cluster://user:pw@10.0.0.1:7000,[::1]:7001,node-3.example/0",
+        max_connections=1,
+    )
+    assert isinstance(client, RedisCluster)
+    seeds = {(node.host, node.port) for node in client.startup_nodes}
+    assert seeds == {("10.0.0.1", 7000), ("::1", 7001), ("node-3.example", 6379)}
+    assert all(node.connection_kwargs.get("password") == "pw" for node in client.startup_nodes)
+
+
+@pytest.mark.anyio
+async def test_a_process_starts_when_the_first_seed_is_dead(redis_cluster_url: str) -> None:
+    """The master named first died: a restarted process reaches the cluster through the
+    other seeds."""
+    dead = f"127.0.0.1:{free_port()}"
+    live = redis_cluster_url.removeprefix("redis+cluster://")
+    client = await open_redis(make_settings(EDGE_REDIS_URL=f"redis+cluster://{dead},{live}"))
+    try:
+        assert isinstance(client, RedisCluster)
+        await client.set("edge:test:seeds", b"1", ex=10)
+        assert await client.get("edge:test:seeds") == b"1"
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.anyio

@@ -44,3 +44,12 @@ def test_event_retention_days() -> None:
         with pytest.raises(ConfigError) as raised:
             Settings.from_env({**env, "EDGE_EVENT_RETENTION_DAYS": bad})
         assert str(raised.value).startswith("EDGE_EVENT_RETENTION_DAYS: ")
+
+
+def test_several_redis_hosts_are_cluster_seeds() -> None:
+    env = {"EDGE_STORAGE_URL": "memory://"}
+    seeds = "redis+cluster://u:p@a:7000,b:7000,[::1]:7001"
+    assert Settings.from_env({**env, "EDGE_REDIS_URL": seeds}).redis_url is not None
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**env, "EDGE_REDIS_URL": "redis://a:6379,b:6379/0"})
+    assert str(raised.value).startswith("EDGE_REDIS_URL: several hosts")

@@ -31,6 +31,8 @@ _BEARER = "bearer "
 FAILED_LOGINS = Limit(1.0, 20)
 UNKNOWN_KEY_TTL = 60.0  # seconds an unknown key's hash is answered without storage
 UNKNOWN_KEYS = 10_000  # unknown hashes kept at most (least recent dropped)
+VALID_KEY_TTL = 86_400.0  # seconds a key found valid passes an address's failure budget
+VALID_KEYS = 10_000  # valid hashes kept at most (least recent dropped)
 
 
 def hash_key(key: str) -> str:
@@ -81,45 +83,73 @@ def _unauthorized(code: str, message: str) -> ApiError:
 
 
 class FailedLogins:
-    """Failed authentication, limited per client address, and unknown keys remembered.
+    """Failed authentication, limited per client address and per key presented, and
+    unknown keys remembered.
 
     A client that keeps sending bad keys gets 429 (with ``Retry-After``) after a burst,
-    before its key is even looked up; a key the store did not know is remembered for a
-    minute, so a flood of random keys does not become a flood of storage reads. A key
-    cannot be unknown and then valid: its hash exists only once it is created.
+    before its key is even looked up; so does a bad key sent again and again, from any
+    address. A key the store did not know is remembered for a minute, so a flood of
+    random keys does not become a flood of storage reads. A key cannot be unknown and
+    then valid: its hash exists only once it is created.
+
+    A key this process found valid lately passes its address's budget (not its own): a
+    flood of bad keys from behind the same NAT or proxy does not lock out the valid keys
+    in use there. (One never seen by this process may still wait out the flood.)
     """
 
     def __init__(self, limiter: RateLimiter, *, now: Callable[[], float] = time.monotonic):
         self.limiter = limiter
         self._now = now
         self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._valid: OrderedDict[str, float] = OrderedDict()
 
     @staticmethod
     def _client(request: Request) -> str:
         return f"authfail:{request.client.host if request.client else 'unknown'}"
 
-    def check(self, request: Request) -> None:
-        """429 while this client is over its budget of failures (charges nothing)."""
-        wait = self.limiter.waiting(self._client(request), FAILED_LOGINS)
+    @staticmethod
+    def _presented(key_hash: str) -> str:
+        return f"authfail:key:{key_hash[:32]}"
+
+    def check(self, request: Request, key_hash: str) -> None:
+        """429 while this key, or this client for a key not known valid, is over its
+        budget of failures (charges nothing)."""
+        wait = self.limiter.waiting(self._presented(key_hash), FAILED_LOGINS)
+        if not self._fresh(self._valid, key_hash):
+            wait = max(wait, self.limiter.waiting(self._client(request), FAILED_LOGINS))
         if wait > 0:
             raise _too_many(wait)
 
-    async def failed(self, request: Request, error: ApiError) -> ApiError:
-        """Count a failure; the error to answer (429 once the budget is spent)."""
-        try:
-            await self.limiter.check(self._client(request), FAILED_LOGINS, "with invalid keys")
-        except ApiError as limited:
-            return limited
-        return error
+    async def failed(self, request: Request, key_hash: str, error: ApiError) -> ApiError:
+        """Count a failure against the client and the key presented; the error to
+        answer (429 once either budget is spent)."""
+        self._valid.pop(key_hash, None)
+        answer = error
+        for name in (self._presented(key_hash), self._client(request)):
+            try:
+                await self.limiter.check(name, FAILED_LOGINS, "with invalid keys")
+            except ApiError as limited:
+                answer = limited
+        return answer
 
-    def known_unknown(self, key_hash: str) -> bool:
-        expires = self._unknown.get(key_hash)
+    def succeeded(self, key_hash: str) -> None:
+        """Remember a key found valid (see the class's note)."""
+        self._valid[key_hash] = self._now() + VALID_KEY_TTL
+        self._valid.move_to_end(key_hash)
+        while len(self._valid) > VALID_KEYS:
+            self._valid.popitem(last=False)
+
+    def _fresh(self, memo: OrderedDict[str, float], key_hash: str) -> bool:
+        expires = memo.get(key_hash)
         if expires is None:
             return False
         if expires < self._now():
-            del self._unknown[key_hash]
+            del memo[key_hash]
             return False
         return True
+
+    def known_unknown(self, key_hash: str) -> bool:
+        return self._fresh(self._unknown, key_hash)
 
     def remember_unknown(self, key_hash: str) -> None:
         self._unknown[key_hash] = self._now() + UNKNOWN_KEY_TTL
@@ -166,9 +196,9 @@ async def authenticate(
     if entry is None:
         # Not in this process's copy: a storage read, unless this client is over its
         # budget of failures or the key is one the store just said it does not know.
-        logins.check(request)
+        logins.check(request, key_hash)
         if logins.known_unknown(key_hash):
-            raise await logins.failed(request, _invalid_key())
+            raise await logins.failed(request, key_hash, _invalid_key())
 
         async def fetch() -> dict[str, Any] | None:
             key = await storage.get_api_key_by_hash(key_hash)
@@ -178,13 +208,14 @@ async def authenticate(
         entry = await cache.load("apikey", key_hash, fetch)
         if entry is None:
             logins.remember_unknown(key_hash)
-            raise await logins.failed(request, _invalid_key())
+            raise await logins.failed(request, key_hash, _invalid_key())
     principal: Principal | None = entry.memo.get("principal")
     if principal is None:
         key = ApiKey.from_doc(entry.doc)
         if not key.active:
-            raise await logins.failed(request, _invalid_key())
+            raise await logins.failed(request, key_hash, _invalid_key())
         principal = entry.memo["principal"] = Principal(
             org_id=key.org_id, key_id=key.id, livemode=key.livemode
         )
+        logins.succeeded(key_hash)
     return principal

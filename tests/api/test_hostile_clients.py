@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edge_onboard.api.auth import hash_key
 from edge_onboard.core.validation import BODY_DEADLINE
 from tests.conftest import Api
 from tests.live import create_key, serve
@@ -168,6 +169,37 @@ async def test_failed_logins_are_limited_before_storage(
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert limited.json()["error"]["type"] == "rate_limit_error"
     assert len(reads) <= 21, reads  # the flood stopped reaching storage
+
+
+async def test_a_flood_of_bad_keys_does_not_lock_out_valid_keys_from_that_address(
+    api: Api,
+) -> None:
+    """Behind a NAT or proxy, valid keys share an address with whoever sends bad ones:
+    the address's failure budget no longer applies to a key found valid, while each bad
+    key sent again is limited by its own budget."""
+    good = await api.key()
+    assert (await api.client.get("/v1/onboarding-links", headers=good)).status_code == 200
+    statuses = []
+    for _ in range(60):
+        bad = {"Authorization": f"Bearer sk_live_{secrets.token_urlsafe(32)}"}
+        statuses.append((await api.client.get("/v1/onboarding-links", headers=bad)).status_code)
+    assert 429 in statuses  # the address is over its budget for unknown keys
+    good_hash = hash_key(good["Authorization"][7:])
+    for _ in range(20):
+        # The valid key's copy is gone from this process (as after a second): looked up
+        # again, it is not refused for its neighbours' failures.
+        await api.client.services.links.cache.forget("apikey", good_hash)
+        answer = await api.client.get("/v1/onboarding-links", headers=good)
+        assert answer.status_code == 200, answer.text
+    # One bad key over and over is limited by its own budget, from any address.
+    same = {"Authorization": f"Bearer sk_live_{secrets.token_urlsafe(32)}"}
+    app = api.client._transport.app  # type: ignore[attr-defined]
+    repeated = []
+    for i in range(30):
+        transport = httpx.ASGITransport(app=app, client=(f"10.1.0.{i}", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://onboard.test") as c:
+            repeated.append((await c.get("/v1/onboarding-links", headers=same)).status_code)
+    assert repeated[0] == 401 and repeated[-1] == 429
 
 
 async def test_an_unknown_key_is_remembered(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
@@ -88,11 +88,16 @@ _ADOPT_BATCH = 500
 
 def client_from_url(url: str, *, max_connections: int) -> Redis | RedisCluster:
     """The client for ``redis://``, ``rediss://`` or ``unix://`` (one Redis) or for
-    ``redis+cluster://`` / ``rediss+cluster://`` (any node of a Redis Cluster)."""
+    ``redis+cluster://`` / ``rediss+cluster://`` (nodes of a Redis Cluster: one or
+    several comma-separated seeds, ``host1:7000,host2:7000``, tried in turn)."""
     parts = urlsplit(url)
     if parts.scheme in CLUSTER_SCHEMES:
-        plain = urlunsplit(parts._replace(scheme=CLUSTER_SCHEMES[parts.scheme]))
-        return _cluster_client(plain, max_connections)
+        userinfo, at, hosts = parts.netloc.rpartition("@")
+        first, *others = hosts.split(",")
+        plain = urlunsplit(
+            parts._replace(scheme=CLUSTER_SCHEMES[parts.scheme], netloc=userinfo + at + first)
+        )
+        return _cluster_client(plain, max_connections, [_seed(host) for host in others])
     # A blocking pool: under load a command waits for a connection instead of failing;
     # a command is retried on a fresh connection after Redis restarted.
     pool = BlockingConnectionPool.from_url(
@@ -106,11 +111,23 @@ def client_from_url(url: str, *, max_connections: int) -> Redis | RedisCluster:
     return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
 
 
-def _cluster_client(url: str, max_connections: int) -> RedisCluster:
+def _seed(host: str) -> ClusterNode:
+    """``host[:port]`` (an IPv6 address in brackets) as a cluster seed node."""
+    where = urlsplit(f"//{host}")
+    if not where.hostname:
+        raise ValueError(f"not a host: {host!r}")
+    return ClusterNode(where.hostname, where.port or 6379)
+
+
+def _cluster_client(
+    url: str, max_connections: int, seeds: list[ClusterNode] | None = None
+) -> RedisCluster:
     # redis-py follows MOVED/ASK itself, and on a lost node or CLUSTERDOWN (a failover)
-    # reloads the slot map and retries: three times, with jittered backoff.
+    # reloads the slot map and retries: three times, with jittered backoff. At start it
+    # asks the seeds in turn (the URL's others, then its first) until one answers.
     return RedisCluster.from_url(
         url,
+        startup_nodes=seeds or None,
         max_connections=max_connections * CLUSTER_CONNECTIONS_FACTOR,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
