@@ -140,6 +140,7 @@ def create_app(
             inbound=InboundService(store, out.webhooks),
             messages=onboarding.messages,
             verification=onboarding.verification,
+            page_verification=onboarding.page_verification,
             wabas=onboarding.wabas,
             branding=onboarding.branding,
             limiter=limiter,

@@ -22,6 +22,7 @@ from edge_onboard.onboarding.branding import Branding
 from edge_onboard.onboarding.completion import CompletionService
 from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.messages import MessageService
+from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
 from edge_onboard.onboarding.recovery import Recovery
 from edge_onboard.onboarding.verification import PhoneVerification
@@ -51,6 +52,7 @@ class Services:
     inbound: InboundService
     messages: MessageService
     verification: PhoneVerification
+    page_verification: PageVerification
     wabas: WabaService
     branding: Branding
     limiter: RateLimiter

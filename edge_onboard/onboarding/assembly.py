@@ -15,6 +15,7 @@ from edge_onboard.onboarding.branding import Branding
 from edge_onboard.onboarding.completion import CompletionService
 from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.messages import MessageService
+from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
 from edge_onboard.onboarding.recovery import Recovery
 from edge_onboard.onboarding.verification import PhoneVerification
@@ -29,6 +30,7 @@ class Onboarding:
     phones: PhoneService
     completion: CompletionService
     verification: PhoneVerification
+    page_verification: PageVerification
     wabas: WabaService
     messages: MessageService
     branding: Branding
@@ -73,11 +75,13 @@ def assemble(
         ),
         test_system_user_token=SANDBOX_SYSTEM_USER_TOKEN,
     )
+    verification = PhoneVerification(storage, clock, box, phones, links, webhooks, meta)
     return Onboarding(
         links=links,
         phones=phones,
         completion=completion,
-        verification=PhoneVerification(storage, clock, box, phones, links, webhooks, meta),
+        verification=verification,
+        page_verification=PageVerification(verification, links, box, clock),
         wabas=WabaService(storage, clock, box, settings, webhooks, meta, completion.verify_token),
         messages=MessageService(storage, box, phones, meta),
         branding=Branding(storage, clock, cache),

@@ -39,6 +39,8 @@ SCENARIOS = (
 APP_WEBHOOK_URL = "http://sandbox.invalid/webhook/meta"
 # The code that verifies an unverified sandbox number (request_code/verify_code).
 VERIFY_CODE = "000000"
+# Seconds a requested verification code stays valid (then its status reads EXPIRED).
+VERIFY_CODE_TTL = 600.0
 
 
 # What the request being handled created or changed, to push when it is done.

@@ -21,6 +21,7 @@ from edge_onboard.meta.sandbox._state import (
     SCENARIOS,
     SYSTEM_USER_TOKEN,
     VERIFY_CODE,
+    VERIFY_CODE_TTL,
     _Code,
     _digits,
     _Failure,
@@ -330,9 +331,16 @@ class SandboxMeta(Media, Messaging):
             if body.get("code_method") not in {"SMS", "VOICE"} or not body.get("language"):
                 return graph_error("(#100) Invalid parameter", 100)
             phone["_code_requested"] = True
+            phone["_code_method"], phone["_code_language"] = body["code_method"], body["language"]
+            phone["_code_expires_at"] = self.clock() + VERIFY_CODE_TTL
+            phone["code_verification_status"] = "NOT_VERIFIED"
             return JSONResponse({"success": True})
         if not phone.get("_code_requested"):
             return graph_error("(#136025) Request a verification code first.", 136025)
+        if self.clock() > phone.get("_code_expires_at", float("inf")):
+            # Meta's answer is the wrong code's; the number's status says it expired.
+            phone["code_verification_status"] = "EXPIRED"
+            return graph_error("(#136025) Verify code error.", 136025)
         if str(body.get("code", "")) != VERIFY_CODE:
             return graph_error("(#136025) Verify code error: the code is wrong.", 136025)
         phone["code_verification_status"] = "VERIFIED"
