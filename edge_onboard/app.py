@@ -141,6 +141,7 @@ def create_app(
             messages=onboarding.messages,
             verification=onboarding.verification,
             page_verification=onboarding.page_verification,
+            profiles=onboarding.profiles,
             wabas=onboarding.wabas,
             branding=onboarding.branding,
             limiter=limiter,

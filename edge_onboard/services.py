@@ -24,6 +24,7 @@ from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.messages import MessageService
 from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
+from edge_onboard.onboarding.profile import ProfileService
 from edge_onboard.onboarding.recovery import Recovery
 from edge_onboard.onboarding.verification import PhoneVerification
 from edge_onboard.onboarding.wabas import WabaService
@@ -53,6 +54,7 @@ class Services:
     messages: MessageService
     verification: PhoneVerification
     page_verification: PageVerification
+    profiles: ProfileService
     wabas: WabaService
     branding: Branding
     limiter: RateLimiter

@@ -17,6 +17,7 @@ from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.messages import MessageService
 from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
+from edge_onboard.onboarding.profile import ProfileService
 from edge_onboard.onboarding.recovery import Recovery
 from edge_onboard.onboarding.verification import PhoneVerification
 from edge_onboard.onboarding.wabas import WabaService
@@ -31,6 +32,7 @@ class Onboarding:
     completion: CompletionService
     verification: PhoneVerification
     page_verification: PageVerification
+    profiles: ProfileService
     wabas: WabaService
     messages: MessageService
     branding: Branding
@@ -82,6 +84,7 @@ def assemble(
         completion=completion,
         verification=verification,
         page_verification=PageVerification(verification, links, box, clock),
+        profiles=ProfileService(storage, box, phones, meta),
         wabas=WabaService(storage, clock, box, settings, webhooks, meta, completion.verify_token),
         messages=MessageService(storage, box, phones, meta),
         branding=Branding(storage, clock, cache),

@@ -14,6 +14,7 @@ from edge_onboard.api.openapi.events import events_paths, events_schemas
 from edge_onboard.api.openapi.finish import finish
 from edge_onboard.api.openapi.organization import organization_paths, organization_schemas
 from edge_onboard.api.openapi.paths import api_paths
+from edge_onboard.api.openapi.profile import profile_paths, profile_schemas
 from edge_onboard.api.openapi.public import public_paths
 from edge_onboard.api.openapi.schemas import schemas
 
@@ -38,10 +39,21 @@ def build_openapi(public_url: str) -> Schema:
                     "bearerFormat": "sk_live_... or sk_test_...",
                 }
             },
-            "schemas": {**schemas(), **organization_schemas(), **events_schemas()},
+            "schemas": {
+                **schemas(),
+                **organization_schemas(),
+                **events_schemas(),
+                **profile_schemas(),
+            },
         },
         "webhooks": event_schemas.webhooks(),
-        "paths": {**api_paths(), **public_paths(), **organization_paths(), **events_paths()},
+        "paths": {
+            **api_paths(),
+            **public_paths(),
+            **organization_paths(),
+            **events_paths(),
+            **profile_paths(),
+        },
     }
     # Tags, response headers and the event payloads' schemas: on every operation and
     # event, including ones added later.

@@ -87,6 +87,10 @@ def _data_schemas() -> dict[str, Schema]:
         "isPhoneRegistered": {"type": "boolean"},
         "status": _PHONE_STATUS,
         "platform": _PLATFORM,
+        "displayName": _nullable(_STR),
+        "nameStatus": _nullable(_STR),
+        "qualityRating": _nullable(_STR),
+        "messagingLimit": _nullable(_STR),
         "coexistence": _nullable(
             {
                 "type": "object",

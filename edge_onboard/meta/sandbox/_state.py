@@ -133,6 +133,10 @@ class State:
         # The customer's business id -> the WABA it shared (for system-user tokens).
         self.businesses: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
+        # Business profiles (profile.py): each accepted POST, and resumable uploads.
+        self.profile_posts: list[tuple[str, dict[str, Any]]] = []
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.handles: dict[str, bytes] = {}
         self._failures: list[_Failure] = []
         # Webhooks the fake Meta will POST to us: (url, raw body).
         self.outbox: list[tuple[str, bytes]] = []

@@ -32,11 +32,12 @@ from edge_onboard.meta.sandbox._state import (
 from edge_onboard.meta.sandbox.media import Media
 from edge_onboard.meta.sandbox.messaging import Messaging
 from edge_onboard.meta.sandbox.pages import _STATIC, _page, _respond
+from edge_onboard.meta.sandbox.profile import Profile
 
 
-class SandboxMeta(Media, Messaging):
+class SandboxMeta(Media, Messaging, Profile):
     """The fake Meta: state (``State``), shared between processes (``Shared``), media,
-    what it sends, and here the dialog and Graph."""
+    what it sends, business profiles, and here the dialog and Graph."""
 
     def fail(
         self,
@@ -234,10 +235,14 @@ class SandboxMeta(Media, Messaging):
             return self._debug_token(request)
         if len(parts) == 2 and parts[1] == "system_user_access_tokens" and method == "POST":
             return self._system_user_token(request, parts[0])
+        if len(parts) == 1 and parts[0].startswith("upload:") and method == "POST":
+            return await self._upload_data(request, parts[0])  # "OAuth" auth, not Bearer
         token = self._token(request)
         if token is None or token not in self.tokens:
             return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
         granted = self.tokens[token]
+        if len(parts) == 2 and parts[1] == "uploads" and method == "POST":
+            return self._upload_session(request, parts[0], token)
         if len(parts) == 2 and parts[1] in {"phone_numbers", "subscribed_apps"}:
             waba_id = parts[0]
             if waba_id not in granted or waba_id not in self.waba_phones:
@@ -270,6 +275,12 @@ class SandboxMeta(Media, Messaging):
             return await self._register(request, phone)
         if len(parts) == 2 and parts[1] in {"request_code", "verify_code"} and method == "POST":
             return await self._verification(request, phone, parts[1])
+        if (
+            len(parts) == 2
+            and parts[1] == "whatsapp_business_profile"
+            and method in {"GET", "POST"}
+        ):
+            return await self._business_profile(request, phone, method)
         if len(parts) == 2 and parts[1] == "smb_app_data" and method == "POST":
             return await self._smb_app_data(request, phone)
         if len(parts) == 2 and parts[1] == "messages" and method == "POST":
