@@ -62,6 +62,15 @@ async def _invalid_record_handler(request: Request, exc: Exception) -> Response:
     return ApiError(400, "parameter_invalid", "A value in the request cannot be stored.").response()
 
 
+HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    ApiError: api_error_handler,
+    HTTPException: http_exception_handler,
+    StorageError: _storage_error_handler,
+    InvalidRecordError: _invalid_record_handler,
+    ClientDisconnect: _client_gone_handler,
+}
+
+
 def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
     """The at-rest key: configured, else kept beside the SQLite file, else per process."""
     if settings.secret_key is not None:
@@ -86,6 +95,78 @@ async def run_in_scope(
         await func(*args)
 
 
+def _assemble(
+    settings: Settings,
+    store: Storage,
+    redis_client: Any,
+    clock: Clock,
+    queue: DeliveryQueue,
+    sandbox: SandboxMeta,
+) -> Services:
+    """Every area's services over the opened stores: the one place that knows them all."""
+    if redis_client is not None:
+        sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
+    box = secret_box_for(settings, store)
+    if not settings.sandbox:
+        # Test objects are a customer's too: only this deployment may sign a Meta
+        # webhook as its fake Meta. EDGE_SANDBOX (local use) keeps the fixed secret.
+        sandbox.app_secret = box.token("sandbox:app-secret")
+    meta = meta_modes(settings, sandbox)
+    out = webhooks_assembly.assemble(settings, store, clock, box, queue)
+    onboarding = onboarding_assembly.assemble(
+        settings, store, clock, box, HotCache(redis_client), meta, out.webhooks
+    )
+    limiter = RateLimiter(redis_client)
+    return Services(
+        settings=settings,
+        storage=store,
+        clock=clock,
+        box=box,
+        links=onboarding.links,
+        phones=onboarding.phones,
+        completion=onboarding.completion,
+        webhooks=out.webhooks,
+        engine=out.engine,
+        inbound=InboundService(store, out.webhooks),
+        messages=onboarding.messages,
+        verification=onboarding.verification,
+        page_verification=onboarding.page_verification,
+        profiles=onboarding.profiles,
+        wabas=onboarding.wabas,
+        branding=onboarding.branding,
+        limiter=limiter,
+        logins=FailedLogins(limiter),
+        meta=meta,
+        sandbox=sandbox,
+        redis=redis_client,
+        recovery=onboarding.recovery,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _background(app: Starlette, services: Services, deliver: bool) -> AsyncIterator[None]:
+    """This process's loops (delivery, reconciliation, the fake Meta's webhooks) while the
+    app serves; on the way out the deliveries in flight get up to 15 s, then stop."""
+    engine = services.engine
+    async with anyio.create_task_group() as tg:
+        loops: list[anyio.CancelScope] = []
+
+        def loop(func: Callable[..., Awaitable[None]], *args: Any) -> None:
+            loops.append(anyio.CancelScope())
+            tg.start_soon(run_in_scope, loops[-1], func, *args)
+
+        if deliver:
+            tg.start_soon(engine.run)
+            loop(reconcile_forever, services.recovery, services.settings, services.redis)
+            loop(pump_sandbox, services.sandbox, app)
+        yield
+        # The fake Meta's loop and reconciliation have nothing to finish.
+        for scope in loops:
+            scope.cancel()
+        engine.stop()
+        tg.cancel_scope.deadline = anyio.current_time() + 15
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -103,6 +184,7 @@ def create_app(
     settings = settings or Settings.from_env()
     # The built-in fake Meta runs on every deployment: test-mode links use it.
     sandbox = SandboxMeta()
+    delivering = deliver if deliver is not None else settings.inprocess_delivery
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,86 +193,27 @@ def create_app(
         redis_client = redis
         if redis_client is None and settings.redis_url is not None:
             redis_client = await _redis_client(settings.redis_url.reveal())
-        if redis_client is not None:
-            sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
-        box = secret_box_for(settings, store)
-        if not settings.sandbox:
-            # Test objects are a customer's too: only this deployment may sign a Meta
-            # webhook as its fake Meta. EDGE_SANDBOX (local use) keeps the fixed secret.
-            sandbox.app_secret = box.token("sandbox:app-secret")
-        now = clock or system_clock
-        meta = meta_modes(settings, sandbox)
         # One Redis client (and pool) for the hot layer, rate limits and the queue.
         queue = delivery_queue if delivery_queue is not None else queue_for_client(redis_client)
-        out = webhooks_assembly.assemble(settings, store, now, box, queue)
-        onboarding = onboarding_assembly.assemble(
-            settings, store, now, box, HotCache(redis_client), meta, out.webhooks
-        )
-        limiter = RateLimiter(redis_client)
-        app.state.services = services = Services(
-            settings=settings,
-            storage=store,
-            clock=now,
-            box=box,
-            links=onboarding.links,
-            phones=onboarding.phones,
-            completion=onboarding.completion,
-            webhooks=out.webhooks,
-            engine=out.engine,
-            inbound=InboundService(store, out.webhooks),
-            messages=onboarding.messages,
-            verification=onboarding.verification,
-            page_verification=onboarding.page_verification,
-            profiles=onboarding.profiles,
-            wabas=onboarding.wabas,
-            branding=onboarding.branding,
-            limiter=limiter,
-            logins=FailedLogins(limiter),
-            meta=meta,
-            sandbox=sandbox,
-            redis=redis_client,
-            recovery=onboarding.recovery,
-        )
+        services = _assemble(settings, store, redis_client, clock or system_clock, queue, sandbox)
+        app.state.services = services
         try:
-            async with anyio.create_task_group() as tg:
-                loops: list[anyio.CancelScope] = []
-
-                def loop(func: Callable[..., Awaitable[None]], *args: Any) -> None:
-                    loops.append(anyio.CancelScope())
-                    tg.start_soon(run_in_scope, loops[-1], func, *args)
-
-                if deliver if deliver is not None else settings.inprocess_delivery:
-                    tg.start_soon(out.engine.run)
-                    loop(reconcile_forever, services.recovery, settings, redis_client)
-                    loop(pump_sandbox, sandbox, app)
+            async with _background(app, services, delivering):
                 yield
-                # Graceful: the fake Meta's loop and reconciliation have nothing to
-                # finish; the deliveries in flight get up to 15 s, then stop.
-                for scope in loops:
-                    scope.cancel()
-                out.engine.stop()
-                tg.cancel_scope.deadline = anyio.current_time() + 15
         finally:
-            await out.sender.aclose()
-            await close_modes(meta)
+            await services.engine.sender.aclose()
+            await close_modes(services.meta)
             if redis_client is not None and redis is None:
                 await redis_client.aclose()
             if storage is None:
                 await store.close()
 
-    handlers: dict[type[Exception], ExceptionHandler] = {
-        ApiError: api_error_handler,
-        HTTPException: http_exception_handler,
-        StorageError: _storage_error_handler,
-        InvalidRecordError: _invalid_record_handler,
-        ClientDisconnect: _client_gone_handler,
-    }
     return Starlette(
         routes=[*hosted_router.routes(sandbox), *api_router.routes()],
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(HotRoutes, routes=hosted_router.HOT | api_router.HOT, handlers=handlers),
+            Middleware(HotRoutes, routes=hosted_router.HOT | api_router.HOT, handlers=HANDLERS),
         ],
-        exception_handlers=handlers,
+        exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -18,14 +18,14 @@ from edge_onboard.storage import (
     Event,
     EventFilter,
     Storage,
-    mongo_events,
-    sqlite_events,
 )
 from edge_onboard.storage.codec import dump_doc, ms
 from edge_onboard.storage.mongo import MongoStorage
+from edge_onboard.storage.mongo import events as mongo_events
 from edge_onboard.storage.paging import Key, Window, page_of
 from edge_onboard.storage.sqlite import SQLiteStorage
-from edge_onboard.storage.sqlite_schema import MIGRATIONS
+from edge_onboard.storage.sqlite import events as sqlite_events
+from edge_onboard.storage.sqlite.schema import MIGRATIONS
 from tests.conftest import FakeClock, open_storage
 
 pytestmark = pytest.mark.anyio

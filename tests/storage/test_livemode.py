@@ -27,7 +27,7 @@ from edge_onboard.storage.codec import dump_doc
 from edge_onboard.storage.mongo import MongoStorage
 from edge_onboard.storage.paging import Window
 from edge_onboard.storage.sqlite import SQLiteStorage
-from edge_onboard.storage.sqlite_schema import MIGRATIONS
+from edge_onboard.storage.sqlite.schema import MIGRATIONS
 from tests.conftest import FakeClock
 from tests.storage.test_contract import _webhook, make_completion, make_link
 

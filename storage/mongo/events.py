@@ -1,5 +1,5 @@
 """MongoDB side of the events API: the event list's branches and indexes, the retention
-sweep and the failed deliveries a recovery re-sends (storage/mongo.py calls these).
+sweep and the failed deliveries a recovery re-sends (storage/mongo/deliveries.py calls these).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from edge_onboard.storage.base import EventFilter, requeued
 from edge_onboard.storage.models import DeliveryStatus
-from edge_onboard.storage.mongo_paging import Branch
+from edge_onboard.storage.mongo.paging import Branch
 from edge_onboard.storage.paging import Key
 
 Doc = dict[str, Any]

@@ -8,8 +8,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edge_onboard.storage import sqlite_events
 from edge_onboard.storage.base import StorageError
+from edge_onboard.storage.sqlite import events as sqlite_events
 
 # Each entry moves the schema one version up; PRAGMA user_version records where we are.
 MIGRATIONS: tuple[str, ...] = (

@@ -1,5 +1,5 @@
 """SQLite side of the events API: the event list's arms, the retention sweep and the
-failed deliveries a recovery re-sends (storage/sqlite.py calls these on its connection).
+failed deliveries a recovery re-sends (storage/sqlite/deliveries.py calls these on its connection).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from edge_onboard.storage.base import EventFilter, requeued
 from edge_onboard.storage.codec import dump_doc, load_doc, ms
 from edge_onboard.storage.models import Delivery, DeliveryStatus, Event
 from edge_onboard.storage.paging import Key
-from edge_onboard.storage.sqlite_paging import Arm
+from edge_onboard.storage.sqlite.paging import Arm
 
-# Schema version that adds what these read (storage/sqlite_schema.py's MIGRATIONS entry).
+# Schema version that adds what these read (storage/sqlite/schema.py's MIGRATIONS entry).
 MIGRATION = """
     ALTER TABLE events ADD COLUMN type TEXT NOT NULL DEFAULT '';
     ALTER TABLE events ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;

@@ -1,5 +1,5 @@
 """MongoDB documents and errors: records to BSON and back, driver errors as the storage
-protocol's, bounded writes, and bulk writes with an outcome per write (storage/mongo.py)."""
+protocol's, bounded writes, and bulk writes with an outcome per write (storage/mongo/)."""
 
 from __future__ import annotations
 

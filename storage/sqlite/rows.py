@@ -1,5 +1,5 @@
 """Rows of the SQLite backend: the queried columns beside each record's JSON document,
-and the writes several of its methods share (storage/sqlite.py)."""
+and the writes several of its methods share (storage/sqlite/)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from edge_onboard.storage import sqlite_events
 from edge_onboard.storage.codec import dump_doc as _dump
 from edge_onboard.storage.codec import load_doc as _load
 from edge_onboard.storage.codec import ms as _ms
@@ -20,6 +19,7 @@ from edge_onboard.storage.models import (
     PartnerGrant,
     Phone,
 )
+from edge_onboard.storage.sqlite import events as sqlite_events
 
 
 def link_row(link: OnboardingLink) -> tuple[str, str, str, str | None, int, int, str, int]:
