@@ -94,8 +94,11 @@ def test_phone_number_updated_carries_the_phone_view() -> None:
     )
     view = phone_view(phone)
     properties = event_schema("phone_number.updated")["properties"]["data"]["properties"]
-    assert set(properties) == {*view, "previousStatus"}
-    valid("phone_number.updated", {**view, "previousStatus": "pending_verification"})
+    assert set(properties) == {*view, "previousStatus", "externalId"}
+    valid(
+        "phone_number.updated",
+        {**view, "previousStatus": "pending_verification", "externalId": None},
+    )
 
 
 def test_signup_events_match_their_schemas() -> None:

@@ -5,34 +5,17 @@ Meta's refusals come back as codes the page words in the end-user's language."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from edge_onboard.meta.sandbox import SandboxMeta
-from edge_onboard.storage import Storage
-from tests.conftest import FakeClock, real_meta_settings, running_app
+from tests.conftest import FakeClock
 from tests.onboarding.test_signup_v4 import V4
 
 pytestmark = pytest.mark.anyio
 RETURN = "https://app.example.com/done?from=wa"
-
-
-@pytest.fixture
-async def flow(
-    storage: Storage, clock: FakeClock, meta_over_http: tuple[SandboxMeta, str]
-) -> AsyncIterator[V4]:
-    fake, url = meta_over_http
-    async with running_app(storage, clock, real_meta_settings(url)) as client:
-        flow = V4(client, client.services, fake)
-        from edge_onboard.api.auth import create_key
-
-        _, _, key = await create_key(storage, "acme", clock())
-        flow.auth = {"Authorization": f"Bearer {key}"}
-        yield flow
 
 
 async def unverified(flow: V4, **link: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,6 +15,7 @@ from edge_onboard.meta.message_model import PROPERTIES
 from edge_onboard.meta.readers import TIMESTAMP_SCHEMA
 from edge_onboard.storage import PhonePlatform, PhoneStatus
 from edge_onboard.webhooks.catalog import EVENT_TYPES
+from edge_onboard.webhooks.owners import owned
 
 Schema = dict[str, Any]
 
@@ -63,6 +64,14 @@ _NOTES = {
     "user_identity_changed, user_changed_user_id, ...",
     "pricing": "How Meta bills the message, when it says.",
     "conversation": "The conversation Meta counts it in, when it says.",
+}
+
+
+# The link that connected the event's number: null for a number no link connected (one a
+# WABA sync found later).
+_OWNER: dict[str, Schema] = {
+    "onboardingLinkId": {"type": ["string", "null"], "format": "uuid"},
+    "externalId": {"type": ["string", "null"]},
 }
 
 
@@ -164,6 +173,13 @@ def _data_schemas() -> dict[str, Schema]:
     known.update(
         {name: _object({**_PHONE, **properties}) for name, properties in PROPERTIES.items()}
     )
+    # Whose it is (edge_onboard/webhooks/owners.py): every kind but the links' own.
+    for name, schema in known.items():
+        if owned(name):
+            for field, value in _OWNER.items():
+                schema["properties"].setdefault(field, value)
+                if field not in schema["required"]:
+                    schema["required"].append(field)
     return known
 
 
