@@ -176,6 +176,7 @@ def _signup_page(
         "linkId": link.id,
         "callbackUrl": f"/signup/{link.id}/callback",
         "sessionUrl": f"/signup/{link.id}/session",
+        "stateUrl": f"/signup/{link.id}/state",
         "verifyCodeUrl": f"/signup/{link.id}/verification/code",
         "verifyUrl": f"/signup/{link.id}/verification/verify",
         "locale": locale,
@@ -248,6 +249,21 @@ async def signup_session(request: Request) -> Response:
     return JSONResponse(
         {"status": "recorded"}, status_code=202, headers={"Cache-Control": "no-store"}
     )
+
+
+async def signup_state(request: Request) -> Response:
+    """Whether the link is still pending, for a page left open while the signup finished
+    elsewhere (another tab, or recovery from Meta's own notice): it reloads once the link
+    is not. Cheap: the link through the hot layer, no body, the page's rate limit."""
+    services = get_services(request)
+    try:
+        await limit_public(request, services)
+    except ApiError as exc:
+        return page_error(exc.status_code, exc.code, exc.message, exc.headers)
+    link, _ = await services.links.load_cached(None, request.path_params["link_id"])
+    if link is None:
+        return page_error(404, "link_not_found", "No such link.")
+    return JSONResponse({"status": link.status.value}, headers={"Cache-Control": "no-store"})
 
 
 def cross_origin(request: Request) -> bool:

@@ -5,6 +5,7 @@ and Meta's resumable upload that gives a profile photo its handle (``POST
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from typing import Any
 
@@ -23,6 +24,13 @@ VERTICALS = frozenset(
     "HOTEL HEALTH NONPROFIT PROF_SERVICES RETAIL TRAVEL RESTAURANT NOT_A_BIZ".split()
 )
 UPLOAD_TYPES = frozenset({"image/jpeg", "image/png"})
+# Open upload sessions and handles kept (the oldest dropped): anyone may call the fake.
+UPLOADS_KEPT = 256
+
+
+def _bound(kept: dict[str, Any]) -> None:
+    while len(kept) > UPLOADS_KEPT:
+        kept.pop(next(iter(kept)))
 
 
 def _invalid(what: str) -> Response:
@@ -32,7 +40,7 @@ def _invalid(what: str) -> Response:
 class Profile(Shared):
     """Each phone's profile lives in its record (``_profile``); every accepted POST is
     kept in ``profile_posts`` as (Meta phone id, fields), for tests to read. Upload
-    sessions and handles live in the process that made them."""
+    sessions and handles (the SHA-256 of their bytes) live in the process that made them."""
 
     async def _business_profile(
         self, request: Request, phone: dict[str, Any], method: str
@@ -90,6 +98,7 @@ class Profile(Shared):
             return _invalid("file_length")
         upload_id = "upload:" + base64.urlsafe_b64encode(secrets.token_bytes(12)).decode()
         self.uploads[upload_id] = {"length": int(length), "token": token}
+        _bound(self.uploads)
         return JSONResponse({"id": upload_id})
 
     async def _upload_data(self, request: Request, upload_id: str) -> Response:
@@ -105,6 +114,7 @@ class Profile(Shared):
         if len(data) != session["length"]:
             return _invalid("file_length")
         handle = "4::" + base64.b64encode(secrets.token_bytes(18)).decode()
-        self.handles[handle] = data
+        self.handles[handle] = hashlib.sha256(data).hexdigest()
+        _bound(self.handles)
         del self.uploads[upload_id]
         return JSONResponse({"h": handle})
