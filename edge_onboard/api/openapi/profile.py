@@ -3,7 +3,15 @@ photo. The PATCH body's schema comes from the validator's own declaration."""
 
 from __future__ import annotations
 
-from edge_onboard.api.openapi._common import _COMMON_ERRORS, Schema, _data, _error, _json, _ref
+from edge_onboard.api.openapi._common import (
+    _COMMON_ERRORS,
+    PHONE_ID,
+    Schema,
+    _data,
+    _error,
+    _json,
+    _ref,
+)
 from edge_onboard.onboarding.profile import (
     MAX_PHOTO_BYTES,
     MIN_PHOTO_SIDE,
@@ -12,7 +20,6 @@ from edge_onboard.onboarding.profile import (
     profile_schema,
 )
 
-_PHONE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _META_ERRORS = {
     "404": _error("No such phone in this organisation."),
     "409": _error("The business took back access to the number (phone_disconnected)."),
@@ -54,7 +61,7 @@ def profile_paths() -> Schema:
     image = {"type": "string", "format": "binary", "maxLength": MAX_PHOTO_BYTES}
     return {
         "/v1/phones/{id}/profile": {
-            "parameters": [_PHONE_ID],
+            "parameters": [PHONE_ID],
             "get": {
                 "operationId": "getBusinessProfile",
                 "summary": "The number's WhatsApp business profile, as Meta has it",
@@ -80,7 +87,7 @@ def profile_paths() -> Schema:
             },
         },
         "/v1/phones/{id}/profile/photo": {
-            "parameters": [_PHONE_ID],
+            "parameters": [PHONE_ID],
             "put": {
                 "operationId": "putBusinessProfilePhoto",
                 "summary": "Set the profile photo: the image's bytes as the body (JPEG or PNG, "
