@@ -153,6 +153,8 @@ def _assemble(
         inbound=InboundService(store, out.webhooks, phone_view=phone_view),
         messages=onboarding.messages,
         verification=onboarding.verification,
+        page_verification=onboarding.page_verification,
+        profiles=onboarding.profiles,
         wabas=onboarding.wabas,
         branding=onboarding.branding,
         limiter=limiter,

@@ -23,7 +23,9 @@ from edge_onboard.onboarding.branding import Branding
 from edge_onboard.onboarding.completion import CompletionService
 from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.messages import MessageService
+from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
+from edge_onboard.onboarding.profile import ProfileService
 from edge_onboard.onboarding.recovery import Recovery
 from edge_onboard.onboarding.verification import PhoneVerification
 from edge_onboard.onboarding.wabas import WabaService
@@ -52,6 +54,8 @@ class Services:
     inbound: InboundService
     messages: MessageService
     verification: PhoneVerification
+    page_verification: PageVerification
+    profiles: ProfileService
     wabas: WabaService
     branding: Branding
     limiter: RateLimiter

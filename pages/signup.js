@@ -311,20 +311,22 @@
     });
   };
 
-  // The masked number, isolated so it reads left to right inside right-to-left text.
-  const fillNumber = (el, text, number) => {
+  // A {field} of the message (a masked number, a wait), isolated so it reads left to
+  // right inside right-to-left text.
+  const fillField = (el, text, field, value) => {
     el.textContent = '';
-    const parts = text.split('{number}');
+    const parts = text.split('{' + field + '}');
     parts.forEach((part, i) => {
       if (i > 0) {
         const bdi = document.createElement('bdi');
         bdi.dir = 'ltr';
-        bdi.textContent = number;
+        bdi.textContent = value;
         el.appendChild(bdi);
       }
       el.appendChild(document.createTextNode(part));
     });
   };
+  const fillNumber = (el, text, number) => fillField(el, text, 'number', number);
 
   const succeed = (res) => {
     show(introEl, false);
@@ -345,6 +347,10 @@
     res = res && typeof res === 'object' ? res : {};
     const redirect = typeof res.redirectUrl === 'string' && res.redirectUrl ? res.redirectUrl : null;
     if (res.status === 'success') {
+      if (res.verification && typeof res.verification === 'object' && res.verification.token) {
+        verify.open(res, redirect);
+        return;
+      }
       if (redirect) {
         show(connectBtn, false);
         setStatus(MSG.redirecting);
@@ -412,6 +418,190 @@
     // Keyboard and screen reader users land on what went wrong, not on <body>.
     resultEl.focus();
   };
+
+  // ---- The number's code, when the signup ended unverified -----------------
+
+  // A wait in seconds, as m:ss.
+  const fillWait = (el, text, seconds) => {
+    const s = Math.max(0, Math.ceil(seconds));
+    fillField(el, text, 'time', Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0'));
+  };
+
+  const verify = (() => {
+    const section = $('verify');
+    const sendBtn = $('send-code');
+    const form = $('code-form');
+    const input = $('code');
+    const checkBtn = $('check-code');
+    const resendBtn = $('resend');
+    const resendWait = $('resend-wait');
+    const errorEl = $('verify-error');
+    const laterBtn = $('later');
+    let st = null;
+
+    const method = () => {
+      const picked = document.querySelector('input[name="method"]:checked');
+      return picked ? picked.value : 'sms';
+    };
+    const setError = (text) => {
+      errorEl.textContent = text || '';
+      show(errorEl, !!text);
+    };
+    const busy = (on, text) => {
+      st.busy = on;
+      sendBtn.disabled = on || st.blockedUntil > Date.now();
+      checkBtn.disabled = on || st.blockedUntil > Date.now();
+      resendBtn.disabled = on || st.resendAt > Date.now() || st.blockedUntil > Date.now();
+      setStatus(on ? text : '');
+    };
+
+    // One timer for both waits: Meta's cooldown before "send again", and a rate limit's.
+    const tick = () => {
+      const now = Date.now();
+      const resendIn = (Math.max(st.resendAt, st.blockedUntil) - now) / 1000;
+      if (resendIn > 0 && !form.classList.contains('hidden')) fillWait(resendWait, MSG.verify_resend_in, resendIn);
+      else resendWait.textContent = '';
+      if (!st.busy) {
+        const blocked = st.blockedUntil > now;
+        sendBtn.disabled = blocked;
+        checkBtn.disabled = blocked;
+        resendBtn.disabled = blocked || st.resendAt > now;
+      }
+      if (resendIn <= 0 && st.timer) { clearInterval(st.timer); st.timer = null; }
+    };
+    const startTimer = () => {
+      if (!st.timer) st.timer = setInterval(tick, 1000);
+      tick();
+    };
+
+    const call = (url, body) => fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Signup-Pass': st.token },
+      credentials: 'same-origin',
+      body: JSON.stringify(body),
+    }).then((r) => r.text().then((t) => {
+      let res = null;
+      try { res = JSON.parse(t); } catch (e) { res = null; }
+      return { status: r.status, wait: parseInt(r.headers.get('Retry-After') || '0', 10) || 0, res: res || {} };
+    }));
+
+    const failed = (out) => {
+      const err = out.res.error && typeof out.res.error === 'object' ? out.res.error : {};
+      let code = err.code ? String(err.code) : (out.status ? 'generic' : 'network');
+      if (code === 'rate_limited') code = 'verification_rate_limited';
+      if (code === 'phone_not_pending_verification') return done({ redirectUrl: st.redirect }); // verified meanwhile
+      if (out.wait > 0 && out.status === 429) {
+        st.blockedUntil = Date.now() + out.wait * 1000;
+        fillWait(errorEl, errorText(code), out.wait);
+        show(errorEl, true);
+        startTimer();
+      } else {
+        setError(errorText(code));
+      }
+      if (code === 'verification_code_incorrect' || code === 'verification_code_expired') {
+        input.setAttribute('aria-invalid', 'true');
+        input.select();
+      }
+      errorEl.focus();
+    };
+
+    const done = (res) => {
+      if (st.timer) clearInterval(st.timer);
+      const target = typeof res.redirectUrl === 'string' && res.redirectUrl ? res.redirectUrl : null;
+      show(section, false);
+      if (target) {
+        setStatus(MSG.redirecting);
+        window.location.assign(target);
+      } else {
+        succeed({ phoneNumberMasked: st.number });
+      }
+    };
+
+    const send = () => {
+      if (st.busy) return;
+      setError('');
+      busy(true, MSG.verify_sending);
+      const how = method();
+      call(cfg.verifyCodeUrl, { method: how, locale: cfg.locale }).then((out) => {
+        busy(false);
+        if (out.status !== 200) return failed(out);
+        const wait = Number(out.res.resendAfter) > 0 ? Number(out.res.resendAfter) : 60;
+        st.resendAt = Date.now() + wait * 1000;
+        fillNumber($('code-sent'), how === 'voice' ? MSG.verify_sent_voice : MSG.verify_sent_sms, st.number);
+        show(sendBtn, false);
+        show(form, true);
+        startTimer();
+        input.focus();
+      }).catch(() => { busy(false); failed({ status: 0, wait: 0, res: {} }); });
+    };
+
+    // Typed, pasted whole ("123 456", "123-456") or filled in by the phone: digits only.
+    input.addEventListener('input', () => {
+      const digits = input.value.replace(/[^0-9]/g, '').slice(0, 6);
+      if (input.value !== digits) input.value = digits;
+      input.removeAttribute('aria-invalid');
+    });
+
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (st.busy) return;
+      const code = input.value.replace(/[^0-9]/g, '');
+      if (code.length !== 6) {
+        setError(errorText('code_format'));
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+        return;
+      }
+      setError('');
+      busy(true, MSG.verify_checking);
+      call(cfg.verifyUrl, { code: code }).then((out) => {
+        busy(false);
+        if (out.status === 200 && out.res.status === 'success') return done(out.res);
+        failed(out);
+      }).catch(() => { busy(false); failed({ status: 0, wait: 0, res: {} }); });
+    });
+
+    sendBtn.addEventListener('click', send);
+    resendBtn.addEventListener('click', send);
+    laterBtn.addEventListener('click', () => {
+      if (st.timer) clearInterval(st.timer);
+      if (st.later) {
+        show(section, false);
+        setStatus(MSG.redirecting);
+        window.location.assign(st.later);
+        return;
+      }
+      show(section, false);
+      succeed({ phoneNumberMasked: st.number });
+      show($('success-later'), true);
+    });
+
+    return {
+      open: (res, redirect) => {
+        const v = res.verification;
+        st = {
+          token: String(v.token),
+          later: typeof v.laterUrl === 'string' && v.laterUrl ? v.laterUrl : null,
+          redirect: redirect,
+          number: typeof v.phoneNumberMasked === 'string' ? v.phoneNumberMasked : '',
+          resendAt: 0,
+          blockedUntil: 0,
+          timer: null,
+          busy: false,
+        };
+        show(introEl, false);
+        show(progressEl, false);
+        show(connectBtn, false);
+        show(retryBtn, false);
+        setStatus('');
+        setResult('');
+        showSupport(null);
+        fillNumber($('verify-text'), MSG.verify_intro, st.number);
+        show(section, true);
+        $('verify-title').focus();
+      },
+    };
+  })();
 
   connectBtn.addEventListener('click', start);
   retryBtn.addEventListener('click', start);

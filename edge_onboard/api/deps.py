@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from edge_onboard.onboarding.links import LinkService
     from edge_onboard.onboarding.messages import MessageService
     from edge_onboard.onboarding.phones import PhoneService
+    from edge_onboard.onboarding.profile import ProfileService
     from edge_onboard.onboarding.recovery import Recovery
     from edge_onboard.onboarding.verification import PhoneVerification
     from edge_onboard.onboarding.wabas import WabaService
@@ -51,6 +52,8 @@ class ApiServices(Protocol):
     def links(self) -> LinkService: ...
     @property
     def phones(self) -> PhoneService: ...
+    @property
+    def profiles(self) -> ProfileService: ...
     @property
     def webhooks(self) -> WebhookService: ...
     @property

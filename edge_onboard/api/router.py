@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from edge_onboard.api import events, media, organization, sandbox_controls, test_helpers
+from edge_onboard.api import events, media, organization, profile, sandbox_controls, test_helpers
 from edge_onboard.api import routes as api
 from edge_onboard.core.routing import HotRoutes, resource
 
@@ -31,6 +31,10 @@ def routes() -> list[Route]:
             methods=["POST"],
         ),
         Route("/v1/phones/{phone_id}/verify", api.verify_phone, methods=["POST"]),
+        resource(
+            "/v1/phones/{phone_id}/profile", GET=profile.get_profile, PATCH=profile.update_profile
+        ),
+        Route("/v1/phones/{phone_id}/profile/photo", profile.put_photo, methods=["PUT"]),
         Route("/v1/wabas", api.list_wabas, methods=["GET"]),
         Route("/v1/wabas/{waba_id}", api.get_waba, methods=["GET"]),
         Route("/v1/wabas/{waba_id}/phones/sync", api.sync_waba_phones, methods=["POST"]),

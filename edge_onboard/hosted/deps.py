@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from edge_onboard.onboarding.branding import Branding
     from edge_onboard.onboarding.completion import CompletionService
     from edge_onboard.onboarding.links import LinkService
+    from edge_onboard.onboarding.page_verification import PageVerification
     from edge_onboard.onboarding.phones import PhoneService
     from edge_onboard.onboarding.recovery import Recovery
     from edge_onboard.storage import Storage
@@ -43,6 +44,8 @@ class HostedServices(Protocol):
     def phones(self) -> PhoneService: ...
     @property
     def completion(self) -> CompletionService: ...
+    @property
+    def page_verification(self) -> PageVerification: ...
     @property
     def webhooks(self) -> WebhookService: ...
     @property

@@ -44,6 +44,14 @@ ERROR_MESSAGES = {
     "sdk_blocked": "err_sdk",
     "network": "err_network",
     "generic": "err_generic",
+    # The verification step (edge_onboard/hosted/verification.py).
+    "verification_code_incorrect": "err_code_wrong",
+    "verification_code_expired": "err_code_expired",
+    "meta_rate_limited": "err_code_limited",
+    "verification_rate_limited": "err_code_limited",
+    "verification_pass_invalid": "err_pass",
+    "registration_failed": "err_register",
+    "code_format": "err_code_format",
 }
 # What signup.js writes itself (the rest is in the HTML).
 SCRIPT_MESSAGES = (
@@ -56,6 +64,12 @@ SCRIPT_MESSAGES = (
     "details_session",
     "details_code",
     "details_step",
+    "verify_intro",
+    "verify_sent_sms",
+    "verify_sent_voice",
+    "verify_resend_in",
+    "verify_sending",
+    "verify_checking",
 )
 _MIN_GZIP = 512
 HTML = "text/html; charset=utf-8"

@@ -179,6 +179,9 @@ def _signup_page(
         "callbackUrl": f"/signup/{link.id}/callback",
         "sessionUrl": f"/signup/{link.id}/session",
         "stateUrl": f"/signup/{link.id}/state",
+        "verifyCodeUrl": f"/signup/{link.id}/verification/code",
+        "verifyUrl": f"/signup/{link.id}/verification/verify",
+        "locale": locale,
         "businessApp": "business_app" in (link.connection_types or ()),
         "appId": meta.app_id if meta else None,
         "configId": meta.config_id if meta else None,
@@ -201,21 +204,20 @@ def _signup_page(
 
 async def signup_callback(request: Request) -> Response:
     services = get_services(request)
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        return _callback_error(403, "cross_origin", "Cross-origin callbacks are not accepted.")
+    if cross_origin(request):
+        return page_error(403, "cross_origin", "Cross-origin callbacks are not accepted.")
     try:
         await limit_public(request, services)
         raw = await validation.read_body(request)
         body = validation.json_object(request, raw)
         outcome = await services.completion.handle(request.path_params["link_id"], body)
     except ApiError as exc:
-        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
+        return page_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
     except ClientDisconnect:
         raise  # nobody to answer: the app's handler notes it in one debug line
     except StorageError as exc:
         log.error("callback: storage unavailable: %s", exc)
-        return _callback_error(
+        return page_error(
             503,
             "storage_unavailable",
             "We could not save this right now; please try again.",
@@ -226,7 +228,7 @@ async def signup_callback(request: Request) -> Response:
         log.exception(
             "callback failed request_id=%s", request.scope.get("state", {}).get("request_id")
         )
-        return _callback_error(500, "internal_error", "Something went wrong on our side.")
+        return page_error(500, "internal_error", "Something went wrong on our side.")
     return JSONResponse(
         outcome.body, status_code=outcome.status_code, headers={"Cache-Control": "no-store"}
     )
@@ -237,16 +239,15 @@ async def signup_session(request: Request) -> Response:
     completes anything: it records, on a pending link, what Meta said was connected, so
     a signup whose tab closed can be matched to Meta's account_update later."""
     services = get_services(request)
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        return _callback_error(403, "cross_origin", "Cross-origin reports are not accepted.")
+    if cross_origin(request):
+        return page_error(403, "cross_origin", "Cross-origin reports are not accepted.")
     try:
         await limit_public(request, services)
         raw = await validation.read_body(request)
         body = validation.json_object(request, raw)
         await services.completion.record_session(request.path_params["link_id"], body)
     except ApiError as exc:
-        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
+        return page_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
     return JSONResponse(
         {"status": "recorded"}, status_code=202, headers={"Cache-Control": "no-store"}
     )
@@ -260,14 +261,20 @@ async def signup_state(request: Request) -> Response:
     try:
         await limit_public(request, services)
     except ApiError as exc:
-        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers)
+        return page_error(exc.status_code, exc.code, exc.message, exc.headers)
     link, _ = await services.links.load_cached(None, request.path_params["link_id"])
     if link is None:
-        return _callback_error(404, "link_not_found", "No such link.")
+        return page_error(404, "link_not_found", "No such link.")
     return JSONResponse({"status": link.status.value}, headers={"Cache-Control": "no-store"})
 
 
-def _callback_error(
+def cross_origin(request: Request) -> bool:
+    """A browser request from another site's page (the page's own calls are same-origin)."""
+    origin = request.headers.get("origin")
+    return bool(origin) and urlsplit(origin or "").netloc != request.headers.get("host")
+
+
+def page_error(
     status: int,
     code: str,
     message: str,

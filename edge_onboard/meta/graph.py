@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -30,6 +31,7 @@ PHONE_FIELDS = (
     "platform_type,status,throughput,name_status,is_on_biz_app"
 )
 HEALTH_FIELDS = PHONE_FIELDS + ",health_status,webhook_configuration"
+PROFILE_FIELDS = "about,address,description,email,profile_picture_url,websites,vertical"
 
 
 class GraphError(Exception):
@@ -158,14 +160,20 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
         retry: bool | Callable[[GraphError], bool] = True,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> dict[str, Any]:
         """One Graph call; retryable errors are tried again (``retry``: False never, or a
-        test of the error, on top of it being retryable)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        test of the error, on top of it being retryable). ``content``: raw bytes instead
+        of ``json``, with ``headers`` of their own."""
+        sent = {"Authorization": f"Bearer {token}"} if token else {}
+        sent.update(headers or {})
         attempts = self._attempts if retry else 1
         for attempt in range(1, attempts + 1):
             try:
-                return await self._once(method, path, headers=headers, params=params, json=json)
+                return await self._once(
+                    method, path, headers=sent, params=params, json=json, content=content
+                )
             except GraphError as exc:
                 again = exc.retryable and (retry is True or (callable(retry) and retry(exc)))
                 if attempt == attempts or not again:
@@ -191,9 +199,9 @@ class GraphClient:
         headers: Mapping[str, str],
         params: Mapping[str, str] | None,
         json: Mapping[str, Any] | None,
+        content: bytes | None = None,
     ) -> dict[str, Any]:
         send_headers = dict(headers)
-        content = None
         if json is not None:
             send_headers["Content-Type"] = "application/json"
             content = orjson.dumps(json)
@@ -374,6 +382,57 @@ class GraphClient:
     async def phone(self, phone_id: str, token: str, *, fields: str = PHONE_FIELDS) -> PhoneInfo:
         body = await self._call("GET", phone_id, token=token, params={"fields": fields})
         return PhoneInfo.from_graph(body)
+
+    # Business profile
+
+    async def business_profile(self, phone_id: str, token: str) -> dict[str, Any]:
+        """The number's WhatsApp business profile (``data[0]`` of Meta's answer)."""
+        body = await self._call(
+            "GET",
+            f"{phone_id}/whatsapp_business_profile",
+            token=token,
+            params={"fields": PROFILE_FIELDS},
+        )
+        data = body.get("data")
+        first = data[0] if isinstance(data, list) and data else None
+        return dict(first) if isinstance(first, dict) else {}
+
+    async def set_business_profile(
+        self, phone_id: str, token: str, fields: Mapping[str, Any]
+    ) -> None:
+        """Change the fields given (Meta leaves the others as they are)."""
+        await self._call(
+            "POST",
+            f"{phone_id}/whatsapp_business_profile",
+            token=token,
+            json={"messaging_product": "whatsapp", **fields},
+        )
+
+    async def upload_handle(self, token: str, data: bytes, media_type: str, name: str) -> str:
+        """Meta's resumable upload: a session on the app, then the bytes from offset 0;
+        the answer's handle names the file in a later call (a profile photo)."""
+        session = await self._call(
+            "POST",
+            f"{self.app_id}/uploads",
+            token=token,
+            params={"file_name": name, "file_length": str(len(data)), "file_type": media_type},
+            retry=False,
+        )
+        upload_id = session.get("id")
+        if not isinstance(upload_id, str) or not upload_id.startswith("upload:"):
+            raise GraphError("no upload session in Meta's answer", code=-1)
+        # The id's colon, escaped: unescaped, "upload:…" would read as a URL scheme.
+        body = await self._call(
+            "POST",
+            quote(upload_id, safe=""),
+            headers={"Authorization": f"OAuth {token}", "file_offset": "0"},
+            content=data,
+            retry=False,
+        )
+        handle = body.get("h")
+        if not isinstance(handle, str) or not handle:
+            raise GraphError("no file handle in Meta's answer", code=-1)
+        return handle
 
     # Received media
 

@@ -15,7 +15,9 @@ from edge_onboard.onboarding.branding import Branding
 from edge_onboard.onboarding.completion import CompletionService
 from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.messages import MessageService
+from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
+from edge_onboard.onboarding.profile import ProfileService
 from edge_onboard.onboarding.recovery import Recovery
 from edge_onboard.onboarding.verification import PhoneVerification
 from edge_onboard.onboarding.wabas import WabaService
@@ -29,6 +31,8 @@ class Onboarding:
     phones: PhoneService
     completion: CompletionService
     verification: PhoneVerification
+    page_verification: PageVerification
+    profiles: ProfileService
     wabas: WabaService
     messages: MessageService
     branding: Branding
@@ -73,11 +77,14 @@ def assemble(
         ),
         test_system_user_token=SANDBOX_SYSTEM_USER_TOKEN,
     )
+    verification = PhoneVerification(storage, clock, box, phones, links, webhooks, meta)
     return Onboarding(
         links=links,
         phones=phones,
         completion=completion,
-        verification=PhoneVerification(storage, clock, box, phones, links, webhooks, meta),
+        verification=verification,
+        page_verification=PageVerification(verification, links, box, clock),
+        profiles=ProfileService(storage, box, phones, meta),
         wabas=WabaService(storage, clock, box, settings, webhooks, meta, completion.verify_token),
         messages=MessageService(storage, box, phones, meta),
         branding=Branding(storage, clock, cache),

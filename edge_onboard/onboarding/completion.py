@@ -37,6 +37,7 @@ from edge_onboard.onboarding.connect import (
 )
 from edge_onboard.onboarding.lifecycle import announce, link_data, once_id
 from edge_onboard.onboarding.links import LinkService
+from edge_onboard.onboarding.page_verification import step as verification_step
 from edge_onboard.onboarding.reports import Abandon, parse_abandon
 from edge_onboard.onboarding.returns import GONE, dead_end_url, masked_phone, redirect_url
 from edge_onboard.storage import (
@@ -45,6 +46,7 @@ from edge_onboard.storage import (
     LinkStatus,
     OnboardingLink,
     Phone,
+    PhoneStatus,
     Storage,
     Waba,
 )
@@ -444,15 +446,16 @@ class CompletionService:
             done.phone.status.value if done.phone else "no number",
         )
         await self.webhooks.engine.dispatch(deliveries)
-        return Outcome(
-            200,
-            {
-                "status": "success",
-                "redirectUrl": redirect_url(done.link, ok=True),
-                # For the page's success screen; the full number is the customer's.
-                "phoneNumberMasked": masked_phone(done.link.phone_number),
-            },
-        )
+        body: dict[str, Any] = {
+            "status": "success",
+            "redirectUrl": redirect_url(done.link, ok=True),
+            # For the page's success screen; the full number is the customer's.
+            "phoneNumberMasked": masked_phone(done.link.phone_number),
+        }
+        if done.phone is not None and done.phone.status is PhoneStatus.PENDING_VERIFICATION:
+            # The page goes on to the code instead of leaving (only this page gets the pass).
+            body["verification"] = verification_step(self.box, now, done.link, done.phone)
+        return Outcome(200, body)
 
     async def _connect_phone(
         self,

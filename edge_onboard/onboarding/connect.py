@@ -212,5 +212,17 @@ def phone_record(
         registration_error=setup.registration_error,
         platform=setup.platform,
         coexistence=setup.coexistence,
+        meta_state=meta_state(details) or None,
         livemode=livemode,
     )
+
+
+def meta_state(info: PhoneInfo) -> dict[str, Any]:
+    """What Graph said of the number's name, quality and limit, in ``Phone.meta_state``'s
+    names (the webhooks keep them current)."""
+    found = {
+        "nameStatus": info.raw.get("name_status"),
+        "qualityRating": info.quality_rating,
+        "messagingLimit": info.raw.get("messaging_limit_tier"),
+    }
+    return {key: str(value) for key, value in found.items() if value}

@@ -31,6 +31,8 @@ NOT_FROM_META: dict[str, Any] = {
 
 
 def phone_view(phone: Phone) -> dict[str, Any]:
+    # What Meta said of the number: when it was connected, then by webhook since.
+    state = phone.meta_state or {}
     return {
         "id": phone.id,
         "phoneNumber": phone.phone_number,
@@ -40,6 +42,10 @@ def phone_view(phone: Phone) -> dict[str, Any]:
         "isPhoneRegistered": phone.is_registered,
         "status": phone.status.value,
         "platform": phone.platform.value,
+        "displayName": phone.verified_name,
+        "nameStatus": state.get("nameStatus"),
+        "qualityRating": state.get("qualityRating"),
+        "messagingLimit": state.get("messagingLimit"),
         # Coexistence numbers: how the two WhatsApp Business app syncs went.
         "coexistence": phone.coexistence,
         "onboardingLinkId": phone.onboarding_link_id,

@@ -32,12 +32,17 @@ def _ids(link: OnboardingLink) -> list[tuple[str, str]]:
 
 
 def redirect_url(
-    link: OnboardingLink, *, ok: bool, code: str | None = None, message: str | None = None
+    link: OnboardingLink,
+    *,
+    ok: bool,
+    code: str | None = None,
+    message: str | None = None,
+    extra: list[tuple[str, str]] | None = None,
 ) -> str | None:
-    """``redirectUrl`` with the result in its query."""
+    """``redirectUrl`` with the result in its query (and ``extra`` after it)."""
     if not link.redirect_url:
         return None
-    params = [*_ids(link), ("status", "success" if ok else "error")]
+    params = [*_ids(link), ("status", "success" if ok else "error"), *(extra or [])]
     if not ok:
         params.append(("error", (message or "Signup failed")[:200]))
         params.append(("error_code", code or "signup_failed"))

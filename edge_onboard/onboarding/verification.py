@@ -2,7 +2,8 @@
 back, then registration (``POST /v1/phones/{id}/verification-code`` and ``/verify``).
 
 Each step's Meta error comes back in the API's error shape: a wrong code is 422
-``verification_code_incorrect``, Meta's rate limits 429 ``meta_rate_limited`` (with
+``verification_code_incorrect`` (``verification_code_expired`` once Meta says the code
+expired), Meta's rate limits 429 ``meta_rate_limited`` (with
 ``Retry-After``), Meta unreachable 502, anything else Meta refuses 422 ``meta_rejected``
 with its code. Once verified, the number is registered with a PIN that is stored
 (encrypted) before Meta hears it, and ``phone_number.updated`` reports the change.
@@ -105,6 +106,12 @@ class PhoneVerification:
         try:
             await graph.verify_code(phone.meta_phone_number_id, token, code)
         except GraphError as exc:
+            if exc.code == WRONG_CODE and await _expired(graph, phone, token):
+                raise ApiError(
+                    422,
+                    "verification_code_expired",
+                    "The verification code has expired; request a new one.",
+                ) from exc
             raise _api_error(exc, "verify the number") from exc
 
         context = f"phone:{phone.org_id}:{phone.meta_phone_number_id}"
@@ -160,6 +167,18 @@ class PhoneVerification:
                 {"is_phone_registered": updated.is_registered, "updated_at": self.clock()},
             )
         return updated
+
+
+async def _expired(graph: GraphClient, phone: Phone, token: str) -> bool:
+    """Meta answers a wrong and an expired code alike (136025); the number's
+    ``code_verification_status`` tells them apart."""
+    try:
+        info = await graph.phone(
+            phone.meta_phone_number_id, token, fields="code_verification_status"
+        )
+    except GraphError:
+        return False
+    return info.code_verification_status == "EXPIRED"
 
 
 def _api_error(exc: GraphError, action: str) -> ApiError:

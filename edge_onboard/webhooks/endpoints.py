@@ -31,6 +31,7 @@ from edge_onboard.storage import (
 )
 from edge_onboard.webhooks.catalog import parse_event_types
 from edge_onboard.webhooks.delivery import DeliveryEngine, webhook_secret_context
+from edge_onboard.webhooks.owners import Owners
 
 CREATE_FIELDS = frozenset({"url", "events", "wabaId", "secret"})
 UPDATE_FIELDS = frozenset({"url", "events", "wabaId", "status"})
@@ -143,6 +144,8 @@ class WebhookService:
         self.box = box
         self.engine = engine
         self.allow_private = allow_private
+        # Every event of a number says whose it is (owners.py): stamped here, once.
+        self.owners = Owners(storage)
 
     def build(
         self,
@@ -311,6 +314,7 @@ class WebhookService:
         livemode: bool,
     ) -> tuple[Event, list[Delivery]]:
         """An event and its deliveries, for a caller that writes them with its change."""
+        data = await self.owners.stamp(type, data, waba_id)
         event = new_event(org_id, type, data, waba_id, self.clock, livemode=livemode)
         webhooks = await self.storage.active_webhooks(org_id, livemode=livemode)
         return event, plan_deliveries(event, webhooks)
@@ -327,6 +331,7 @@ class WebhookService:
     ) -> Event | None:
         """Record an event with its deliveries, then queue them. With ``event_id`` (derived
         from what it reports), a second emit of the same thing records nothing: None."""
+        data = await self.owners.stamp(type, data, waba_id)
         event = new_event(org_id, type, data, waba_id, self.clock, livemode=livemode)
         if event_id is not None:
             event.id = event_id

@@ -94,10 +94,10 @@ def test_phone_number_updated_carries_the_phone_view() -> None:
     )
     view = phone_view(phone)
     properties = event_schema("phone_number.updated")["properties"]["data"]["properties"]
-    assert set(properties) == {*view, "previousStatus", *NOT_FROM_META}
+    assert set(properties) == {*view, "previousStatus", "externalId", *NOT_FROM_META}
     valid(
         "phone_number.updated",
-        {**view, "previousStatus": "pending_verification", **NOT_FROM_META},
+        {**view, "previousStatus": "pending_verification", "externalId": None, **NOT_FROM_META},
     )
 
 

@@ -3,7 +3,8 @@
     python -m tests.browser.screenshots [--out docs/screenshots]
 
 A sandbox server with a branded organisation; the pending, error, success and expired
-states, in Brazilian Portuguese and Arabic (right to left), at 390 and 1280 px."""
+states, and the verification step of an unverified number (its first view and a wrong
+code), in Brazilian Portuguese and Arabic (right to left), at 390 and 1280 px."""
 
 from __future__ import annotations
 
@@ -77,6 +78,20 @@ def shoot(site: Site, browser: Any, out: Path, locale: str, width: int) -> None:
     page.wait_for_selector("#success", state="visible")
     page.evaluate("document.activeElement.blur()")
     save("success")
+    # An unverified number: the page goes on to its code (edge_onboard/hosted/verification.py).
+    page.goto(site.link(locale=locale)["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    run_popup(page, scenario="unverified")
+    page.wait_for_selector("#verify", state="visible")
+    page.evaluate("document.activeElement.blur()")
+    save("verify")
+    page.click("#send-code")
+    page.wait_for_selector("#code-form", state="visible")
+    page.keyboard.insert_text("123456")
+    page.click("#check-code")
+    page.wait_for_selector("#verify-error", state="visible")
+    page.evaluate("document.activeElement.blur()")
+    save("verify-wrong-code")
     expired = site.link(locale=locale)
     site.expire(expired["id"])
     time.sleep(1.2)  # the server's copy of the link lives a second

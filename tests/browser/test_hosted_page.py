@@ -162,7 +162,7 @@ def test_blocked_sdk_says_so(blocked_site: Site, browser: Any) -> None:
     ("scenario", "event", "with_phone", "status"),
     [
         ("ok", "FINISH", True, "connected"),
-        ("unverified", "FINISH", True, "pending_verification"),
+        # "unverified" goes on to the code on the page: tests/browser/test_page_verification.py
         ("only_waba", "FINISH_ONLY_WABA", False, None),
         ("no_number", "FINISH", False, None),
         ("business_app", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", True, "connected"),

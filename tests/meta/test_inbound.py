@@ -188,6 +188,9 @@ async def test_a_signed_message_becomes_one_event(world: World) -> None:
     assert event["data"] == {
         "phoneNumberId": phone["phoneNumberId"],
         "wabaId": phone["wabaId"],
+        # Whose it is: the link that connected the number (it has no externalId).
+        "onboardingLinkId": phone["id"],
+        "externalId": None,
         "metaMessageId": "wamid.A1",
         "from": "15551234567",
         "contactName": "Ana",

@@ -327,7 +327,14 @@ def check_event(org_id: str, found: Found) -> None:
         "timestamp": "2026-11-25T12:00:00.000Z",
         "organizationId": org_id,
         "livemode": True,
-        "data": {"phoneNumberId": org_id, "wabaId": org_id, **found.data},
+        # As the service records it: the number, its WABA, and whose it is (owners.py).
+        "data": {
+            "phoneNumberId": org_id,
+            "wabaId": org_id,
+            "onboardingLinkId": org_id,
+            "externalId": None,
+            **found.data,
+        },
     }
     VALIDATORS[found.event_type].validate(body)
     # Every key the payload has is published, and every published key is there.

@@ -15,6 +15,7 @@ from edge_onboard.api.openapi.events import events_paths, events_schemas
 from edge_onboard.api.openapi.finish import finish
 from edge_onboard.api.openapi.organization import organization_paths, organization_schemas
 from edge_onboard.api.openapi.paths import api_paths
+from edge_onboard.api.openapi.profile import profile_paths, profile_schemas
 from edge_onboard.api.openapi.public import internal_paths, service_paths
 from edge_onboard.api.openapi.schemas import schemas
 from edge_onboard.api.openapi.test_helpers import test_helper_paths, test_helper_schemas
@@ -31,6 +32,7 @@ def build_openapi(public_url: str, *, internal: bool = False) -> Schema:
         **organization_paths(),
         **events_paths(),
         **test_helper_paths(),
+        **profile_paths(),
         **service_paths(),
     }
     if internal:
@@ -57,6 +59,7 @@ def build_openapi(public_url: str, *, internal: bool = False) -> Schema:
                 **organization_schemas(),
                 **events_schemas(),
                 **test_helper_schemas(),
+                **profile_schemas(),
             },
         },
         "webhooks": event_schemas.webhooks(),

@@ -17,6 +17,7 @@ from edge_onboard.meta.platform_model import PLATFORM_PROPERTIES
 from edge_onboard.meta.readers import TIMESTAMP_SCHEMA
 from edge_onboard.storage import PhonePlatform, PhoneStatus
 from edge_onboard.webhooks.catalog import EVENT_TYPES
+from edge_onboard.webhooks.owners import owned
 
 Schema = dict[str, Any]
 
@@ -82,6 +83,14 @@ _META_CHANGE: dict[str, Schema] = {
 }
 
 
+# The link that connected the event's number: null for a number no link connected (one a
+# WABA sync found later).
+_OWNER: dict[str, Schema] = {
+    "onboardingLinkId": {"type": ["string", "null"], "format": "uuid"},
+    "externalId": {"type": ["string", "null"]},
+}
+
+
 def _object(properties: dict[str, Schema]) -> Schema:
     return {
         "type": "object",
@@ -103,6 +112,10 @@ def _data_schemas() -> dict[str, Schema]:
         "isPhoneRegistered": {"type": "boolean"},
         "status": _PHONE_STATUS,
         "platform": _PLATFORM,
+        "displayName": _nullable(_STR),
+        "nameStatus": _nullable(_STR),
+        "qualityRating": _nullable(_STR),
+        "messagingLimit": _nullable(_STR),
         "coexistence": _nullable(
             {
                 "type": "object",
@@ -223,6 +236,13 @@ def _data_schemas() -> dict[str, Schema]:
     )
     inbound = {**PROPERTIES, **PLATFORM_PROPERTIES}
     known.update({name: _object({**_PHONE, **properties}) for name, properties in inbound.items()})
+    # Whose it is (edge_onboard/webhooks/owners.py): every kind but the links' own.
+    for name, schema in known.items():
+        if owned(name):
+            for field, value in _OWNER.items():
+                schema["properties"].setdefault(field, value)
+                if field not in schema["required"]:
+                    schema["required"].append(field)
     return known
 
 

@@ -18,6 +18,71 @@ from edge_onboard.api.openapi._common import (
 from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
 
 
+def _verification_paths() -> Schema:
+    """The hosted page's verification step (edge_onboard/hosted/verification.py)."""
+    pass_header = {
+        "name": "X-Signup-Pass",
+        "in": "header",
+        "required": True,
+        "description": "The pass the callback's answer gave this page (verification.token).",
+        "schema": {"type": "string"},
+    }
+    errors = {
+        "400": "Malformed request.",
+        "403": "No valid pass for this link, or a cross-origin request.",
+        "404": "Unknown link.",
+        "409": "The number needs no verification now.",
+        "422": "Wrong or expired code, or Meta refused.",
+        "429": "Too many tries (this address, this link, or Meta's limit): see Retry-After.",
+        "502": "Meta could not be reached.",
+    }
+    steps = {
+        "code": (
+            "hostedVerificationCode",
+            "The page asks Meta for the code (SMS or voice)",
+            {"method": {"type": "string", "enum": ["sms", "voice"]}, "locale": {"type": "string"}},
+            ["method"],
+            "Sent; resendAfter seconds before another.",
+        ),
+        "verify": (
+            "hostedVerificationCheck",
+            "The page sends the code back; verified, then registered",
+            {"code": {"type": "string", "pattern": "^[0-9]{6}$"}},
+            ["code"],
+            "Verified and registered; redirectUrl says where to go.",
+        ),
+    }
+    return {
+        f"/signup/{{id}}/verification/{name}": {
+            "parameters": [LINK_ID],
+            "post": {
+                "operationId": operation,
+                "security": [],
+                "summary": summary,
+                "parameters": [pass_header],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": required,
+                                "properties": properties,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    code: _json(_ref("CallbackResponse"), text)
+                    for code, text in {"200": ok, **errors}.items()
+                },
+            },
+        }
+        for name, (operation, summary, properties, required, ok) in steps.items()
+    }
+
+
 def internal_paths() -> Schema:
     """The operations that are not the customer's API (build_openapi(internal=True))."""
     image = {"type": "string", "format": "binary", "maxLength": MAX_LOGO_BYTES}
@@ -91,6 +156,7 @@ def internal_paths() -> Schema:
                 },
             },
         },
+        **_verification_paths(),
         "/signup/{id}/callback": {
             "parameters": [LINK_ID],
             "post": {

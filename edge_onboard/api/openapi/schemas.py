@@ -328,6 +328,22 @@ def schemas() -> Schema:
                 "isPhoneRegistered": {"type": "boolean"},
                 "status": {"type": "string", "enum": [s.value for s in PhoneStatus]},
                 "platform": {"type": "string", "enum": [p.value for p in PhonePlatform]},
+                "displayName": _nullable(
+                    {"type": "string", "description": "The name Meta shows (verified_name)."}
+                ),
+                "nameStatus": _nullable(
+                    {
+                        "type": "string",
+                        "description": "Meta's review of the display name (APPROVED, "
+                        "PENDING_REVIEW, DECLINED, …), as Meta last said.",
+                    }
+                ),
+                "qualityRating": _nullable(
+                    {"type": "string", "description": "GREEN, YELLOW, RED or UNKNOWN."}
+                ),
+                "messagingLimit": _nullable(
+                    {"type": "string", "description": "Meta's messaging limit tier, if told."}
+                ),
                 "coexistence": _nullable(
                     {
                         "type": "object",
@@ -516,11 +532,25 @@ def schemas() -> Schema:
         },
         "CallbackResponse": {
             "type": "object",
-            "required": ["status", "redirectUrl"],
+            "required": ["status"],
             "additionalProperties": False,
             "properties": {
-                "status": {"type": "string", "enum": ["success", "error"]},
+                "status": {"type": "string", "enum": ["success", "error", "sent"]},
                 "redirectUrl": _nullable({"type": "string"}),
+                "phoneNumberMasked": _nullable({"type": "string"}),
+                "verification": {
+                    "type": "object",
+                    "description": "The number finished unverified: the page goes on to its "
+                    "code with this pass (for this link only, 30 minutes).",
+                    "required": ["token", "phoneNumberMasked", "laterUrl", "resendAfter"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "phoneNumberMasked": _nullable({"type": "string"}),
+                        "laterUrl": _nullable({"type": "string"}),
+                        "resendAfter": {"type": "integer"},
+                    },
+                },
+                "resendAfter": {"type": "integer"},
                 "error": {
                     "type": "object",
                     "required": ["code", "message"],

@@ -40,6 +40,8 @@ SCENARIOS = (
 APP_WEBHOOK_URL = "http://sandbox.invalid/webhook/meta"
 # The code that verifies an unverified sandbox number (request_code/verify_code).
 VERIFY_CODE = "000000"
+# Seconds a requested verification code stays valid (then its status reads EXPIRED).
+VERIFY_CODE_TTL = 600.0
 # The fake answers anonymous requests on every deployment, so all it keeps is bounded:
 # the Graph calls it served (a ring of the latest, each path cut short), the webhooks
 # waiting to be posted (the oldest dropped past the bound: the pump posts them within
@@ -140,6 +142,13 @@ class State:
         self.businesses: dict[str, str] = {}
         # The latest Graph calls served (method, path): tests read them.
         self.calls: collections.deque[tuple[str, str]] = collections.deque(maxlen=CALL_LOG)
+        # Business profiles (profile.py): the latest accepted POSTs, and resumable
+        # uploads and the handles they gave (their bytes' SHA-256), bounded like the rest.
+        self.profile_posts: collections.deque[tuple[str, dict[str, Any]]] = collections.deque(
+            maxlen=CALL_LOG
+        )
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.handles: dict[str, str] = {}
         self._failures: list[_Failure] = []
         # Webhooks the fake Meta will POST to us: (url, raw body).
         self.outbox: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=OUTBOX)

@@ -22,6 +22,7 @@ from edge_onboard.meta.sandbox._state import (
     SCENARIOS,
     SYSTEM_USER_TOKEN,
     VERIFY_CODE,
+    VERIFY_CODE_TTL,
     _Code,
     _digits,
     _Failure,
@@ -32,11 +33,12 @@ from edge_onboard.meta.sandbox._state import (
 from edge_onboard.meta.sandbox.media import Media
 from edge_onboard.meta.sandbox.messaging import Messaging
 from edge_onboard.meta.sandbox.pages import _STATIC, _page, _respond
+from edge_onboard.meta.sandbox.profile import Profile
 
 
-class SandboxMeta(Media, Messaging):
+class SandboxMeta(Media, Messaging, Profile):
     """The fake Meta: state (``State``), shared between processes (``Shared``), media,
-    what it sends, and here the dialog and Graph."""
+    what it sends, business profiles, and here the dialog and Graph."""
 
     def fail(
         self,
@@ -232,10 +234,14 @@ class SandboxMeta(Media, Messaging):
             return self._debug_token(request)
         if len(parts) == 2 and parts[1] == "system_user_access_tokens" and method == "POST":
             return self._system_user_token(request, parts[0])
+        if len(parts) == 1 and parts[0].startswith("upload:") and method == "POST":
+            return await self._upload_data(request, parts[0])  # "OAuth" auth, not Bearer
         token = self._token(request)
         if token is None or token not in self.tokens:
             return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
         granted = self.tokens[token]
+        if len(parts) == 2 and parts[1] == "uploads" and method == "POST":
+            return self._upload_session(request, parts[0], token)
         if len(parts) == 2 and parts[1] in {"phone_numbers", "subscribed_apps"}:
             waba_id = parts[0]
             if waba_id not in granted or waba_id not in self.waba_phones:
@@ -268,6 +274,12 @@ class SandboxMeta(Media, Messaging):
             return await self._register(request, phone)
         if len(parts) == 2 and parts[1] in {"request_code", "verify_code"} and method == "POST":
             return await self._verification(request, phone, parts[1])
+        if (
+            len(parts) == 2
+            and parts[1] == "whatsapp_business_profile"
+            and method in {"GET", "POST"}
+        ):
+            return await self._business_profile(request, phone, method)
         if len(parts) == 2 and parts[1] == "smb_app_data" and method == "POST":
             return await self._smb_app_data(request, phone)
         if len(parts) == 2 and parts[1] == "messages" and method == "POST":
@@ -329,9 +341,16 @@ class SandboxMeta(Media, Messaging):
             if body.get("code_method") not in {"SMS", "VOICE"} or not body.get("language"):
                 return graph_error("(#100) Invalid parameter", 100)
             phone["_code_requested"] = True
+            phone["_code_method"], phone["_code_language"] = body["code_method"], body["language"]
+            phone["_code_expires_at"] = self.clock() + VERIFY_CODE_TTL
+            phone["code_verification_status"] = "NOT_VERIFIED"
             return JSONResponse({"success": True})
         if not phone.get("_code_requested"):
             return graph_error("(#136025) Request a verification code first.", 136025)
+        if self.clock() > phone.get("_code_expires_at", float("inf")):
+            # Meta's answer is the wrong code's; the number's status says it expired.
+            phone["code_verification_status"] = "EXPIRED"
+            return graph_error("(#136025) Verify code error.", 136025)
         if str(body.get("code", "")) != VERIFY_CODE:
             return graph_error("(#136025) Verify code error: the code is wrong.", 136025)
         phone["code_verification_status"] = "VERIFIED"
