@@ -16,7 +16,7 @@ from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid
 from edge_onboard.meta.graph import GraphClient, GraphError
 from edge_onboard.meta.modes import MetaModes
-from edge_onboard.onboarding.branding import EMAIL, sniff
+from edge_onboard.onboarding.branding import BINARY, EMAIL, sniff
 from edge_onboard.onboarding.phones import PhoneService, business_token
 from edge_onboard.storage import PhoneStatus, Storage
 
@@ -127,20 +127,24 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def check_photo(data: bytes, content_type: str | None) -> str:
-    """The photo's media type, or the 4xx that says what is wrong with it."""
+    """The photo's media type, or the 4xx that says what is wrong with it. Sent as
+    ``application/octet-stream`` (what SDK generators send), the bytes say the type."""
     declared = (content_type or "").split(";", 1)[0].strip().lower()
-    if declared not in PHOTO_TYPES:
+    if declared not in (*PHOTO_TYPES, BINARY):
         raise ApiError(
             415,
             "unsupported_media_type",
-            "The photo's Content-Type must be image/jpeg or image/png.",
+            f"The photo's Content-Type must be image/jpeg or image/png (or {BINARY}: the bytes"
+            " then say which).",
         )
     if not data:
         raise invalid("The photo is empty: send the image's bytes as the body.")
     if len(data) > MAX_PHOTO_BYTES:
         raise ApiError(413, "photo_too_large", "The photo must be at most 1 MB.")
-    if sniff(data) != declared:
-        raise invalid(f"The body is not an image of type {declared}.")
+    found = sniff(data)
+    if found not in PHOTO_TYPES or (declared != BINARY and found != declared):
+        wanted = "JPEG or PNG" if declared == BINARY else declared
+        raise invalid(f"The body is not an image of type {wanted}.")
     size = image_size(data)
     if size is None:
         raise invalid("The photo's size could not be read: send a plain JPEG or PNG.")
@@ -149,7 +153,7 @@ def check_photo(data: bytes, content_type: str | None) -> str:
         raise invalid(f"The photo must be square; it is {width} by {height} pixels.")
     if width < MIN_PHOTO_SIDE:
         raise invalid(f"The photo must be at least {MIN_PHOTO_SIDE} pixels a side.")
-    return declared
+    return found
 
 
 def _meta_error(exc: GraphError, action: str) -> ApiError:

@@ -20,6 +20,7 @@ import orjson
 
 from edge_onboard.meta.inbound import sign_body
 from edge_onboard.meta.sandbox import APP_SECRET
+from edge_onboard.meta.sandbox.platform_samples import SAMPLES, sample
 
 # The serve's reconciliation (recoveries, expiries) every second, a recovery one second
 # after the page's report: ``serve --sandbox`` with these.
@@ -129,6 +130,22 @@ class World:
         for body in bodies:
             self.meta(f"/webhook/phone/{phone['id']}", _for(body, meta_phone))
 
+    def platform(self, phone: dict[str, Any]) -> None:
+        """Meta's other fields (history, syncs, calls, templates, account changes...), one
+        sample each, posted by the fake Meta through the test helper; account changes
+        last, as one may take the number offline."""
+        fake = {"display_phone_number": phone["phoneNumber"]}
+        kinds = sorted(SAMPLES, key=lambda kind: SAMPLES[kind][0] == "account_update")
+        for kind in kinds:
+            found = sample(kind, fake)
+            assert found is not None
+            field, value = found
+            response = self.http.post(
+                f"/v1/test-helpers/phones/{phone['id']}/webhooks",
+                json={"field": field, "value": value},
+            )
+            assert response.status_code == 202, response.text
+
     def account(self, phone: dict[str, Any], event: str) -> None:
         value = {"event": event, "waba_info": {"waba_id": phone["metaWabaId"]}}
         change = {"field": "account_update", "value": value}
@@ -143,6 +160,7 @@ class World:
         self.recovered()
         self.expired()
         self.inbound(phone)
+        self.platform(phone)
         self.account(phone, "ACCOUNT_VIOLATION")
         response = self.http.post("/_sandbox/remove-access", json={"waba_id": phone["metaWabaId"]})
         assert response.status_code == 202, response.text

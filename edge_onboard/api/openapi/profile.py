@@ -94,7 +94,12 @@ def profile_paths() -> Schema:
                 f"square, at least {MIN_PHOTO_SIDE} px, at most 1 MB)",
                 "requestBody": {
                     "required": True,
-                    "content": {media: {"schema": image} for media in PHOTO_TYPES},
+                    # Declared as application/octet-stream, the one binary body every SDK
+                    # generator sends; the image's own type is taken as well.
+                    "description": "The image's bytes. Content-Type: application/octet-stream "
+                    "(the type is read from the bytes) or the image's own: "
+                    f"{', '.join(PHOTO_TYPES)}.",
+                    "content": {"application/octet-stream": {"schema": image}},
                 },
                 "responses": {
                     "200": _json(_ref("BusinessProfileResponse"), "The profile after it."),
