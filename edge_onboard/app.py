@@ -23,7 +23,7 @@ from edge_onboard.core.clock import Clock, system_clock
 from edge_onboard.core.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.core.errors import ApiError, api_error_handler, http_exception_handler
 from edge_onboard.core.hot import HotCache
-from edge_onboard.core.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
+from edge_onboard.core.middleware import ExceptionHandler, HotStarlette, RequestIdMiddleware
 from edge_onboard.core.ratelimit import RateLimiter
 from edge_onboard.hosted import router as hosted_router
 from edge_onboard.meta.assembly import close_modes, meta_modes, pump_sandbox
@@ -206,12 +206,10 @@ def create_app(
             if storage is None:
                 await store.close()
 
-    return Starlette(
+    return HotStarlette(
+        hot=hosted_router.HOT | api_router.HOT,
         routes=[*hosted_router.routes(sandbox), *api_router.routes()],
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(HotRoutes, routes=hosted_router.HOT | api_router.HOT, handlers=HANDLERS),
-        ],
+        middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
