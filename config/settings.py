@@ -92,6 +92,21 @@ class Settings:
     # EDGE_LOG_LEVEL (debug, info, warning, error) and EDGE_LOG_FORMAT (text, json).
     log_level: str = "info"
     log_format: str = "text"
+    # Regions (Fly.io's FLY_REGION/PRIMARY_REGION, else EDGE_REGION/EDGE_PRIMARY_REGION):
+    # outside the primary, writes are replayed there and reads come from replicas.
+    region: str | None = None
+    primary_region: str | None = None
+    # A read-only Redis replica of EDGE_REDIS_URL near this region (EDGE_REDIS_REPLICA_URL).
+    redis_replica_url: Secret | None = None
+    # MongoDB's maxStalenessSeconds for reads outside the primary (EDGE_REPLICA_MAX_STALENESS).
+    replica_max_staleness: int = 90
+    # Seconds a client's reads go to the primary after it wrote (EDGE_REPLAY_WINDOW).
+    replay_window: float = 5.0
+
+    @property
+    def in_primary_region(self) -> bool:
+        """True unless a region and a different primary region are both known."""
+        return self.region is None or self.primary_region in (None, self.region)
 
     @property
     def meta_configured(self) -> bool:
@@ -203,7 +218,21 @@ class Settings:
             )
 
         log_level, log_format = _logging(get)
+        region, primary_region, replica_url = _regions(get)
         return cls(
+            region=region,
+            primary_region=primary_region,
+            redis_replica_url=Secret(replica_url) if replica_url else None,
+            replica_max_staleness=_int(
+                get("EDGE_REPLICA_MAX_STALENESS"),
+                "EDGE_REPLICA_MAX_STALENESS",
+                default=90,
+                low=90,  # MongoDB's own floor for maxStalenessSeconds
+                high=86_400,
+            ),
+            replay_window=float(
+                _int(get("EDGE_REPLAY_WINDOW"), "EDGE_REPLAY_WINDOW", default=5, low=0, high=600)
+            ),
             log_level=log_level,
             log_format=log_format,
             host=host,
@@ -326,6 +355,33 @@ def _storage_url(get: Callable[[str], str | None]) -> tuple[str, str]:
         )
     _check_storage_url(storage_url, scheme)
     return storage_url, scheme
+
+
+def _regions(get: Callable[[str], str | None]) -> tuple[str | None, str | None, str | None]:
+    """This process's region, the primary region and the Redis replica to read from.
+
+    Fly.io sets FLY_REGION on every machine and PRIMARY_REGION from fly.toml's
+    ``primary_region``; EDGE_REGION / EDGE_PRIMARY_REGION name them elsewhere (and win)."""
+    region = (get("EDGE_REGION") or get("FLY_REGION") or "").lower() or None
+    primary = (get("EDGE_PRIMARY_REGION") or get("PRIMARY_REGION") or "").lower() or None
+    for name, value in (("EDGE_REGION", region), ("EDGE_PRIMARY_REGION", primary)):
+        if value is not None and not re.fullmatch(r"[a-z0-9]{2,12}", value):
+            raise ConfigError(f"{name}: {value!r} is not a region code such as iad or syd")
+    replica = get("EDGE_REDIS_REPLICA_URL")
+    if replica is not None and "{region}" in replica:
+        # One secret for every region (Fly's secrets are per app): each fills in its own.
+        if region is None:
+            raise ConfigError("EDGE_REDIS_REPLICA_URL: {region} needs FLY_REGION or EDGE_REGION")
+        replica = replica.replace("{region}", region)
+    if replica is not None:
+        if urlsplit(replica).scheme not in {"redis", "rediss", "unix"}:
+            raise ConfigError(
+                "EDGE_REDIS_REPLICA_URL: must start with redis://, rediss:// or unix:// "
+                "(one replica server of EDGE_REDIS_URL)"
+            )
+        if get("EDGE_REDIS_URL") is None:
+            raise ConfigError("EDGE_REDIS_REPLICA_URL: needs EDGE_REDIS_URL (its primary)")
+    return region, primary, replica
 
 
 def _redis_url(get: Callable[[str], str | None]) -> str | None:

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from starlette.applications import Starlette
@@ -25,6 +25,14 @@ from edge_onboard.core.errors import ApiError, api_error_handler, http_exception
 from edge_onboard.core.hot import HotCache
 from edge_onboard.core.middleware import ExceptionHandler, HotStarlette, RequestIdMiddleware
 from edge_onboard.core.ratelimit import RateLimiter
+from edge_onboard.core.region_status import RegionStatus, beat_forever
+from edge_onboard.core.regions import (
+    REPLAY_SRC,
+    RecentWriters,
+    Region,
+    RegionRouting,
+    ReplicaStorage,
+)
 from edge_onboard.hosted import router as hosted_router
 from edge_onboard.meta.assembly import close_modes, meta_modes, pump_sandbox
 from edge_onboard.meta.inbound import InboundService
@@ -71,6 +79,11 @@ HANDLERS: dict[type[Exception], ExceptionHandler] = {
 }
 
 
+def _staleness(settings: Settings) -> int | None:
+    """MongoDB's maxStalenessSeconds outside the primary region; None in it."""
+    return None if settings.in_primary_region else settings.replica_max_staleness
+
+
 def secret_box_for(settings: Settings, storage: Storage) -> SecretBox:
     """The at-rest key: configured, else kept beside the SQLite file, else per process."""
     if settings.secret_key is not None:
@@ -102,21 +115,29 @@ def _assemble(
     clock: Clock,
     queue: DeliveryQueue,
     sandbox: SandboxMeta,
+    region: Region,
+    replica: Any = None,
 ) -> Services:
-    """Every area's services over the opened stores: the one place that knows them all."""
+    """Every area's services over the opened stores: the one place that knows them all.
+
+    Outside the primary region (``core/regions.py``) a write to the store raises
+    ReplayRequired before it runs, the hot layer reads the region's Redis replica (never
+    writing it), and rate limits are kept in-process: a replica takes no writes."""
     if redis_client is not None:
         sandbox.share(redis_client)  # every process of the deployment sees one fake Meta
     box = secret_box_for(settings, store)
+    opened = store
+    if not region.is_primary:
+        store = cast(Storage, ReplicaStorage(store))
     if not settings.sandbox:
         # Test objects are a customer's too: only this deployment may sign a Meta
         # webhook as its fake Meta. EDGE_SANDBOX (local use) keeps the fixed secret.
         sandbox.app_secret = box.token("sandbox:app-secret")
     meta = meta_modes(settings, sandbox)
     out = webhooks_assembly.assemble(settings, store, clock, box, queue)
-    onboarding = onboarding_assembly.assemble(
-        settings, store, clock, box, HotCache(redis_client), meta, out.webhooks
-    )
-    limiter = RateLimiter(redis_client)
+    hot = HotCache(redis_client) if region.is_primary else HotCache(replica, writable=False)
+    onboarding = onboarding_assembly.assemble(settings, store, clock, box, hot, meta, out.webhooks)
+    limiter = RateLimiter(redis_client if region.is_primary else None)
     return Services(
         settings=settings,
         storage=store,
@@ -138,13 +159,25 @@ def _assemble(
         sandbox=sandbox,
         redis=redis_client,
         recovery=onboarding.recovery,
+        region=RegionStatus(
+            region,
+            replica=replica,
+            store=opened,
+            shared_limits=region.is_primary and redis_client is not None,
+        ),
     )
 
 
 @contextlib.asynccontextmanager
-async def _background(app: Starlette, services: Services, deliver: bool) -> AsyncIterator[None]:
+async def _background(
+    app: Starlette, services: Services, deliver: bool, pump: bool
+) -> AsyncIterator[None]:
     """This process's loops (delivery, reconciliation, the fake Meta's webhooks) while the
-    app serves; on the way out the deliveries in flight get up to 15 s, then stop."""
+    app serves; on the way out the deliveries in flight get up to 15 s, then stop.
+
+    The fake Meta's webhooks are queued in this process's memory by the requests it
+    serves, so it posts them to itself (``pump``) whether or not it delivers: with
+    EDGE_INPROCESS_DELIVERY=0 the events they make go to the worker's queue."""
     engine = services.engine
     async with anyio.create_task_group() as tg:
         loops: list[anyio.CancelScope] = []
@@ -153,10 +186,15 @@ async def _background(app: Starlette, services: Services, deliver: bool) -> Asyn
             loops.append(anyio.CancelScope())
             tg.start_soon(run_in_scope, loops[-1], func, *args)
 
-        if deliver:
+        # Background work runs in the primary region only.
+        primary = services.region is None or services.region.region.is_primary
+        if deliver and primary:
             tg.start_soon(engine.run)
             loop(reconcile_forever, services.recovery, services.settings, services.redis)
+        if pump and primary:
             loop(pump_sandbox, services.sandbox, app)
+        if primary and services.redis is not None and services.settings.region is not None:
+            loop(beat_forever, services.redis)  # replicas measure their lag by it
         yield
         # The fake Meta's loop and reconciliation have nothing to finish.
         for scope in loops:
@@ -173,43 +211,67 @@ def create_app(
     redis: Any = None,
     delivery_queue: DeliveryQueue | None = None,
     deliver: bool | None = None,
+    redis_replica: Any = None,
 ) -> Starlette:
     """Build the app. Anything not injected is made from ``settings`` at start-up.
 
     ``deliver`` runs webhook delivery inside the app (default: ``inprocess_delivery``);
-    tests turn it off and drive the engine themselves.
+    tests turn it off (False) and drive the engine and the fake Meta's outbox themselves.
+    Outside the primary region reads come from replicas (``redis_replica``, else
+    EDGE_REDIS_REPLICA_URL) and no background work runs.
     """
     settings = settings or Settings.from_env()
+    region = Region(settings.region, settings.primary_region)
     # The built-in fake Meta runs on every deployment: test-mode links use it.
     sandbox = SandboxMeta()
     delivering = deliver if deliver is not None else settings.inprocess_delivery
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = storage or from_url(settings.storage_url)
+        store = storage or from_url(settings.storage_url, max_staleness=_staleness(settings))
         await store.open()
         redis_client = redis
         if redis_client is None and settings.redis_url is not None:
             redis_client = await _redis_client(settings.redis_url.reveal())
+        replica = redis_replica
+        if replica is None and settings.redis_replica_url is not None and not region.is_primary:
+            replica = await _redis_client(settings.redis_replica_url.reveal())
         # One Redis client (and pool) for the hot layer, rate limits and the queue.
         queue = delivery_queue if delivery_queue is not None else queue_for_client(redis_client)
-        services = _assemble(settings, store, redis_client, clock or system_clock, queue, sandbox)
+        services = _assemble(
+            settings, store, redis_client, clock or system_clock, queue, sandbox, region, replica
+        )
         app.state.services = services
         try:
-            async with _background(app, services, delivering):
+            async with _background(app, services, delivering, pump=deliver is not False):
                 yield
         finally:
             await services.engine.sender.aclose()
             await close_modes(services.meta)
             if redis_client is not None and redis is None:
                 await redis_client.aclose()
+            if replica is not None and redis_replica is None:
+                await replica.aclose()
             if storage is None:
                 await store.close()
 
+    # The hottest reads are answered ahead of the middleware where region routing would
+    # let them through untouched: in the primary region, unless Fly's proxy replayed
+    # them here (a replica's reads go through RegionRouting and the router).
+    hot = hosted_router.HOT | api_router.HOT if region.is_primary else {}
     return HotStarlette(
-        hot=hosted_router.HOT | api_router.HOT,
+        hot=hot,
+        not_hot=lambda scope: any(name == REPLAY_SRC for name, _ in scope["headers"]),
         routes=[*hosted_router.routes(sandbox), *api_router.routes()],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(
+                RegionRouting,
+                region=region,
+                writers=RecentWriters(settings.replay_window),
+                secure_cookie=settings.public_url.startswith("https:"),
+            ),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

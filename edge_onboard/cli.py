@@ -1,4 +1,6 @@
-"""The ``edge-onboard`` command: ``serve``, ``worker``, ``keys create``, ``keys revoke``."""
+"""The ``edge-onboard`` command: ``serve``, ``worker``, ``reconcile``, ``meta-webhook``,
+``keys create|list|revoke`` (edge_onboard/commands/keys.py), and for local work against
+any deployment, ``trigger`` and ``listen`` (edge_onboard/commands/)."""
 
 from __future__ import annotations
 
@@ -6,21 +8,21 @@ import argparse
 import functools
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
 from edge_onboard.config import ConfigError, Settings
 from edge_onboard.core import logs
-from edge_onboard.core.clock import system_clock
-from edge_onboard.core.redis_keys import HOT_TTL
 from edge_onboard.startup import StartupError, open_redis, open_storage
 
 EPILOG = """\
 configuration:
   Read from the environment, EDGE_* variables: EDGE_STORAGE_URL (default
   sqlite:///./edge_onboard.db), EDGE_REDIS_URL, EDGE_SECRET_KEY, EDGE_PUBLIC_URL,
-  EDGE_META_APP_ID / EDGE_META_APP_SECRET / EDGE_META_CONFIG_ID and more: the README's
-  "Configuration" table lists every one with its default.
+  EDGE_META_APP_ID / EDGE_META_APP_SECRET / EDGE_META_CONFIG_ID and more: the docs'
+  configuration reference (docs/reference/configuration.md; the README says where the
+  docs are) lists every one with its default.
 
 exit status:
   0 done; 1 could not start (storage or Redis unreachable, port in use);
@@ -30,7 +32,9 @@ exit status:
 KEYS_USAGE = (
     "edge-onboard keys: say what to do with keys:\n"
     "  edge-onboard keys create --org NAME [--test]  create an API key (--test: test mode)\n"
-    "  edge-onboard keys revoke KEY_PREFIX     revoke one (by key id, prefix or full key)"
+    "  edge-onboard keys list [--all]          list the keys (never the keys themselves)\n"
+    "  edge-onboard keys revoke KEY_PREFIX     revoke one (by key id, prefix or full key)\n"
+    "  each takes --json: one JSON object on stdout"
 )
 
 
@@ -141,7 +145,72 @@ def _parser() -> argparse.ArgumentParser:
         "within a second.",
     )
     revoke.add_argument("key", metavar="KEY_PREFIX_OR_ID", help="key id, prefix or full key")
+    listing = key_commands.add_parser(
+        "list",
+        help="list the API keys",
+        description="List the API keys: id, prefix, mode, organisation, when created (and "
+        "revoked). Only prefixes are stored, so the keys themselves cannot be shown.",
+    )
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    for action in (create, revoke, listing):
+        action.add_argument("--json", action="store_true", help="print one JSON object")
+    _local_commands(commands)
     return parser
+
+
+def _remote_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--api-url",
+        metavar="URL",
+        help="the deployment's base URL (EDGE_API_URL, default http://127.0.0.1:8080)",
+    )
+    command.add_argument("--key", metavar="KEY", help="an API key for it (EDGE_API_KEY)")
+
+
+def _local_commands(commands: Any) -> None:
+    """``trigger`` and ``listen``: local work against any deployment, through its API."""
+    trigger = commands.add_parser(
+        "trigger",
+        help="cause an event with a test key (creates what it needs)",
+        description="Cause one event on a deployment, with a test key: it creates what "
+        "the event needs (a test link completed through the built-in fake of Meta, hence "
+        "a test phone), causes the event through the test helpers (POST "
+        "/v1/test-helpers/...), waits until GET /v1/events shows it and prints its id. "
+        "With --field and --value, it sends any Meta webhook change about the test phone "
+        "instead.",
+        epilog="events: " + ", ".join(_trigger_events()),
+    )
+    trigger.add_argument("event", nargs="?", metavar="EVENT", help="an event type")
+    trigger.add_argument("--field", help="a Meta webhook field, e.g. history (with --value)")
+    trigger.add_argument("--value", metavar="JSON", help="Meta's change value, a JSON object")
+    _remote_options(trigger)
+    listen = commands.add_parser(
+        "listen",
+        help="forward a deployment's events to a local URL, signed",
+        description="Read the events of a deployment through GET /v1/events (no tunnel) "
+        "and POST each, signed per Standard Webhooks with a secret printed at start, to "
+        "--forward-to. A failed POST is reported and retried until it succeeds; the "
+        "cursor is kept in a state file, so a restarted listen resumes without losing one.",
+    )
+    listen.add_argument("--forward-to", required=True, metavar="URL", help="the local URL")
+    listen.add_argument(
+        "--events", metavar="TYPES", help="comma-separated event types, * allowed (message.*)"
+    )
+    listen.add_argument(
+        "--state",
+        metavar="FILE",
+        help="the cursor and secret file (default: one per URL and key in ~/.cache/edge-onboard)",
+    )
+    listen.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="poll every (default 1)"
+    )
+    _remote_options(listen)
+
+
+def _trigger_events() -> list[str]:
+    from edge_onboard.commands.trigger import RECIPES
+
+    return list(RECIPES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys" and args.keys_command is None:
         print(KEYS_USAGE, file=sys.stderr)
         return 2
+    if args.command in ("trigger", "listen"):
+        from edge_onboard.commands.run import run_remote
+
+        return run_remote(args)
     try:
         if args.command == "serve":
             settings = Settings.from_env(
@@ -169,11 +242,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from edge_onboard.worker import run_worker
 
             return anyio.run(functools.partial(run_worker, settings, health_port=args.health_port))
+        if args.command == "reconcile" and not settings.in_primary_region:
+            print(
+                f"edge-onboard: reconcile writes, so it runs in the primary region "
+                f"({settings.primary_region}), not in {settings.region}",
+                file=sys.stderr,
+            )
+            return 2
         if args.command in ("reconcile", "meta-webhook"):
             return anyio.run(_with_services, settings, args.command)
+        from edge_onboard.commands import keys
+
         if args.keys_command == "create":
-            return anyio.run(_keys_create, settings, args.org, not args.test)
-        return anyio.run(_keys_revoke, settings, args.key)
+            return anyio.run(keys.create, settings, args.org, not args.test, args.json)
+        if args.keys_command == "list":
+            return anyio.run(keys.list_keys, settings, args.all, args.json)
+        return anyio.run(keys.revoke, settings, args.key, args.json)
     except ConfigError as exc:
         print(f"edge-onboard: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -197,21 +281,6 @@ def _serve(settings: Settings) -> int:
 def _cannot_start(exc: StartupError) -> int:
     print(f"edge-onboard: cannot start: {exc}", file=sys.stderr)
     return 1
-
-
-async def _forget_key(settings: Settings, key_hash: str) -> bool:
-    """Drop the key from the shared hot layer; servers' own copies lapse within a second.
-    False if Redis could not be told (its copy then lapses within a few seconds)."""
-    if settings.redis_url is None:
-        return True
-    from edge_onboard.core.hot import HotCache
-    from edge_onboard.webhooks.queue.redis import open_client
-
-    client = await open_client(settings.redis_url.reveal(), max_connections=2)
-    try:
-        return await HotCache(client).forget("apikey", key_hash)
-    finally:
-        await client.aclose()
 
 
 async def _with_services(settings: Settings, command: str) -> int:
@@ -241,64 +310,3 @@ async def _with_services(settings: Settings, command: str) -> int:
     finally:
         await store.close()
     return 0
-
-
-async def _keys_create(settings: Settings, org_name: str, livemode: bool) -> int:
-    from edge_onboard.api.auth import create_key
-
-    name = org_name.strip()
-    if not 1 <= len(name) <= 200:
-        print("edge-onboard: --org must be 1-200 characters", file=sys.stderr)
-        return 2
-    storage = await open_storage(settings)
-    try:
-        org, key, plaintext = await create_key(storage, name, system_clock(), livemode=livemode)
-    finally:
-        await storage.close()
-    print(f"organization: {org.name} ({org.id})")
-    print(f"key id: {key.id} (prefix {key.prefix}, {'live' if livemode else 'test'} mode)")
-    print("Store this key now: it is shown only once.")
-    print(plaintext)
-    return 0
-
-
-async def _keys_revoke(settings: Settings, ident: str) -> int:
-    from edge_onboard.api.auth import KEY_PREFIXES, hash_key
-
-    storage = await open_storage(settings)
-    try:
-        if ident.startswith(KEY_PREFIXES) and len(ident) > 40:
-            found = await storage.get_api_key_by_hash(hash_key(ident))
-            matches = [found] if found else []
-        elif len(ident) < 10:
-            print(
-                "edge-onboard: give at least 10 characters of the key prefix, or its id",
-                file=sys.stderr,
-            )
-            return 2
-        else:
-            matches = await storage.find_api_keys(ident)
-        if not matches:
-            print(f"edge-onboard: no API key matches {ident!r}", file=sys.stderr)
-            return 1
-        if len(matches) > 1:
-            print(
-                f"edge-onboard: {len(matches)} keys match {ident!r}; give more characters "
-                "or the key id",
-                file=sys.stderr,
-            )
-            return 1
-        key = matches[0]
-        if not await storage.revoke_api_key(key.id, system_clock()):
-            print(f"key {key.id} ({key.prefix}) was already revoked")
-            return 0
-        if not await _forget_key(settings, key.key_hash):
-            print(
-                f"warning: Redis did not answer; servers may accept key {key.prefix} for "
-                f"up to {HOT_TTL + 1} more seconds",
-                file=sys.stderr,
-            )
-        print(f"revoked key {key.id} ({key.prefix})")
-        return 0
-    finally:
-        await storage.close()

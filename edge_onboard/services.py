@@ -14,6 +14,7 @@ from edge_onboard.config import Settings
 from edge_onboard.core.clock import Clock
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.ratelimit import RateLimiter
+from edge_onboard.core.region_status import RegionStatus
 from edge_onboard.meta.graph import GraphClient
 from edge_onboard.meta.inbound import InboundService
 from edge_onboard.meta.modes import MetaApp, MetaModes
@@ -60,6 +61,7 @@ class Services:
     sandbox: SandboxMeta
     redis: Redis | None = None
     recovery: Recovery | None = None
+    region: RegionStatus | None = None
 
     @property
     def meta_app(self) -> MetaApp | None:

@@ -43,7 +43,9 @@ def _reason(exc: BaseException) -> str:
 
 async def open_storage(settings: Settings) -> Storage:
     """The configured store, opened (schema, indexes) and checked."""
-    store = from_url(settings.storage_url)
+    # Outside the primary region: reads from the nearest member, no index building.
+    staleness = None if settings.in_primary_region else settings.replica_max_staleness
+    store = from_url(settings.storage_url, max_staleness=staleness)
     where = describe_url(settings.storage_url)
     try:
         await store.open()
@@ -128,16 +130,41 @@ def _port_error(settings: Settings, exc: OSError) -> StartupError:
     )
 
 
+def _region(settings: Settings) -> str:
+    """The start line's region part: which region, which role; nothing in one region."""
+    if settings.region is None:
+        return ""
+    if settings.in_primary_region:
+        return f"region {settings.region}, primary; "
+    replica = (
+        f", Redis replica {describe_url(settings.redis_replica_url.reveal())}"
+        if settings.redis_replica_url
+        else ""
+    )
+    return (
+        f"region {settings.region}, reads from replicas{replica}, writes replayed to "
+        f"{settings.primary_region}; "
+    )
+
+
 def summary(settings: Settings, address: tuple[str, int]) -> str:
     """The one "listening" line: address, public URL, storage, Redis, sandbox and the
-    server."""
+    server; without a Meta app (and no EDGE_SANDBOX), that live signups cannot work and
+    a test key can."""
     host, port = address
     shown = f"[{host}]" if ":" in host else host
     redis = describe_url(settings.redis_url.reveal()) if settings.redis_url else "off"
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     return (
         f"edge-onboard listening on http://{shown}:{port} (public URL {settings.public_url}; "
-        f"storage {describe_url(settings.storage_url)}; redis {redis}; "
+        f"{_region(settings)}storage {describe_url(settings.storage_url)}; redis {redis}; "
         f"sandbox {'on' if settings.sandbox else 'for test keys only'}; "
         f"{settings.server}{workers})"
+        + (
+            ""
+            if settings.sandbox or settings.meta_configured
+            else ". No Meta app configured: live signups cannot work until EDGE_META_APP_ID, "
+            "EDGE_META_APP_SECRET and EDGE_META_CONFIG_ID are set; test keys (edge-onboard "
+            "keys create --test) work now, against the built-in fake of Meta"
+        )
     )

@@ -62,6 +62,31 @@ def _health_app(
     )
 
 
+async def _idle(settings: Settings, health_port: int | None) -> int:
+    """A worker outside the primary region: deliveries and reconciliation leave from the
+    primary region only, so it waits for its stop (answering its health checks)."""
+    log.info(
+        "worker in region %s: background work runs in the primary region (%s) only; idle",
+        settings.region,
+        settings.primary_region,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "idle", "region": settings.region})
+
+    stopped = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        if health_port:
+            app = Starlette(routes=[Route("/healthz", healthz), Route("/readyz", healthz)])
+            tg.start_soon(_serve_health, app, settings, health_port, stopped)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break
+        stopped.set()
+    log.info("worker stopped")
+    return 0
+
+
 async def _serve_health(app: Starlette, settings: Settings, port: int, stop: anyio.Event) -> None:
     from hypercorn.config import Config
 
@@ -82,6 +107,8 @@ async def run_worker(settings: Settings, *, health_port: int | None = None) -> i
             "EDGE_REDIS_URL: the worker delivers from the Redis queue "
             "(without Redis, `serve` delivers webhooks in-process)"
         )
+    if not settings.in_primary_region:
+        return await _idle(settings, health_port)
     storage = await open_storage(settings)
     try:
         redis = await open_redis(settings, max_connections=32)

@@ -38,6 +38,7 @@
   let sdkReady = false;
   let sdkFailed = false;
   let attempt = null; // state of the current click; replaced on every click
+  let finishedHere = false; // this page's own signup succeeded
 
   const show = (el, on) => el.classList.toggle('hidden', !on);
   const setStatus = (text) => { statusEl.textContent = text || ''; };
@@ -335,6 +336,7 @@
     fillNumber($('success-text'), number ? MSG.success_number : MSG.success_account, number);
     show(successEl, true);
     $('success-title').focus();
+    finishedHere = true;
   };
 
   const settle = (a, httpStatus, res, sent) => {
@@ -413,4 +415,24 @@
 
   connectBtn.addEventListener('click', start);
   retryBtn.addEventListener('click', start);
+
+  // A page left open while the signup finished elsewhere (in another tab, or by recovery
+  // from Meta's own notice) finds out: while it is visible it asks for the link's state,
+  // every STATE_POLL_MS and at once when it is shown or focused again, and reloads once
+  // the link is no longer pending (the server then shows the finished page, or sends the
+  // end-user on). Never while its own attempt is being reported, nor after it succeeded.
+  const STATE_POLL_MS = 15000;
+  const checkState = () => {
+    if (!cfg.stateUrl || finishedHere || document.visibilityState !== 'visible') return;
+    if (attempt && attempt.posted && !attempt.settled) return;
+    fetch(cfg.stateUrl, { credentials: 'same-origin', cache: 'no-store' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((s) => {
+        if (s && typeof s.status === 'string' && s.status !== 'pending') window.location.reload();
+      })
+      .catch(() => {});
+  };
+  setInterval(checkState, STATE_POLL_MS);
+  document.addEventListener('visibilitychange', checkState);
+  window.addEventListener('focus', checkState);
 })();

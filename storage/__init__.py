@@ -35,8 +35,10 @@ from edge_onboard.storage.models import (
 )
 
 
-def from_url(url: str) -> Storage:
+def from_url(url: str, *, max_staleness: int | None = None) -> Storage:
     """The backend for ``url``: ``memory://``, ``sqlite:///path`` or ``mongodb://…/db``.
+    ``max_staleness`` (MongoDB, a region other than the primary): reads from the nearest
+    member at most that many seconds behind.
 
     Drivers are imported lazily so an embedded install never loads PyMongo.
     """
@@ -56,7 +58,7 @@ def from_url(url: str) -> Storage:
             raise UnknownBackendError(
                 f"MongoDB storage needs pymongo>=4.13: pip install 'pymongo>=4.13' ({exc})"
             ) from exc
-        return MongoStorage.from_url(url)
+        return MongoStorage.from_url(url, max_staleness=max_staleness)
     raise UnknownBackendError(
         f"unknown storage scheme {scheme!r}: use memory://, sqlite:///path or mongodb://host/db"
     )

@@ -232,6 +232,19 @@ class RedisClusterNodes:
 
 
 @contextlib.contextmanager
+def deployment_env(name: str) -> Iterator[dict[str, str]]:
+    """A real Redis and a fresh MongoDB database, as the environment a deployment's
+    processes share (with the secret key MongoDB needs)."""
+    with redis_server() as redis_url, mongo_server() as mongo_url:
+        database = f"edge_{name}_{uuid.uuid4().hex[:8]}"
+        yield {
+            "EDGE_REDIS_URL": redis_url,
+            "EDGE_STORAGE_URL": mongo_url.replace("/?", f"/{database}?"),
+            "EDGE_SECRET_KEY": f"{name}-test-key-" + "k" * 32,
+        }
+
+
+@contextlib.contextmanager
 def redis_cluster(*, private: bool = False) -> Iterator[RedisClusterNodes]:
     """A Redis Cluster of 3 masters and 3 replicas (``EDGE_TEST_REDIS_CLUSTER_URL`` when
     set, unless ``private``: a test that kills nodes needs a cluster of its own)."""

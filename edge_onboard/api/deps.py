@@ -13,6 +13,7 @@ from edge_onboard.api.auth import Principal, authenticate
 from edge_onboard.api.idempotency import run_idempotent
 from edge_onboard.core import responses, validation
 from edge_onboard.core.ratelimit import Limit
+from edge_onboard.core.region_status import RegionStatus
 from edge_onboard.core.responses import JSONResponse
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from edge_onboard.core.crypto import SecretBox
     from edge_onboard.core.ratelimit import RateLimiter
     from edge_onboard.meta.modes import MetaModes
+    from edge_onboard.meta.sandbox import SandboxMeta
     from edge_onboard.onboarding.branding import Branding
     from edge_onboard.onboarding.links import LinkService
     from edge_onboard.onboarding.messages import MessageService
@@ -68,9 +70,13 @@ class ApiServices(Protocol):
     @property
     def meta(self) -> MetaModes: ...
     @property
+    def sandbox(self) -> SandboxMeta: ...
+    @property
     def redis(self) -> Any: ...
     @property
     def recovery(self) -> Recovery | None: ...
+    @property
+    def region(self) -> RegionStatus | None: ...
 
 
 def get_services(request: Request) -> ApiServices:

@@ -4,11 +4,18 @@ Same key and same request → the stored response (``Idempotent-Replayed: true``
 same key and a different request → 409 ``idempotency_key_reused``; a key whose
 first request is still running → 409 ``idempotency_key_in_use``. Responses with a
 5xx status are not stored, so the client may retry them with the same key.
+
+The request's fingerprint is keyed (HMAC with a key derived from ``EDGE_SECRET_KEY``,
+``KEYED`` + hex): a plain hash of a body holding a verification code or a short secret
+would give it away, by brute force, to whoever reads a copy of the database. Records
+stored before keyed fingerprints hold a plain SHA-256 (64 hex digits, no prefix); they
+are compared as such until they expire (24 h), so a retry across the upgrade replays.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -33,16 +40,35 @@ MAX_KEY_LENGTH = 255
 TEST_SCOPE = "test\x1f"
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
+KEYED = "h1:"
+
+
+def _canonical(method: str, path: str, body: bytes) -> bytes:
+    """Method, path and body (JSON with sorted keys), each prefixed by its length."""
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         canonical = body  # not JSON, or nested beyond what orjson writes: compare the bytes
-    digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), canonical):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
+    parts = (method.encode(), path.encode(), canonical)
+    return b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+
+
+def plain_fingerprint(method: str, path: str, body: bytes) -> str:
+    """The fingerprint records held before it was keyed: a plain SHA-256."""
+    return hashlib.sha256(_canonical(method, path, body)).hexdigest()
+
+
+def fingerprints(box: SecretBox, method: str, path: str, body: bytes) -> list[str]:
+    """The request's keyed fingerprint under each of EDGE_SECRET_KEY's keys (the one to
+    store first)."""
+    return [KEYED + d for d in box.digests("idempotency", _canonical(method, path, body))]
+
+
+def same_request(stored: str, keyed: list[str], method: str, path: str, body: bytes) -> bool:
+    """Whether a stored fingerprint is this request's (keyed, or plain from before)."""
+    if stored.startswith(KEYED):
+        return any(hmac.compare_digest(stored, mine) for mine in keyed)
+    return hmac.compare_digest(stored, plain_fingerprint(method, path, body))
 
 
 async def run_idempotent(
@@ -67,10 +93,12 @@ async def run_idempotent(
         )
     key = given if livemode else TEST_SCOPE + given
     now = clock()
+    method, path = request.method, request.url.path
+    keyed = fingerprints(box, method, path, body)
     record = IdempotencyRecord(
         org_id=org_id,
         key=key,
-        fingerprint=fingerprint(request.method, request.url.path, body),
+        fingerprint=keyed[0],
         created_at=now,
         expires_at=now + TTL,
         locked_until=now + LOCK,
@@ -78,7 +106,7 @@ async def run_idempotent(
     context = f"idempotency:{org_id}:{key}"
     existing = await storage.claim_idempotency(record)
     if existing is not None:
-        if existing.fingerprint != record.fingerprint:
+        if not same_request(existing.fingerprint, keyed, method, path, body):
             raise ApiError(
                 409,
                 "idempotency_key_reused",

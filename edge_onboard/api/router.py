@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from edge_onboard.api import events, media, organization
+from edge_onboard.api import events, media, organization, sandbox_controls, test_helpers
 from edge_onboard.api import routes as api
 from edge_onboard.core.routing import HotRoutes, resource
 
@@ -70,4 +70,8 @@ def routes() -> list[Route]:
             PUT=organization.put_logo,
             DELETE=organization.delete_logo,
         ),
+        # The fake Meta's test controls: the owner's test key, never anonymous.
+        Route("/_sandbox/inbound", sandbox_controls.inbound, methods=["POST"]),
+        Route("/_sandbox/remove-access", sandbox_controls.remove_access, methods=["POST"]),
+        *test_helpers.routes(),
     ]

@@ -272,9 +272,16 @@ async def readyz(request: Request) -> Response:
     # storage is down. Listed only then, so a ready answer keeps its shape.
     if services.engine.loop_error is not None:
         checks["delivery"] = f"error: {type(services.engine.loop_error).__name__}"
+    body: dict[str, Any] = {"checks": checks}
+    if services.region is not None and services.region.region.name is not None:
+        # Regions (core/regions.py): this one's role, its replicas' lag, and whether
+        # its Redis replica answers (a check like the others).
+        body["region"], replica = await services.region.report(READY_TIMEOUT)
+        if replica is not None:
+            checks["redisReplica"] = replica
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {"status": "ready" if ready else "unavailable", **body},
         status_code=200 if ready else 503,
     )
 

@@ -37,23 +37,35 @@ class SecretBox:
         self._ciphers: dict[str, AESGCM] = {}
         self._primary = ""
         self._mac_key = b""
+        self._mac_keys: list[bytes] = []
         for index, material in enumerate(keys):
             derived = HKDF(
                 algorithm=hashes.SHA256(), length=32, salt=None, info=b"edge-onboard/at-rest/v1"
             ).derive(material.encode())
             key_id = hashlib.sha256(derived).hexdigest()[:8]
             self._ciphers[key_id] = AESGCM(derived)
-            if index == 0:
-                self._primary = key_id
-                self._mac_key = HKDF(
+            self._mac_keys.append(
+                HKDF(
                     algorithm=hashes.SHA256(), length=32, salt=None, info=b"edge-onboard/mac/v1"
                 ).derive(material.encode())
+            )
+            if index == 0:
+                self._primary = key_id
+                self._mac_key = self._mac_keys[0]
 
     def token(self, purpose: str) -> str:
         """A stable secret for ``purpose`` (e.g. a phone's webhook verify token), derived
         from the primary key: nothing to store, and only we can compute it."""
         digest = hmac.new(self._mac_key, purpose.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:24]).decode()
+
+    def digests(self, purpose: str, data: bytes) -> list[str]:
+        """``data``'s keyed digest (HMAC-SHA256 under each key's MAC key, the primary's
+        first) for ``purpose``: what a stored digest may match, so a key rotation keeps
+        digests made before it comparable. Without the key, a copy of the digests
+        cannot be brute-forced back to short secrets the data held."""
+        tag = purpose.encode() + b"\x00"
+        return [hmac.new(key, tag + data, hashlib.sha256).hexdigest() for key in self._mac_keys]
 
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         """Encrypt ``plaintext``; ``context`` (e.g. a record id) binds it to its owner."""

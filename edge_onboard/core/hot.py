@@ -90,8 +90,17 @@ _Write = tuple[str, str, str | None, float]
 
 
 class HotCache:
-    def __init__(self, redis: Any = None, *, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        redis: Any = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        writable: bool = True,
+    ):
+        # ``writable=False``: ``redis`` is a read-only replica (a region other than the
+        # primary): it is read, never written; the primary's own reads fill it.
         self._redis = redis
+        self._writable = writable
         self._monotonic = monotonic
         self._local: OrderedDict[tuple[str, str], Entry] = OrderedDict()
         self._skip_redis_until = 0.0
@@ -190,6 +199,8 @@ class HotCache:
         return True
 
     async def _write(self, write: _Write) -> bool:
+        if not self._writable:
+            return True  # the primary region writes the copies this replica holds
         if not self._redis_usable():
             return False
         try:

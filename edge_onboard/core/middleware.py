@@ -91,8 +91,9 @@ class HotStarlette(Starlette):
 
     ``hot`` maps a prefix such as ``/signup/`` to the endpoint of ``/signup/{param}``
     and the name of that one path parameter. A GET or HEAD whose path is such a prefix
-    plus one segment goes straight to the endpoint; everything else (other methods,
-    deeper paths) goes through the middleware and the router as usual. The endpoint
+    plus one segment goes straight to the endpoint, unless ``not_hot`` says otherwise
+    for it; everything else (other methods, deeper paths) goes through the middleware
+    and the router as usual. The endpoint
     answers exactly as it would there: the app's own exception handlers, a
     ``Request-Id`` header, and an unexpected exception logged and answered with a
     generic 500 (as ``RequestIdMiddleware`` does). What it saves: Starlette's error
@@ -101,9 +102,16 @@ class HotStarlette(Starlette):
     (the response's start and its body) and makes no other call on the way.
     """
 
-    def __init__(self, *, hot: Mapping[str, tuple[Endpoint, str]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        hot: Mapping[str, tuple[Endpoint, str]],
+        not_hot: Callable[[Scope], bool] = lambda scope: False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._hot = tuple((prefix, len(prefix), *target) for prefix, target in hot.items())
+        self._not_hot = not_hot
         self._handlers = tuple(
             (kind, handler)
             for kind, handler in self.exception_handlers.items()
@@ -115,6 +123,8 @@ class HotStarlette(Starlette):
             path: str = scope["path"]
             for prefix, length, endpoint, param in self._hot:
                 if path.startswith(prefix) and len(path) > length and "/" not in path[length:]:
+                    if self._not_hot(scope):
+                        break
                     scope["app"] = self
                     scope["path_params"] = {param: path[length:]}
                     await self._read(scope, receive, send, endpoint)

@@ -74,9 +74,17 @@ def sandbox(kind: str, key: str) -> str:
     """The built-in fake Meta's state shared by every process (meta/sandbox/sharing.py):
     ``waba`` (JSON: a WABA with its numbers), ``phone``/``business`` (the WABA id they
     belong to), ``token`` (JSON: the WABA ids it grants), ``code`` (JSON: its token and
-    whether it was used; expires with the code)."""
+    whether it was used; expires with the code). Tokens and codes are named by their
+    SHA-256, never as themselves."""
     return f"edge:sandbox:{kind}:{key}"
 
 
 # Seconds the fake Meta keeps a test-mode WABA, number or token after its last change.
 SANDBOX_TTL = 30 * 86400
+
+# STRING: the primary region's clock (ms since epoch), rewritten every REGION_BEAT_INTERVAL
+# seconds; a region's Redis replica reads it to tell how far behind it is.
+REGION_BEAT = "edge:region:beat"
+REGION_BEAT_INTERVAL = 1.0
+# Seconds the heartbeat outlives its last write (a stopped primary region shows as no beat).
+REGION_BEAT_TTL = 60

@@ -110,6 +110,8 @@ def check_https_url(url: object, param: str) -> str:
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# What a developer whose endpoint runs on this machine or network needs to know.
+_ALLOW_PRIVATE_HINT = "(for local development, start the server with EDGE_WEBHOOK_ALLOW_PRIVATE=1)"
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -184,14 +186,18 @@ async def check_webhook_url(url: object, *, allow_private: bool, param: str = "w
     for address in await resolve(host, port):
         problem = address_problem(address, allow_private=allow_private)
         if problem:
+            # The setting is named only where it would help (never the metadata addresses).
+            helps = not address_problem(address, allow_private=True)
+            hint = f" {_ALLOW_PRIVATE_HINT}" if helps else ""
             raise invalid(
-                f"'{param}' points to {problem}; webhooks must target a public host.",
+                f"'{param}' points to {problem}; webhooks must target a public host{hint}.",
                 param=param,
                 code="url_not_allowed",
             )
     if not allow_private and (host == "localhost" or host.endswith(".localhost")):
         raise invalid(
-            f"'{param}' points to a loopback address; webhooks must target a public host.",
+            f"'{param}' points to a loopback address; webhooks must target a public host "
+            f"{_ALLOW_PRIVATE_HINT}.",
             param=param,
             code="url_not_allowed",
         )

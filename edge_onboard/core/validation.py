@@ -15,6 +15,14 @@ from edge_onboard.core.errors import ApiError, invalid
 # A resource id as the API hands it out (lowercase UUID); anything else is a 404 unread.
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
+# "Not blank": at least one character that is whitespace neither to Python (str.isspace:
+# includes U+001C-U+001F and U+0085) nor to ECMAScript (\s: includes U+FEFF). Spelled out
+# so the server and the OpenAPI document (ECMA-262 patterns) share one definition.
+NON_BLANK_PATTERN = (
+    r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+NON_BLANK = re.compile(NON_BLANK_PATTERN)
+
 MAX_BODY_BYTES = 1024 * 1024
 BODY_DEADLINE = 10.0  # seconds for a whole request body to arrive
 

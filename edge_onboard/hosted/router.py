@@ -24,6 +24,7 @@ def routes(sandbox: SandboxMeta) -> list[Route]:
         Route("/signup/{link_id}", hosted.signup_page, methods=["GET"]),
         Route("/signup/{link_id}/callback", hosted.signup_callback, methods=["POST"]),
         Route("/signup/{link_id}/session", hosted.signup_session, methods=["POST"]),
+        Route("/signup/{link_id}/state", hosted.signup_state, methods=["GET"]),
         Route("/", front.root, methods=["GET"]),
         Route("/static/{name}", assets.static_asset, methods=["GET"]),
         resource("/webhook/meta", GET=meta_webhook.handshake, POST=meta_webhook.receive),
@@ -41,18 +42,16 @@ def routes(sandbox: SandboxMeta) -> list[Route]:
 
 def _sandbox_routes(sandbox: SandboxMeta) -> list[Route]:
     """The fake's routes as the public reaches them. It runs on live deployments too (for
-    test links), so each request that adds to its in-memory state (every one but a read)
-    counts against the client address's budget of public requests (EDGE_RATE_LIMIT_PUBLIC),
-    as the hosted pages do."""
+    test links), so every request to it, reads too, counts against the client address's
+    budget of public requests (EDGE_RATE_LIMIT_PUBLIC), as the hosted pages do."""
     routes: list[Route] = []
     for route in sandbox.routes():
 
         async def limited(request: Request, endpoint: Endpoint = route.endpoint) -> Response:
-            if request.method not in ("GET", "HEAD"):
-                try:
-                    await limit_public(request, get_services(request))
-                except ApiError as exc:
-                    return exc.response()
+            try:
+                await limit_public(request, get_services(request))
+            except ApiError as exc:
+                return exc.response()
             return await endpoint(request)
 
         routes.append(Route(route.path, limited, methods=sorted(route.methods or ())))

@@ -206,6 +206,7 @@ def _signup_page(
         "linkId": link.id,
         "callbackUrl": f"/signup/{link.id}/callback",
         "sessionUrl": f"/signup/{link.id}/session",
+        "stateUrl": f"/signup/{link.id}/state",
         "businessApp": "business_app" in (link.connection_types or ()),
         "appId": meta.app_id if meta else None,
         "configId": meta.config_id if meta else None,
@@ -277,6 +278,21 @@ async def signup_session(request: Request) -> Response:
     return JSONResponse(
         {"status": "recorded"}, status_code=202, headers={"Cache-Control": "no-store"}
     )
+
+
+async def signup_state(request: Request) -> Response:
+    """Whether the link is still pending, for a page left open while the signup finished
+    elsewhere (another tab, or recovery from Meta's own notice): it reloads once the link
+    is not. Cheap: the link through the hot layer, no body, the page's rate limit."""
+    services = get_services(request)
+    try:
+        await limit_public(request, services)
+    except ApiError as exc:
+        return _callback_error(exc.status_code, exc.code, exc.message, exc.headers)
+    link, _ = await services.links.load_cached(None, request.path_params["link_id"])
+    if link is None:
+        return _callback_error(404, "link_not_found", "No such link.")
+    return JSONResponse({"status": link.status.value}, headers={"Cache-Control": "no-store"})
 
 
 def _callback_error(

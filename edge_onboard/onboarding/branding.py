@@ -3,7 +3,9 @@
 bytes served back from our own origin, and what the page needs to show it.
 
 The logo is PNG, JPEG or WebP, recognised by its first bytes (never SVG, which can
-carry script), at most 256 KB, and served at ``/brand/{orgId}/{sha256}``: the URL
+carry script), at most 256 KB and 4 096 x 4 096 pixels (read from its header, never
+decoded: a small file can claim a huge canvas that every visitor's browser would
+decode), and served at ``/brand/{orgId}/{sha256}``: the URL
 changes with the content, so it is cached for a year, and the page's CSP stays
 ``img-src 'self'``. The brand colour is only ever a background; the text on it is
 black or white, whichever contrasts more (always at least 4.58:1, above WCAG's 4.5:1).
@@ -22,11 +24,15 @@ from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.errors import ApiError, invalid
 from edge_onboard.core.hot import HotCache
 from edge_onboard.core.urls import check_https_url
+from edge_onboard.onboarding.image_header import dimensions
 from edge_onboard.storage import OnboardingLink, Organization, Storage
 
 MAX_LOGO_BYTES = 256 * 1024
+# The largest canvas a logo may declare, each way (a 4 096 x 4 096 RGBA image is 64 MB).
+MAX_LOGO_SIDE = 4096
 # The media types we take, and the first bytes that prove each.
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp")
+BINARY = "application/octet-stream"  # also taken: then the first bytes say which type
 FIELDS = {
     "displayName": "display_name",
     "brandColor": "brand_color",
@@ -40,7 +46,7 @@ HEX = re.compile(r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})\Z")
 EMAIL = re.compile(
     r"^[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z"
 )
-NON_BLANK = re.compile(r"\S")
+NON_BLANK = v.NON_BLANK
 BLACK, WHITE = "#000000", "#ffffff"
 # Logos served lately, by hash: their bytes never change, so they need no expiry.
 _LOGOS: collections.OrderedDict[str, tuple[bytes, str]] = collections.OrderedDict()
@@ -140,14 +146,15 @@ def org_view(org: Organization, public_url: str) -> dict[str, Any]:
 
 
 def check_logo(data: bytes, content_type: str | None) -> str:
-    """The media type of an upload, or the 4xx that says what is wrong with it."""
+    """The media type of an upload, or the 4xx that says what is wrong with it. Sent as
+    ``application/octet-stream`` (what SDK generators send), the bytes say the type."""
     declared = (content_type or "").split(";", 1)[0].strip().lower()
     accepted = ", ".join(LOGO_TYPES)
-    if declared not in LOGO_TYPES:
+    if declared not in (*LOGO_TYPES, BINARY):
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"The logo's Content-Type must be one of {accepted} (SVG is not accepted).",
+            f"The logo's Content-Type must be one of {accepted} or {BINARY} (SVG is not accepted).",
         )
     if not data:
         raise invalid("The logo is empty: send the image's bytes as the body.")
@@ -160,8 +167,17 @@ def check_logo(data: bytes, content_type: str | None) -> str:
         raise ApiError(
             415, "unsupported_media_type", f"The body is not an image of type {accepted}."
         )
-    if found != declared:
+    if found != declared and declared != BINARY:
         raise invalid(f"The body is {found}, but the Content-Type says {declared}.")
+    size = dimensions(data)
+    if size is None:
+        raise invalid(f"The logo's {found} header cannot be read: send a whole image file.")
+    width, height = size
+    if not (0 < width <= MAX_LOGO_SIDE and 0 < height <= MAX_LOGO_SIDE):
+        raise invalid(
+            f"The logo is {width} x {height} pixels; it must be at most"
+            f" {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} (and not empty)."
+        )
     return found
 
 

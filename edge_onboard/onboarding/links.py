@@ -17,7 +17,7 @@ from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid, not_found
 from edge_onboard.core.hot import HotCache
-from edge_onboard.core.urls import check_https_url, check_redirect_url, check_webhook_url
+from edge_onboard.core.urls import check_redirect_url, check_webhook_url
 from edge_onboard.core.validation import UUID_RE
 from edge_onboard.onboarding import prefill
 from edge_onboard.onboarding.prefill import SAFE_KEY
@@ -61,7 +61,7 @@ CREATE_FIELDS = frozenset(
 # Which numbers a link welcomes: Cloud API numbers always; WhatsApp Business app numbers
 # (coexistence) when asked for.
 CONNECTION_TYPES = ("cloud_api", "business_app")
-NON_BLANK = re.compile(r"\S")
+NON_BLANK = v.NON_BLANK
 BLANK = "it must not be blank"
 LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 
@@ -137,7 +137,7 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
             body, "displayName", min_length=1, max_length=100, pattern=NON_BLANK, hint=BLANK
         ),
         refresh_url=(
-            check_https_url(body["refreshUrl"], "refreshUrl")
+            check_redirect_url(body["refreshUrl"], "refreshUrl")
             if body.get("refreshUrl") is not None
             else None
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from edge_onboard.core.errors import invalid
@@ -36,6 +37,12 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
+def did_you_mean(name: str) -> str:
+    """`` Did you mean 'message.received'?`` for the closest known type, else ``""``."""
+    close = difflib.get_close_matches(name.strip().lower(), EVENT_TYPES, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def parse_event_types(value: Any, param: str) -> list[str]:
     """A non-empty list of distinct known event types, as given (order kept)."""
     if not isinstance(value, list) or not value:
@@ -43,7 +50,10 @@ def parse_event_types(value: Any, param: str) -> list[str]:
     seen: list[str] = []
     for item in value:
         if not isinstance(item, str) or item not in EVENT_TYPES:
-            raise invalid(f"Unknown event type {item!r}; see GET /v1/event-types.", param=param)
+            hint = did_you_mean(item) if isinstance(item, str) else ""
+            raise invalid(
+                f"Unknown event type {item!r}.{hint} See GET /v1/event-types.", param=param
+            )
         if item in seen:
             raise invalid(f"Event type {item!r} is listed twice.", param=param)
         seen.append(item)

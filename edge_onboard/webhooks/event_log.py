@@ -35,7 +35,7 @@ from edge_onboard.storage import (
     utc_ms,
 )
 from edge_onboard.storage.paging import Key, Page, Window
-from edge_onboard.webhooks.catalog import EVENT_TYPES
+from edge_onboard.webhooks.catalog import EVENT_TYPES, did_you_mean
 from edge_onboard.webhooks.delivery import DeliveryEngine, event_body
 
 log = logging.getLogger("edge_onboard.webhooks.catalog")
@@ -88,9 +88,10 @@ def expand_types(value: str) -> frozenset[str] | None:
         regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
         found = {kind for kind in EVENT_TYPES if regex.fullmatch(kind)}
         if not pattern or not found:
+            hint = did_you_mean(pattern) if "*" not in pattern else ""
             raise invalid(
-                f"'type' {pattern[:100]!r} matches no event type; see GET /v1/event-types "
-                "(use * as a wildcard, e.g. message.*).",
+                f"'type' {pattern[:100]!r} matches no event type.{hint} See GET "
+                "/v1/event-types (use * as a wildcard, e.g. message.*).",
                 param="type",
             )
         matched |= found

@@ -24,6 +24,7 @@ from edge_onboard.storage.mongo.docs import from_mongo as _from_mongo
 from edge_onboard.storage.mongo.docs import to_mongo as _to_mongo
 from edge_onboard.storage.mongo.livemode import backfill_livemode
 from edge_onboard.storage.mongo.paging import Hint, window_docs
+from edge_onboard.storage.mongo.replicas import region_reads, replica_staleness
 from edge_onboard.storage.paging import Page, Window
 
 Doc = dict[str, Any]
@@ -88,12 +89,21 @@ class MongoBase:
         client: AsyncMongoClient[Doc] | None = None,
         database: str | None = None,
         write_timeout: float = WRITE_TIMEOUT,
+        max_staleness: int | None = None,
     ) -> None:
+        # ``max_staleness``: a region other than the primary. It reads from the nearest
+        # member no staler than that many seconds, and leaves the schema to the primary.
+        self.replica_reads = max_staleness is not None
         if client is None:
             if url is None:
                 raise ValueError("MongoStorage needs a URL or a client")
             client = AsyncMongoClient(
-                url, tz_aware=True, tzinfo=UTC, appname="edge-onboard", **_timeouts(url)
+                url,
+                tz_aware=True,
+                tzinfo=UTC,
+                appname="edge-onboard",
+                **_timeouts(url),
+                **region_reads(url, max_staleness),
             )
             self._owns_client = True
         else:
@@ -122,8 +132,14 @@ class MongoBase:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(url)
+    def from_url(cls, url: str, *, max_staleness: int | None = None) -> Self:
+        return cls(url, max_staleness=max_staleness)
+
+    def replica_staleness(self) -> float | None:
+        """Seconds the nearest secondary lags the primary, as the driver estimates it
+        for ``maxStalenessSeconds`` from the members' last heartbeats; None when no
+        primary or no secondary is known."""
+        return replica_staleness(self.client.topology_description)
 
     async def open(self) -> None:
         with _errors():
@@ -137,6 +153,8 @@ class MongoBase:
                 "and run rs.initiate() once (a one-node replica set will do), or use a "
                 "managed cluster"
             )
+        if self.replica_reads:
+            return  # indexes and backfills are the primary region's to make
         with _errors():
             await self.orgs.create_index("name", unique=True)
             await self.keys.create_index("key_hash", unique=True)

@@ -53,7 +53,7 @@ def test_every_event_type_has_its_own_payload_schema() -> None:
         ref = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref == f"#/components/schemas/{schema_name(name)}"
         schema = components[schema_name(name)]
-        assert schema["properties"]["event"] == {"const": name}
+        assert schema["properties"]["event"] == {"type": "string", "const": name}
         assert schema["properties"]["data"] == {"$ref": f"{ref}Data"}
         data = components[f"{schema_name(name)}Data"]
         assert data == event_schema(name)["properties"]["data"]

@@ -750,7 +750,7 @@ async def test_readyz_with_storage(api: Api, storage: Storage) -> None:
 
 
 async def test_an_abandoned_idempotency_key_frees_up(api: Api) -> None:
-    from edge_onboard.api.idempotency import LOCK, fingerprint
+    from edge_onboard.api.idempotency import LOCK, plain_fingerprint
     from edge_onboard.storage import IdempotencyRecord
 
     auth = await api.key()
@@ -761,7 +761,8 @@ async def test_an_abandoned_idempotency_key_frees_up(api: Api) -> None:
         IdempotencyRecord(
             org_id=key.org_id,
             key="dead",
-            fingerprint=fingerprint("POST", "/v1/onboarding-links", b'{"name": "a"}'),
+            # Stored before fingerprints were keyed: still this request's.
+            fingerprint=plain_fingerprint("POST", "/v1/onboarding-links", b'{"name": "a"}'),
             created_at=api.clock(),
             expires_at=api.clock() + timedelta(hours=24),
             locked_until=api.clock() + LOCK,
@@ -773,6 +774,77 @@ async def test_an_abandoned_idempotency_key_frees_up(api: Api) -> None:
     api.clock.advance(seconds=LOCK.total_seconds() + 1)
     ok = await api.client.post("/v1/onboarding-links", json={"name": "a"}, headers=headers)
     assert ok.status_code == 201
+
+
+async def test_idempotency_fingerprints_are_keyed_and_old_ones_still_match(api: Api) -> None:
+    """A copy of the database gives no plain hash of a request's body (a verification
+    code in it would fall to brute force): the fingerprint is an HMAC under a key derived
+    from EDGE_SECRET_KEY. A record stored before (plain SHA-256) still replays a retry
+    and still refuses another request; a rotated key still matches."""
+    from edge_onboard.api.idempotency import fingerprints, plain_fingerprint, same_request
+    from edge_onboard.core.crypto import SecretBox
+    from edge_onboard.storage import IdempotencyRecord
+
+    auth = await api.key()
+    body = b'{"name": "123456"}'
+    plain = plain_fingerprint("POST", "/v1/onboarding-links", body)
+    made = await api.client.post(
+        "/v1/onboarding-links",
+        content=body,
+        headers={**auth, "Idempotency-Key": "k1", "Content-Type": "application/json"},
+    )
+    assert made.status_code == 201
+    link = await api.storage.get_link(made.json()["data"]["id"])
+    assert link is not None
+    probe = IdempotencyRecord(
+        org_id=link.org_id,
+        key="k1",
+        fingerprint="x",
+        created_at=api.clock(),
+        expires_at=api.clock(),
+    )
+    stored = await api.storage.claim_idempotency(probe)
+    assert stored is not None and stored.fingerprint.startswith("h1:")
+    assert plain not in stored.fingerprint
+
+    # A record from before the upgrade: a plain fingerprint, its answer stored.
+    old = {**auth, "Idempotency-Key": "old", "Content-Type": "application/json"}
+    first = await api.client.post("/v1/onboarding-links", content=body, headers=old)
+    record = await api.storage.claim_idempotency(
+        IdempotencyRecord(
+            org_id=link.org_id,
+            key="old",
+            fingerprint="x",
+            created_at=api.clock(),
+            expires_at=api.clock(),
+        )
+    )
+    assert record is not None and record.status_code == 201 and record.body is not None
+    await api.storage.release_idempotency(link.org_id, "old")
+    await api.storage.claim_idempotency(
+        IdempotencyRecord(
+            org_id=link.org_id,
+            key="old",
+            fingerprint=plain,
+            created_at=api.clock(),
+            expires_at=api.clock() + timedelta(hours=24),
+        )
+    )
+    await api.storage.complete_idempotency(link.org_id, "old", 201, record.body)
+    again = await api.client.post("/v1/onboarding-links", content=body, headers=old)
+    assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    other = await api.client.post("/v1/onboarding-links", json={"name": "b"}, headers=old)
+    assert_error(other, 409, "idempotency_key_reused")
+
+    # Rotation: a fingerprint made under the old key matches once a new one leads.
+    before, after = SecretBox("a" * 40), SecretBox("b" * 40 + "," + "a" * 40)
+    (made_before,) = fingerprints(before, "POST", "/p", body)
+    now = fingerprints(after, "POST", "/p", body)
+    assert now[0] != made_before and same_request(made_before, now, "POST", "/p", body)
+    assert not same_request(
+        made_before, fingerprints(after, "POST", "/p", b"{}"), "POST", "/p", b"{}"
+    )
 
 
 async def test_stored_responses_are_encrypted(api: Api) -> None:

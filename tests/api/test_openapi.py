@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import orjson
 import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
@@ -17,17 +19,24 @@ from starlette.routing import Route
 from edge_onboard.api.openapi import build_openapi
 from edge_onboard.api.openapi._common import METHODS
 from edge_onboard.api.openapi.descriptions import DESCRIPTIONS
+from edge_onboard.api.openapi.event_schemas import schema_name
 from edge_onboard.app import create_app
+from edge_onboard.core.validation import NON_BLANK, NON_BLANK_PATTERN
 from edge_onboard.onboarding.phones import _disconnected_report, _health_report
+from edge_onboard.webhooks.catalog import EVENT_TYPES
 from tests.api.test_event_schemas import connected_phone
-from tests.conftest import make_settings
+from tests.conftest import Api, make_settings
 from tests.live import create_key, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def schemathesis_run(base: str, key: str, cwd: Path, *extra: str) -> None:
+    """Over the whole document: the published one and the internal routes (the hosted
+    page, its files, Meta's webhooks), which the service keeps to just the same."""
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
+    spec = cwd / "openapi-internal.json"
+    spec.write_text(json.dumps(build_openapi(base, internal=True)))
     result = subprocess.run(
         [
             sys.executable,
@@ -36,7 +45,9 @@ def schemathesis_run(base: str, key: str, cwd: Path, *extra: str) -> None:
             "--config-file",
             str(ROOT / "tests" / "schemathesis.toml"),
             "run",
-            f"{base}/openapi.json",
+            str(spec),
+            "--url",
+            base,
             "--max-examples",
             os.environ.get("EDGE_SCHEMATHESIS_EXAMPLES", "100"),
             "--header",
@@ -102,7 +113,7 @@ def test_every_route_is_documented() -> None:
     app = create_app(make_settings(EDGE_SANDBOX="1"))
     documented = {
         (_normalise(path), method.upper())
-        for path, operations in build_openapi("https://x")["paths"].items()
+        for path, operations in build_openapi("https://x", internal=True)["paths"].items()
         for method in operations
         if method != "parameters"
     }
@@ -121,6 +132,82 @@ def test_every_route_is_documented() -> None:
 
 def test_spec_is_valid_openapi_3_1() -> None:
     validate(build_openapi("https://onboard.test"))
+    validate(build_openapi("https://onboard.test", internal=True))
+
+
+INTERNAL = re.compile(r"^/(signup|static|brand|webhook|_sandbox)/|^/favicon\.ico$|^/$")
+
+
+@pytest.mark.anyio
+async def test_the_published_document_is_the_customers_api(api: Api) -> None:
+    """/openapi.json has no route that is not the customer's API (no SDK method for the
+    hosted page, its files, Meta's webhooks or the front page), while those are still
+    served and described in the internal document the tests hold them to."""
+    served = (await api.client.get("/openapi.json")).json()
+    assert served == orjson.loads(orjson.dumps(build_openapi("https://onboard.test")))
+    assert not [path for path in served["paths"] if INTERNAL.search(path)]
+    service = ("/healthz", "/readyz")
+    assert all(path.startswith("/v1/") or path in service for path in served["paths"])
+    whole = build_openapi("https://onboard.test", internal=True)
+    internal = {path for path in whole["paths"] if INTERNAL.search(path)}
+    assert internal == set(whole["paths"]) - set(served["paths"])
+    assert {"/signup/{id}", "/webhook/meta", "/favicon.ico", "/static/{name}"} <= internal
+    assert (await api.client.get("/favicon.ico")).status_code == 200
+    # Only the tags of its operations.
+    used = {tag for _, op in _operations(served) for tag in op["tags"]}
+    assert {tag["name"] for tag in served["tags"]} == used
+
+
+def test_every_id_in_a_path_is_a_uuid_but_the_events() -> None:
+    """A returned id passed back: SDKs type both alike."""
+    spec = build_openapi("https://onboard.test")
+    for path, item in spec["paths"].items():
+        for parameter in item.get("parameters", ()):
+            if parameter["in"] == "path" and parameter["name"] == "id":
+                expected = "string" if path.startswith("/v1/events/") else "uuid"
+                assert parameter["schema"].get("format", "string") == expected, path
+
+
+def test_event_is_discriminated_by_its_type() -> None:
+    """Every type of the catalog maps to its payload's schema (SDKs pick the model by
+    ``event``; without it, several models match one body)."""
+    schemas = build_openapi("https://onboard.test")["components"]["schemas"]
+    event = schemas["Event"]
+    assert event["discriminator"]["propertyName"] == "event"
+    mapping = event["discriminator"]["mapping"]
+    assert mapping == {name: f"#/components/schemas/{schema_name(name)}" for name in EVENT_TYPES}
+    assert [ref["$ref"] for ref in event["oneOf"]] == list(mapping.values())
+    for name, ref in mapping.items():
+        payload = schemas[ref.rsplit("/", 1)[1]]
+        assert payload["properties"]["event"] == {"type": "string", "const": name}
+        assert "event" in payload["required"]
+
+
+# Whitespace to Python (str.isspace) or to ECMAScript's \s, and a few that are neither.
+_SPACES = [c for c in map(chr, range(0x3001)) if c.isspace()] + ["\ufeff"]
+
+
+def test_the_blank_text_pattern_matches_the_server() -> None:
+    """``displayName: "\\u001d"`` is blank to the server (str.isspace) but passed the
+    document's ``\\S`` (ECMA-262 and Rust regex do not call U+001D a space): every
+    "not blank" field now documents the server's own class, and both agree on every
+    whitespace character."""
+    spec = build_openapi("https://onboard.test")
+    schemas = spec["components"]["schemas"]
+    fields = [
+        schemas["OrganizationUpdate"]["properties"]["displayName"]["anyOf"][0],
+        schemas["OnboardingLinkCreate"]["properties"]["displayName"]["anyOf"][0],
+        schemas["OnboardingLinkCreate"]["properties"]["name"],
+    ]
+    for field in fields:
+        assert field["pattern"] == NON_BLANK_PATTERN
+        validator = jsonschema_rs.validator_for(field)
+        for space in _SPACES:
+            for text in (space, space * 3):
+                assert not validator.is_valid(text), repr(text)
+                assert NON_BLANK.search(text) is None, repr(text)
+        for text in ("a", " a ", "\u001dA", "\u0661"):
+            assert validator.is_valid(text) and NON_BLANK.search(text) is not None
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -138,7 +225,7 @@ def test_every_operation_is_tagged_named_and_summarised() -> None:
     """What SDK generators need of each operation, including operations added later: a
     declared tag (one API class each), a unique camelCase operationId (the method's
     name) and a summary."""
-    spec = build_openapi("https://onboard.test")
+    spec = build_openapi("https://onboard.test", internal=True)
     declared = {tag["name"]: tag.get("description") for tag in spec["tags"]}
     assert len(declared) == len(spec["tags"]), "a tag is declared twice"
     assert all(declared.values()), f"a tag without a description: {declared}"
@@ -232,7 +319,7 @@ def test_phone_health_reports_match_the_schema() -> None:
 
 def test_descriptions_name_real_operations() -> None:
     """A description kept for an operation that was renamed or removed is a mistake."""
-    spec = build_openapi("https://onboard.test")
+    spec = build_openapi("https://onboard.test", internal=True)
     ids = {operation["operationId"] for _, operation in _operations(spec)}
     assert set(DESCRIPTIONS) <= ids, set(DESCRIPTIONS) - ids
     described = [op for _, op in _operations({**spec, "webhooks": {}}) if op.get("description")]

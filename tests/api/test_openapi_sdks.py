@@ -1,10 +1,15 @@
-"""SDKs generated from the OpenAPI document work: openapi-python-client's client makes a
-round trip against the real server, and openapi-generator's Python, TypeScript (fetch)
-and Go clients hold every operation. Both generators are PyPI packages of the test
-extra (openapi-generator's wheel ships its jar, which needs Java)."""
+"""SDKs generated from the published OpenAPI document work whole, against a real
+``serve`` (a test key, the fake Meta) on which an event of every type was caused
+(tests/api/sdk_world.py): openapi-python-client's Python client, openapi-generator's
+Python client, and its typescript-fetch client compiled with ``tsc`` and run under node
+each create, get, list and delete a link, read every event of GET /v1/events through
+its typed model, and parse a 404 as ``Error``; openapi-generator's Go client holds every
+operation. Both generators are PyPI packages of the test extra (openapi-generator's
+wheel ships its jar, which needs Java); tsc is pinned in .ci/install-services.sh."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -12,7 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +29,14 @@ from edge_onboard.api.openapi import build_openapi
 from edge_onboard.api.openapi._common import METHODS
 from edge_onboard.api.openapi.event_schemas import schema_name
 from edge_onboard.webhooks.catalog import EVENT_TYPES
-from tests.live import create_key, serve
+from tests.api.sdk_world import SERVE_ENV, World
+from tests.api.test_openapi_lint import npm_tool
+from tests.hosted.test_branding import png
+from tests.live import create_key, run_cli, serve
 
 PACKAGE = "edge_onboard_sdk"
 GENERATORS = ("python", "typescript-fetch", "go")
-BINARY_TYPES = ("image/png", "image/jpeg", "image/webp", "image/x-icon", "*/*")
+TS_CHECK = Path(__file__).with_name("sdk_check.ts")
 
 
 def command(name: str) -> str:
@@ -36,6 +46,31 @@ def command(name: str) -> str:
     if name == "openapi-generator-cli" and shutil.which("java") is None:
         pytest.fail("java not found (bash .ci/setup installs it)", pytrace=False)
     return found
+
+
+@dataclass
+class Served:
+    """The deployment the clients call: its URL, a test and a live key, and the events
+    caused on it."""
+
+    base: str
+    key: str
+    live_key: str
+    types: set[str]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    cwd = tmp_path_factory.mktemp("served")
+    live_key = create_key(cwd)
+    key = run_cli("keys", "create", "--org", "acme", "--test", cwd=cwd).stdout.split()[-1]
+    assert key.startswith("sk_test_")
+    with serve(cwd, "--sandbox", env=SERVE_ENV) as (base, _):
+        with World(base, key, cwd) as world:
+            types = world.cause_every_event()
+        # Every type of the catalog, caused through the service's own paths.
+        assert types == set(EVENT_TYPES), sorted(set(EVENT_TYPES) - types)
+        yield Served(base, key, live_key, types)
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +169,9 @@ def sdk(spec_file: Path) -> Iterator[Any]:
     """openapi-python-client's client, imported from where it was generated."""
     out = spec_file.parent / "python-sdk"
     config = spec_file.parent / "openapi-python-client.json"
-    # The logo, media and icon bodies are bytes to this generator too.
-    binary = {media: "application/octet-stream" for media in BINARY_TYPES}
+    # Stock settings, but for the one body of any type: the media Meta stores (*/*),
+    # which this generator reads as bytes only when told to.
+    binary = {"*/*": "application/octet-stream"}
     config.write_text(
         json.dumps({"package_name_override": PACKAGE, "content_type_overrides": binary})
     )
@@ -174,13 +210,36 @@ def sdk(spec_file: Path) -> Iterator[Any]:
     }
     found = {path.stem for path in (out / PACKAGE / "api").glob("*/*.py")} - {"__init__"}
     assert found == expected, f"missing: {sorted(expected - found)}"
-    sys.path.insert(0, str(out))
+    with imported(out, PACKAGE) as package:
+        yield package
+
+
+@contextlib.contextmanager
+def imported(folder: Path, package: str) -> Iterator[Any]:
+    """``package``, imported from ``folder`` (and forgotten afterwards)."""
+    sys.path.insert(0, str(folder))
     try:
-        yield importlib.import_module(PACKAGE)
+        yield importlib.import_module(package)
     finally:
-        sys.path.remove(str(out))
-        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
+        sys.path.remove(str(folder))
+        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
             del sys.modules[name]
+
+
+def every_event(page: Callable[[str | None], Any], model: Callable[[Any], Any]) -> set[str]:
+    """The types of every event a generated client lists (``page(starting_after)``),
+    each checked to be the model of its own type (``model(item)``)."""
+    seen: set[str] = set()
+    after = None
+    while True:
+        found = page(after)
+        for item in found.data:
+            event = model(item)
+            assert type(event).__name__ == schema_name(event.event), event
+            seen.add(event.event)
+        if not found.pagination.has_more:
+            return seen
+        after = found.pagination.starting_after
 
 
 class Endpoints:
@@ -193,14 +252,13 @@ class Endpoints:
         return importlib.import_module(f"{self.package}.{name}")
 
 
-def test_python_sdk_round_trip(sdk: Any, tmp_path: Path) -> None:
+def test_python_sdk_round_trip(sdk: Any, served: Served) -> None:
     """create, get, list with a cursor, delete, and an error parsed as Error."""
     api = Endpoints(f"{PACKAGE}.api.onboarding_links")
     models = importlib.import_module(f"{PACKAGE}.models")
-    key = create_key(tmp_path)
+    base = served.base
     with (
-        serve(tmp_path) as (base, _),
-        sdk.AuthenticatedClient(base_url=base, token=key) as client,
+        sdk.AuthenticatedClient(base_url=base, token=served.key) as client,
         sdk.Client(base_url=base) as anonymous,
     ):
         ids = []
@@ -217,6 +275,8 @@ def test_python_sdk_round_trip(sdk: Any, tmp_path: Path) -> None:
             assert created.parsed.data.name == f"Shop {number}"
             assert created.parsed.data.status.value == "pending"
             ids.append(created.parsed.data.id)
+        # A returned id goes back as the path's id (a UUID both ways).
+        assert all(isinstance(ident, uuid.UUID) for ident in ids)
 
         got = api.get_onboarding_link.sync(ids[0], client=client)
         assert isinstance(got, models.OnboardingLinkResponse)
@@ -230,8 +290,8 @@ def test_python_sdk_round_trip(sdk: Any, tmp_path: Path) -> None:
             client=client, limit=2, starting_after=first.pagination.starting_after
         )
         assert isinstance(rest, models.OnboardingLinkList), rest
-        assert [link.id for link in rest.data] == [ids[0]]
-        assert rest.pagination.page is None and rest.pagination.has_more is False
+        assert rest.data[0].id == ids[0]
+        assert rest.pagination.page is None
 
         deleted = api.delete_onboarding_link.sync(ids[1], client=client)
         assert isinstance(deleted, models.Deleted)
@@ -247,3 +307,113 @@ def test_python_sdk_round_trip(sdk: Any, tmp_path: Path) -> None:
         assert refused.status_code == 401
         assert isinstance(refused.parsed, models.Error)
         assert refused.parsed.error.type_.value == "authentication_error"
+
+        # Every event, each as the model of its type.
+        events = Endpoints(f"{PACKAGE}.api.events")
+
+        def page(after: str | None) -> Any:
+            found = events.list_events.sync(client=client, limit=100, starting_after=after)
+            assert isinstance(found, models.EventList), found
+            return found
+
+        assert every_event(page, lambda event: event) == served.types
+
+
+def test_python_sdk_uploads_the_logo(sdk: Any, served: Served) -> None:
+    """PUT /v1/organization/logo is generated (bytes as the body); a test key's upload is
+    refused in the Error shape."""
+    logo = Endpoints(f"{PACKAGE}.api.organization").put_organization_logo
+    types = importlib.import_module(f"{PACKAGE}.types")
+    models = importlib.import_module(f"{PACKAGE}.models")
+    image = png()
+    for key, status in ((served.live_key, 200), (served.key, 403)):
+        with sdk.AuthenticatedClient(base_url=served.base, token=key) as client:
+            body = types.File(payload=image, mime_type="application/octet-stream")
+            answer = logo.sync_detailed(client=client, body=body)
+        assert answer.status_code == status, answer.content
+        if status == 200:
+            assert isinstance(answer.parsed, models.OrganizationResponse)
+            assert re.search(r"/brand/[0-9a-f-]{36}/[0-9a-f]{64}$", answer.parsed.data.logo_url)
+        else:
+            assert isinstance(answer.parsed, models.Error)
+            assert answer.parsed.error.code == "livemode_key_required"
+
+
+def test_openapi_generator_python_client_round_trip(
+    generated: dict[str, Path], served: Served
+) -> None:
+    with imported(generated["python"], "openapi_client") as client:
+        config = client.Configuration(host=served.base, access_token=served.key)
+        with client.ApiClient(config) as http:
+            links = client.OnboardingLinksApi(http)
+            created = links.create_onboarding_link(
+                client.OnboardingLinkCreate(name="Generated", external_id="crm-gen")
+            )
+            ident = created.data.id
+            # The id as returned (a UUID) is the path's id.
+            assert links.get_onboarding_link(ident).data.external_id == "crm-gen"
+            listed = links.list_onboarding_links(external_id="crm-gen")
+            assert [link.id for link in listed.data] == [ident]
+            assert links.delete_onboarding_link(ident).data.deleted is True
+            exceptions = importlib.import_module("openapi_client.exceptions")
+            with pytest.raises(exceptions.NotFoundException) as missing:
+                links.get_onboarding_link(ident)
+            assert isinstance(missing.value.data, client.Error)
+            assert missing.value.data.error.code == "resource_missing"
+
+            events = client.EventsApi(http)
+            # The discriminator picked the one model of its type.
+            seen = every_event(
+                lambda after: events.list_events(limit=100, starting_after=after),
+                lambda event: event.actual_instance,
+            )
+            assert seen == served.types
+
+
+def test_typescript_fetch_client_compiles_and_round_trips(
+    generated: dict[str, Path], served: Served
+) -> None:
+    folder = generated["typescript-fetch"]
+    shutil.copy(TS_CHECK, folder / TS_CHECK.name)
+    tsc = npm_tool("TYPESCRIPT_VERSION", "typescript", "tsc")
+    compiled = subprocess.run(
+        [
+            tsc,
+            "--strict",
+            "--target",
+            "es2020",
+            "--module",
+            "commonjs",
+            "--lib",
+            "es2020,dom",
+            "--outDir",
+            "out",
+            "index.ts",
+            TS_CHECK.name,
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    node = shutil.which("node")
+    assert node is not None, "node not found (install Node.js)"
+    ran = subprocess.run(
+        [node, str(folder / "out" / TS_CHECK.with_suffix(".js").name), served.base, served.key],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    seen = json.loads(ran.stdout)
+    ident = seen["created"]["id"]
+    assert seen["created"] == {"id": ident, "name": "TS shop", "status": "pending"}
+    assert seen["got"] == "crm-ts" and seen["listed"] == [ident]
+    assert seen["deleted"] == {"id": ident, "deleted": True}
+    assert seen["missing"]["status"] == 404
+    assert seen["missing"]["type"] == "invalid_request_error"
+    assert seen["missing"]["code"] == "resource_missing"
+    assert {event["event"] for event in seen["events"]} == served.types
+    assert all(event["data"] for event in seen["events"])
+    assert seen["one"] == seen["events"][0]["event"]

@@ -17,6 +17,7 @@ from edge_onboard.meta.inbound import sign_body
 from edge_onboard.meta.sandbox import APP_SECRET as FAKE_SECRET
 from edge_onboard.services import Services
 from edge_onboard.storage import ApiKey, Storage
+from tests.api.sdk_world import callback_body
 from tests.conftest import FakeClock, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
@@ -52,15 +53,7 @@ class Modes:
 
     async def complete(self, link: dict[str, Any]) -> None:
         """The end-user finishes the fake Meta's signup (what the sandbox popup posts)."""
-        session = self.services.sandbox.finish("ok")
-        data = session["data"]
-        body = {
-            "code": session["code"],
-            "wabaId": data["waba_id"],
-            "businessId": data["business_id"],
-            "phoneNumberId": data["phone_number_id"],
-            "event": session["event"],
-        }
+        body = callback_body(self.services.sandbox.finish("ok"))
         response = await self.client.post(f"/signup/{link['id']}/callback", json=body)
         assert response.status_code == 200, response.text
 
@@ -271,5 +264,54 @@ async def test_the_fake_metas_public_routes_are_rate_limited(
             for _ in range(30)
         ]
         assert answers[0] == 200 and 429 in answers
-        # Reads (the popup's page and assets) add nothing to the fake's state: not counted.
-        assert (await client.get("/_sandbox/dialog")).status_code == 200
+        # Reads (the popup's page and assets, Graph's GETs) spend the same budget.
+        for path in ("/_sandbox/dialog", "/_sandbox/dialog.js", "/_sandbox/graph/v25.0/1"):
+            limited = await client.get(path)
+            assert limited.status_code == 429, path
+            assert limited.json()["error"]["code"] == "rate_limited"
+
+
+async def test_the_fake_metas_controls_need_the_owners_test_key(
+    modes: Modes, storage: Storage, clock: FakeClock
+) -> None:
+    """Knowing a test number's or WABA's Meta id is not enough: an anonymous caller is
+    refused (401), a live key too (403), and another organisation's test key cannot
+    inject into or disconnect the number (404, nothing queued); the owner's test key can."""
+    link = await modes.post(modes.test, "onboarding-links", {"name": "Test"})
+    await modes.complete(link)
+    got = await modes.client.get(f"/v1/onboarding-links/{link['id']}", headers=modes.test)
+    phone = await storage.get_phone(got.json()["data"]["phoneNumberId"])
+    assert phone is not None
+    inbound = {"phone_number_id": phone.meta_phone_number_id, "from": "15550001111", "text": "hi"}
+    remove = {"waba_id": phone.meta_waba_id}
+    _, _, other = await create_key(storage, "other", clock(), livemode=False)
+    intruder = {"Authorization": f"Bearer {other}"}
+    fake = modes.services.sandbox
+    queued = len(fake.outbox)
+
+    async def control(path: str, body: dict[str, str], auth: dict[str, str]) -> httpx.Response:
+        return await modes.client.post(f"/_sandbox/{path}", json=body, headers=auth)
+
+    for path, body in (("inbound", inbound), ("remove-access", remove)):
+        anonymous = await control(path, body, {})
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.json()["error"]["code"] == "missing_api_key"
+        live = await control(path, body, modes.live)
+        assert live.status_code == 403 and live.json()["error"]["code"] == "test_mode_only"
+        theirs = await control(path, body, intruder)
+        assert theirs.status_code == 404, theirs.text
+        assert theirs.json()["error"]["code"] == "resource_missing"
+    assert len(fake.outbox) == queued  # nothing injected, nothing removed
+    assert any(phone.meta_waba_id in granted for granted in fake.tokens.values())
+
+    # The owner's test key: the message arrives as the owner's test event.
+    assert (await control("inbound", inbound, modes.test)).status_code == 202
+    assert await fake.flush(modes.client) == 1
+    events = await modes.client.get("/v1/events?type=message.received", headers=modes.test)
+    assert [e["data"]["phoneNumberId"] for e in events.json()["data"]] == [phone.id]
+    bad = await control("inbound", {**inbound, "from": "x"}, modes.test)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "from"
+    # ... and removing the app's access disconnects the owner's WABA.
+    assert (await control("remove-access", remove, modes.test)).status_code == 202
+    assert not any(phone.meta_waba_id in granted for granted in fake.tokens.values())
+    assert await fake.flush(modes.client) == 1

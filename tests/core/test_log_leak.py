@@ -588,7 +588,8 @@ def test_no_secret_reaches_a_log_line_or_a_response(tmp_path: Path) -> None:
             assert sent.status_code == 201, sent.text
 
             # Meta's webhooks: the statuses of that message, a customer's message, a forgery.
-            outbox, fake.sandbox.outbox = fake.sandbox.outbox, []
+            outbox = list(fake.sandbox.outbox)
+            fake.sandbox.outbox.clear()
             assert len(outbox) == 3, outbox
             for url, raw in outbox:
                 assert service.meta_webhook(urlsplit(url).path, raw).status_code == 200

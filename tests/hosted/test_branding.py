@@ -3,6 +3,7 @@ from our origin, and the page that shows them."""
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import zlib
@@ -10,6 +11,7 @@ import zlib
 import pytest
 
 from edge_onboard.onboarding.branding import BLACK, WHITE, contrast, sniff, text_on
+from edge_onboard.onboarding.image_header import dimensions
 from tests.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +30,25 @@ def png(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (0, 128, 10
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
+    )
+
+
+@functools.cache
+def png_bomb(width: int = 20_000, height: int = 3_495) -> bytes:
+    """A small PNG that decodes to ``width`` x ``height`` RGB pixels (200 MB for the
+    default, in under 256 KB): every row black, compressed as a stream."""
+    deflate = zlib.compressobj(9)
+    row = b"\x00" * (1 + 3 * width)
+    data = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
     )
 
 
@@ -142,6 +163,13 @@ async def test_a_logo_is_served_from_our_origin_by_its_hash(api: Api) -> None:
             "unsupported_media_type",
         ),
         (b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/png", 415, "unsupported_media_type"),
+        # Sent as bytes of no declared type, they are still read: not an image.
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg"/>',
+            "application/octet-stream",
+            415,
+            "unsupported_media_type",
+        ),
         (png(), "image/jpeg", 400, "parameter_invalid"),
         (b"", "image/png", 400, "parameter_invalid"),
         (png() + b"\x00" * (256 * 1024), "image/png", 413, "logo_too_large"),
@@ -157,6 +185,90 @@ async def test_bad_logos_are_refused(
     )
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+
+
+def jpeg(width: int, height: int) -> bytes:
+    """A JPEG's start: APP0, then the frame header (SOF0) that declares its size."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof + b"\xff\xda" + b"\x00" * 16
+
+
+def webp(kind: bytes, width: int, height: int) -> bytes:
+    if kind == b"VP8 ":
+        body = b"\x00" * 3 + b"\x9d\x01\x2a" + struct.pack("<HH", width, height)
+    elif kind == b"VP8L":
+        bits = (width - 1) | ((height - 1) << 14)
+        body = b"\x2f" + bits.to_bytes(4, "little")
+    else:
+        body = b"\x00" * 4 + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    chunk = kind + struct.pack("<I", len(body)) + body
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
+def test_dimensions_come_from_the_header_alone() -> None:
+    assert dimensions(png(3, 7)) == (3, 7)
+    assert dimensions(png_bomb()) == (20_000, 3_495)
+    assert dimensions(jpeg(640, 480)) == (640, 480)
+    assert dimensions(webp(b"VP8 ", 300, 200)) == (300, 200)
+    assert dimensions(webp(b"VP8L", 16384, 5)) == (16384, 5)
+    assert dimensions(webp(b"VP8X", 5000, 9)) == (5000, 9)
+    # Truncated or malformed headers read as nothing (and are refused).
+    assert dimensions(png()[:20]) is None
+    assert dimensions(b"\xff\xd8\xff\xe0" + b"\x00" * 20) is None
+    assert dimensions(jpeg(640, 480)[:24]) is None
+    assert dimensions(b"RIFF\x10\x00\x00\x00WEBPVP8 ") is None
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (jpeg(4097, 10), "image/jpeg"),
+        (webp(b"VP8L", 10, 8000), "image/webp"),
+        (webp(b"VP8X", 16_000_000, 2), "image/webp"),
+        (png(0, 0), "image/png"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image/jpeg"),
+    ],
+)
+async def test_oversized_or_unreadable_logos_are_a_clear_400(
+    api: Api, content: bytes, content_type: str
+) -> None:
+    response = await api.client.put(
+        "/v1/organization/logo",
+        content=content,
+        headers={**(await api.key()), "Content-Type": content_type},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "parameter_invalid"
+
+
+async def test_logos_at_the_limit_are_taken(api: Api) -> None:
+    auth = await api.key()
+    for content, content_type in (
+        (jpeg(4096, 4096), "image/jpeg"),
+        (webp(b"VP8 ", 120, 40), "image/webp"),
+        (png(4096, 1), "image/png"),
+    ):
+        response = await api.client.put(
+            "/v1/organization/logo", content=content, headers={**auth, "Content-Type": content_type}
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_a_decompression_bomb_is_refused_before_any_decode(api: Api) -> None:
+    """A 20 000 x 3 495 PNG in ~200 KB (200 MB once decoded, in every visitor's browser)
+    is refused by the dimensions in its header, with a 400 that says the limit."""
+    bomb = png_bomb()
+    assert len(bomb) < 256 * 1024
+    response = await api.client.put(
+        "/v1/organization/logo",
+        content=bomb,
+        headers={**(await api.key()), "Content-Type": "image/png"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "parameter_invalid"
+    assert "20000 x 3495" in error["message"] and "4096 x 4096" in error["message"]
 
 
 async def test_the_page_shows_the_brand(api: Api) -> None:

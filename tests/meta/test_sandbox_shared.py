@@ -9,7 +9,6 @@ service drives Graph; then two real ``serve`` processes sharing Redis and MongoD
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.applications import Starlette
 
 from edge_onboard.core import redis_keys
 from edge_onboard.meta.sandbox import APP_ID, APP_SECRET, SandboxMeta
+from edge_onboard.meta.sandbox.sharing import digest
 from edge_onboard.webhooks.queue.redis import open_client
 from tests import services
 from tests.live import create_key, serve
@@ -80,11 +80,21 @@ async def test_a_signup_finished_in_one_process_completes_in_another(redis: Any)
         apps = (await first.get(f"{GRAPH}/{waba}/subscribed_apps", headers=bearer)).json()
         assert [a["whatsapp_business_api_data"]["id"] for a in apps["data"]] == [APP_ID]
 
+        # A copy of Redis shows no token or code in its key names, and no PIN at all.
+        names = [_name(k) async for k in redis.scan_iter(match="edge:sandbox:*")]
+        assert names and not any(token in n or finished["code"] in n for n in names)
+        values = [await redis.get(n) for n in names]
+        assert not any(b'"123456"' in v for v in values if v is not None)
+        assert registered.is_success and "_pin" in two.phones[phone]  # kept where it was set
+
         # Removing access in one process takes the grant from every token.
-        removed = await second.post("/_sandbox/remove-access", json={"waba_id": waba})
-        assert removed.status_code == 202
+        assert await two.revoke(waba)
         gone = await first.get(f"{GRAPH}/{waba}/phone_numbers", headers=bearer)
         assert gone.json()["error"]["code"] == 100
+
+
+def _name(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
 
 
 async def test_state_is_kept_with_an_expiry(redis: Any) -> None:
@@ -94,7 +104,7 @@ async def test_state_is_kept_with_an_expiry(redis: Any) -> None:
         finished = (await client.post("/_sandbox/dialog/finish", json={"scenario": "ok"})).json()
     waba, code = finished["data"]["waba_id"], finished["code"]
     assert 0 < await redis.ttl(redis_keys.sandbox("waba", waba)) <= redis_keys.SANDBOX_TTL
-    assert 0 < await redis.pttl(redis_keys.sandbox("code", code)) <= 30_000
+    assert 0 < await redis.pttl(redis_keys.sandbox("code", digest(code))) <= 30_000
 
 
 async def test_a_process_forgets_idle_wabas_beyond_its_bound(
@@ -113,21 +123,14 @@ async def test_a_process_forgets_idle_wabas_beyond_its_bound(
         assert waba not in fake.waba_phones and phone not in fake.phones  # gone from here
         assert len(fake.waba_phones) <= 3
         # Redis still has it: a request about that number brings it back.
-        inbound = {"phone_number_id": phone, "from": "15550001111", "text": "hi"}
-        assert (await client.post("/_sandbox/inbound", json=inbound)).status_code == 202
+        assert await fake.write_in(phone, "15550001111", "hi")
         assert fake.phones[phone]["_waba"] == waba
 
 
 @pytest.fixture
 def shared_services() -> Iterator[dict[str, str]]:
-    with services.redis_server() as redis_url, services.mongo_server() as mongo_url:
-        database = f"edge_shared_{uuid.uuid4().hex[:8]}"
-        yield {
-            "EDGE_REDIS_URL": redis_url,
-            "EDGE_STORAGE_URL": mongo_url.replace("/?", f"/{database}?"),
-            "EDGE_SECRET_KEY": "shared-sandbox-test-key-" + "k" * 32,
-            "EDGE_SANDBOX": "1",
-        }
+    with services.deployment_env("shared") as env:
+        yield {**env, "EDGE_SANDBOX": "1"}
 
 
 @pytest.mark.mongo

@@ -87,14 +87,14 @@ LINK_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": _UUID,
     "description": "The link's id (a UUID); anything else is 404.",
 }
 PHONE_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": _UUID,
     "description": "The phone's id (a UUID); anything else is 404.",
 }
 WEBHOOK_ID = {**PHONE_ID, "description": "The webhook's id (a UUID)."}

@@ -51,11 +51,13 @@ DESCRIPTIONS: dict[str, str] = {
     "listEventTypes": "Every event type an outgoing webhook can subscribe to, with its "
     "description; each payload has a named schema (PhoneNumberConnectedEvent, ...).",
     # Organization
-    "getOrganization": "Its branding is what the hosted page shows.",
+    "getOrganization": "Its branding is what the hosted page shows, in both modes; any "
+    "key reads it.",
     "updateOrganization": "Display name, brand colour, support email and support, "
-    "privacy and terms links; null clears one.",
-    "putOrganizationLogo": "The hosted page then shows it, served from this service's origin.",
-    "deleteOrganizationLogo": "The hosted page then shows no logo.",
+    "privacy and terms links; null clears one. A live key only: live pages show it.",
+    "putOrganizationLogo": "The hosted page then shows it, served from this service's "
+    "origin. A live key only: live pages show it.",
+    "deleteOrganizationLogo": "The hosted page then shows no logo. A live key only.",
     # Hosted page
     "hostedSignupPage": "In the link's locale (else the browser's), with the "
     "organisation's branding; starts Meta's Embedded Signup.",

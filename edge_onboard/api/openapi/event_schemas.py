@@ -170,7 +170,7 @@ def event_schema(event_type: str) -> Schema:
         "required": ["id", "event", "timestamp", "organizationId", "livemode", "data"],
         "properties": {
             "id": {"type": "string", "description": "Also the webhook-id header."},
-            "event": {"const": event_type},
+            "event": {"type": "string", "const": event_type},
             "timestamp": TIMESTAMP_SCHEMA,
             "organizationId": _UUID,
             "livemode": {"type": "boolean", "description": "False for a test object's event."},

@@ -31,8 +31,15 @@ _TIMESTAMP_IN: Schema = {
 def events_schemas() -> Schema:
     return {
         "Event": {
-            "description": "An event, exactly as its webhook deliveries carry it.",
+            "description": "An event, exactly as its webhook deliveries carry it: which "
+            "one, its `event` says (every type of the catalog is mapped).",
             "oneOf": [_ref(schema_name(name)) for name in EVENT_TYPES],
+            "discriminator": {
+                "propertyName": "event",
+                "mapping": {
+                    name: f"#/components/schemas/{schema_name(name)}" for name in EVENT_TYPES
+                },
+            },
         },
         "EventResponse": _data(_ref("Event")),
         "EventList": _listing(_ref("Event")),

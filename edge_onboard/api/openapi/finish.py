@@ -16,7 +16,7 @@ def finish(spec: Schema) -> Schema:
     return {
         **spec,
         "info": {"license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}, **spec["info"]},
-        "tags": [*spec.get("tags", ()), *tags.declared()],
+        "tags": [*spec.get("tags", ()), *tags.declared(_used(spec))],
         "components": {
             **components,
             "schemas": {**components["schemas"], **event_schemas.components()},
@@ -24,6 +24,19 @@ def finish(spec: Schema) -> Schema:
         },
         "webhooks": tags.tagged(spec.get("webhooks", {}), tags.WEBHOOKS_TAG),
         "paths": with_headers(tags.tagged(_described(spec["paths"]))),
+    }
+
+
+def _used(spec: Schema) -> set[str]:
+    """The tags the document's operations end up with (an internal tag only when the
+    internal routes are in)."""
+    paths = tags.tagged(spec["paths"])
+    return {tags.WEBHOOKS_TAG} | {
+        tag
+        for item in paths.values()
+        for method, operation in item.items()
+        if method in METHODS
+        for tag in operation.get("tags", ())
     }
 
 

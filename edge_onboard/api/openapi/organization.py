@@ -1,5 +1,6 @@
-"""The OpenAPI document's organisation part: branding for the hosted page, the logo,
-and the files the page links to (the logo from our origin, the favicon)."""
+"""The OpenAPI document's organisation part: branding for the hosted page and the logo.
+(The files the page links to, the logo from our origin and the favicon, are the hosted
+page's: edge_onboard/api/openapi/public.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from edge_onboard.api.openapi._common import (
     _nullable,
     _ref,
 )
-from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
+from edge_onboard.core.validation import NON_BLANK_PATTERN
+from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES, MAX_LOGO_SIDE
 
 # Host names of at most three labels of 1-63 characters (the service checks the DNS limits).
 HTTPS_URL: Schema = {
@@ -28,7 +30,12 @@ _EMAIL: Schema = {
     "pattern": r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$",
 }
 _BRANDING: dict[str, Schema] = {
-    "displayName": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+    "displayName": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "pattern": NON_BLANK_PATTERN,
+    },
     "brandColor": {
         **_COLOR,
         "description": "The page's accent (buttons, a bar); its text is black or white, "
@@ -72,6 +79,12 @@ def organization_schemas() -> Schema:
     }
 
 
+# The organisation is shared by both modes and shown on live pages: a live key changes it.
+_LIVE_ONLY: Schema = {
+    "403": _error("A test key (sk_test_) cannot change it: livemode_key_required."),
+}
+
+
 def organization_paths() -> Schema:
     image = {"type": "string", "format": "binary", "maxLength": MAX_LOGO_BYTES}
     return {
@@ -96,6 +109,7 @@ def organization_paths() -> Schema:
                     "400": _error("Invalid parameters or JSON, or a read-only field."),
                     "413": _error("Body over 1 MB."),
                     "415": _error("Body is not JSON."),
+                    **_LIVE_ONLY,
                     **_COMMON_ERRORS,
                 },
             },
@@ -104,16 +118,28 @@ def organization_paths() -> Schema:
             "put": {
                 "operationId": "putOrganizationLogo",
                 "summary": "Upload the logo: the image's bytes as the body (PNG, JPEG or "
-                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB; never SVG)",
+                f"WebP, at most {MAX_LOGO_BYTES // 1024} KB and {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} "
+                "pixels; never SVG)",
+                # Declared as application/octet-stream, the one binary body every SDK
+                # generator sends; the image's own type is taken as well.
                 "requestBody": {
                     "required": True,
-                    "content": {media: {"schema": image} for media in LOGO_TYPES},
+                    "description": "The image's bytes. Content-Type: application/octet-stream "
+                    "(the type is read from the bytes) or the image's own: "
+                    f"{', '.join(LOGO_TYPES)}.",
+                    "content": {"application/octet-stream": {"schema": image}},
                 },
                 "responses": {
                     "200": _json(_ref("OrganizationResponse"), "The organisation."),
-                    "400": _error("Empty, or the bytes are another type than declared."),
+                    "400": _error(
+                        "Empty, another type than declared, an unreadable header, or larger"
+                        f" than {MAX_LOGO_SIDE} x {MAX_LOGO_SIDE} pixels."
+                    ),
                     "413": _error("Over 256 KB (logo_too_large) or over 1 MB."),
-                    "415": _error("Not PNG, JPEG or WebP (unsupported_media_type)."),
+                    "415": _error(
+                        "Not PNG, JPEG or WebP, or another Content-Type (unsupported_media_type)."
+                    ),
+                    **_LIVE_ONLY,
                     **_COMMON_ERRORS,
                 },
             },
@@ -122,40 +148,8 @@ def organization_paths() -> Schema:
                 "summary": "Remove the logo",
                 "responses": {
                     "200": _json(_ref("OrganizationResponse"), "The organisation."),
+                    **_LIVE_ONLY,
                     **_COMMON_ERRORS,
-                },
-            },
-        },
-        "/brand/{org_id}/{digest}": {
-            "get": {
-                "operationId": "brandLogo",
-                "security": [],
-                "summary": "An organisation's logo, from our origin (immutable: the URL "
-                "carries the content's SHA-256)",
-                "parameters": [
-                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                    for name in ("org_id", "digest")
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The image.",
-                        "content": {media: {"schema": image} for media in LOGO_TYPES},
-                    },
-                    "404": {"description": "No such logo (or no longer the current one)."},
-                },
-            },
-        },
-        "/favicon.ico": {
-            "get": {
-                "operationId": "favicon",
-                "security": [],
-                "summary": "The pages' default icon (a branded page links to its logo)",
-                "responses": {
-                    "200": {
-                        "description": "The icon.",
-                        "content": {"image/x-icon": {"schema": {"type": "string"}}},
-                    },
-                    "304": {"description": "Not modified."},
                 },
             },
         },

@@ -1,5 +1,9 @@
-"""The OpenAPI document's public operations: the hosted page and its callbacks, Meta's
-webhooks, static assets, health and the front page (no API key)."""
+"""The OpenAPI document's operations outside /v1 (no API key): the service's liveness and
+readiness, published; and the internal ones, left out of the published document (they
+are not the customer's API: no SDK should have methods for them) but described all the
+same, for the tests that hold the service to them: the hosted page and its callbacks,
+its files (assets, the logo from our origin, the favicon), Meta's webhooks and the
+front page."""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ from edge_onboard.api.openapi._common import (
     _json,
     _ref,
 )
+from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
 
 
-def public_paths() -> Schema:
-    """Every operation outside /v1."""
+def internal_paths() -> Schema:
+    """The operations that are not the customer's API (build_openapi(internal=True))."""
+    image = {"type": "string", "format": "binary", "maxLength": MAX_LOGO_BYTES}
     return {
         "/signup/{id}": {
             "parameters": [LINK_ID],
@@ -55,6 +61,33 @@ def public_paths() -> Schema:
                             "429": "Too many requests from this address.",
                         }.items()
                     },
+                },
+            },
+        },
+        "/signup/{id}/state": {
+            "parameters": [LINK_ID],
+            "get": {
+                "operationId": "hostedSignupState",
+                "security": [],
+                "summary": "Whether the link is still pending: a page left open reloads once "
+                "the signup finished elsewhere (another tab, or recovery)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "status": {
+                                    "type": "string",
+                                    "enum": ["pending", "completed", "expired", "deleted"],
+                                }
+                            },
+                        },
+                        "The link's state.",
+                    ),
+                    "404": _json(_ref("CallbackResponse"), "Unknown link."),
+                    "429": _json(_ref("CallbackResponse"), "Too many requests from this address."),
                 },
             },
         },
@@ -163,6 +196,45 @@ def public_paths() -> Schema:
                 },
             }
         },
+        "/brand/{org_id}/{digest}": {
+            "get": {
+                "operationId": "brandLogo",
+                "security": [],
+                "summary": "An organisation's logo, from our origin (immutable: the URL "
+                "carries the content's SHA-256)",
+                "parameters": [
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for name in ("org_id", "digest")
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The image.",
+                        "content": {media: {"schema": image} for media in LOGO_TYPES},
+                    },
+                    "404": {"description": "No such logo (or no longer the current one)."},
+                },
+            },
+        },
+        "/favicon.ico": {
+            "get": {
+                "operationId": "favicon",
+                "security": [],
+                "summary": "The pages' default icon (a branded page links to its logo)",
+                "responses": {
+                    "200": {
+                        "description": "The icon.",
+                        "content": {"image/x-icon": {"schema": {"type": "string"}}},
+                    },
+                    "304": {"description": "Not modified."},
+                },
+            },
+        },
+    }
+
+
+def service_paths() -> Schema:
+    """The service's liveness and readiness: what an operator's probes call."""
+    return {
         "/healthz": {
             "get": {
                 "operationId": "healthz",

@@ -13,8 +13,8 @@ from edge_onboard.api.openapi._common import (
     _nullable,
     _ref,
 )
-from edge_onboard.api.openapi.organization import HTTPS_URL
 from edge_onboard.core import i18n
+from edge_onboard.core.validation import NON_BLANK_PATTERN
 from edge_onboard.onboarding import prefill
 from edge_onboard.onboarding.completion import FINISH_EVENTS
 from edge_onboard.onboarding.links import (
@@ -33,6 +33,21 @@ _LOCALE: Schema = {
     "enum": list(i18n.SUPPORTED),
     "description": "The hosted page's language (and Meta's popup's); without it the page "
     "follows the browser's Accept-Language, else English.",
+}
+
+# Where the hosted page sends the end-user (redirectUrl, refreshUrl): the customer's page.
+_RETURN_URL: Schema = {
+    **_URL,
+    "description": "https; http only for localhost",
+    "pattern": r"^(https://[^\s/@]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d+)?(/\S*)?$",
+}
+
+
+# A page the end-user is sent to: https, or plain http on localhost (development).
+_LOCAL_OR_HTTPS: Schema = {
+    **_URL,
+    "description": "https; http only for localhost",
+    "pattern": r"^(https://[^\s/@]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d+)?(/\S*)?$",
 }
 
 
@@ -136,16 +151,14 @@ def schemas() -> Schema:
             "required": ["name"],
             "additionalProperties": False,
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "pattern": NON_BLANK_PATTERN,
+                },
                 "externalId": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
-                "redirectUrl": _nullable(
-                    {
-                        **_URL,
-                        "description": "https; http only for localhost",
-                        "pattern": r"^(https://[^\s/@]+|http://(localhost|127\.0\.0\.1|\[::1\])"
-                        r"(:\d+)?)(/\S*)?$",
-                    }
-                ),
+                "redirectUrl": _nullable(_RETURN_URL),
                 "webhookUrl": _nullable(
                     {
                         **_URL,
@@ -181,17 +194,18 @@ def schemas() -> Schema:
                         "type": "string",
                         "minLength": 1,
                         "maxLength": 100,
-                        "pattern": r"\S",
+                        "pattern": NON_BLANK_PATTERN,
                         "description": "The name the hosted page shows instead of the "
                         "organization's displayName.",
                     }
                 ),
                 "refreshUrl": _nullable(
                     {
-                        **HTTPS_URL,
+                        **_RETURN_URL,
                         "description": "Where the hosted page sends an end-user whose link "
                         "expired or was deleted (?onboarding_link_id=…&external_id=…"
-                        "&reason=expired|deleted), to mint a new link.",
+                        "&reason=expired|deleted), to mint a new link; https, http only "
+                        "for localhost.",
                     }
                 ),
                 "connectionTypes": _nullable(

@@ -26,7 +26,9 @@ TAGS: dict[str, str] = {
     "Organization": "The API key's organisation and the hosted page's branding.",
     "Hosted page": "The signup page end-users open, its callbacks and its files (no API key).",
     "Meta webhooks": "What Meta calls: its signed deliveries and the verification handshake.",
-    "Service": "The service's front page, liveness and readiness (no API key).",
+    "Test helpers": "Test keys only: complete test links and make test phones receive "
+    "Meta's webhooks, through the built-in fake of Meta.",
+    "Service": "The service's liveness and readiness (no API key).",
     "Webhook events": "What the service POSTs to an outgoing webhook: one payload per event "
     "type, signed per Standard Webhooks.",
 }
@@ -40,6 +42,7 @@ _RULES: list[tuple[str, str]] = [
     (r"^/v1/(outgoing-webhooks|webhook-deliveries)(/|$)", "Outgoing webhooks"),
     (r"^/v1/(event-types|events)(/|$)", "Events"),
     (r"^/v1/organization(/|$)", "Organization"),
+    (r"^/v1/test-helpers/", "Test helpers"),
     (r"^/(signup|static|brand)/|^/favicon\.ico$", "Hosted page"),
     (r"^/webhook/", "Meta webhooks"),
     (r"^/$|^/(healthz|readyz)$", "Service"),
@@ -72,6 +75,10 @@ def tagged(paths: Schema, fixed: str | None = None) -> Schema:
     return result
 
 
-def declared() -> list[Schema]:
-    """The top-level ``tags``."""
-    return [{"name": name, "description": text} for name, text in TAGS.items()]
+def declared(used: set[str] | None = None) -> list[Schema]:
+    """The top-level ``tags`` (of those in ``used``, when given)."""
+    return [
+        {"name": name, "description": text}
+        for name, text in TAGS.items()
+        if used is None or name in used
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import dataclasses
 import secrets
@@ -39,6 +40,13 @@ SCENARIOS = (
 APP_WEBHOOK_URL = "http://sandbox.invalid/webhook/meta"
 # The code that verifies an unverified sandbox number (request_code/verify_code).
 VERIFY_CODE = "000000"
+# The fake answers anonymous requests on every deployment, so all it keeps is bounded:
+# the Graph calls it served (a ring of the latest, each path cut short), the webhooks
+# waiting to be posted (the oldest dropped past the bound: the pump posts them within
+# a fraction of a second) and, in sharing.py, its state.
+CALL_LOG = 1000
+CALL_PATH = 256
+OUTBOX = 5000
 
 
 # What the request being handled created or changed, to push when it is done.
@@ -130,10 +138,11 @@ class State:
         self.subscribed_fields: dict[str, list[str]] = {}
         # The customer's business id -> the WABA it shared (for system-user tokens).
         self.businesses: dict[str, str] = {}
-        self.calls: list[tuple[str, str]] = []
+        # The latest Graph calls served (method, path): tests read them.
+        self.calls: collections.deque[tuple[str, str]] = collections.deque(maxlen=CALL_LOG)
         self._failures: list[_Failure] = []
         # Webhooks the fake Meta will POST to us: (url, raw body).
-        self.outbox: list[tuple[str, bytes]] = []
+        self.outbox: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=OUTBOX)
         # Called with (method, path) before each Graph call: tests make time pass there.
         self.on_call: Callable[[str, str], Awaitable[None]] | None = None
         # Once shared with other processes (sharing.py): which tokens grant each WABA

@@ -17,6 +17,7 @@ from edge_onboard.core.responses import JSONResponse
 from edge_onboard.meta.sandbox import dialog as sandbox_dialog
 from edge_onboard.meta.sandbox._state import (
     APP_ID,
+    CALL_PATH,
     CODE_TTL,
     SCENARIOS,
     SYSTEM_USER_TOKEN,
@@ -64,6 +65,8 @@ class SandboxMeta(Media, Messaging):
                 and path.endswith(failure.path_suffix)
             ):
                 failure.times -= 1
+                if failure.times == 0:
+                    self._failures.remove(failure)
                 if failure.body is None:
                     return Response(
                         b"<html>Service Unavailable</html>",
@@ -164,19 +167,15 @@ class SandboxMeta(Media, Messaging):
         self.account_update(owner, "PARTNER_REMOVED", waba_id, owner)
         return True
 
-    async def remove_access_endpoint(self, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            body = None
-        waba_id = str(body.get("waba_id", "")) if isinstance(body, dict) else ""
-        async with self._synced(ids=[waba_id]) as touched:
-            if self.shared is not None and touched.wabas:
-                # Every token that grants it, as far as any process knows.
-                more = await self.shared.pull(self, tokens=self._waba_tokens.get(waba_id, ()))
-                touched.tokens |= more.tokens
-            ok = self.remove_access(waba_id)
-        return JSONResponse({"queued": ok}, status_code=202 if ok else 404)
+    async def revoke(self, waba_id: str) -> bool:
+        """``remove_access`` on the state every process shares (a test control: the
+        caller has checked that the WABA is the caller's)."""
+        async with self._synced(ids=[waba_id]):
+            removed = self.remove_access(waba_id)
+            if removed and self.shared is not None:
+                # Every token that grants it, as far as any process knows (by digest).
+                await self.shared.ungrant(self._waba_tokens.get(waba_id, ()), waba_id)
+            return removed
 
     def _system_user_token(self, request: Request, business_id: str) -> Response:
         if self._token(request) != SYSTEM_USER_TOKEN:
@@ -220,7 +219,7 @@ class SandboxMeta(Media, Messaging):
     async def _graph(self, request: Request) -> Response:
         path = request.path_params["path"].strip("/")
         method = request.method
-        self.calls.append((method, path))
+        self.calls.append((method, path[:CALL_PATH]))
         if self.on_call is not None:
             await self.on_call(method, path)
         injected = self._injected(method, path)
@@ -429,7 +428,5 @@ class SandboxMeta(Media, Messaging):
             Route("/_sandbox/media/{media_id}", self.media_download, methods=["GET"]),
             Route("/_sandbox/dialog", self.dialog, methods=["GET"]),
             Route("/_sandbox/dialog/finish", self.dialog_finish, methods=["POST"]),
-            Route("/_sandbox/inbound", self.inbound_endpoint, methods=["POST"]),
-            Route("/_sandbox/remove-access", self.remove_access_endpoint, methods=["POST"]),
             Route("/_sandbox/{name}", self.static, methods=["GET"]),
         ]

@@ -3,7 +3,6 @@ number's callback URL, and its app-level ``account_update`` webhooks."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
@@ -12,8 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core.responses import JSONResponse
+from edge_onboard.meta.sandbox import samples
 from edge_onboard.meta.sandbox._state import APP_ID, APP_WEBHOOK_URL, graph_error
 from edge_onboard.meta.sandbox.sharing import Shared
+
+# Fields Meta sends about one number (``value.metadata`` names it), to the number's
+# callback URL when it has one; any other field goes to the app's callback.
+PHONE_FIELDS = frozenset(
+    {"messages", "smb_message_echoes", "history", "smb_app_state_sync", "calls"}
+)
 
 
 class Messaging(Shared):
@@ -27,22 +33,10 @@ class Messaging(Shared):
             return graph_error("(#100) Invalid parameter", 100)
         if phone["platform_type"] != "CLOUD_API":
             return graph_error("(#133010) Account not registered", 133010)
-        message_id = "wamid.Sandbox" + secrets.token_urlsafe(18)
+        message_id = samples.new_message_id()
         # Like Meta: the statuses follow, by webhook, to the number's callback URL.
         for status in ("sent", "delivered", "read"):
-            self.queue_webhook(
-                phone,
-                {
-                    "statuses": [
-                        {
-                            "id": message_id,
-                            "status": status,
-                            "timestamp": str(int(time.time())),
-                            "recipient_id": to,
-                        }
-                    ]
-                },
-            )
+            self.queue_webhook(phone, samples.status_value(status, message_id, to))
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
@@ -56,49 +50,31 @@ class Messaging(Shared):
         url = phone.get("_webhook")
         if not url:
             return
-        payload = {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": phone["_waba"],
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": phone["display_phone_number"],
-                                    "phone_number_id": phone["id"],
-                                },
-                                **value,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-        self.outbox.append((url, orjson.dumps(payload)))
+        self.outbox.append((url, _envelope(phone["_waba"], "messages", _scoped(phone, value))))
+
+    def deliver(self, phone_id: str, field: str, value: dict[str, Any]) -> str | None:
+        """Any Meta webhook change (``field``, ``value``) about a number, posted as Meta
+        would: a number-scoped change (a field in PHONE_FIELDS, or a value with
+        ``metadata``) to the number's callback URL, with ``metadata`` naming the number
+        (Meta's precedence: the number's override, else the app's callback); any other to
+        the app's callback, on the number's WABA. Returns where it goes (``phone`` or
+        ``app``), or None for an unknown number."""
+        phone = self.phones.get(phone_id)
+        if phone is None:
+            return None
+        url = APP_WEBHOOK_URL
+        if field in PHONE_FIELDS or "metadata" in value:
+            value = _scoped(phone, value)
+            url = phone.get("_webhook") or APP_WEBHOOK_URL
+        self.outbox.append((url, _envelope(phone["_waba"], field, value)))
+        return "app" if url == APP_WEBHOOK_URL else "phone"
 
     def inbound(self, phone_id: str, sender: str, text: str) -> bool:
         """A customer writes to a connected number: Meta's ``messages`` webhook follows."""
         phone = self.phones.get(phone_id)
         if phone is None:
             return False
-        self.queue_webhook(
-            phone,
-            {
-                "contacts": [{"profile": {"name": "Sandbox Customer"}, "wa_id": sender}],
-                "messages": [
-                    {
-                        "from": sender,
-                        "id": "wamid.Sandbox" + secrets.token_urlsafe(18),
-                        "timestamp": str(int(time.time())),
-                        "type": "text",
-                        "text": {"body": text},
-                    }
-                ],
-            },
-        )
+        self.queue_webhook(phone, samples.message_value("text", sender=sender, text=text)[1])
         return True
 
     async def flush(self, client: Any) -> int:
@@ -108,7 +84,7 @@ class Messaging(Shared):
 
         sent = 0
         while self.outbox:
-            url, raw = self.outbox.pop(0)
+            url, raw = self.outbox.popleft()
             path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
             await client.post(
                 path,
@@ -121,17 +97,11 @@ class Messaging(Shared):
             sent += 1
         return sent
 
-    async def inbound_endpoint(self, request: Request) -> Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "send {phone_number_id, from, text}"}, status_code=400)
-        phone_id = str(body.get("phone_number_id", ""))
+    async def write_in(self, phone_id: str, sender: str, text: str) -> bool:
+        """``inbound`` on the state every process shares (a test control: the caller has
+        checked that the number is the caller's)."""
         async with self._synced(ids=[phone_id] if phone_id.isdigit() else []):
-            ok = self.inbound(phone_id, str(body.get("from", "")), str(body.get("text", "")))
-        return JSONResponse({"queued": ok}, status_code=202 if ok else 404)
+            return self.inbound(phone_id, sender, text)
 
     def account_update(
         self, entry_id: str, event: str, waba_id: str, owner_business_id: str
@@ -145,14 +115,20 @@ class Messaging(Shared):
                 "partner_app_id": APP_ID,
             },
         }
-        payload = {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": entry_id,
-                    "time": int(time.time()),
-                    "changes": [{"field": "account_update", "value": value}],
-                }
-            ],
-        }
-        self.outbox.append((APP_WEBHOOK_URL, orjson.dumps(payload)))
+        self.outbox.append((APP_WEBHOOK_URL, _envelope(entry_id, "account_update", value)))
+
+
+def _scoped(phone: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` as Meta sends it for ``phone``: the product and the number's metadata."""
+    metadata = {
+        "display_phone_number": phone["display_phone_number"],
+        "phone_number_id": phone["id"],
+    }
+    return {"messaging_product": "whatsapp", **value, "metadata": metadata}
+
+
+def _envelope(entry_id: str, field: str, value: dict[str, Any]) -> bytes:
+    """Meta's webhook body around one change."""
+    change = {"field": field, "value": value}
+    entry = {"id": entry_id, "time": int(time.time()), "changes": [change]}
+    return orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]})

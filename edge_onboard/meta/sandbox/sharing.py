@@ -15,6 +15,7 @@ process that made it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -27,9 +28,22 @@ from edge_onboard.meta.sandbox._state import State, Touched, _Code, _touched
 # dropped from it (Redis keeps them).
 LOCAL_WABAS = 1000
 LOCAL_IDLE = 60.0
+# Without Redis the process's copy is the only one: past ALONE_WABAS, the WABAs used
+# least lately are dropped (test objects, like Redis's copy after SANDBOX_TTL); tokens
+# past ALONE_TOKENS go oldest first, and expired codes go.
+ALONE_WABAS = 1000
+ALONE_TOKENS = 4 * ALONE_WABAS
 
-# Per-process only: never shared (bytes a test attached to a number).
-_LOCAL_FIELDS = ("_media",)
+# Per-process only: never shared (bytes a test attached to a number; the registration
+# PIN, which no other process needs and a copy of Redis must not show).
+_LOCAL_FIELDS = ("_media", "_pin")
+
+
+def digest(secret: str) -> str:
+    """How a business token or a code is named in Redis (and a WABA lists the tokens
+    that grant it): its SHA-256, so a copy of Redis holds no usable token in its key
+    names. Both are random (128+ bits), so the hash cannot be reversed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class SharedState:
@@ -54,8 +68,8 @@ class SharedState:
         touched = Touched()
         if code:
             reads = self.redis.pipeline(transaction=False)
-            reads.get(keys.sandbox("code", code))
-            reads.pttl(keys.sandbox("code", code))
+            reads.get(keys.sandbox("code", digest(code)))
+            reads.pttl(keys.sandbox("code", digest(code)))
             raw, ttl_ms = await reads.execute()
             if raw is not None:
                 stored = orjson.loads(raw)
@@ -64,7 +78,7 @@ class SharedState:
                 tokens = [*tokens, stored["token"]]
         tokens = sorted({t for t in tokens if t})
         ids = sorted({i for i in ids if i})
-        names = [keys.sandbox("token", t) for t in tokens]
+        names = [keys.sandbox("token", digest(t)) for t in tokens]
         names += [keys.sandbox("phone", i) for i in ids]
         names += [keys.sandbox("business", business)] if business else []
         if not names:
@@ -120,16 +134,34 @@ class SharedState:
         for token in sorted(touched.tokens):
             granted = sandbox.tokens.get(token)
             if granted is not None:
-                writes.set(keys.sandbox("token", token), orjson.dumps(sorted(granted)), ex=self.ttl)
+                name = keys.sandbox("token", digest(token))
+                writes.set(name, orjson.dumps(sorted(granted)), ex=self.ttl)
         for code in sorted(touched.codes):
             held = sandbox.code_state(code)
             if held is not None:
                 token, used, left = held
                 if left > 0:
                     raw = orjson.dumps({"token": token, "used": used})
-                    writes.set(keys.sandbox("code", code), raw, px=max(1, int(left * 1000)))
+                    name = keys.sandbox("code", digest(code))
+                    writes.set(name, raw, px=max(1, int(left * 1000)))
                 else:
-                    writes.delete(keys.sandbox("code", code))
+                    writes.delete(keys.sandbox("code", digest(code)))
+        await writes.execute()
+
+    async def ungrant(self, token_digests: Iterable[str], waba_id: str) -> None:
+        """Take ``waba_id`` from the grants of the tokens named (by digest) in Redis:
+        those other processes made, which this one may never have seen."""
+        names = [keys.sandbox("token", d) for d in sorted(set(token_digests))]
+        if not names:
+            return
+        reads = self.redis.pipeline(transaction=False)
+        for name in names:
+            reads.get(name)
+        writes = self.redis.pipeline(transaction=False)
+        for name, raw in zip(names, await reads.execute(), strict=True):
+            if raw is not None:
+                granted = sorted(set(orjson.loads(raw)) - {waba_id})
+                writes.set(name, orjson.dumps(granted), ex=self.ttl)
         await writes.execute()
 
 
@@ -176,12 +208,12 @@ class Shared(State):
             yield touched
         finally:
             _touched.reset(reset)
+        now = self.clock()
+        for waba in touched.wabas:
+            self._seen[waba] = now
         if self.shared is not None:
-            now = self.clock()
-            for waba in touched.wabas:
-                self._seen[waba] = now
             await self.shared.push(self, touched)
-            self._forget_idle(now)
+        self._trim(now)
 
     def adopt_code(self, code: str, token: str, used: bool, ttl: float) -> None:
         self.codes[code] = _Code(token=token, expires_at=self.clock() + ttl, used=used)
@@ -194,10 +226,11 @@ class Shared(State):
         return held.token, held.used, held.expires_at - self.clock()
 
     def adopt_waba(self, waba_id: str, state: dict[str, Any]) -> None:
-        """Take a WABA as another process left it (this process's media kept)."""
+        """Take a WABA as another process left it (this process's own fields kept)."""
         for phone in state["phones"]:
-            media = self.phones.get(phone["id"], {}).get("_media")
-            self.phones[phone["id"]] = {**phone, **({"_media": media} if media else {})}
+            held = self.phones.get(phone["id"], {})
+            kept = {k: held[k] for k in _LOCAL_FIELDS if held.get(k)}
+            self.phones[phone["id"]] = {**phone, **kept}
         self.waba_phones[waba_id] = [phone["id"] for phone in state["phones"]]
         self.subscriptions[waba_id] = set(state["subscriptions"])
         if state["fields"] is not None:
@@ -210,7 +243,7 @@ class Shared(State):
         """A WABA with its numbers, as shared; None for one this fake never made."""
         if waba_id not in self.waba_phones:
             return None
-        granting = {t for t, granted in self.tokens.items() if waba_id in granted}
+        granting = {digest(t) for t, granted in self.tokens.items() if waba_id in granted}
         return {
             "phones": [local_fields(self.phones[p]) for p in self.waba_phones[waba_id]],
             "subscriptions": sorted(self.subscriptions.get(waba_id, ())),
@@ -219,19 +252,35 @@ class Shared(State):
             "tokens": sorted(self._waba_tokens.get(waba_id, set()) | granting),
         }
 
-    def _forget_idle(self, now: float) -> None:
-        """Bound this process's copy: Redis holds the state, so WABAs idle here for
-        LOCAL_IDLE seconds go once more than LOCAL_WABAS are kept."""
-        if len(self.waba_phones) <= LOCAL_WABAS:
+    def _trim(self, now: float) -> None:
+        """Bound this process's copy. Shared, Redis holds the state, so WABAs idle here
+        for LOCAL_IDLE seconds go once more than LOCAL_WABAS are kept; alone, those used
+        least lately go past ALONE_WABAS."""
+        if self.shared is not None:
+            if len(self.waba_phones) <= LOCAL_WABAS:
+                return
+            self._forget(
+                {w for w in self.waba_phones if now - self._seen.get(w, 0.0) > LOCAL_IDLE}, now
+            )
             return
-        idle = {w for w in self.waba_phones if now - self._seen.get(w, 0.0) > LOCAL_IDLE}
-        for waba in idle:
-            for phone in self.waba_phones.pop(waba):
+        if len(self.waba_phones) > ALONE_WABAS:  # down to 90 %: a sort per hundred signups
+            by_use = sorted(self.waba_phones, key=lambda w: self._seen.get(w, 0.0))
+            self._forget(set(by_use[: len(by_use) - ALONE_WABAS * 9 // 10]), now)
+        elif len(self.tokens) > ALONE_TOKENS or len(self.codes) > ALONE_TOKENS:
+            self._forget(set(), now)
+
+    def _forget(self, wabas: set[str], now: float) -> None:
+        """Drop ``wabas`` with their numbers, the tokens left granting nothing (and the
+        oldest past ALONE_TOKENS) and expired codes."""
+        for waba in wabas:
+            for phone in self.waba_phones.pop(waba, ()):
                 self.phones.pop(phone, None)
             self.subscriptions.pop(waba, None)
             self.subscribed_fields.pop(waba, None)
             self._waba_tokens.pop(waba, None)
             self._seen.pop(waba, None)
-        self.businesses = {b: w for b, w in self.businesses.items() if w not in idle}
-        self.tokens = {t: g for t, g in self.tokens.items() if not g or g - idle}
+        if wabas:
+            self.businesses = {b: w for b, w in self.businesses.items() if w not in wabas}
+        tokens = [(t, g) for t, g in self.tokens.items() if not g or g - wabas]
+        self.tokens = dict(tokens[-ALONE_TOKENS:] if self.shared is None else tokens)
         self.codes = {c: held for c, held in self.codes.items() if held.expires_at > now}
