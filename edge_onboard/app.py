@@ -19,6 +19,7 @@ from starlette.responses import Response
 from edge_onboard.api import router as api_router
 from edge_onboard.api.auth import FailedLogins
 from edge_onboard.config import Settings
+from edge_onboard.core.breaker import Breaker
 from edge_onboard.core.clock import Clock, system_clock
 from edge_onboard.core.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.core.errors import ApiError, api_error_handler, http_exception_handler
@@ -135,9 +136,15 @@ def _assemble(
         sandbox.app_secret = box.token("sandbox:app-secret")
     meta = meta_modes(settings, sandbox)
     out = webhooks_assembly.assemble(settings, store, clock, box, queue)
-    hot = HotCache(redis_client) if region.is_primary else HotCache(replica, writable=False)
+    # One deadline and circuit breaker for every Redis call on the request path (a
+    # replica region's Redis, read only by its hot layer, has a breaker of its own).
+    breaker = out.engine.breaker = Breaker()
+    if region.is_primary:
+        hot = HotCache(redis_client, breaker=breaker)
+    else:
+        hot = HotCache(replica, writable=False)
     onboarding = onboarding_assembly.assemble(settings, store, clock, box, hot, meta, out.webhooks)
-    limiter = RateLimiter(redis_client if region.is_primary else None)
+    limiter = RateLimiter(redis_client if region.is_primary else None, breaker=breaker)
     return Services(
         settings=settings,
         storage=store,
@@ -188,6 +195,8 @@ async def _background(
 
         # Background work runs in the primary region only.
         primary = services.region is None or services.region.region.is_primary
+        if primary:  # Meta's inbound bodies a process that died did not get to process
+            loop(services.inbound.sweep_forever)
         if deliver and primary:
             tg.start_soon(engine.run)
             loop(reconcile_forever, services.recovery, services.settings, services.redis)
@@ -196,7 +205,7 @@ async def _background(
         if primary and services.redis is not None and services.settings.region is not None:
             loop(beat_forever, services.redis)  # replicas measure their lag by it
         yield
-        # The fake Meta's loop and reconciliation have nothing to finish.
+        # The inbox sweeper, the fake Meta's loop and reconciliation have nothing to finish.
         for scope in loops:
             scope.cancel()
         engine.stop()

@@ -18,6 +18,7 @@ from edge_onboard.storage.models import (
     DeliveryStatus,
     Event,
     IdempotencyRecord,
+    InboxItem,
     LinkStatus,
     OnboardingLink,
     Organization,
@@ -390,6 +391,19 @@ class Storage(Protocol):
 
     async def due_deliveries(self, before: datetime, limit: int) -> list[Delivery]:
         """Pending deliveries due before ``before``, earliest first: the outbox to re-queue."""
+
+    # Meta's inbound: recorded, acknowledged, then processed
+    async def put_inbox(self, item: InboxItem) -> bool:
+        """Record a verified body (one write); False, and nothing written, when an item of
+        that id is there already (a retry of a body not yet processed)."""
+
+    async def claim_inbox(self, now: datetime, until: datetime, limit: int) -> list[InboxItem]:
+        """Up to ``limit`` items whose lease lapsed by ``now`` (their process died, or
+        failed to process them), oldest lease first, each leased to the caller until
+        ``until``: of two racing sweepers, each item goes to one."""
+
+    async def delete_inbox(self, item_id: str) -> None:
+        """The item is processed."""
 
     # Idempotency
     async def claim_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:

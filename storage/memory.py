@@ -27,6 +27,7 @@ from edge_onboard.storage.models import (
     DeliveryStatus,
     Event,
     IdempotencyRecord,
+    InboxItem,
     LinkStatus,
     OnboardingLink,
     Organization,
@@ -52,6 +53,7 @@ class MemoryStorage:
         self._webhooks: dict[str, OutgoingWebhook] = {}
         self._events: dict[str, Event] = {}
         self._deliveries: dict[str, Delivery] = {}
+        self._inbox: dict[str, InboxItem] = {}
 
     async def open(self) -> None:
         return None
@@ -363,6 +365,23 @@ class MemoryStorage:
 
     async def get_event(self, event_id: str) -> Event | None:
         return copy.deepcopy(self._events.get(event_id))
+
+    async def put_inbox(self, item: InboxItem) -> bool:
+        if item.id in self._inbox:
+            return False
+        self._inbox[item.id] = copy.deepcopy(item)
+        return True
+
+    async def claim_inbox(self, now: datetime, until: datetime, limit: int) -> list[InboxItem]:
+        lapsed = sorted(
+            (i for i in self._inbox.values() if i.lease_until <= now), key=lambda i: i.lease_until
+        )[:limit]
+        for item in lapsed:
+            item.lease_until = until
+        return copy.deepcopy(lapsed)
+
+    async def delete_inbox(self, item_id: str) -> None:
+        self._inbox.pop(item_id, None)
 
     async def list_events(self, org_id: str, flt: EventFilter, window: Window) -> Page[Event]:
         rows = [e for e in self._events.values() if e.org_id == org_id and flt.matches(e)]

@@ -395,3 +395,16 @@ class Delivery(_Record):
 
     def __post_init__(self) -> None:
         self.status = DeliveryStatus(self.status)
+
+
+@dataclasses.dataclass(slots=True)
+class InboxItem:
+    """A verified body of Meta's, recorded before it is acknowledged and processed after:
+    one write per POST. Leased to the process processing it until ``lease_until``; an
+    item still there after its lease (its process died) is taken by a sweeper."""
+
+    id: str  # a digest of the body and its mode: a retry of a body is the same item
+    body: bytes
+    livemode: bool | None  # the mode the signature allows (None: either)
+    received_at: datetime
+    lease_until: datetime

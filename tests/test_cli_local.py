@@ -201,3 +201,20 @@ def test_keys_list_and_json(tmp_path: Path) -> None:
     ] == [test["id"]]
     every = orjson.loads(run_cli("keys", "list", "--all", "--json", cwd=tmp_path).stdout)["data"]
     assert len(every) == 2
+
+
+def test_the_start_line_says_when_live_signups_cannot_work() -> None:
+    from edge_onboard.startup import summary
+    from tests.conftest import make_settings
+
+    address = ("127.0.0.1", 8080)
+    bare = summary(make_settings(), address)
+    assert "live signups cannot work" in bare and "keys create --test" in bare
+    meta = {
+        "EDGE_META_APP_ID": "1234567890",
+        "EDGE_META_APP_SECRET": "s" * 32,
+        "EDGE_META_CONFIG_ID": "987654321",
+    }
+    for settings in (make_settings(**meta), make_settings(EDGE_SANDBOX="1")):
+        line = summary(settings, address)
+        assert line.startswith("edge-onboard listening on") and "cannot work" not in line

@@ -313,12 +313,23 @@ async def test_replica_storage_reads_pass_and_writes_raise() -> None:
 # Background work, readiness
 
 
+def _as_documented(body: dict[str, Any]) -> None:
+    """The /readyz answer matches its schema in the OpenAPI document."""
+    import jsonschema
+
+    from edge_onboard.api.openapi import build_openapi
+
+    readyz = build_openapi("https://onboard.test")["paths"]["/readyz"]["get"]
+    jsonschema.validate(body, readyz["responses"]["200"]["content"]["application/json"]["schema"])
+
+
 async def test_no_background_work_outside_the_primary(store: Storage, clock: FakeClock) -> None:
     async with running_app(store, clock, make_settings(**FAR), deliver=True) as client:
         engine = client.services.engine
         assert engine._running == 0 and engine.loop_error is None
         ready = await client.get("/readyz")
     assert ready.status_code == 200
+    _as_documented(ready.json())
     region = ready.json()["region"]
     assert region == {
         "name": "syd",
@@ -367,4 +378,5 @@ async def test_readyz_reports_the_replica_and_its_lag(
         await replica.aclose()
     body = ready.json()
     assert ready.status_code == 200 and body["checks"]["redisReplica"] == "ok"
+    _as_documented(body)
     assert 250 <= body["region"]["redisReplicaLagMs"] < 5000

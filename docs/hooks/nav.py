@@ -13,6 +13,7 @@ FIRST = {
     "guides": [
         "quickstart.md",
         "test-mode-and-cli.md",
+        "test-mode.md",
         "verifying-webhooks.md",
         "going-live.md",
         "hosted-page.md",
@@ -20,6 +21,7 @@ FIRST = {
         "coexistence.md",
         "recovery.md",
         "deploy-and-scale.md",
+        "deploy-regions.md",
     ],
     # openapi.md is generated at build time (openapi_reference.py).
     "reference": ["openapi.md", "api.md", "configuration.md", "security.md"],

@@ -3,8 +3,9 @@
 Two tiers in front of the durable store: a small in-process cache whose entries live
 one second (so a change made by another process shows within a second, with no
 messaging between processes), then Redis, whose copies expire after a few seconds.
-Redis being down is never an error: reads go to the store and Redis is left alone for
-a second before it is tried again.
+Redis being down or hung is never an error: each Redis call has a deadline of tens of
+milliseconds, and after a few failures in a row Redis is skipped for a second
+(edge_onboard/core/breaker.py): reads go to the store meanwhile.
 
 A record read from the store is copied to Redis for the other processes. A change
 replaces that copy with a short-lived tombstone, written through before the change is
@@ -36,6 +37,7 @@ from typing import Any, TypeVar
 import anyio
 
 from edge_onboard.core import redis_keys as keys
+from edge_onboard.core.breaker import COOL_DOWN, Breaker
 from edge_onboard.storage.batch import Coalescer
 from edge_onboard.storage.codec import dump_doc, load_doc
 
@@ -43,7 +45,7 @@ log = logging.getLogger("edge_onboard.core.hot")
 
 LOCAL_TTL = 1.0  # seconds an entry is trusted in-process
 LOCAL_SIZE = 10_000
-REDIS_RETRY_AFTER = 1.0
+REDIS_RETRY_AFTER = COOL_DOWN  # seconds Redis is skipped once it failed
 TOMBSTONE = b"-"  # "changed just now": read the store, and do not cache what it says
 # Seconds after a read began within which its copy may still go to Redis: well inside a
 # tombstone's life, so a read from before a change never outlives that change's tombstone.
@@ -96,25 +98,19 @@ class HotCache:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         writable: bool = True,
+        breaker: Breaker | None = None,
     ):
         # ``writable=False``: ``redis`` is a read-only replica (a region other than the
         # primary): it is read, never written; the primary's own reads fill it.
         self._redis = redis
         self._writable = writable
         self._monotonic = monotonic
+        self._breaker = breaker or Breaker(monotonic=monotonic)
         self._local: OrderedDict[tuple[str, str], Entry] = OrderedDict()
-        self._skip_redis_until = 0.0
         # Tombstones Redis missed while it was down, written once it answers again.
         self._owed: set[str] = set()
         self._writes: Coalescer[_Write, None] = Coalescer(self._write_batch)
         self._reads: dict[tuple[str, str], _Read] = {}
-
-    def _redis_usable(self) -> bool:
-        return self._redis is not None and self._monotonic() >= self._skip_redis_until
-
-    def _redis_failed(self, exc: Exception) -> None:
-        self._skip_redis_until = self._monotonic() + REDIS_RETRY_AFTER
-        log.warning("hot layer: Redis unavailable (%s); reading the store", exc)
 
     def peek(self, kind: str, key: str) -> Entry | None:
         """This process's fresh entry for the record, if any: no I/O."""
@@ -129,15 +125,21 @@ class HotCache:
         return None
 
     async def _from_redis(self, kind: str, key: str) -> dict[str, Any] | None:
-        if self._redis_usable():
-            try:
-                await self._settle()
-                raw = await self._redis.get(keys.hot(kind, key))
-            except Exception as exc:
-                self._redis_failed(exc)
-            else:
-                if raw is not None and raw != TOMBSTONE:
-                    return load_doc(raw)
+        if self._redis is None:
+            return None
+        name = keys.hot(kind, key)
+
+        async def read() -> Any:
+            await self._settle()
+            return await self._redis.get(name)
+
+        try:
+            raw = await self._breaker.call(read)
+        except Exception as exc:  # down or hung: the store answers
+            log.debug("hot layer: Redis read skipped (%s); reading the store", exc)
+            return None
+        if raw is not None and raw != TOMBSTONE:
+            return load_doc(raw)
         return None
 
     async def load(
@@ -201,12 +203,12 @@ class HotCache:
     async def _write(self, write: _Write) -> bool:
         if not self._writable:
             return True  # the primary region writes the copies this replica holds
-        if not self._redis_usable():
+        if self._redis is None or self._breaker.is_open:
             return False
         try:
             await self._writes.submit(write)
-        except Exception as exc:
-            self._redis_failed(exc)
+        except Exception as exc:  # counted by the breaker in the batch's flush
+            log.debug("hot layer: Redis write skipped (%s)", exc)
             return False
         return True
 
@@ -220,7 +222,12 @@ class HotCache:
             self._owed.difference_update(owed)
 
     async def _write_batch(self, writes: Sequence[_Write]) -> list[Exception | None]:
-        """The writes of concurrent requests, as one pipeline."""
+        """The writes of concurrent requests, as one pipeline, within the deadline (the
+        batch's leader is shielded from its request's cancellation: the deadline is not)."""
+        await self._breaker.call(lambda: self._pipeline(writes))
+        return [None] * len(writes)
+
+    async def _pipeline(self, writes: Sequence[_Write]) -> None:
         await self._settle()
         pipe = self._redis.pipeline(transaction=False)
         now = self._monotonic()
@@ -230,7 +237,6 @@ class HotCache:
             elif now < deadline:  # a later fill might outlive a tombstone it should meet
                 pipe.set(name, value, ex=keys.HOT_TTL, nx=True)
         await pipe.execute()
-        return [None] * len(writes)
 
     def _remember(self, kind: str, key: str, entry: Entry) -> None:
         self._local[(kind, key)] = entry

@@ -5,8 +5,9 @@ average, bursts of ``burst``. Each process enforces the limit exactly for its ow
 requests; with Redis, processes also share one budget per key. They charge it in small
 batches (every few requests or every 50 ms per key) rather than once per request, so
 the hot path rarely waits on Redis; a key found over its shared budget is refused in
-every process until it recovers. When Redis does not answer, limits stay in-process:
-an outage never turns into errors.
+every process until it recovers. When Redis does not answer, or not within tens of
+milliseconds (a hung Redis: edge_onboard/core/breaker.py), limits stay in-process: an
+outage never turns into errors, nor into waits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_onboard.core import redis_keys
+from edge_onboard.core.breaker import Breaker
 from edge_onboard.core.errors import ApiError
 
 log = logging.getLogger("edge_onboard.core.ratelimit")
@@ -38,7 +40,6 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
 return 0
 """
 MEMORY_KEYS = 100_000
-REDIS_RETRY_AFTER = 1.0  # seconds without Redis after it failed
 BATCH = 8  # requests per key charged to Redis at once, at most
 FLUSH_AFTER = 0.05  # seconds: a key's pending requests are charged at least this often
 
@@ -72,12 +73,18 @@ class _KeyState:
 
 
 class RateLimiter:
-    def __init__(self, redis: Any = None, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Any = None,
+        *,
+        now: Callable[[], float] = time.time,
+        breaker: Breaker | None = None,
+    ) -> None:
         self._redis = redis
         self._script = redis.register_script(_GCRA) if redis is not None else None
         self._now = now
+        self._breaker = breaker or Breaker()
         self._keys: OrderedDict[str, _KeyState] = OrderedDict()
-        self._skip_redis_until = 0.0
 
     async def check(self, key: str, limit: Limit, what: str) -> None:
         """Raise 429 ``rate_limited`` (with ``Retry-After``) when ``key`` is over ``limit``."""
@@ -134,17 +141,19 @@ class RateLimiter:
 
     async def _charge(self, key: str, state: _KeyState, limit: Limit, now: float) -> float:
         """Charge the pending requests to the shared budget: seconds to wait, or 0."""
-        if self._script is None or time.monotonic() < self._skip_redis_until:
+        script = self._script
+        if script is None or self._breaker.is_open:
             return 0.0
         cost, state.pending, state.flushed_at = state.pending, 0, now
         try:
-            waited: Any = await self._script(
-                keys=[redis_keys.rate_limit(key)],
-                args=[int(now * 1000), limit.interval_ms, limit.tolerance_ms, cost],
+            waited: Any = await self._breaker.call(
+                lambda: script(
+                    keys=[redis_keys.rate_limit(key)],
+                    args=[int(now * 1000), limit.interval_ms, limit.tolerance_ms, cost],
+                )
             )
-        except Exception as exc:  # Redis is down: limit in this process meanwhile
-            self._skip_redis_until = time.monotonic() + REDIS_RETRY_AFTER
-            log.warning("rate limiter: Redis unavailable (%s); limiting in-process", exc)
+        except Exception as exc:  # Redis is down or hung: limit in this process meanwhile
+            log.debug("rate limiter: Redis skipped (%s); limiting in-process", exc)
             return 0.0
         wait = float(waited) / 1000
         if wait > 0:

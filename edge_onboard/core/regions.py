@@ -65,14 +65,6 @@ class Region:
     def role(self) -> str:
         return "primary" if self.is_primary else "replica"
 
-    def describe(self) -> str:
-        """For the start line: ``region syd (replica of iad)`` or ``region iad (primary)``."""
-        if self.name is None:
-            return "one region"
-        if self.is_primary:
-            return f"region {self.name} (primary)"
-        return f"region {self.name} (reads here, writes replayed to {self.primary})"
-
 
 class ReplayRequired(Exception):
     """A write was attempted outside the primary region: the request must be replayed."""

@@ -8,6 +8,7 @@ import hmac
 import logging
 from urllib.parse import urlsplit
 
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -21,6 +22,7 @@ from edge_onboard.onboarding.branding import brand_of
 from edge_onboard.onboarding.lifecycle import announce
 from edge_onboard.onboarding.returns import dead_end_url, redirect_url
 from edge_onboard.storage import (
+    InboxItem,
     LinkCondition,
     LinkStatus,
     OnboardingLink,
@@ -333,15 +335,25 @@ async def phone_webhook(request: Request) -> Response:
             "meta webhook for %s: bad or missing signature (%d bytes); refused", phone_id, len(raw)
         )
         return Response(b"Invalid signature", status_code=401, media_type="text/plain")
-    result = await services.inbound.handle(raw, livemode=signed.livemode)
-    log.info(
-        "meta webhook for %s: %d events, %d duplicates, %d skipped",
-        phone_id,
-        result.emitted,
-        result.duplicates,
-        result.skipped,
-    )
-    return Response(b"OK", media_type="text/plain")
+    # Recorded (one write), acknowledged, then processed: Meta is not kept waiting for a
+    # big batch, and what a dead process acknowledged is processed by a sweeper.
+    item = await services.inbound.accept(raw, livemode=signed.livemode)
+    if item is None:  # a retry of a body recorded and not yet processed
+        return Response(b"OK", media_type="text/plain")
+    after = BackgroundTask(_process, services, item, phone_id)
+    return Response(b"OK", media_type="text/plain", background=after)
+
+
+async def _process(services: HostedServices, item: InboxItem, phone_id: str) -> None:
+    result = await services.inbound.process(item)
+    if result is not None:
+        log.info(
+            "meta webhook for %s: %d events, %d duplicates, %d skipped",
+            phone_id,
+            result.emitted,
+            result.duplicates,
+            result.skipped,
+        )
 
 
 async def phone_webhook_handshake(request: Request) -> Response:

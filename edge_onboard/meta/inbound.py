@@ -3,7 +3,11 @@ become events.
 
 Meta signs each POST with ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body with the
 app secret); a mismatch is 401. Everything else gets a fast 200, even a payload we
-cannot use (Meta disables endpoints that keep failing): batches are routed by
+cannot use (Meta disables endpoints that keep failing). A verified body is recorded
+in the inbox (one write) and acknowledged; the process that received it processes it
+after the 200, and deletes it. One left behind (that process died, or storage failed
+it) is taken by the sweeper of any process once its lease lapses. Processing: batches
+are routed by
 ``metadata.phone_number_id``, each message or status is recorded once (Meta retries
 for days) with its deliveries, and only then queued. What each Meta object becomes is
 edge_onboard/meta/message_model.py.
@@ -21,19 +25,27 @@ import hmac
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+import anyio
 import orjson
 
 from edge_onboard.meta import message_model as model
 from edge_onboard.meta.message_model import Found
 from edge_onboard.meta.readers import MISSING, Node, Unusable, at, obj, objects, string
-from edge_onboard.storage import Phone, Storage
+from edge_onboard.storage import InboxItem, Phone, Storage
 from edge_onboard.webhooks.endpoints import WebhookService
 
 log = logging.getLogger("edge_onboard.meta.inbound")
 
 _EVENT_NAMESPACE = uuid.UUID("0b5e2c8e-4a0c-4f57-9a3d-7f1f0c9b6e21")
+# How long the process that recorded a body has to process it before a sweeper may;
+# one processing for longer is joined by a sweeper, harmlessly (each message is
+# recorded once whoever gets there first).
+INBOX_LEASE = timedelta(seconds=15)
+SWEEP_EVERY = 2.0  # seconds between a process's looks for items left behind
+SWEEP_BATCH = 20
 
 
 def signature_ok(app_secret: str, raw: bytes, header: str | None) -> bool:
@@ -139,9 +151,58 @@ def _value_events(bad: Unusable, value: Node, path: str) -> list[Found]:
 
 
 class InboundService:
-    def __init__(self, storage: Storage, webhooks: WebhookService) -> None:
+    def __init__(
+        self, storage: Storage, webhooks: WebhookService, *, lease: timedelta = INBOX_LEASE
+    ) -> None:
         self.storage = storage
         self.webhooks = webhooks
+        self.lease = lease
+
+    async def accept(self, raw: bytes, *, livemode: bool | None = None) -> InboxItem | None:
+        """Record a verified body (one write), to be acknowledged and then ``process``ed:
+        the item, or None when the same body is recorded already and not yet processed
+        (Meta's retry: its first copy will be processed). Raises ``StorageError``."""
+        now = self.webhooks.clock()
+        digest = hashlib.sha256(b"%s:" % str(livemode).encode() + raw).hexdigest()
+        item = InboxItem(digest, raw, livemode, now, now + self.lease)
+        return item if await self.storage.put_inbox(item) else None
+
+    async def process(self, item: InboxItem) -> InboundResult | None:
+        """Record what the item holds, then remove it from the inbox; None (logged, and
+        the item left for the sweeper) when that failed."""
+        try:
+            result = await self.handle(item.body, livemode=item.livemode)
+            await self.storage.delete_inbox(item.id)
+        except Exception as exc:
+            log.warning("meta webhook: processing failed (%s); the sweeper retries it", exc)
+            return None
+        return result
+
+    async def sweep(self) -> int:
+        """Process the items whose lease lapsed (left by a process that died, or failed);
+        how many were taken."""
+        now = self.webhooks.clock()
+        items = await self.storage.claim_inbox(now, now + self.lease, SWEEP_BATCH)
+        for item in items:
+            result = await self.process(item)
+            if result is not None:
+                log.info(
+                    "meta webhook: recovered a body received %s: %d events, %d duplicates",
+                    item.received_at.isoformat(),
+                    result.emitted,
+                    result.duplicates,
+                )
+        return len(items)
+
+    async def sweep_forever(self, every: float = SWEEP_EVERY) -> None:
+        """``sweep`` every ``every`` seconds (at once again while it finds a full batch)."""
+        while True:
+            try:
+                if await self.sweep() >= SWEEP_BATCH:
+                    continue
+            except Exception as exc:  # storage down: the next round tries again
+                log.warning("meta webhook: inbox sweep failed (%s)", exc)
+            await anyio.sleep(every)
 
     async def handle(self, raw: bytes, *, livemode: bool | None = None) -> InboundResult:
         """Record what Meta delivered for the phones it names (of ``livemode`` only, when

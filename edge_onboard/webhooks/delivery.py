@@ -39,6 +39,7 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup
 
+from edge_onboard.core.breaker import Breaker
 from edge_onboard.core.clock import Clock, isoformat
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.storage import (
@@ -72,6 +73,8 @@ log = logging.getLogger("edge_onboard.webhooks.delivery")
 # 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days in all).
 SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 LEASE = timedelta(seconds=60)
+# Seconds a request may spend queueing its deliveries (one pipeline, however many).
+DISPATCH_DEADLINE = 0.25
 MAX_RETRY_AFTER = 86400.0
 ATTEMPT_LOG_SIZE = 20
 # Seconds a worker keeps an endpoint's record (see the module's docstring).
@@ -218,6 +221,10 @@ class DeliveryEngine:
         # What failed the delivery loop's last round (the queue's Redis, or storage);
         # None once a round succeeds. /readyz reports it.
         self.loop_error: Exception | None = None
+        # Queueing on the request path is bounded (a hung Redis costs a request at most
+        # DISPATCH_DEADLINE, then nothing while the breaker is open): the app shares its
+        # Redis breaker here.
+        self.breaker = Breaker()
 
     def stop(self) -> None:
         """Stop claiming; ``run`` returns once the deliveries in flight are done."""
@@ -271,7 +278,9 @@ class DeliveryEngine:
         due = [(d.id, d.next_attempt_at) for d in deliveries if d.next_attempt_at is not None]
         try:
             if due:
-                await self.queue.enqueue_many(due)
+                await self.breaker.call(
+                    lambda: self.queue.enqueue_many(due), deadline=DISPATCH_DEADLINE
+                )
         except Exception as exc:  # the queue is down: storage still has them
             log.warning("could not queue %d deliveries (%s); recovery will", len(deliveries), exc)
         self._wake.set()

@@ -66,12 +66,17 @@ def new_event(
     )
 
 
+_DELIVERY_IDS = uuid.UUID("5d0c4a52-7f0e-4b8e-9a51-3c1f6b2e8d47")
+
+
 def plan_deliveries(event: Event, webhooks: Sequence[OutgoingWebhook]) -> list[Delivery]:
     """One pending delivery per endpoint that wants ``event``, due at once: endpoints of
-    the event's mode only (a test object's events never reach a live endpoint)."""
+    the event's mode only (a test object's events never reach a live endpoint). A
+    delivery's id follows from the event's and the endpoint's: a retried write of the
+    same event (Meta's retries) makes the same deliveries, never a second of each."""
     return [
         Delivery(
-            id=str(uuid.uuid4()),
+            id=str(uuid.uuid5(_DELIVERY_IDS, f"{event.id}:{webhook.id}")),
             org_id=event.org_id,
             event_id=event.id,
             webhook_id=webhook.id,

@@ -122,6 +122,7 @@ class MongoBase:
         self.events = self.db["events"]
         self.deliveries = self.db["webhook_deliveries"]
         self.grants = self.db["partner_grants"]
+        self.inbox = self.db["inbox"]  # Meta's inbound, recorded before it is acknowledged
         # The writes on the hot path (a new link; an Idempotency-Key's claim and its
         # stored response): concurrent ones go to the server as one bulk write.
         self._link_writes: Coalescer[_Write, None] = Coalescer(
@@ -189,6 +190,7 @@ class MongoBase:
                 [("status", ASCENDING), ("next_attempt_at", ASCENDING)]
             )
             await mongo_events.create_indexes(self.events, self.deliveries)
+            await self.inbox.create_index("lease_until")
             # MongoDB removes expired idempotency records by itself.
             await self.idem.create_index("expires_at", expireAfterSeconds=0)
             await backfill_livemode(

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from edge_onboard.storage.base import EventFilter
 from edge_onboard.storage.models import Delivery, Event
@@ -19,6 +20,7 @@ from edge_onboard.storage.mongo.docs import bulk as _bulk
 from edge_onboard.storage.mongo.docs import errors as _errors
 from edge_onboard.storage.mongo.docs import from_mongo as _from_mongo
 from edge_onboard.storage.mongo.docs import native as _native
+from edge_onboard.storage.mongo.docs import to_mongo as _to_mongo
 from edge_onboard.storage.mongo.docs import writing as _writing
 from edge_onboard.storage.mongo.paging import merged_window_docs
 from edge_onboard.storage.paging import Key, Page, Window
@@ -28,12 +30,25 @@ class EventStore(MongoBase):
     # Events and deliveries
 
     async def record_event(self, event: Event, deliveries: Sequence[Delivery]) -> None:
-        async def apply(session: AsyncClientSession) -> None:
-            await self._insert_event(event, deliveries, session)
-
+        """The event, then its deliveries: two idempotent writes, no transaction. A
+        transaction a killed process left open holds its documents until the server's
+        transaction lifetime (a minute) runs out, and every retry of that event fails
+        against it meanwhile; these writes hold nothing. A writer killed between the two
+        left an event without deliveries: the retry of the same event (same id) finds it
+        so and writes them, then reports the duplicate; their ids are derived from the
+        event's and the endpoint's (edge_onboard/webhooks/endpoints.py), so two racing
+        retries write each once. Raises ``DuplicateError`` when the event was there."""
         with _writing():
-            async with self.client.start_session() as session:
-                await session.with_transaction(apply)
+            try:
+                await self.events.insert_one(_to_mongo(event.to_doc()))
+            except DuplicateKeyError:
+                if deliveries and not await self.deliveries.find_one(
+                    {"event_id": event.id}, {"_id": 1}
+                ):
+                    await _insert_missing(self.deliveries, deliveries)
+                raise
+            if deliveries:
+                await _insert_missing(self.deliveries, deliveries)
 
     async def get_event(self, event_id: str) -> Event | None:
         with _errors():
@@ -129,3 +144,12 @@ class EventStore(MongoBase):
                 .to_list(None)
             )
         return [Delivery.from_doc(_from_mongo(d)) for d in docs]
+
+
+async def _insert_missing(collection: AsyncCollection[Doc], deliveries: Sequence[Delivery]) -> None:
+    """Insert the deliveries, those already there (by id) left as they are."""
+    try:
+        await collection.insert_many([_to_mongo(d.to_doc()) for d in deliveries], ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+            raise

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from edge_onboard.storage.sqlite.connection import READERS
 from edge_onboard.storage.sqlite.deliveries import EventStore
+from edge_onboard.storage.sqlite.inbox import InboxStore
 from edge_onboard.storage.sqlite.links import LinkStore
 from edge_onboard.storage.sqlite.orgs import OrgStore
 from edge_onboard.storage.sqlite.phones import PhoneStore
 from edge_onboard.storage.sqlite.webhooks import WebhookStore
 
 
-class SQLiteStorage(OrgStore, LinkStore, PhoneStore, WebhookStore, EventStore):
+class SQLiteStorage(OrgStore, LinkStore, PhoneStore, WebhookStore, EventStore, InboxStore):
     """The SQLite backend: each record kind's methods (a module each) on one connection."""
 
 

@@ -145,6 +145,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhooks_org_created ON webhooks (org_id, livemode, created_at DESC, id DESC);
     CREATE INDEX wabas_org ON wabas (org_id, livemode);
     """,
+    # Meta's inbound, recorded before it is acknowledged (storage/sqlite/inbox.py).
+    """
+    CREATE TABLE inbox (
+        id TEXT PRIMARY KEY,
+        lease_until INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        livemode INTEGER,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX inbox_lease ON inbox (lease_until);
+    """,
 )
 
 

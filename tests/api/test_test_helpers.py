@@ -8,15 +8,29 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import jsonschema
 import pytest
 
 from edge_onboard.api.auth import create_key
+from edge_onboard.api.openapi import build_openapi
 from edge_onboard.meta.sandbox import samples
 from edge_onboard.storage.memory import MemoryStorage
 from tests.conftest import AppClient, FakeClock, make_settings, running_app
 
 pytestmark = pytest.mark.anyio
 BASE = "/v1/test-helpers"
+SPEC = build_openapi("https://onboard.test")
+
+
+def _conforms(path: str, status: int, body: Any) -> None:
+    """``body`` is what the OpenAPI document says this helper answers with ``status``."""
+    template = "/".join("{id}" if i == 4 else part for i, part in enumerate(path.split("/")))
+    operation = SPEC["paths"][template]["post"]
+    response = operation["responses"].get(str(status)) or operation["responses"]["default"]
+    schema = response["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator({**schema, "components": SPEC["components"]})
+    errors = [e.message for e in validator.iter_errors(body)]
+    assert not errors, (path, status, errors)
 
 
 class Helper:
@@ -29,6 +43,8 @@ class Helper:
         auth = self.live if live else self.test
         response = await self.client.post(path, json=body, headers=auth)
         assert response.status_code == status, response.text
+        if path.startswith(BASE):
+            _conforms(path, status, response.json())
         return response.json()
 
     async def phone(self) -> dict[str, Any]:

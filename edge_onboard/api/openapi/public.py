@@ -249,12 +249,39 @@ def service_paths() -> Schema:
                 "security": [],
                 "summary": "Readiness: storage and Redis reachable",
                 "responses": {
-                    "200": _json({"type": "object"}, "Ready."),
-                    "503": _json({"type": "object"}, "A dependency is down."),
+                    "200": _json(_READINESS, "Ready."),
+                    "503": _json(_READINESS, "A dependency is down."),
                 },
             }
         },
     }
+
+
+_NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+# /readyz: each check "ok" or "error: <kind>"; ``region`` only where regions are set
+# (docs/guides/deploy-regions.md).
+_READINESS: Schema = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "region": {
+            "type": "object",
+            "required": ["name", "primary", "role", "rateLimits"],
+            "properties": {
+                "name": {"type": "string"},
+                "primary": {"type": ["string", "null"]},
+                "role": {"type": "string", "enum": ["primary", "replica"]},
+                "rateLimits": {"type": "string", "enum": ["redis", "in-process"]},
+                "redisReplicaLagMs": _NULLABLE_NUMBER,
+                "mongoReplicaLagSeconds": _NULLABLE_NUMBER,
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
 
 
 def _text(responses: dict[str, str]) -> Schema:
