@@ -42,6 +42,29 @@ def bare_route(server: str, env: Mapping[str, str] | None = None) -> Iterator[tu
         yield started
 
 
+# Each server's own command line, as its documentation gives it (one worker, its
+# defaults for everything else): the floor no embedding of ours can add to.
+STOCK = {
+    "granian": lambda port, target: [
+        *("-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"),
+        *("--port", str(port), target),
+    ],
+    "hypercorn": lambda port, target: ["-m", "hypercorn", "--bind", f"127.0.0.1:{port}", target],
+}
+
+
+@contextlib.contextmanager
+def stock_bare_route(
+    server: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """bench/bare.py's app served by ``server``'s stock command line (``granian
+    --interface asgi bench.bare:app``, ``hypercorn bench.bare:app``); yields the base URL
+    and the process id once ``/bare`` answers."""
+    port = free_port()
+    with _started(STOCK[server](port, "bench.bare:app"), port, "/bare", env, quiet=True) as started:
+        yield started
+
+
 @dataclasses.dataclass(frozen=True)
 class Service:
     base: str  # its URL

@@ -1,14 +1,19 @@
-"""The floor: a bare Starlette route on the same server and settings as the service.
+"""The floor: a bare Starlette route, doing no work a real handler could skip.
 
     python -m bench.bare --server hypercorn|granian --port PORT
 
 serves it as ``edge-onboard serve`` serves the app (edge_onboard/serving.py), on
-127.0.0.1, until SIGTERM.
+127.0.0.1, until SIGTERM. The same ``app`` is also what each server's own command line
+serves (``granian --interface asgi bench.bare:app``, ``hypercorn bench.bare:app``):
+bench/_servers.py starts both, so a bench prints the floor of the stock server beside
+the floor of our embedding.
 
-``/bare`` answers a small JSON body. ``/page`` and ``/page.gz`` answer the bytes and
-headers in the file named by ``BENCH_PAGE`` (the service's hosted page as saved by
-bench.edge, plain and gzip-compressed as a browser gets it): the floor for a page of that
-size, with no work behind it.
+``/bare`` answers a small JSON body; a POST's body is read first (as any real handler
+would), a GET reads nothing (awaiting ``receive`` for a body a GET does not have costs
+Granian a second crossing into Python per request). ``/page`` and ``/page.gz`` answer
+the bytes and headers in the file named by ``BENCH_PAGE`` (the service's hosted page as
+saved by bench.edge, plain and gzip-compressed as a browser gets it): the floor for a
+page of that size, with no work behind it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ _PAGE = orjson.loads(Path(_PAGE_FILE).read_bytes()) if _PAGE_FILE else None
 
 
 async def bare(request: Request) -> Response:
-    await request.body()  # a POST's body is read, as any real handler would
+    if request.method == "POST":
+        await request.body()  # a POST's body is read, as any real handler would
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
@@ -39,7 +45,6 @@ def _page_route(variant: str) -> Route:
     body = base64.b64decode(saved["body"]) if saved else b""
 
     async def page(request: Request) -> Response:
-        await request.body()
         assert saved is not None, "BENCH_PAGE names no file"
         return Response(body, headers=saved["headers"])
 

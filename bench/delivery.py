@@ -10,11 +10,14 @@ resumes it: deliveries per second run from the first receipt to the last, and th
 worker's CPU time (user + system, from /proc) over the burst is divided by the
 deliveries. The worker retries within a second (EDGE_DELIVERY_SCHEDULE), so a failed
 attempt shows as a repeat and a pause rather than a 5-minute wait. The floor, in the
-same run, is a bare httpx loop (one client, connections reused) posting signed bodies
-of the same size to the same ports with the concurrency the worker may use (16 per
-endpoint, 64 in all). Every figure is the median of the repetitions; the ratio is the
-median of the per-repetition ratios. Then the latency of a steady trickle (50 events/s
-to one endpoint).
+same run, is a bare httpx loop (one client, connections reused) in a process of its
+own, as the worker is, posting signed bodies of the same size to the same ports with
+the concurrency the worker may use (16 per endpoint, 64 in all), timed as the worker
+is (the receiver's first receipt to its last). Every figure is the median of the
+repetitions; the ratio is the median of the per-repetition ratios. Then the latency of
+a steady trickle (50 events/s to one endpoint), each event stamped before its durable
+write and enqueue (bench/latency.py measures the whole path: Meta's POST, or a
+signup's callback, to the receipt). Last, the interpreter and the load average.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._machine import cpython, machine  # noqa: E402
 from bench._servers import wait_for  # noqa: E402
 from edge_onboard.core.clock import system_clock  # noqa: E402
 from edge_onboard.core.crypto import SecretBox  # noqa: E402
@@ -117,7 +121,7 @@ def event_data(i: int) -> dict[str, Any]:
     return {"onboardingLinkId": str(uuid.UUID(int=i)), "phoneNumber": "+15550100000"}
 
 
-async def bare_loop(urls: list[str], deliveries: int) -> float:
+async def bare_loop(urls: list[str], deliveries: int) -> None:
     """The floor: sign and post bodies of the same shape, connections reused."""
     from edge_onboard.webhooks.delivery import sign
 
@@ -157,11 +161,22 @@ async def bare_loop(urls: list[str], deliveries: int) -> float:
                     response.raise_for_status()
                     return
 
-        started = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for i in range(deliveries):
                 tg.start_soon(post, i)
-        return deliveries / (time.perf_counter() - started)
+
+
+def floor_rate(urls: list[str], deliveries: int) -> float:
+    """``bare_loop`` in a process of its own (as the worker is), timed as the worker is:
+    from the receiver's first receipt to its last."""
+    LOCAL.delete(f"{urls[0].rsplit('/', 1)[0]}/stats")
+    subprocess.run(
+        [sys.executable, "-m", "bench.delivery", "--floor", *urls, "--deliveries", str(deliveries)],
+        cwd=ROOT,
+        check=True,
+    )
+    seen = stats(urls[0].rsplit("/", 1)[0])
+    return deliveries / float(seen["last"] - seen["first"])
 
 
 @dataclass
@@ -242,7 +257,7 @@ def one_run(
     outbox: Outbox, worker: subprocess.Popen[bytes], bases: list[str], deliveries: int
 ) -> Run:
     urls = [f"{base}/hook" for base in bases]
-    floor = anyio.run(bare_loop, urls, deliveries)
+    floor = floor_rate(urls, deliveries)
     LOCAL.delete(f"{bases[0]}/stats")
     ids = anyio.run(outbox.record, urls, deliveries)
     worker.send_signal(signal.SIGSTOP)
@@ -263,7 +278,8 @@ def one_run(
 
 
 async def trickle(outbox: Outbox, url: str, events: int, pace: float) -> dict[str, float]:
-    """Events recorded and queued one by one, as the service does: when each was emitted."""
+    """Events recorded and queued one by one, as the service does: when each was emitted
+    (stamped before its write, so the write and the enqueue count in its latency)."""
     storage = from_url(outbox.storage_url)
     await storage.open()
     queue = RedisQueue.from_url(outbox.redis_url)
@@ -273,11 +289,12 @@ async def trickle(outbox: Outbox, url: str, events: int, pace: float) -> dict[st
         webhook = endpoint(org, url)
         await storage.insert_webhook(webhook)
         for i in range(events):
+            emitted_at = time.time()  # before the durable write and the enqueue
             event = new_event(org, EVENT, event_data(i), None, system_clock, livemode=True)
             (delivery,) = plan_deliveries(event, [webhook])
             await storage.record_event(event, [delivery])
             await queue.enqueue(delivery.id, system_clock())
-            emitted[event.id] = time.time()
+            emitted[event.id] = emitted_at
             await anyio.sleep(pace)
     finally:
         await queue.close()
@@ -356,9 +373,16 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--storage", nargs="+", choices=["sqlite", "mongo"], default=["mongo"])
+    parser.add_argument("--floor", nargs="+", help=argparse.SUPPRESS)  # the floor's process
     args = parser.parse_args()
+    if args.floor:
+        anyio.run(bare_loop, args.floor, args.deliveries)
+        return
+    load_before = os.getloadavg()
     for storage_name in args.storage:
         bench(storage_name, args.deliveries, args.repeat)
+    print(f"\n{cpython(None)}")
+    print(machine(load_before))
 
 
 if __name__ == "__main__":

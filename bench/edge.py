@@ -1,24 +1,29 @@
 """The edge figures on both servers, side by side, on the production stack (Redis and
-a real MongoDB).
+a real MongoDB), against honest floors.
 
     python -m bench.edge [--duration 8] [--connections 64] [--rounds 3] [--repeat 3]
                          [--reference-python PATH]
 
 Needs wrk (`apt-get install wrk`) and a mongod and redis-server (.ci/setup installs
 both). For each server (hypercorn, the default, and Granian: EDGE_SERVER), in one run:
-a bare Starlette route served by that same server with the same settings
-(bench/bare.py; three times: a small JSON body, and the hosted page's own bytes and
-headers, plain and gzip-compressed: the floors for a page of that size), then the service
-on one worker: its hosted page (asked for plain, and as browsers ask: gzip), GET and
-POST of a link and the signup callback (a cancel report: the callback path up to its
-durable write), each driven by wrk for --duration seconds, all of them in turn,
---rounds times: a row shows its medians, and its ratio is the median of its ratios to
-that server's bare route in the same round. Then resident memory of the service after
-those runs, and its cold start (process start to the first answered request). Then --repeat fresh
-runs of GET link with EDGE_WORKERS=1 and EDGE_WORKERS=2 per server, each run's ratio
-printed with how many cores the workers got and how many everything else on the machine
-took (wrk, Redis, MongoDB share the same cores). Last, which CPython ran it, how it was
-built, and its measured speed (with --reference-python, another interpreter's beside it).
+the floors, a bare Starlette route (bench/bare.py: it reads nothing it does not need,
+so a GET reads no body) served by that server's own command line (`granian --interface
+asgi bench.bare:app`, `hypercorn bench.bare:app`), the same route served as `serve`
+embeds that server (same settings as the service), the stock server's route POSTed to
+(its body read), and the hosted page's own bytes and headers, plain and gzip-compressed
+(the floors for a page of that size); then the service on one worker: its hosted page
+(asked for plain, and as browsers ask: gzip), GET and POST of a link and the signup
+callback (a cancel report: the callback path up to its durable write), each driven by
+wrk for --duration seconds, all of them in turn, --rounds times: a row shows its
+medians, and its ratio is the median of its ratios to the stock server's bare route
+in the same round (the true floor: what the server costs with no app to speak of).
+Then resident memory of the service after those runs, and its cold start (process
+start to the first answered request). Then --repeat fresh runs of GET link with
+EDGE_WORKERS=1 and EDGE_WORKERS=2 per server, each run's ratio printed with how many
+cores the workers got and how many everything else on the machine took (wrk, Redis,
+MongoDB share the same cores). Last, the machine's load average before and after, which
+CPython ran it, how it was built, and its measured speed (with --reference-python,
+another interpreter's beside it).
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +47,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._servers import bare_route  # noqa: E402
+from bench._machine import cpython, machine  # noqa: E402
+from bench._servers import bare_route, stock_bare_route  # noqa: E402
 from bench.links import POST_LUA, wrk  # noqa: E402
 from tests import services  # noqa: E402
 from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
@@ -60,6 +65,9 @@ class Load(TypedDict):
     connections: int
 
 
+FLOOR = "bare route, stock command line"
+EMBEDDED_FLOOR = "bare route, as serve runs it"
+POST_FLOOR = "bare route, POST (body read)"
 PAGE_FLOOR = "bare route, the page's bytes"
 PAGE_GZ_FLOOR = "bare route, the page gzipped"
 PAGE_GZ = "hosted page, as browsers ask"
@@ -150,42 +158,6 @@ def cold_start(env: dict[str, str], cwd: Path) -> float:
         proc.wait()
 
 
-# A fixed pure-Python workload (dict, sort, comprehension): how fast the interpreter is.
-# Build flags do not always tell (Debian builds its python3 with PGO and LTO through its
-# own rules, and its sysconfig shows neither), so the bench times it.
-SPEED_SETUP = "d = {str(i): i for i in range(100)}"
-SPEED_STMT = "sorted(d.items(), key=lambda kv: kv[1]); [x * 2 for x in range(200)]"
-
-
-def python_speed(python: str) -> float:
-    """Microseconds per loop of the fixed workload on ``python`` (best of 5)."""
-    code = (
-        "import timeit; "
-        f"print(min(timeit.repeat({SPEED_STMT!r}, {SPEED_SETUP!r}, number=20000, repeat=5)))"
-    )
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout) / 20000 * 1e6
-
-
-def cpython(reference: str | None) -> str:
-    """Which CPython ran the bench, its configure flags and its measured speed (and a
-    reference interpreter's, for comparison: the two timed in turn, five times each, the
-    best of each kept, so a burst of load elsewhere does not decide the comparison)."""
-    args = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
-    flags = [f for f in ("--enable-optimizations", "--with-lto") if f in args]
-    built = ", ".join(flags) if flags else "neither --enable-optimizations nor --with-lto"
-    pythons = [sys.executable, *([reference] if reference else [])]
-    rounds = [[python_speed(python) for python in pythons] for _ in range(5)]
-    speeds = [min(runs) for runs in zip(*rounds, strict=True)]
-    line = (
-        f"CPython {sys.version.split()[0]} ({sys.executable}); configured with {built}; "
-        f"fixed pure-Python loop {speeds[0]:.1f} µs"
-    )
-    if reference:
-        line += f"; {reference}: {speeds[1]:.1f} µs ({speeds[1] / speeds[0]:.2f}x as long)"
-    return line
-
-
 def page_floor_file(work: Path, server: str, page_url: str) -> Path:
     """The hosted page's bytes and headers, plain and as a browser gets it (gzip), for
     bench/bare.py's /page and /page.gz."""
@@ -208,7 +180,7 @@ def one_worker(
 
     Every row is measured ``rounds`` times, the floors and the service's rows in turn in
     each round; a row shows its median requests/s and CPU, and the median of its ratios
-    to the bare route of the same round."""
+    to the stock server's bare route of the same round."""
     env = {**env, "EDGE_SERVER": server}
     auth = {"Authorization": f"Bearer {key}"}
     with serve(work, env=env, wait=120) as (base, proc):
@@ -217,12 +189,18 @@ def one_worker(
         page_file = page_floor_file(work, server, link["hostedUrl"])
         get_url = f"{base}/v1/onboarding-links/{link['id']}"
         post_url = f"{base}/v1/onboarding-links"
-        with bare_route(server, {"BENCH_PAGE": str(page_file)}) as (bare, bare_pid):
+        floors = {"BENCH_PAGE": str(page_file)}
+        with (
+            stock_bare_route(server, floors) as (stock, stock_pid),
+            bare_route(server, floors) as (bare, bare_pid),
+        ):
             # name, process measured, URL, headers, wrk script
             targets: list[tuple[str, int, str, dict[str, str], str | None]] = [
-                ("bare route", bare_pid, f"{bare}/bare", {}, None),
-                (PAGE_FLOOR, bare_pid, f"{bare}/page", {}, None),
-                (PAGE_GZ_FLOOR, bare_pid, f"{bare}/page.gz", BROWSER, None),
+                (FLOOR, stock_pid, f"{stock}/bare", {}, None),
+                (EMBEDDED_FLOOR, bare_pid, f"{bare}/bare", {}, None),
+                (POST_FLOOR, stock_pid, f"{stock}/bare", {}, POST_LUA),
+                (PAGE_FLOOR, stock_pid, f"{stock}/page", {}, None),
+                (PAGE_GZ_FLOOR, stock_pid, f"{stock}/page.gz", BROWSER, None),
                 ("hosted page", proc.pid, link["hostedUrl"], {}, None),
                 (PAGE_GZ, proc.pid, link["hostedUrl"], BROWSER, None),
                 ("GET link", proc.pid, get_url, auth, None),
@@ -244,7 +222,7 @@ def one_worker(
                     )
                     runs[name].append((rps, cpu))
         rss = rss_kb(proc.pid)
-    floor = [rps for rps, _ in runs["bare route"]]
+    floor = [rps for rps, _ in runs[FLOOR]]
     rows = [
         (
             name,
@@ -318,6 +296,8 @@ def main() -> None:
         "--reference-python", help="another interpreter whose speed to print beside this one's"
     )
     args = parser.parse_args()
+    args.load_before = os.getloadavg()
+    print(machine(args.load_before), flush=True)
     opts: Load = {"duration": args.duration, "connections": args.connections}
     figures: dict[str, tuple[list[Row], float, float, str]] = {}
     scaling: dict[str, list[Scaling]] = {server: [] for server in SERVERS}
@@ -352,8 +332,8 @@ def report(
         f"{args.rounds} rounds; one worker"
     )
     print(
-        "ratio: requests/s over that server's bare route in the same round; "
-        "CPU: the server's µs per request"
+        "ratio: requests/s over that server's bare route run by its stock command line, "
+        "same round; CPU: the server's µs per request"
     )
     head = "".join(f" {server + ' req/s':>16} {'ratio':>6} {'CPU µs':>7}" for server in SERVERS)
     print(f"{'endpoint':<30}{head}")
@@ -369,7 +349,9 @@ def report(
         rows, rss, start, _ = figures[server]
         by_name = {row[0]: row[1] for row in rows}
         print(
-            f"{server}: hosted page / bare route serving the page's bytes "
+            f"{server}: bare route as serve runs it / its stock command line "
+            f"{by_name[EMBEDDED_FLOOR] / by_name[FLOOR]:.2f}; "
+            f"hosted page / bare route serving the page's bytes "
             f"{by_name['hosted page'] / by_name[PAGE_FLOOR]:.2f} (plain), "
             f"{by_name[PAGE_GZ] / by_name[PAGE_GZ_FLOOR]:.2f} (gzip); "
             f"RSS after the runs {rss / 1024:.1f} MB; cold start to first answer "
@@ -387,6 +369,7 @@ def report(
         ]
         print(f"  {server}: " + "; ".join(runs))
     print(f"\n{cpython(args.reference_python)}")
+    print(machine(args.load_before))
 
 
 if __name__ == "__main__":

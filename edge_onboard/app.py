@@ -24,10 +24,16 @@ from edge_onboard.core.clock import Clock, system_clock
 from edge_onboard.core.crypto import SecretBox, load_or_create_key_file
 from edge_onboard.core.errors import ApiError, api_error_handler, http_exception_handler
 from edge_onboard.core.hot import HotCache
-from edge_onboard.core.middleware import ExceptionHandler, HotRoutes, RequestIdMiddleware
+from edge_onboard.core.middleware import ExceptionHandler, HotStarlette, RequestIdMiddleware
 from edge_onboard.core.ratelimit import RateLimiter
 from edge_onboard.core.region_status import RegionStatus, beat_forever
-from edge_onboard.core.regions import RecentWriters, Region, RegionRouting, ReplicaStorage
+from edge_onboard.core.regions import (
+    REPLAY_SRC,
+    RecentWriters,
+    Region,
+    RegionRouting,
+    ReplicaStorage,
+)
 from edge_onboard.hosted import router as hosted_router
 from edge_onboard.meta.assembly import close_modes, meta_modes, pump_sandbox
 from edge_onboard.meta.inbound import InboundService
@@ -261,7 +267,13 @@ def create_app(
             if storage is None:
                 await store.close()
 
-    return Starlette(
+    # The hottest reads are answered ahead of the middleware where region routing would
+    # let them through untouched: in the primary region, unless Fly's proxy replayed
+    # them here (a replica's reads go through RegionRouting and the router).
+    hot = hosted_router.HOT | api_router.HOT if region.is_primary else {}
+    return HotStarlette(
+        hot=hot,
+        not_hot=lambda scope: any(name == REPLAY_SRC for name, _ in scope["headers"]),
         routes=[*hosted_router.routes(sandbox), *api_router.routes()],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -271,7 +283,6 @@ def create_app(
                 writers=RecentWriters(settings.replay_window),
                 secure_cookie=settings.public_url.startswith("https:"),
             ),
-            Middleware(HotRoutes, routes=hosted_router.HOT | api_router.HOT, handlers=HANDLERS),
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

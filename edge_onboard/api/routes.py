@@ -75,14 +75,15 @@ async def get_link(request: Request) -> Response:
     link, memo = await services.links.get_cached(
         principal.org_id, request.path_params["link_id"], livemode=principal.livemode
     )
-    # Rendered once per copy of the link in the hot layer, not once per request; but a
+    # Rendered once per copy of the link in the hot layer, not once per request (one
+    # response serves them all: Starlette never changes a response it sends); but a
     # view with a webhook secret in plaintext is never kept.
-    body: bytes | None = memo.get("api")
-    if body is None:
-        body = orjson.dumps({"data": services.links.view(link)})
+    response: JSONResponse | None = memo.get("api")
+    if response is None:
+        response = JSONResponse(orjson.dumps({"data": services.links.view(link)}))
         if not link.webhook_secret_enc:
-            memo["api"] = body
-    return JSONResponse(body)
+            memo["api"] = response
+    return response
 
 
 async def delete_link(request: Request) -> Response:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from edge_onboard.storage.models import utc_ms
-
 Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
-    return utc_ms(datetime.now(UTC))
+    now = datetime.now(UTC)  # utc_ms, less its conversion to UTC: once per request
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def isoformat(moment: datetime | None) -> str | None:

@@ -42,8 +42,12 @@ def gzipped(name: str) -> bytes:
 
 
 def accepts_gzip(request: Request) -> bool:
-    accept = request.headers.get("accept-encoding", "")
-    return "gzip" in accept and "gzip;q=0" not in accept.replace(" ", "")
+    return gzip_accepted(request.headers.get("accept-encoding", ""))
+
+
+def gzip_accepted(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip."""
+    return "gzip" in accept_encoding and "gzip;q=0" not in accept_encoding.replace(" ", "")
 
 
 def asset_url(name: str) -> str:

@@ -67,8 +67,9 @@ def get_services(request: Request) -> HostedServices:
 async def limit_public(request: Request, services: HostedServices) -> None:
     """The per-client budget of the public pages (/signup/*)."""
     rate = services.settings.rate_limit_public
-    client = request.client.host if request.client else "unknown"
-    await services.limiter.check(f"ip:{client}", Limit.per_second(rate), "from this address")
+    client = request.scope.get("client")  # request.client.host, without its Address
+    host = client[0] if client else "unknown"
+    await services.limiter.check(f"ip:{host}", Limit.per_second(rate), "from this address")
 
 
 async def limit_inbound(request: Request, services: HostedServices) -> None:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from edge_onboard.core import i18n
 from edge_onboard.core.templates import fill, script_json
-from edge_onboard.hosted.assets import accepts_gzip, asset_url, template
+from edge_onboard.hosted.assets import accepts_gzip, asset_url, gzip_accepted, template
 from edge_onboard.onboarding.branding import Brand
 
 FACEBOOK = "https://*.facebook.com"
@@ -122,6 +122,12 @@ class Rendered:
 
     def response(self, request: Request) -> Response:
         if len(self.body) >= _MIN_GZIP and accepts_gzip(request):
+            return self.compressed()
+        return self.plain
+
+    def encoded(self, accept_encoding: str) -> Response:
+        """``response``, for a request's ``Accept-Encoding`` header (empty if none)."""
+        if len(self.body) >= _MIN_GZIP and gzip_accepted(accept_encoding):
             return self.compressed()
         return self.plain
 

@@ -3,6 +3,7 @@ webhook handshake for connected phones."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 from urllib.parse import urlsplit
@@ -57,9 +58,22 @@ def sdk_locale(locale: str | None) -> str:
     return fallback or DEFAULT_SDK_LOCALE
 
 
+@functools.lru_cache(maxsize=64)  # a few configured URLs: once each, not per request
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+# A browser's Accept-Language and a link's locale name its page's language: negotiated
+# once per pair (a few per deployment), not once per page view. A header longer than
+# negotiation reads is not kept (it means English anyway).
+_negotiated = functools.lru_cache(maxsize=1024)(i18n.page_locale)
+
+
+def _page_locale(link_locale: str | None, accept_language: str | None) -> str:
+    if accept_language is not None and len(accept_language) > i18n.MAX_ACCEPT_LANGUAGE:
+        return i18n.page_locale(link_locale, accept_language)
+    return _negotiated(link_locale, accept_language)
 
 
 def localised_sdk_url(sdk_url: str, locale: str | None) -> str:
@@ -71,10 +85,24 @@ def localised_sdk_url(sdk_url: str, locale: str | None) -> str:
     return sdk_url.replace(marker, f"/{sdk_locale(locale)}/", 1)
 
 
+def _accepts(request: Request) -> tuple[str | None, str]:
+    """The request's ``Accept-Language`` (None if absent) and ``Accept-Encoding`` (empty
+    if absent), each its first occurrence, as ``request.headers`` gives them: in one pass
+    over the headers, as the busiest page is asked for."""
+    language: str | None = None
+    encoding: str | None = None
+    for name, value in request.scope["headers"]:
+        if name == b"accept-language" and language is None:
+            language = value.decode("latin-1")
+        elif name == b"accept-encoding" and encoding is None:
+            encoding = value.decode("latin-1")
+    return language, encoding or ""
+
+
 async def signup_page(request: Request) -> Response:
     services = get_services(request)
     sandbox = services.settings.sandbox
-    accept_language = request.headers.get("accept-language")
+    accept_language, accept_encoding = _accepts(request)
     try:
         await limit_public(request, services)
     except ApiError as exc:
@@ -93,33 +121,35 @@ async def signup_page(request: Request) -> Response:
             cat, None, 404, "notfound_title", cat.text("notfound_body"), sandbox=sandbox
         )
         return missing.response(request)
-    locale = i18n.page_locale(link.locale, accept_language)
+    locale = _page_locale(link.locale, accept_language)
     if link.status.is_terminal:
         return await _finished(request, services, link, locale)
 
     if link.opened_at is None:
         await _first_view(services, link)
-    settings = services.settings
     # Per link, not per server: a test link runs against the built-in fake Meta (with
     # the sandbox banner) on any deployment, a live one against the configured app.
-    if services.meta.sandboxed(link.livemode):
-        # The sandbox SDK is served by this app ('self' in the CSP), and its popup posts
-        # from the page's own origin. The CSP names the public address, never an origin
-        # taken from the request's Host header, which the client chooses.
-        sdk_url = f"{SANDBOX_SDK_PATH}?locale={sdk_locale(locale)}"
-        sdk_origin = _origin(settings.public_url)
-    else:
-        sdk_url = localised_sdk_url(settings.meta_sdk_url, locale)
-        sdk_origin = _origin(sdk_url)
-    # Rendered once per copy of the link in the hot layer, not once per request.
-    key = ("page", sdk_origin, locale)
+    sandboxed = services.meta.sandboxed(link.livemode)
+    # Rendered once per copy of the link in the hot layer, not once per request (the
+    # settings that also shape it are the process's own).
+    key = ("page", sandboxed, locale)
     rendered: page.Rendered | None = memo.get(key)
     if rendered is None:
+        settings = services.settings
+        if sandboxed:
+            # The sandbox SDK is served by this app ('self' in the CSP), and its popup
+            # posts from the page's own origin. The CSP names the public address, never
+            # an origin taken from the request's Host header, which the client chooses.
+            sdk_url = f"{SANDBOX_SDK_PATH}?locale={sdk_locale(locale)}"
+            sdk_origin = _origin(settings.public_url)
+        else:
+            sdk_url = localised_sdk_url(settings.meta_sdk_url, locale)
+            sdk_origin = _origin(sdk_url)
         org = await services.branding.for_page(link.org_id)
         rendered = _signup_page(services, link, org, locale, sdk_url, sdk_origin)
-        if len(memo) < MEMO_PAGES:  # a few origins in the sandbox, a few languages
+        if len(memo) < MEMO_PAGES:  # a few languages, test and live
             memo[key] = rendered
-    return rendered.response(request)
+    return rendered.encoded(accept_encoding)
 
 
 async def _finished(

@@ -326,6 +326,8 @@ class LinkService:
     def as_of(self, link: OnboardingLink) -> OnboardingLink:
         """Reads never write: a pending link past its expiry is shown as expired, and
         the background sweep (``Recovery.reconcile``) stores that and announces it."""
+        if link.status is not LinkStatus.PENDING:
+            return link  # only a pending link can show otherwise (no clock read)
         shown = shown_status(link, self.clock())
         return link if shown is link.status else dataclasses.replace(link, status=shown)
 
