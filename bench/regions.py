@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,7 +44,7 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _pair(
-    clients: dict[str, httpx.Client], method: str, path: str, n: int, **kw: object
+    clients: dict[str, httpx.Client], method: str, path: str, n: int, **kw: Any
 ) -> dict[str, list[float]]:
     """``n`` rounds of one request from each region's client, in turn: both regions'
     samples are taken at the same moments, so the machine's own load weighs on both."""
@@ -51,7 +52,7 @@ def _pair(
     for _ in range(n):
         for where, client in clients.items():
             started = time.perf_counter()
-            response = client.request(method, path, **kw)  # type: ignore[arg-type]
+            response = client.request(method, path, **kw)
             samples[where].append(time.perf_counter() - started)
             assert response.status_code < 300, (where, path, response.status_code)
     return samples
@@ -77,7 +78,7 @@ def measure(topo: Topology, n: int) -> dict[str, dict[str, tuple[float, float]]]
     """p50 and p99 (ms) per request kind, for a client in each region."""
     link_id, asset = _opened_link(topo)
     auth = {"Authorization": f"Bearer {topo.key}"}
-    kinds: dict[str, tuple[str, str, dict[str, object]]] = {
+    kinds: dict[str, tuple[str, str, dict[str, Any]]] = {
         "hosted page": ("GET", f"/signup/{link_id}", {}),
         "page asset": ("GET", asset, {}),
         "GET link": ("GET", f"/v1/onboarding-links/{link_id}", {"headers": auth}),

@@ -9,19 +9,19 @@ from typing import Any, cast
 from hypercorn.config import Config
 from hypercorn.events import Updated
 from hypercorn.typing import ASGIFramework
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from edge_onboard.config.settings import Settings
 
 
 async def serve_asgi(
-    app: Starlette, config: Config, shutdown_trigger: Callable[[], Awaitable[Any]]
+    app: ASGIApp, config: Config, shutdown_trigger: Callable[[], Awaitable[Any]]
 ) -> None:
-    """hypercorn's ``serve`` for a Starlette app, until ``shutdown_trigger`` returns."""
+    """hypercorn's ``serve`` for an ASGI app, until ``shutdown_trigger`` returns."""
     from hypercorn.asyncio import serve
 
-    # hypercorn types its ASGI protocol with its own scope TypedDicts; a Starlette app is
-    # a plain ASGI 3 callable that mypy cannot match to them, so the one cast is here.
+    # hypercorn types its ASGI protocol with its own scope TypedDicts; an ASGI app is a
+    # plain ASGI 3 callable that mypy cannot match to them, so the one cast is here.
     await serve(cast("ASGIFramework", app), config, shutdown_trigger=shutdown_trigger)
 
 

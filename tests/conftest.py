@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from edge_onboard.api.auth import create_key
 from edge_onboard.app import create_app
@@ -118,6 +119,8 @@ class AppClient(httpx.AsyncClient):
     """An httpx client on the app in process, with the app's running services."""
 
     services: Services
+    # The app itself, for a client of its own (another address, say).
+    asgi_app: Starlette
 
 
 class Api:
@@ -148,6 +151,7 @@ async def running_app(
         transport = httpx.ASGITransport(app=app)
         async with AppClient(transport=transport, base_url="https://onboard.test") as client:
             client.services = app.state.services
+            client.asgi_app = app
             yield client
 
 

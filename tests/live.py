@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from hypercorn.config import Config
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from edge_onboard.config.hypercorn import serve_asgi
 
@@ -105,7 +105,7 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 
 
 @contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[str]:
+def serving(app: ASGIApp) -> Iterator[str]:
     """``app`` on 127.0.0.1 (a free port), in a thread with its own event loop."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

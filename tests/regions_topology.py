@@ -320,8 +320,8 @@ def regions(
 
         # The edges first: the apps' public URL is the far edge's (the app's one address).
         far_fly, primary_fly = FlyEdge(FAR, {}), FlyEdge(PRIMARY, {})
-        far_edge = stack.enter_context(serving(far_fly))  # type: ignore[arg-type]
-        primary_edge = stack.enter_context(serving(primary_fly))  # type: ignore[arg-type]
+        far_edge = stack.enter_context(serving(far_fly))
+        primary_edge = stack.enter_context(serving(primary_fly))
         env = {
             "EDGE_SECRET_KEY": secrets.token_urlsafe(48),
             "EDGE_PUBLIC_URL": far_edge,

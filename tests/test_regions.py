@@ -240,7 +240,8 @@ async def test_a_read_that_writes_is_replayed_before_it_writes(
     link_id = await _link_made_in_primary(primary, store, clock)
     # The first view marks the link opened (and announces it): the primary does that.
     _replayed(await far.get(f"/signup/{link_id}"), "captured_write")
-    assert (await store.get_link(link_id)).opened_at is None  # type: ignore[union-attr]
+    link = await store.get_link(link_id)
+    assert link is not None and link.opened_at is None
     assert (await primary.get(f"/signup/{link_id}")).status_code == 200
     await anyio.sleep(LOCAL_TTL)  # the far process's own copy of the link lapses
     later = await far.get(f"/signup/{link_id}")

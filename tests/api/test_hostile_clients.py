@@ -193,7 +193,7 @@ async def test_a_flood_of_bad_keys_does_not_lock_out_valid_keys_from_that_addres
         assert answer.status_code == 200, answer.text
     # One bad key over and over is limited by its own budget, from any address.
     same = {"Authorization": f"Bearer sk_live_{secrets.token_urlsafe(32)}"}
-    app = api.client._transport.app  # type: ignore[attr-defined]
+    app = api.client.asgi_app
     repeated = []
     for i in range(30):
         transport = httpx.ASGITransport(app=app, client=(f"10.1.0.{i}", 4000))
