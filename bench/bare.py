@@ -13,7 +13,10 @@ would), a GET reads nothing (awaiting ``receive`` for a body a GET does not have
 Granian a second crossing into Python per request). ``/page`` and ``/page.gz`` answer
 the bytes and headers in the file named by ``BENCH_PAGE`` (the service's hosted page as
 saved by bench.edge, plain and gzip-compressed as a browser gets it): the floor for a
-page of that size, with no work behind it.
+page of that size, with no work behind it. ``POST /bare/insert`` reads and parses its
+JSON body and inserts it as one document (with an id and a timestamp) into the MongoDB
+named by ``BENCH_MONGO_URL``, through the driver and with the write concern the service
+uses: the floor for a request whose work is one durable write.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import argparse
 import asyncio
 import base64
 import os
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -40,6 +46,22 @@ async def bare(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+_MONGO_URL = os.environ.get("BENCH_MONGO_URL")
+_collections: list[Any] = []  # the one collection, made in the serving loop on first use
+
+
+async def insert(request: Request) -> Response:
+    assert _MONGO_URL, "BENCH_MONGO_URL names no MongoDB"
+    if not _collections:
+        from pymongo import AsyncMongoClient
+
+        _collections.append(AsyncMongoClient(_MONGO_URL).get_database()["bench_floor"])
+    document = orjson.loads(await request.body())
+    document.update(_id=str(uuid.uuid4()), created_at=datetime.now(UTC))
+    await _collections[0].insert_one(document)
+    return Response(b'{"status":"ok"}', status_code=201, media_type="application/json")
+
+
 def _page_route(variant: str) -> Route:
     saved = _PAGE[variant] if _PAGE else None
     body = base64.b64decode(saved["body"]) if saved else b""
@@ -54,6 +76,7 @@ def _page_route(variant: str) -> Route:
 app = Starlette(
     routes=[
         Route("/bare", bare, methods=["GET", "POST"]),
+        Route("/bare/insert", insert, methods=["POST"]),
         _page_route("plain"),
         _page_route("gzip"),
     ]

@@ -10,13 +10,17 @@ the floors, a bare Starlette route (bench/bare.py: it reads nothing it does not 
 so a GET reads no body) served by that server's own command line (`granian --interface
 asgi bench.bare:app`, `hypercorn bench.bare:app`), the same route served as `serve`
 embeds that server (same settings as the service), the stock server's route POSTed to
-(its body read), and the hosted page's own bytes and headers, plain and gzip-compressed
-(the floors for a page of that size); then the service on one worker: its hosted page
+(its body read), the same POST whose work is one MongoDB insert through the service's
+driver and write concern (the floor for a request that makes a durable record), and the
+hosted page's own bytes and headers, plain and gzip-compressed (the floors for a page of
+that size); then the service on one worker: its hosted page
 (asked for plain, and as browsers ask: gzip), GET and POST of a link and the signup
 callback (a cancel report: the callback path up to its durable write), each driven by
 wrk for --duration seconds, all of them in turn, --rounds times: a row shows its
 medians, and its ratio is the median of its ratios to the stock server's bare route
 in the same round (the true floor: what the server costs with no app to speak of).
+Beside each row, the stores' CPU per request (every mongod and redis-server on the
+machine: a write's cost that the server's own column does not show).
 Then resident memory of the service after those runs, and its cold start (process
 start to the first answered request). Then --repeat fresh runs of GET link with
 EDGE_WORKERS=1 and EDGE_WORKERS=2 per server, each run's ratio printed with how many
@@ -55,8 +59,8 @@ from tests.live import clean_env, create_key, free_port, serve  # noqa: E402
 
 SERVERS = ("hypercorn", "granian")
 # endpoint, requests/s, server CPU (user + system, every process of it) per request in µs,
-# ratio to the bare route (medians over the rounds)
-Row = tuple[str, float, float, float]
+# ratio to the bare route, the stores' CPU per request in µs (medians over the rounds)
+Row = tuple[str, float, float, float, float]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -68,6 +72,7 @@ class Load(TypedDict):
 FLOOR = "bare route, stock command line"
 EMBEDDED_FLOOR = "bare route, as serve runs it"
 POST_FLOOR = "bare route, POST (body read)"
+INSERT_FLOOR = "bare route, POST + one insert"
 PAGE_FLOOR = "bare route, the page's bytes"
 PAGE_GZ_FLOOR = "bare route, the page gzipped"
 PAGE_GZ = "hosted page, as browsers ask"
@@ -129,11 +134,40 @@ def cpu_seconds(pid: int) -> dict[int, float]:
 def measured(pid: int, url: str, opts: Load, **wrk_args: Any) -> tuple[float, float, list[float]]:
     """wrk on ``url``: requests/s, the server's CPU µs per request (``pid`` and its
     processes) and each process's CPU seconds."""
-    before = cpu_seconds(pid)
+    rps, per_request, used, _ = measured_with_stores(pid, url, opts, **wrk_args)
+    return rps, per_request, used
+
+
+def measured_with_stores(
+    pid: int, url: str, opts: Load, **wrk_args: Any
+) -> tuple[float, float, list[float], float]:
+    """``measured``, and the stores' CPU µs per request (every mongod and redis-server)."""
+    before, stores_before = cpu_seconds(pid), stores_cpu()
     rps, _, _ = wrk(url, duration=opts["duration"], connections=opts["connections"], **wrk_args)
     used = {p: t - before.get(p, 0.0) for p, t in cpu_seconds(pid).items()}
-    per_request = sum(used.values()) / max(rps * opts["duration"], 1) * 1e6
-    return rps, per_request, sorted(used.values(), reverse=True)
+    stores = stores_cpu() - stores_before
+    requests = max(rps * opts["duration"], 1)
+    per_request = sum(used.values()) / requests * 1e6
+    return rps, per_request, sorted(used.values(), reverse=True), stores / requests * 1e6
+
+
+STORES = {"mongod", "redis-server"}
+
+
+def stores_cpu() -> float:
+    """CPU seconds (user + system) used so far by every mongod and redis-server."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # gone meanwhile, or not readable
+        if name in STORES:
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
 
 
 def cold_start(env: dict[str, str], cwd: Path) -> float:
@@ -189,7 +223,7 @@ def one_worker(
         page_file = page_floor_file(work, server, link["hostedUrl"])
         get_url = f"{base}/v1/onboarding-links/{link['id']}"
         post_url = f"{base}/v1/onboarding-links"
-        floors = {"BENCH_PAGE": str(page_file)}
+        floors = {"BENCH_PAGE": str(page_file), "BENCH_MONGO_URL": env["EDGE_STORAGE_URL"]}
         with (
             stock_bare_route(server, floors) as (stock, stock_pid),
             bare_route(server, floors) as (bare, bare_pid),
@@ -199,6 +233,7 @@ def one_worker(
                 (FLOOR, stock_pid, f"{stock}/bare", {}, None),
                 (EMBEDDED_FLOOR, bare_pid, f"{bare}/bare", {}, None),
                 (POST_FLOOR, stock_pid, f"{stock}/bare", {}, POST_LUA),
+                (INSERT_FLOOR, stock_pid, f"{stock}/bare/insert", {}, POST_LUA),
                 (PAGE_FLOOR, stock_pid, f"{stock}/page", {}, None),
                 (PAGE_GZ_FLOOR, stock_pid, f"{stock}/page.gz", BROWSER, None),
                 ("hosted page", proc.pid, link["hostedUrl"], {}, None),
@@ -214,21 +249,22 @@ def one_worker(
                     CALLBACK_LUA,
                 ),
             ]
-            runs: dict[str, list[tuple[float, float]]] = {t[0]: [] for t in targets}
+            runs: dict[str, list[tuple[float, float, float]]] = {t[0]: [] for t in targets}
             for _ in range(rounds):
                 for name, pid, url, headers, script in targets:
-                    rps, cpu, _ = measured(
+                    rps, cpu, _, stores = measured_with_stores(
                         pid, url, opts, headers=headers, script=script, allow_errors=True
                     )
-                    runs[name].append((rps, cpu))
+                    runs[name].append((rps, cpu, stores))
         rss = rss_kb(proc.pid)
-    floor = [rps for rps, _ in runs[FLOOR]]
+    floor = [rps for rps, _, _ in runs[FLOOR]]
     rows = [
         (
             name,
-            statistics.median(rps for rps, _ in figures),
-            statistics.median(cpu for _, cpu in figures),
-            statistics.median(rps / base for (rps, _), base in zip(figures, floor, strict=True)),
+            statistics.median(rps for rps, _, _ in figures),
+            statistics.median(cpu for _, cpu, _ in figures),
+            statistics.median(rps / base for (rps, _, _), base in zip(figures, floor, strict=True)),
+            statistics.median(stores for _, _, stores in figures),
         )
         for name, figures in runs.items()
     ]
@@ -333,17 +369,19 @@ def report(
     )
     print(
         "ratio: requests/s over that server's bare route run by its stock command line, "
-        "same round; CPU: the server's µs per request"
+        "same round; CPU: the server's µs per request; stores: mongod's and redis-server's"
     )
-    head = "".join(f" {server + ' req/s':>16} {'ratio':>6} {'CPU µs':>7}" for server in SERVERS)
+    head = "".join(
+        f" {server + ' req/s':>16} {'ratio':>6} {'CPU µs':>7} {'stores':>6}" for server in SERVERS
+    )
     print(f"{'endpoint':<30}{head}")
     names = [row[0] for row in figures[SERVERS[0]][0]]
     for index, name in enumerate(names):
         line = f"{name:<30}"
         for server in SERVERS:
             rows = figures[server][0]
-            _, rps, cpu, ratio = rows[index]
-            line += f" {rps:>16.0f} {ratio:>6.2f} {cpu:>7.0f}"
+            _, rps, cpu, ratio, stores = rows[index]
+            line += f" {rps:>16.0f} {ratio:>6.2f} {cpu:>7.0f} {stores:>6.0f}"
         print(line)
     for server in SERVERS:
         rows, rss, start, _ = figures[server]
@@ -354,6 +392,7 @@ def report(
             f"hosted page / bare route serving the page's bytes "
             f"{by_name['hosted page'] / by_name[PAGE_FLOOR]:.2f} (plain), "
             f"{by_name[PAGE_GZ] / by_name[PAGE_GZ_FLOOR]:.2f} (gzip); "
+            f"POST link / POST + one insert {by_name['POST link'] / by_name[INSERT_FLOOR]:.2f}; "
             f"RSS after the runs {rss / 1024:.1f} MB; cold start to first answer "
             f"{start * 1000:.0f} ms"
         )

@@ -2,9 +2,11 @@
 
 Written by hand so the schema states every validation rule; the test suite runs
 schemathesis over it against the live app, which keeps both honest. The parts:
-``schemas`` (bodies), ``paths`` (/v1 operations), ``public`` (the rest: liveness,
-readiness and the internal routes), ``events`` (the events API); the event payloads
-come from edge_onboard/api/openapi/event_schemas.py.
+``schemas`` (bodies: the shared shapes, with ``link_schemas``, ``phone_schemas``,
+``signup_schemas`` and ``webhook_schemas`` for each kind of object), ``paths`` (/v1
+operations), ``public`` (the rest: liveness, readiness and the internal routes),
+``events`` (the events API), ``organization``, ``profile`` and ``test_helpers``; the
+event payloads come from edge_onboard/api/openapi/event_schemas.py.
 """
 
 from __future__ import annotations
