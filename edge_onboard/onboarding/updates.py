@@ -67,6 +67,8 @@ from edge_onboard.webhooks.endpoints import WebhookService
 
 log = logging.getLogger("edge_onboard.onboarding.updates")
 HEADER = "x-signup-pass"
+# The steps an update link's page may show, in their order.
+UPDATE_STEPS = ("reconnect", "add_number", "verify", "profile")
 FINISH_FIELDS = frozenset({"profile"})
 
 
