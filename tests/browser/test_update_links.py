@@ -116,6 +116,7 @@ def test_an_update_link_reconnects_a_number_after_partner_removed(
     expect(page.locator("#profile-name")).to_have_text("Sandbox Business")
     expect(page.locator("#profile-name-status")).to_have_text(cat.text("name_approved"))
     assert page.input_value("#pf-about")  # Meta's profile, readable again
+    assert "{{" not in page.inner_text("body")  # every placeholder filled
     seen["profile"] = axe_violations(page)
     if locale != "en_US":
         assert english_left(page) == []
