@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from edge_onboard.api.auth import create_key
-from edge_onboard.meta.sandbox import SandboxMeta
+from edge_onboard.meta.sandbox import SYSTEM_USER_TOKEN, SandboxMeta
 from edge_onboard.storage import Storage
 from tests.conftest import FakeClock
 from tests.onboarding.test_recovery import World, _world
@@ -419,3 +419,38 @@ async def test_two_tabs_reconnecting_at_once_reconnect_once(world: World) -> Non
     assert await count(world, "phone_number.updated") == updates_before + 1
     shown = await world.get(f"/v1/onboarding-links/{update['id']}")
     assert shown["result"]["changes"] == ["reconnected"]
+
+
+@pytest.fixture
+async def recovering(
+    storage: Storage, clock: FakeClock, meta_over_http: tuple[SandboxMeta, str]
+) -> AsyncIterator[World]:
+    async for w in _world(
+        storage, clock, meta_over_http, EDGE_META_SYSTEM_USER_TOKEN=SYSTEM_USER_TOKEN
+    ):
+        yield w
+
+
+async def test_a_closed_tab_of_an_update_link_is_recovered_as_an_update(
+    recovering: World,
+) -> None:
+    """The page reported Meta's session and closed before the code: Meta's PARTNER_ADDED
+    for that WABA restores the grant through the update link's own steps (never an
+    onboarding completion), and the link stays open for its profile step."""
+    world = recovering
+    link, data = await removed(world)
+    update = await world.link(type="update", phoneNumberId=link["phoneNumberId"])
+    report = {"event": "FINISH", "wabaId": data["waba_id"], "businessId": data["business_id"]}
+    recorded = await world.client.post(f"/signup/{update['id']}/session", json=report)
+    assert recorded.status_code == 202, recorded.text
+    world.fake.account_update(
+        data["business_id"], "PARTNER_ADDED", data["waba_id"], data["business_id"]
+    )
+    assert await world.meta_webhooks() == 1
+    world.clock.advance(seconds=121)
+    assert await world.reconcile() is not None
+    phone = await world.get(f"/v1/phones/{link['phoneNumberId']}")
+    assert phone["status"] == "connected"
+    shown = await world.get(f"/v1/onboarding-links/{update['id']}")
+    assert shown["status"] == "pending" and shown["result"]["changes"] == ["reconnected"]
+    assert (await plan(world, update["id"]))["steps"] == ["profile"]
