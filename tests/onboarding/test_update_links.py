@@ -171,6 +171,10 @@ async def test_a_number_whose_access_was_removed_is_reconnected(world: World) ->
     phone_id = link["phoneNumberId"]
     updates_before = await count(world, "phone_number.updated")
     update = await world.link(type="update", phoneNumberId=phone_id, redirectUrl=RETURN)
+    opened = await count(world, "onboarding_link.opened")
+    page = await world.client.get(f"/signup/{update['id']}")
+    assert page.status_code == 200 and '"update":true' in page.text
+    assert await count(world, "onboarding_link.opened") == opened + 1
     first = await plan(world, update["id"])
     assert first["steps"] == ["reconnect", "profile"]
     assert first["phoneNumberMasked"].startswith("+1 ") and first["profile"] is None
