@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from edge_onboard.api.auth import FailedLogins
 from edge_onboard.config import Settings
+from edge_onboard.core.admission import Admission
 from edge_onboard.core.clock import Clock
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.ratelimit import RateLimiter
@@ -41,6 +42,14 @@ if TYPE_CHECKING:
     from edge_onboard.hosted.deps import HostedServices
 
 
+# A signup callback makes a dozen sequential store and Graph calls: this many at once per
+# process keeps them well inside MongoDB's connection pool (100) and its 5 s deadlines.
+# One that finds no turn within SIGNUP_WAIT seconds is refused before its single-use code
+# is spent (Meta's code lives 30 s; the page posts it again after a second).
+SIGNUP_SLOTS = 32
+SIGNUP_WAIT = 8.0
+
+
 @dataclasses.dataclass(slots=True)
 class Services:
     settings: Settings
@@ -68,6 +77,10 @@ class Services:
     recovery: Recovery | None = None
     updates: UpdateService | None = None
     region: RegionStatus | None = None
+    # Signup callbacks at a time in this process, and how long one waits for its turn.
+    signups: Admission = dataclasses.field(
+        default_factory=lambda: Admission(SIGNUP_SLOTS, SIGNUP_WAIT)
+    )
 
     @property
     def meta_app(self) -> MetaApp | None:

@@ -34,6 +34,9 @@
   const FINISH_WAIT_MS = 10000;
   const REPORT_WAIT_MS = 1500;
   const PROGRESS_STEP_MS = [1200, 2600];
+  // A busy server refuses a callback before spending its code (service_busy): posted
+  // again after Retry-After while the code is young (Meta's lives 30 s).
+  const BUSY_RETRY_MS = 20000;
   const TERMINAL = ['link_expired', 'link_deleted', 'link_completed', 'link_not_pending', 'link_not_found'];
   const SIGNUP_STEPS = ['reconnect', 'add_number'];
 
@@ -299,6 +302,10 @@
     clearTimers(a);
     setBusy(true);
     if (body.code) showProgress(a);
+    deliver(a, body, Date.now());
+  };
+
+  const deliver = (a, body, firstAt) => {
     fetch(cfg.callbackUrl, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -307,6 +314,14 @@
     }).then((r) => r.text().then((t) => {
       let res = null;
       try { res = JSON.parse(t); } catch (e) { res = null; }
+      const wait = parseInt(r.headers.get('Retry-After') || '1', 10) || 1;
+      const code = res && res.error && typeof res.error === 'object' ? res.error.code : '';
+      if (r.status === 503 && code === 'service_busy' && a === attempt
+          && Date.now() + wait * 1000 - firstAt < BUSY_RETRY_MS) {
+        // Nothing was done: the same body again after the wait, still this attempt's.
+        setTimeout(() => { if (a === attempt) deliver(a, body, firstAt); }, wait * 1000);
+        return;
+      }
       settle(a, r.status, res, body);
     })).catch(() => {
       if (a !== attempt) return;

@@ -12,6 +12,7 @@ from edge_onboard.core.ratelimit import Limit
 
 if TYPE_CHECKING:
     from edge_onboard.config import Settings
+    from edge_onboard.core.admission import Admission
     from edge_onboard.core.clock import Clock
     from edge_onboard.core.crypto import SecretBox
     from edge_onboard.core.ratelimit import RateLimiter
@@ -61,6 +62,8 @@ class HostedServices(Protocol):
     def recovery(self) -> Recovery | None: ...
     @property
     def updates(self) -> UpdateService | None: ...
+    @property
+    def signups(self) -> Admission: ...
 
 
 def get_services(request: Request) -> HostedServices:

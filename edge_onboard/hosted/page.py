@@ -36,6 +36,7 @@ ERROR_MESSAGES = {
     "connection_type_not_allowed": "err_business_app",
     "meta_unavailable": "err_unavailable",
     "storage_unavailable": "err_unavailable",
+    "service_busy": "err_unavailable",
     "internal_error": "err_unavailable",
     "rate_limited": "err_unavailable",
     "completion_in_progress": "err_busy",

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
 from edge_onboard.core import i18n, validation
+from edge_onboard.core.admission import Busy
 from edge_onboard.core.errors import ApiError
 from edge_onboard.core.responses import JSONResponse
 from edge_onboard.core.validation import UUID_RE
@@ -246,11 +247,21 @@ async def signup_callback(request: Request) -> Response:
         await limit_public(request, services)
         raw = await validation.read_body(request)
         body = validation.json_object(request, raw)
-        outcome = await services.completion.handle(request.path_params["link_id"], body)
+        async with services.signups.turn():
+            outcome = await services.completion.handle(request.path_params["link_id"], body)
     except ApiError as exc:
         return page_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
     except ClientDisconnect:
         raise  # nobody to answer: the app's handler notes it in one debug line
+    except Busy:
+        # Refused before any of it was done: the code is unspent, the page posts again.
+        log.warning("callback: no turn within %.0f s; answered busy", services.signups.wait)
+        return page_error(
+            503,
+            "service_busy",
+            "We are busy right now; please try again in a moment.",
+            {"Retry-After": "1"},
+        )
     except StorageError as exc:
         log.error("callback: storage unavailable: %s", exc)
         return page_error(

@@ -304,3 +304,33 @@ def test_a_closed_tab_is_recovered(tmp_path: Path, browser: Any) -> None:
         "onboarding_link.recovered",
         "phone_number.connected",
     ]
+
+
+def test_a_busy_answer_is_posted_again_and_the_signup_completes(site: Site, page: Any) -> None:
+    """A process with no turn free answers the callback 503 service_busy before any of
+    it is done: the page posts the same body again after Retry-After, and the signup
+    completes on that same code."""
+    link = site.link(redirectUrl=RETURN)
+    bodies: list[str | None] = []
+
+    def callback(route: Any) -> None:
+        bodies.append(route.request.post_data)
+        if len(bodies) == 1:
+            busy = {"code": "service_busy", "message": "busy"}
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1"},
+                content_type="application/json",
+                body=orjson.dumps({"status": "error", "redirectUrl": None, "error": busy}),
+            )
+        else:
+            route.continue_()
+
+    page.route("**/signup/*/callback", callback)
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    run_popup(page)
+    page.wait_for_url(f"{RETURN}**")
+    assert query(page.url)["status"] == ["success"]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]  # the same code, posted again
+    assert site.get(link["id"])["status"] == "completed"

@@ -184,7 +184,9 @@ def internal_paths() -> Schema:
                         "422": "Signup cancelled, or Meta refused it; the link stays pending.",
                         "429": "Too many requests from this address; see Retry-After.",
                         "502": "Meta unreachable; the link stays pending.",
-                        "503": "No Meta app configured.",
+                        "503": "No Meta app configured; storage unavailable; or busy "
+                        "(service_busy: nothing was done, post the same body again after "
+                        "Retry-After).",
                     }.items()
                 },
             },
