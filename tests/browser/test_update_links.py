@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from edge_onboard.core import i18n
+from edge_onboard.meta.sandbox import VERIFY_CODE
 from tests.browser.axe import axe_violations
 from tests.browser.support import RETURN, Site, query, run_popup
 from tests.browser.test_hosted_locales import english_left
@@ -189,3 +190,52 @@ def test_the_profile_form_sends_meta_exactly_the_fields_changed(
     # The link is used up: its page says so.
     page.goto(link["hostedUrl"])
     expect(page.locator("h1")).to_have_text(cat.text("completed_title"))
+
+
+@pytest.mark.parametrize("locale", ["en_US", "ar_AR"])
+def test_a_waba_only_account_adds_a_number_then_verifies_it(
+    site: Site, page: Any, locale: str
+) -> None:
+    cat = i18n.catalog(locale)
+    made = site.link()
+    done = api(
+        site,
+        "POST",
+        f"/v1/test-helpers/onboarding-links/{made['id']}/complete",
+        {"scenario": "only_waba"},
+    )
+    assert done["phoneNumberId"] is None
+    waba = api(site, "GET", f"/v1/wabas/{done['wabaId']}")
+    link = site.link(type="update", wabaId=waba["id"], locale=locale)
+    page.goto(link["hostedUrl"])
+    page.wait_for_selector("#connect:enabled")
+    expect(page.locator("#update-heading")).to_have_text(cat.text("update_heading_add"))
+    seen = {"add_number": axe_violations(page)}
+
+    # Meta's popup on the same account, with a number that still needs its code.
+    run_popup(page, scenario="unverified", account=waba)
+    page.wait_for_selector("#verify", state="visible")
+    expect(page.locator("#update-steps li")).to_have_text(
+        [cat.text(f"update_step_{s}") for s in ("add_number", "verify", "profile")]
+    )
+    expect(page.locator("#update-steps li.current")).to_have_text(cat.text("update_step_verify"))
+    seen["verify"] = axe_violations(page)
+    page.click("#send-code")
+    page.wait_for_selector("#code-form", state="visible")
+    page.keyboard.insert_text(VERIFY_CODE)
+    page.click("#check-code")
+    page.wait_for_selector("#profile", state="visible")
+    expect(page.locator("#update-steps li.done")).to_have_text(
+        [cat.text("update_step_add_number"), cat.text("update_step_verify")]
+    )
+    seen["profile"] = axe_violations(page)
+    if locale != "en_US":
+        assert english_left(page) == []
+    page.click("#profile-save")
+    page.wait_for_selector("#success", state="visible")
+    result = site.get(link["id"])
+    assert result["status"] == "completed" and result["phoneNumberId"]
+    assert result["result"] == {"changes": ["phone_added", "verified"], "profileFields": []}
+    phone = api(site, "GET", f"/v1/phones/{result['phoneNumberId']}")
+    assert phone["status"] == "connected" and phone["wabaId"] == waba["id"]
+    assert seen == {"add_number": [], "verify": [], "profile": []}
