@@ -46,7 +46,7 @@ from edge_onboard.onboarding.connect import (
 )
 from edge_onboard.onboarding.lifecycle import announce, link_data
 from edge_onboard.onboarding.links import LinkService
-from edge_onboard.onboarding.page_verification import PASS_TTL
+from edge_onboard.onboarding.page_verification import PASS_TTL, later_url
 from edge_onboard.onboarding.page_verification import step as verification_step
 from edge_onboard.onboarding.phones import NOT_FROM_META, phone_view
 from edge_onboard.onboarding.profile import FIELDS, ProfileService, parse_patch
@@ -501,10 +501,18 @@ class UpdateService:
         await announce(self.webhooks, done, "completed", data)
         return {
             "status": "success",
-            "redirectUrl": redirect_url(done, ok=True),
+            "redirectUrl": await self._return_url(done),
             "phoneNumberMasked": masked_phone(done.phone_number),
             "changes": changes,
         }
+
+    async def _return_url(self, link: OnboardingLink) -> str | None:
+        """``redirectUrl`` with ``status=success``, and ``verification=pending`` when the
+        end-user left the code for later, as an onboarding link's page does."""
+        phone = await self.storage.get_phone(link.phone_number_id) if link.phone_number_id else None
+        if phone is not None and phone.status is PhoneStatus.PENDING_VERIFICATION:
+            return later_url(link)
+        return redirect_url(link, ok=True)
 
     async def _send_profile(self, link: OnboardingLink, fields: dict[str, Any]) -> list[str]:
         """The fields whose value differs from Meta's, sent; their names."""

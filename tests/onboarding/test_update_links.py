@@ -458,3 +458,19 @@ async def test_a_closed_tab_of_an_update_link_is_recovered_as_an_update(
     shown = await world.get(f"/v1/onboarding-links/{update['id']}")
     assert shown["status"] == "pending" and shown["result"]["changes"] == ["reconnected"]
     assert (await plan(world, update["id"]))["steps"] == ["profile"]
+
+
+async def test_a_code_left_for_later_returns_with_verification_pending(world: World) -> None:
+    link, data = await connected(world, "only_waba")
+    update = await world.link(type="update", wabaId=link["wabaId"], redirectUrl=RETURN)
+    answer = await signup_again(
+        world, update["id"], data["waba_id"], data["business_id"], "unverified"
+    )
+    assert answer.status_code == 200, answer.text
+    # "Do it later": the page goes on to the profile and finishes.
+    done = await finish(world, update["id"], answer.json()["update"]["token"], {})
+    assert done.status_code == 200, done.text
+    returned = parse_qs(urlsplit(done.json()["redirectUrl"]).query)
+    assert returned["status"] == ["success"] and returned["verification"] == ["pending"]
+    completed = await world.get(f"/v1/onboarding-links/{update['id']}")
+    assert completed["result"]["changes"] == ["phone_added"]
