@@ -169,6 +169,7 @@ def _assemble(
         sandbox=sandbox,
         redis=redis_client,
         recovery=onboarding.recovery,
+        updates=onboarding.updates,
         region=RegionStatus(
             region,
             replica=replica,

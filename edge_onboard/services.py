@@ -28,6 +28,7 @@ from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
 from edge_onboard.onboarding.profile import ProfileService
 from edge_onboard.onboarding.recovery import Recovery
+from edge_onboard.onboarding.updates import UpdateService
 from edge_onboard.onboarding.verification import PhoneVerification
 from edge_onboard.onboarding.wabas import WabaService
 from edge_onboard.storage import Storage
@@ -74,6 +75,7 @@ class Services:
     sandbox: SandboxMeta
     redis: Redis | None = None
     recovery: Recovery | None = None
+    updates: UpdateService | None = None
     region: RegionStatus | None = None
     # Signup callbacks at a time in this process, and how long one waits for its turn.
     signups: Admission = dataclasses.field(

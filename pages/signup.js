@@ -12,7 +12,6 @@
   const statusEl = $('status');
   const resultEl = $('result');
   const returnLink = $('return-link');
-  const introEl = $('intro');
   const progressEl = $('progress');
   const successEl = $('success');
   const supportEl = $('support');
@@ -24,6 +23,8 @@
   } catch (e) {
     cfg = {};
   }
+  // An update link's page has an intro of its own (what its number needs: signup again).
+  const introEl = cfg.update ? $('update-intro') : $('intro');
   const MSG = cfg.msg || {};
   const ERRORS = cfg.errors || {};
   const errorText = (code) => ERRORS[code] || ERRORS.generic || '';
@@ -37,6 +38,7 @@
   // again after Retry-After while the code is young (Meta's lives 30 s).
   const BUSY_RETRY_MS = 20000;
   const TERMINAL = ['link_expired', 'link_deleted', 'link_completed', 'link_not_pending', 'link_not_found'];
+  const SIGNUP_STEPS = ['reconnect', 'add_number'];
 
   let sdkReady = false;
   let sdkFailed = false;
@@ -67,6 +69,8 @@
   const onSdkFailed = () => {
     if (sdkReady || sdkFailed || !cfg.metaConfigured) return;
     sdkFailed = true;
+    // An update link's page needs Meta's SDK only for a signup step (said when shown).
+    if (cfg.update && connectBtn.classList.contains('hidden')) return;
     setStatus('');
     setResult(errorText('sdk_blocked'), 'error');
     showSupport(null);
@@ -95,7 +99,7 @@
       setResult(errorText('meta_not_configured'), 'notice');
       return;
     }
-    if (!sdkReady && !sdkFailed) setStatus(MSG.loading);
+    if (!sdkReady && !sdkFailed && !cfg.update) setStatus(MSG.loading);
     setTimeout(() => { if (!sdkReady) onSdkFailed(); }, SDK_TIMEOUT_MS);
   };
 
@@ -362,6 +366,11 @@
     res = res && typeof res === 'object' ? res : {};
     const redirect = typeof res.redirectUrl === 'string' && res.redirectUrl ? res.redirectUrl : null;
     if (res.status === 'success') {
+      if (cfg.update && res.update && typeof res.update === 'object') {
+        show(progressEl, false);
+        update.go(res.update);
+        return;
+      }
       if (res.verification && typeof res.verification === 'object' && res.verification.token) {
         verify.open(res, redirect);
         return;
@@ -505,6 +514,7 @@
       let code = err.code ? String(err.code) : (out.status ? 'generic' : 'network');
       if (code === 'rate_limited') code = 'verification_rate_limited';
       if (code === 'phone_not_pending_verification') return done({ redirectUrl: st.redirect }); // verified meanwhile
+      if (cfg.update && TERMINAL.indexOf(code) >= 0) return window.location.reload();
       if (out.wait > 0 && out.status === 429) {
         st.blockedUntil = Date.now() + out.wait * 1000;
         fillWait(errorEl, errorText(code), out.wait);
@@ -522,6 +532,11 @@
 
     const done = (res) => {
       if (st.timer) clearInterval(st.timer);
+      if (cfg.update) {
+        show(section, false);
+        update.load();
+        return;
+      }
       const target = typeof res.redirectUrl === 'string' && res.redirectUrl ? res.redirectUrl : null;
       show(section, false);
       if (target) {
@@ -580,6 +595,11 @@
     resendBtn.addEventListener('click', send);
     laterBtn.addEventListener('click', () => {
       if (st.timer) clearInterval(st.timer);
+      if (cfg.update) {
+        show(section, false);
+        update.skip('verify');
+        return;
+      }
       if (st.later) {
         show(section, false);
         setStatus(MSG.redirecting);
@@ -617,6 +637,211 @@
       },
     };
   })();
+
+  // ---- An update link: only what its number needs, then its business profile -----
+
+  const update = (() => {
+    const stepsEl = $('update-steps');
+    const section = $('profile');
+    const form = $('profile-form');
+    const errorEl = $('profile-error');
+    const saveBtn = $('profile-save');
+    const TEXT_FIELDS = ['about', 'description', 'address', 'email'];
+    const field = (name) => form.elements[name];
+    let plan = null;
+    let all = null; // the steps as first shown: done ones stay ticked
+    let initial = {};
+    let busy = false;
+
+    const post = (url, body, token) => fetch(url, {
+      method: 'POST',
+      headers: Object.assign({ 'Content-Type': 'application/json' }, token ? { 'X-Signup-Pass': token } : {}),
+      credentials: 'same-origin',
+      body: JSON.stringify(body || {}),
+    }).then((r) => r.text().then((t) => {
+      let res = null;
+      try { res = JSON.parse(t); } catch (e) { res = null; }
+      return { status: r.status, res: res || {} };
+    }));
+
+    const codeOf = (out) => {
+      const err = out.res.error && typeof out.res.error === 'object' ? out.res.error : {};
+      return { code: err.code ? String(err.code) : (out.status ? 'generic' : 'network'), param: err.param ? String(err.param) : '' };
+    };
+
+    const drawSteps = (current) => {
+      stepsEl.textContent = '';
+      const at = all.indexOf(current);
+      all.forEach((name, i) => {
+        const li = document.createElement('li');
+        li.textContent = MSG['update_step_' + name] || name;
+        if (i < at || current === null) li.className = 'done';
+        else if (i === at) { li.className = 'current'; li.setAttribute('aria-current', 'step'); }
+        stepsEl.appendChild(li);
+      });
+      show(stepsEl, all.length > 1);
+    };
+
+    const nameStatus = (s) => {
+      const v = String(s || '').toUpperCase();
+      if (v === 'APPROVED' || v === 'AVAILABLE_WITHOUT_REVIEW') return MSG.name_approved;
+      if (v === 'PENDING_REVIEW') return MSG.name_pending;
+      if (v === 'DECLINED' || v === 'EXPIRED') return MSG.name_declined;
+      return MSG.name_none;
+    };
+
+    const openProfile = () => {
+      const p = plan.profile && typeof plan.profile === 'object' ? plan.profile : {};
+      initial = {};
+      TEXT_FIELDS.forEach((name) => {
+        initial[name] = typeof p[name] === 'string' ? p[name] : '';
+        field(name).value = initial[name];
+      });
+      const sites = Array.isArray(p.websites) ? p.websites.filter((w) => typeof w === 'string') : [];
+      initial.websites = sites.slice(0, 2);
+      field('website1').value = sites[0] || '';
+      field('website2').value = sites[1] || '';
+      const nameEl = $('profile-name');
+      nameEl.textContent = '';
+      const bdi = document.createElement('bdi');
+      bdi.textContent = plan.displayName || '—';
+      nameEl.appendChild(bdi);
+      $('profile-name-status').textContent = nameStatus(plan.nameStatus);
+      setError('', '');
+      show(section, true);
+      $('profile-title').focus();
+    };
+
+    const setError = (text, param) => {
+      form.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
+      errorEl.textContent = text || '';
+      show(errorEl, !!text);
+      const name = /^websites/.test(param) ? (param === 'websites[1]' ? 'website2' : 'website1') : param;
+      const bad = name && field(name);
+      if (bad) {
+        bad.setAttribute('aria-invalid', 'true');
+        bad.setAttribute('aria-describedby', 'profile-error');
+        bad.focus();
+      } else if (text) {
+        errorEl.focus();
+      }
+    };
+
+    // What the end-user changed: only that is sent (the server also drops what Meta has).
+    const changed = () => {
+      const out = {};
+      TEXT_FIELDS.forEach((name) => {
+        const value = field(name).value.trim();
+        if (value !== initial[name]) out[name] = value;
+      });
+      const sites = [field('website1').value.trim(), field('website2').value.trim()].filter((w) => w);
+      if (sites.join('\n') !== initial.websites.join('\n')) out.websites = sites;
+      return out;
+    };
+
+    const finished = (res) => {
+      const target = typeof res.redirectUrl === 'string' && res.redirectUrl ? res.redirectUrl : null;
+      show(section, false);
+      show(stepsEl, false);
+      finishedHere = true;
+      if (target) {
+        setStatus(MSG.redirecting);
+        window.location.assign(target);
+        return;
+      }
+      $('success-title').textContent = MSG.update_done_title;
+      $('success-text').textContent = MSG.update_done_text;
+      show(successEl, true);
+      $('success-title').focus();
+    };
+
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (busy) return;
+      busy = true;
+      saveBtn.disabled = true;
+      setError('', '');
+      setStatus(MSG.profile_saving);
+      const profile = changed();
+      const body = Object.keys(profile).length ? { profile: profile } : {};
+      post(cfg.updateFinishUrl, body, plan.token).then((out) => {
+        busy = false;
+        saveBtn.disabled = false;
+        setStatus('');
+        if (out.status === 200 && out.res.status === 'success') return finished(out.res);
+        const err = codeOf(out);
+        if (TERMINAL.indexOf(err.code) >= 0 || out.status === 410) return window.location.reload();
+        setError(errorText(err.code), err.param);
+      }).catch(() => {
+        busy = false;
+        saveBtn.disabled = false;
+        setStatus('');
+        setError(errorText('network'), '');
+      });
+    });
+
+    const go = (next) => {
+      plan = next;
+      const steps = Array.isArray(plan.steps) ? plan.steps.map(String) : ['profile'];
+      if (!all) all = steps.slice();
+      steps.forEach((name) => { if (all.indexOf(name) < 0) all.splice(all.length - 1, 0, name); });
+      const current = steps[0] || 'profile';
+      setStatus('');
+      setResult('');
+      showSupport(null);
+      show(returnLink, false);
+      drawSteps(current);
+      show($('intro'), false);
+      show(introEl, false);
+      show(section, false);
+      show(connectBtn, false);
+      show(retryBtn, false);
+      if (SIGNUP_STEPS.indexOf(current) >= 0) {
+        const kind = current === 'reconnect' ? 'reconnect' : 'add';
+        $('update-heading').textContent = MSG['update_heading_' + kind];
+        $('update-text').textContent = MSG['update_intro_' + kind];
+        show(introEl, true);
+        show(connectBtn, true);
+        setBusy(false);
+        if (sdkFailed) {
+          setResult(errorText('sdk_blocked'), 'error');
+          connectBtn.disabled = true;
+        } else if (!sdkReady && cfg.metaConfigured) {
+          setStatus(MSG.loading);
+        }
+        $('update-heading').focus();
+        return;
+      }
+      if (current === 'verify' && plan.verification && plan.verification.token) {
+        verify.open({ verification: plan.verification }, null);
+        return;
+      }
+      openProfile();
+    };
+
+    const load = () => {
+      setStatus(MSG.update_loading);
+      post(cfg.updateUrl, {}, null).then((out) => {
+        if (out.status === 200 && out.res && Array.isArray(out.res.steps)) return go(out.res);
+        const err = codeOf(out);
+        setStatus('');
+        if (TERMINAL.indexOf(err.code) >= 0 || out.status === 404 || out.status === 410) return window.location.reload();
+        setResult(errorText(err.code), 'error');
+        resultEl.focus();
+      }).catch(() => {
+        setStatus('');
+        setResult(errorText('network'), 'error');
+      });
+    };
+
+    return {
+      go: go,
+      load: load,
+      skip: (name) => go(Object.assign({}, plan, { steps: plan.steps.filter((s) => s !== name) })),
+    };
+  })();
+
+  if (cfg.update) update.load();
 
   connectBtn.addEventListener('click', start);
   retryBtn.addEventListener('click', start);

@@ -180,6 +180,14 @@ class OnboardingLink(_Record):
     # Test mode: a test link runs against the built-in fake Meta; records made before
     # test mode are live.
     livemode: bool = True
+    # "onboarding" (a new signup) or "update" (an existing number or WABA of the
+    # organisation, named by ``phone_number_id``/``waba_id`` from the start:
+    # edge_onboard/onboarding/updates.py).
+    type: str = "onboarding"
+    # An update link's result so far, in order: "reconnected", "phone_added", "verified",
+    # "profile_updated"; and the profile fields the end-user changed.
+    changes: list[str] | None = None
+    profile_fields: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.status = LinkStatus(self.status)

@@ -77,5 +77,6 @@ def routes() -> list[Route]:
         # The fake Meta's test controls: the owner's test key, never anonymous.
         Route("/_sandbox/inbound", sandbox_controls.inbound, methods=["POST"]),
         Route("/_sandbox/remove-access", sandbox_controls.remove_access, methods=["POST"]),
+        Route("/_sandbox/profile-posts", sandbox_controls.profile_posts, methods=["POST"]),
         *test_helpers.routes(),
     ]

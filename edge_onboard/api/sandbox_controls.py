@@ -1,6 +1,9 @@
 """The fake Meta's test controls, for the organisation whose test objects they touch:
 ``POST /_sandbox/inbound`` (a customer writes to a test number) and
-``POST /_sandbox/remove-access`` (the business removes the app from a test WABA).
+``POST /_sandbox/remove-access`` (the business removes the app from a test WABA), and
+``POST /_sandbox/profile-posts`` (``{"phone_number_id"}``: the business-profile changes the fake
+Meta accepted for a test number, as it received them: what a test checks an update link
+sent).
 
 They once answered anyone who knew a Meta id; now the caller proves ownership with the
 organisation's test key (``Authorization: Bearer sk_test_...``): no key is a 401, a live
@@ -78,3 +81,17 @@ async def remove_access(request: Request) -> Response:
     if not await services.sandbox.revoke(waba_id):
         raise not_found("test WABA", waba_id, param="waba_id")
     return JSONResponse({"queued": True}, status_code=202)
+
+
+async def profile_posts(request: Request) -> Response:
+    """The fields of each ``POST /{phone}/whatsapp_business_profile`` the fake Meta (this
+    process's) accepted for the caller's test number ``phone_number_id``, oldest first. A
+    POST like the other controls (``GET /_sandbox/{name}`` is the fake's static files)."""
+    services, principal, body = await _test_caller(request)
+    v.reject_unknown(body, ("phone_number_id",))
+    phone_id = _required(body, "phone_number_id", max_length=30, pattern=META_ID)
+    owned = await services.storage.find_phone_by_meta_id(principal.org_id, phone_id)
+    if owned is None or owned.livemode:
+        raise not_found("test phone number", phone_id, param="phone_number_id")
+    posts = [fields for meta_id, fields in services.sandbox.profile_posts if meta_id == phone_id]
+    return JSONResponse({"data": posts})

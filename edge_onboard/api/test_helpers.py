@@ -31,6 +31,7 @@ from edge_onboard.meta.sandbox import samples
 if TYPE_CHECKING:
     from edge_onboard.meta.sandbox import SandboxMeta
     from edge_onboard.onboarding.completion import CompletionService
+    from edge_onboard.onboarding.updates import UpdateService
 
 _FIELD_MAX = 100
 _SENDER_MAX = 20
@@ -43,6 +44,8 @@ class HelperServices(ApiServices, Protocol):
     def sandbox(self) -> SandboxMeta: ...
     @property
     def completion(self) -> CompletionService: ...
+    @property
+    def updates(self) -> UpdateService | None: ...
 
 
 def _test_only(principal: Principal) -> None:
@@ -67,25 +70,54 @@ async def complete_link(request: Request) -> Response:
         link = await services.links.get(
             principal.org_id, request.path_params["link_id"], livemode=False
         )
+        if link.type == "update":
+            return await _complete_update(helpers, link, scenario)
         async with helpers.sandbox._synced():
             session = helpers.sandbox.finish(scenario)
-        data = session["data"]
-        report = {
-            "code": session["code"],
-            "event": session["event"],
-            "wabaId": data["waba_id"],
-            "businessId": data.get("business_id"),
-            "phoneNumberId": data.get("phone_number_id"),
-        }
-        outcome = await helpers.completion.handle(link.id, report)
-        if outcome.status_code >= 400:
-            error = outcome.body["error"]
-            raise ApiError(outcome.status_code, error["code"], error["message"])
+        await _callback(helpers, link.id, session)
         return services.links.view(
             await services.links.get(principal.org_id, link.id, livemode=False)
         )
 
     return await create(request, make, status_code=200)
+
+
+async def _callback(helpers: HelperServices, link_id: str, session: dict[str, Any]) -> None:
+    """What the page posts to its callback for the fake popup's ``session``; its refusal
+    in the API's error shape."""
+    data = session["data"]
+    report = {
+        "code": session["code"],
+        "event": session["event"],
+        "wabaId": data["waba_id"],
+        "businessId": data.get("business_id"),
+        "phoneNumberId": data.get("phone_number_id"),
+    }
+    outcome = await helpers.completion.handle(link_id, report)
+    if outcome.status_code >= 400:
+        error = outcome.body["error"]
+        raise ApiError(outcome.status_code, error["code"], error["message"])
+
+
+async def _complete_update(helpers: HelperServices, link: Any, scenario: str) -> dict[str, Any]:
+    """An update link: the business signs up again with its own account when the number
+    needs it (access lost, no number yet), then finishes the page without changes."""
+    updates = helpers.updates
+    assert updates is not None
+    plan = await updates.plan(link)
+    if plan["steps"][0] in ("reconnect", "add_number"):
+        waba = await helpers.storage.get_waba(link.waba_id or "")
+        assert waba is not None  # an update link's WABA is never deleted
+        async with helpers.sandbox._synced(ids=[waba.meta_waba_id]):
+            session = helpers.sandbox.finish_existing(
+                scenario, waba.meta_waba_id, waba.meta_business_id or ""
+            )
+        if session is None:
+            raise ApiError(409, "sandbox_account_unknown", "The fake Meta does not know this WABA.")
+        await _callback(helpers, link.id, session)
+        link = await helpers.links.get(link.org_id, link.id, livemode=False)
+    await updates.finish(link, {})
+    return helpers.links.view(await helpers.links.get(link.org_id, link.id, livemode=False))
 
 
 async def phone_webhook(request: Request) -> Response:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edge_onboard.onboarding.page_verification import PageVerification
     from edge_onboard.onboarding.phones import PhoneService
     from edge_onboard.onboarding.recovery import Recovery
+    from edge_onboard.onboarding.updates import UpdateService
     from edge_onboard.storage import Storage
     from edge_onboard.webhooks.endpoints import WebhookService
 
@@ -59,6 +60,8 @@ class HostedServices(Protocol):
     def meta(self) -> MetaModes: ...
     @property
     def recovery(self) -> Recovery | None: ...
+    @property
+    def updates(self) -> UpdateService | None: ...
     @property
     def signups(self) -> Admission: ...
 

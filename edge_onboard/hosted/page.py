@@ -53,6 +53,13 @@ ERROR_MESSAGES = {
     "verification_pass_invalid": "err_pass",
     "registration_failed": "err_register",
     "code_format": "err_code_format",
+    # An update link's steps (edge_onboard/hosted/updates.py).
+    "waba_mismatch": "err_waba_mismatch",
+    "update_pass_invalid": "err_update_pass",
+    "parameter_invalid": "err_profile_invalid",
+    "parameter_missing": "err_profile_invalid",
+    "meta_rejected": "err_meta_rejected",
+    "phone_disconnected": "err_meta_rejected",
 }
 # What signup.js writes itself (the rest is in the HTML).
 SCRIPT_MESSAGES = (
@@ -71,6 +78,22 @@ SCRIPT_MESSAGES = (
     "verify_resend_in",
     "verify_sending",
     "verify_checking",
+    "update_loading",
+    "update_heading_reconnect",
+    "update_intro_reconnect",
+    "update_heading_add",
+    "update_intro_add",
+    "update_step_reconnect",
+    "update_step_add_number",
+    "update_step_verify",
+    "update_step_profile",
+    "update_done_title",
+    "update_done_text",
+    "profile_saving",
+    "name_approved",
+    "name_pending",
+    "name_declined",
+    "name_none",
 )
 _MIN_GZIP = 512
 HTML = "text/html; charset=utf-8"
@@ -216,7 +239,11 @@ def signup_page(
         "msg": {key: cat.text(key, brand=brand.name) for key in SCRIPT_MESSAGES},
         "errors": {code: cat.text(key, brand=brand.name) for code, key in ERROR_MESSAGES.items()},
     }
+    # An update link's page starts on what its number needs (signup.js asks the server).
+    update = bool(config.get("update"))
     values |= {
+        "intro_class": ' class="hidden"' if update else "",
+        "connect_class": " hidden" if update else "",
         "brand_style": style,
         "heading": i18n.fill(heading, {"brand": name}),
         "config": script_json(config),

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from edge_onboard.core.errors import ApiError
 from edge_onboard.core.routing import Endpoint, HotRoutes, resource
-from edge_onboard.hosted import assets, front, meta_webhook, verification
+from edge_onboard.hosted import assets, front, meta_webhook, updates, verification
 from edge_onboard.hosted import routes as hosted
 from edge_onboard.hosted.deps import get_services, limit_public
 from edge_onboard.meta.sandbox import SandboxMeta
@@ -27,6 +27,8 @@ def routes(sandbox: SandboxMeta) -> list[Route]:
         Route("/signup/{link_id}/state", hosted.signup_state, methods=["GET"]),
         Route("/signup/{link_id}/verification/code", verification.send_code, methods=["POST"]),
         Route("/signup/{link_id}/verification/verify", verification.check_code, methods=["POST"]),
+        Route("/signup/{link_id}/update", updates.start, methods=["POST"]),
+        Route("/signup/{link_id}/update/finish", updates.finish, methods=["POST"]),
         Route("/", front.root, methods=["GET"]),
         Route("/static/{name}", assets.static_asset, methods=["GET"]),
         resource("/webhook/meta", GET=meta_webhook.handshake, POST=meta_webhook.receive),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.background import BackgroundTask
@@ -212,6 +214,10 @@ def _signup_page(
         "stateUrl": f"/signup/{link.id}/state",
         "verifyCodeUrl": f"/signup/{link.id}/verification/code",
         "verifyUrl": f"/signup/{link.id}/verification/verify",
+        # An update link: the steps its number needs (edge_onboard/hosted/updates.py).
+        "update": link.type == "update",
+        "updateUrl": f"/signup/{link.id}/update",
+        "updateFinishUrl": f"/signup/{link.id}/update/finish",
         "locale": locale,
         "businessApp": "business_app" in (link.connection_types or ()),
         "appId": meta.app_id if meta else None,
@@ -307,6 +313,33 @@ async def signup_state(request: Request) -> Response:
     if link is None:
         return page_error(404, "link_not_found", "No such link.")
     return JSONResponse({"status": link.status.value}, headers={"Cache-Control": "no-store"})
+
+
+async def page_call(
+    request: Request, work: Callable[[HostedServices], Awaitable[dict[str, Any]]], what: str
+) -> Response:
+    """One of the page's own steps after the signup (the verification code, an update
+    link's steps): same origin only, the public budget per address, then ``work``;
+    answered in the callback's shape, errors included."""
+    services = get_services(request)
+    if cross_origin(request):
+        return page_error(403, "cross_origin", "Cross-origin requests are not accepted.")
+    try:
+        await limit_public(request, services)
+        result = await work(services)
+    except ApiError as exc:
+        return page_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
+    except ClientDisconnect:
+        raise
+    except StorageError as exc:
+        log.error("%s: storage unavailable: %s", what, exc)
+        return page_error(
+            503,
+            "storage_unavailable",
+            "We could not save this right now; please try again.",
+            {"Retry-After": "1"},
+        )
+    return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 
 def cross_origin(request: Request) -> bool:

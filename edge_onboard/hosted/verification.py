@@ -9,50 +9,30 @@ holds. Answers have the callback's shape: ``{"status", …}`` or ``{"status": "e
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core import validation
-from edge_onboard.core.errors import ApiError
-from edge_onboard.core.responses import JSONResponse
-from edge_onboard.hosted.deps import get_services, limit_public
-from edge_onboard.hosted.routes import cross_origin, page_error
+from edge_onboard.hosted.deps import HostedServices
+from edge_onboard.hosted.routes import page_call
 from edge_onboard.onboarding.page_verification import HEADER, LINK_LIMIT
-from edge_onboard.storage import OnboardingLink, StorageError
+from edge_onboard.storage import OnboardingLink
 
-log = logging.getLogger("edge_onboard.hosted.verification")
 Step = Callable[[OnboardingLink, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 async def _answer(request: Request, pick: Callable[[Any], Step]) -> Response:
-    services = get_services(request)
-    if cross_origin(request):
-        return page_error(403, "cross_origin", "Cross-origin requests are not accepted.")
-    try:
-        await limit_public(request, services)
-        raw = await validation.read_body(request)
-        body = validation.json_object(request, raw)
+    async def work(services: HostedServices) -> dict[str, Any]:
+        body = validation.json_object(request, await validation.read_body(request))
         steps = services.page_verification
         link = await steps.allowed(request.path_params["link_id"], request.headers.get(HEADER))
         await services.limiter.check(f"pv:{link.id}", LINK_LIMIT, "for this link")
-        result = await pick(steps)(link, body)
-    except ApiError as exc:
-        return page_error(exc.status_code, exc.code, exc.message, exc.headers, exc.param)
-    except ClientDisconnect:
-        raise
-    except StorageError as exc:
-        log.error("verification: storage unavailable: %s", exc)
-        return page_error(
-            503,
-            "storage_unavailable",
-            "We could not save this right now; please try again.",
-            {"Retry-After": "1"},
-        )
-    return JSONResponse(result, headers={"Cache-Control": "no-store"})
+        return await pick(steps)(link, body)
+
+    return await page_call(request, work, "verification")
 
 
 async def send_code(request: Request) -> Response:

@@ -1,3 +1,4 @@
 """From a link to a connected number: links, the signup's completion and the Graph steps
-after it, verification, recovery, phones, WABAs, branding, sending, and lifecycle events.
+after it, update links, verification, recovery, phones, WABAs, branding, sending, and
+lifecycle events.
 """

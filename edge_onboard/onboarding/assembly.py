@@ -19,6 +19,7 @@ from edge_onboard.onboarding.page_verification import PageVerification
 from edge_onboard.onboarding.phones import PhoneService
 from edge_onboard.onboarding.profile import ProfileService
 from edge_onboard.onboarding.recovery import Recovery
+from edge_onboard.onboarding.updates import UpdateService
 from edge_onboard.onboarding.verification import PhoneVerification
 from edge_onboard.onboarding.wabas import WabaService
 from edge_onboard.storage import Storage
@@ -37,6 +38,7 @@ class Onboarding:
     messages: MessageService
     branding: Branding
     recovery: Recovery
+    updates: UpdateService
 
 
 def assemble(
@@ -78,15 +80,29 @@ def assemble(
         test_system_user_token=SANDBOX_SYSTEM_USER_TOKEN,
     )
     verification = PhoneVerification(storage, clock, box, phones, links, webhooks, meta)
+    profiles = ProfileService(storage, box, phones, meta)
+    updates = UpdateService(
+        storage=storage,
+        clock=clock,
+        box=box,
+        links=links,
+        settings=settings,
+        meta=meta,
+        webhooks=webhooks,
+        profiles=profiles,
+        verify_token=completion.verify_token,
+    )
+    completion.update_signup = updates.signup
     return Onboarding(
         links=links,
         phones=phones,
         completion=completion,
         verification=verification,
         page_verification=PageVerification(verification, links, box, clock),
-        profiles=ProfileService(storage, box, phones, meta),
+        profiles=profiles,
         wabas=WabaService(storage, clock, box, settings, webhooks, meta, completion.verify_token),
         messages=MessageService(storage, box, phones, meta),
         branding=Branding(storage, clock, cache),
         recovery=recovery,
+        updates=updates,
     )

@@ -14,9 +14,9 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 
@@ -26,10 +26,11 @@ from edge_onboard.core.clock import Clock
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid
 from edge_onboard.core.validation import UUID_RE
-from edge_onboard.meta.graph import GraphError, PhoneInfo
+from edge_onboard.meta.graph import PhoneInfo
 from edge_onboard.meta.modes import MetaModes
 from edge_onboard.onboarding.connect import (
     StepFailed,
+    connected_data,
     phone_record,
     record_id,
     set_up_phone,
@@ -40,6 +41,7 @@ from edge_onboard.onboarding.links import LinkService
 from edge_onboard.onboarding.page_verification import step as verification_step
 from edge_onboard.onboarding.reports import Abandon, parse_abandon
 from edge_onboard.onboarding.returns import GONE, dead_end_url, masked_phone, redirect_url
+from edge_onboard.onboarding.signup_steps import SignupFailed, granted_numbers, step_failed
 from edge_onboard.storage import (
     Completion,
     LinkCondition,
@@ -53,7 +55,6 @@ from edge_onboard.storage import (
 from edge_onboard.webhooks.endpoints import WebhookService, new_event, plan_deliveries
 
 log = logging.getLogger("edge_onboard.onboarding.completion")
-T = TypeVar("T")
 
 # Seven Graph calls, each up to three tries of 15 s plus backoff, fit in it (it is renewed
 # before registration); a crashed holder frees the link when it lapses.
@@ -74,16 +75,9 @@ META_ID = re.compile(r"^[0-9]{1,32}\Z")
 CALLBACK_FIELDS = frozenset({"code", "phoneNumberId", "wabaId", "businessId", "event", "error"})
 SESSION_FIELDS = frozenset({"event", "wabaId", "phoneNumberId", "businessId", "sessionId"})
 SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
-
-
-class SignupFailed(Exception):
-    """The attempt failed; the link stays pending. ``status`` is the HTTP answer."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+# An update link's signup, run under the claim instead of the completion (set by the
+# assembly: edge_onboard/onboarding/updates.py, which builds on this module).
+UpdateSignup = Callable[["OnboardingLink", str, "Finish", "str | None"], Awaitable["Outcome"]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,6 +137,7 @@ class CompletionService:
         self.settings = settings
         # A link runs against its mode's Meta: the fake for test links (edge_onboard/meta/modes.py).
         self.meta = meta
+        self.update_signup: UpdateSignup | None = None
 
     def verify_token(self, phone_id: str) -> str:
         """The token Meta must echo in the webhook handshake for this phone."""
@@ -190,6 +185,10 @@ class CompletionService:
                 None,
             )
         try:
+            if claimed.type == "update":
+                if self.update_signup is None:
+                    raise SignupFailed(503, "internal_error", "Update links are not set up.")
+                return await self.update_signup(claimed, claim_id, report, token)
             return await self._complete(claimed, claim_id, report, token)
         except SignupFailed as exc:
             await self._release(claimed, claim_id, exc.code, exc.message)
@@ -290,28 +289,17 @@ class CompletionService:
         graph = self.meta.graph(link.livemode)
         assert graph is not None
         via = "callback" if token is None else "recovery"
-        if token is None:
-            token = await _meta(
-                graph.exchange_code(report.code),
-                "code_exchange_failed",
-                "Meta did not accept the signup code; please start again.",
-            )
-        granted = await _meta(
-            graph.granted_waba_ids(token),
-            "token_check_failed",
-            "Meta did not confirm what this signup granted.",
-        )
-        if report.waba_id not in granted:
-            raise SignupFailed(
+        token, numbers = await granted_numbers(
+            graph,
+            report.waba_id,
+            report.code,
+            token,
+            refusal=SignupFailed(
                 422,
                 "waba_not_granted",
                 "The WhatsApp Business Account reported by the signup was not "
                 "shared with this app.",
-            )
-        numbers = await _meta(
-            graph.waba_phone_numbers(report.waba_id, token),
-            "phone_lookup_failed",
-            "Meta did not list the account's numbers.",
+            ),
         )
         info = _pick_phone(numbers, report)
         # A WhatsApp Business app number: the page's event says so, or Meta's is_on_biz_app.
@@ -325,7 +313,7 @@ class CompletionService:
         try:
             await subscribe(graph, report.waba_id, token, coexistence=coexistence)
         except StepFailed as exc:
-            raise _failed(exc.error, exc.code, exc.message) from exc
+            raise step_failed(exc.error, exc.code, exc.message) from exc
 
         org = link.org_id
         waba_record_id = record_id("waba", org, report.waba_id)
@@ -365,23 +353,19 @@ class CompletionService:
                 new_event(
                     org,
                     "phone_number.connected",
-                    {
-                        "onboardingLinkId": link.id,
-                        "externalId": link.external_id,
-                        "phoneNumberId": phone.id,
-                        "phoneNumber": phone.phone_number,
-                        "wabaId": waba_record_id,
-                        "metaWabaId": report.waba_id,
-                        "isPhoneRegistered": phone.is_registered,
-                        "status": phone.status.value,
-                        "platform": phone.platform.value,
-                    },
+                    connected_data(
+                        phone,
+                        waba_id=waba_record_id,
+                        link_id=link.id,
+                        external_id=link.external_id,
+                    ),
                     waba_record_id,
                     self.clock,
                     livemode=link.livemode,
                 )
             )
         done_data = {**link_data(link), "status": "completed", "completedVia": via}
+        done_data |= {"type": link.type, "result": None}  # an onboarding link's
         done_data["wabaId"] = waba_record_id
         done_data["phoneNumberId"] = phone.id if phone else None
         for kind in ("completed", "recovered") if via == "recovery" else ("completed",):
@@ -512,7 +496,7 @@ class CompletionService:
                 pin_for=pin_for,
             )
         except StepFailed as exc:
-            raise _failed(exc.error, exc.code, exc.message) from exc
+            raise step_failed(exc.error, exc.code, exc.message) from exc
         now = self.clock()
         pin_enc = self.box.encrypt(setup.pin, context=pin_context) if setup.pin else None
         if (
@@ -553,22 +537,6 @@ def _pick_phone(numbers: list[PhoneInfo], report: Finish) -> PhoneInfo | None:
             "WhatsApp Business Account.",
         )
     return numbers[0] if len(numbers) == 1 else None
-
-
-def _failed(exc: GraphError, code: str, message: str) -> SignupFailed:
-    if exc.unreachable:
-        return SignupFailed(
-            502, "meta_unavailable", "Meta could not be reached; please try again in a moment."
-        )
-    return SignupFailed(422, code, f"{message} (Meta error {exc.code})")
-
-
-async def _meta(call: Awaitable[T], code: str, message: str) -> T:
-    try:
-        return await call
-    except GraphError as exc:
-        log.warning("graph call failed (%s): %s", code, exc)
-        raise _failed(exc, code, message) from exc
 
 
 def _error(status: int, code: str, message: str, redirect: str | None) -> Outcome:

@@ -226,3 +226,21 @@ def meta_state(info: PhoneInfo) -> dict[str, Any]:
         "messagingLimit": info.raw.get("messaging_limit_tier"),
     }
     return {key: str(value) for key, value in found.items() if value}
+
+
+def connected_data(
+    phone: Phone, *, waba_id: str, link_id: str | None, external_id: str | None
+) -> dict[str, Any]:
+    """``phone_number.connected``'s data for a number just recorded (by a signup, an update
+    link or a WABA's sync: ``link_id`` None)."""
+    return {
+        "onboardingLinkId": link_id,
+        "externalId": external_id,
+        "phoneNumberId": phone.id,
+        "phoneNumber": phone.phone_number,
+        "wabaId": waba_id,
+        "metaWabaId": phone.meta_waba_id,
+        "isPhoneRegistered": phone.is_registered,
+        "status": phone.status.value,
+        "platform": phone.platform.value,
+    }

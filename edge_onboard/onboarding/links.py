@@ -56,8 +56,13 @@ CREATE_FIELDS = frozenset(
         "connectionTypes",
         "displayName",
         "refreshUrl",
+        "type",
+        "phoneNumberId",
+        "wabaId",
     }
 )
+# What a link is for: a new signup, or an update of a number (or WABA) already connected.
+LINK_TYPES = ("onboarding", "update")
 # Which numbers a link welcomes: Cloud API numbers always; WhatsApp Business app numbers
 # (coexistence) when asked for.
 CONNECTION_TYPES = ("cloud_api", "business_app")
@@ -81,6 +86,11 @@ class CreateLink:
     connection_types: list[str] | None = None
     display_name: str | None = None
     refresh_url: str | None = None
+    type: str = "onboarding"
+    # An update link's target (our record ids), checked against the caller's
+    # organisation and mode by ``LinkService.create``.
+    phone_number_id: str | None = None
+    waba_id: str | None = None
 
 
 async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLink:
@@ -121,7 +131,17 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
         webhook_secret = webhook_secret or generate_webhook_secret()
 
     expires_in = v.integer(body, "expiresInSeconds", low=MIN_EXPIRES_IN, high=MAX_EXPIRES_IN)
+    link_type, phone_number_id, waba_id = _target(body)
+    if link_type == "update" and webhook_url is not None:
+        raise invalid(
+            "An update link's events go to the organisation's outgoing webhooks: "
+            "'webhookUrl' is for onboarding links.",
+            param="webhookUrl",
+        )
     return CreateLink(
+        type=link_type,
+        phone_number_id=phone_number_id,
+        waba_id=waba_id,
         name=name,
         external_id=external_id,
         redirect_url=redirect_url,
@@ -142,6 +162,36 @@ async def parse_create(body: dict[str, Any], *, allow_private: bool) -> CreateLi
             else None
         ),
     )
+
+
+def _target(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """``type`` and an update link's target: exactly one of ``phoneNumberId`` and
+    ``wabaId`` (our record ids), and neither on an onboarding link."""
+    link_type = body.get("type")
+    if link_type is None:  # null is "not given", as for every optional field
+        link_type = "onboarding"
+    if link_type not in LINK_TYPES:
+        raise invalid(f"'type' must be one of {', '.join(LINK_TYPES)}.", param="type")
+    phone_id = v.string(body, "phoneNumberId", min_length=1, max_length=64)
+    waba_id = v.string(body, "wabaId", min_length=1, max_length=64)
+    if link_type == "onboarding":
+        for name, given in (("phoneNumberId", phone_id), ("wabaId", waba_id)):
+            if given is not None:
+                raise invalid(f'\'{name}\' is for update links: add "type": "update".', param=name)
+        return link_type, None, None
+    if phone_id is None and waba_id is None:
+        raise invalid(
+            "An update link names the number to update: give 'phoneNumberId' (or 'wabaId' "
+            "for an account that has no number yet).",
+            param="phoneNumberId",
+            code="parameter_missing",
+        )
+    if phone_id is not None and waba_id is not None:
+        raise invalid(
+            "Give either 'phoneNumberId' or 'wabaId', not both: a number names its WABA.",
+            param="wabaId",
+        )
+    return link_type, phone_id, waba_id
 
 
 def _locale(value: Any) -> str | None:
@@ -231,7 +281,45 @@ class LinkService:
         await self.cache.forget("link", completion.link_id)
         return done
 
+    async def _target(
+        self, org_id: str, params: CreateLink, livemode: bool
+    ) -> tuple[str | None, str | None, str | None]:
+        """An update link's phone record id, its number and WABA record id: objects of
+        this organisation and mode only (any other id is a 404, as every foreign id)."""
+        if params.phone_number_id is not None:
+            ident = params.phone_number_id
+            phone = await self.storage.get_phone(ident) if UUID_RE.match(ident) else None
+            if phone is None or phone.org_id != org_id or phone.livemode != livemode:
+                raise not_found("phone number", ident, param="phoneNumberId")
+            return phone.id, phone.phone_number, phone.waba_id
+        if params.waba_id is not None:
+            ident = params.waba_id
+            waba = await self.storage.get_waba(ident) if UUID_RE.match(ident) else None
+            if waba is None or waba.org_id != org_id or waba.livemode != livemode:
+                raise not_found("WABA", ident, param="wabaId")
+            if await self.storage.phones_of_wabas([waba.id]):
+                raise invalid(
+                    "This WABA has numbers: name the one to update with 'phoneNumberId' "
+                    "('wabaId' is for an account that has no number yet).",
+                    param="wabaId",
+                )
+            return None, None, waba.id
+        return None, None, None
+
+    async def add_change(self, link: OnboardingLink, change: str) -> None:
+        """Note on a pending update link what its page changed (its result)."""
+        current = await self.storage.get_link(link.id)
+        if current is None or change in (current.changes or []):
+            return
+        await self.update(
+            link.org_id,
+            link.id,
+            LinkCondition(statuses={LinkStatus.PENDING}),
+            {"changes": [*(current.changes or []), change], "updated_at": self.clock()},
+        )
+
     async def create(self, org_id: str, params: CreateLink, *, livemode: bool) -> OnboardingLink:
+        phone_id, phone_number, waba_id = await self._target(org_id, params, livemode)
         now = self.clock()
         link_id = str(uuid.uuid4())
         link = OnboardingLink(
@@ -264,6 +352,11 @@ class LinkService:
             refresh_url=params.refresh_url,
             updated_at=now,
             livemode=livemode,
+            type=params.type,
+            phone_number_id=phone_id,
+            phone_number=phone_number,
+            waba_id=waba_id,
+            changes=[] if params.type == "update" else None,
         )
         await self.storage.insert_link(link)
         entry = self.cache.keep("link", link.id, link.to_doc())
@@ -409,6 +502,13 @@ class LinkService:
             # (POST /v1/onboarding-links/{id}/recover): Meta's ids, and why.
             "recoverable": link.status is LinkStatus.PENDING and link.recovery is not None,
             "recovery": link.recovery if link.status is LinkStatus.PENDING else None,
+            "type": link.type,
+            # An update link's result: what changed so far, in order (null on onboarding).
+            "result": (
+                {"changes": list(link.changes or []), "profileFields": link.profile_fields or []}
+                if link.type == "update"
+                else None
+            ),
         }
         if link.status is LinkStatus.COMPLETED:
             # Enriched: the webhook settings moved to the outgoing webhook it created,

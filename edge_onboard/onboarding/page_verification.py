@@ -86,8 +86,13 @@ class PageVerification:
         if link is None:
             raise ApiError(404, "link_not_found", "This onboarding link does not exist.")
         expires, _, signature = (token or "").partition(".")
+        # An onboarding link's page verifies after completing it; an update link's page
+        # verifies on the way, while the link is pending (edge_onboard/onboarding/updates.py).
+        usable = link.status is LinkStatus.COMPLETED or (
+            link.type == "update" and link.status is LinkStatus.PENDING
+        )
         valid = (
-            link.status is LinkStatus.COMPLETED
+            usable
             and link.phone_number_id is not None
             and expires.isdigit()
             and len(expires) <= 12
@@ -125,6 +130,8 @@ class PageVerification:
         phone = await self.verification.verify(
             link.org_id, link.phone_number_id, body, livemode=link.livemode
         )
+        if link.type == "update":
+            await self.links.add_change(link, "verified")
         if phone.status is not PhoneStatus.CONNECTED:
             raise ApiError(
                 422,

@@ -43,6 +43,11 @@ def profile_schema() -> dict[str, Any]:
         for name, (low, high) in TEXTS.items()
     }
     properties["email"]["format"] = "email"
+    # What EMAIL accepts, said as the organisation's supportEmail says it (a subset: the
+    # schema never calls valid an address the check refuses, such as one with a quote).
+    properties["email"]["pattern"] = (
+        r"^$|^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$"
+    )
     properties["websites"] = {
         "type": "array",
         "maxItems": MAX_WEBSITES,

@@ -21,6 +21,7 @@ from edge_onboard.meta.graph import GraphClient, PhoneInfo
 from edge_onboard.meta.modes import MetaModes
 from edge_onboard.onboarding.connect import (
     StepFailed,
+    connected_data,
     derived_pin,
     phone_record,
     record_id,
@@ -152,17 +153,7 @@ class WabaService:
         event, deliveries = await self.webhooks.plan(
             org,
             "phone_number.connected",
-            {
-                "onboardingLinkId": None,
-                "externalId": None,
-                "phoneNumberId": phone.id,
-                "phoneNumber": phone.phone_number,
-                "wabaId": waba.id,
-                "metaWabaId": waba.meta_waba_id,
-                "isPhoneRegistered": phone.is_registered,
-                "status": phone.status.value,
-                "platform": phone.platform.value,
-            },
+            connected_data(phone, waba_id=waba.id, link_id=None, external_id=None),
             waba_id=waba.id,
             livemode=waba.livemode,
         )

@@ -59,7 +59,14 @@
     fetch('/_sandbox/dialog/finish', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ scenario: $('scenario').value, app_id: appId, config_id: configId }),
+      body: JSON.stringify({
+        scenario: $('scenario').value,
+        app_id: appId,
+        config_id: configId,
+        // Signing up again with an account the business has (empty: a new account).
+        waba_id: $('existing-waba').value.trim(),
+        business_id: $('existing-business').value.trim(),
+      }),
     })
       .then((r) => {
         if (!r.ok) throw new Error('HTTP ' + r.status);

@@ -46,6 +46,9 @@ LINK_FIELDS = {
     "refreshUrl",
     "displayName",
     "locale",
+    # Update links (tests/onboarding/test_update_links.py): the link's type and result.
+    "type",
+    "result",
 }
 SEED_BODY = {
     "name": "Acme Corp WhatsApp",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +17,16 @@ from edge_onboard.api.auth import create_key, hash_key
 from edge_onboard.meta.inbound import sign_body
 from edge_onboard.meta.sandbox import APP_SECRET as FAKE_SECRET
 from edge_onboard.services import Services
-from edge_onboard.storage import ApiKey, Storage
+from edge_onboard.storage import (
+    ApiKey,
+    Completion,
+    LinkCondition,
+    LinkStatus,
+    Phone,
+    PhoneStatus,
+    Storage,
+    Waba,
+)
 from tests.api.sdk_world import callback_body
 from tests.conftest import FakeClock, make_settings, running_app
 
@@ -315,3 +325,98 @@ async def test_the_fake_metas_controls_need_the_owners_test_key(
     assert (await control("remove-access", remove, modes.test)).status_code == 202
     assert not any(phone.meta_waba_id in granted for granted in fake.tokens.values())
     assert await fake.flush(modes.client) == 1
+
+
+async def test_update_links_stay_in_their_organisation_and_mode(
+    modes: Modes, storage: Storage, clock: FakeClock
+) -> None:
+    """An update link reaches only its own organisation's objects of its key's mode: a test
+    key cannot name a live number (404, as any foreign id), the test helper finishes a test
+    update link only, and the fake Meta's record of profile changes answers the owner's
+    test key alone."""
+    # A live number, written as a live signup would (the live Meta is not reachable here).
+    org_id = (await storage.find_api_keys("sk_live_"))[0].org_id
+    now = clock()
+    signup = await modes.post(modes.live, "onboarding-links", {"name": "Live"})
+    claim = {"claim_id": "live-claim", "claimed_until": now + timedelta(minutes=5)}
+    assert await storage.update_link(
+        org_id, signup["id"], LinkCondition({LinkStatus.PENDING}), claim
+    )
+    live_waba = Waba(str(uuid.uuid4()), org_id, "1001", "token", now, now)
+    live_phone = Phone(
+        id=str(uuid.uuid4()),
+        org_id=org_id,
+        waba_id=live_waba.id,
+        meta_waba_id="1001",
+        meta_phone_number_id="2002",
+        status=PhoneStatus.CONNECTED,
+        is_registered=True,
+        onboarding_link_id=signup["id"],
+        created_at=now,
+        updated_at=now,
+        phone_number="+15550002002",
+    )
+    written = await storage.complete_link(
+        Completion(
+            org_id=org_id,
+            link_id=signup["id"],
+            claim_id="live-claim",
+            waba=live_waba,
+            phone=live_phone,
+            link_changes={"status": LinkStatus.COMPLETED, "completed_at": now, "claim_id": None},
+        )
+    )
+    assert written is not None and written.phone is not None
+    live_phone, live_waba = written.phone, written.waba
+    for body in ({"phoneNumberId": live_phone.id}, {"wabaId": live_waba.id}):
+        refused = await modes.client.post(
+            "/v1/onboarding-links",
+            json={"name": "Update", "type": "update", **body},
+            headers=modes.test,
+        )
+        assert refused.status_code == 404, refused.text
+    live_update = await modes.post(
+        modes.live,
+        "onboarding-links",
+        {"name": "Update", "type": "update", **{"phoneNumberId": live_phone.id}},
+    )
+    assert live_update["livemode"] is True and live_update["phoneNumberId"] == live_phone.id
+    assert await modes.status(modes.test, f"onboarding-links/{live_update['id']}") == 404
+    helper = await modes.client.post(
+        f"/v1/test-helpers/onboarding-links/{live_update['id']}/complete",
+        json={},
+        headers=modes.live,
+    )
+    assert helper.status_code == 400 and helper.json()["error"]["code"] == "test_mode_only"
+
+    # A test number: the owner's test key makes an update link and the helper finishes it.
+    link = await modes.post(modes.test, "onboarding-links", {"name": "Test"})
+    await modes.complete(link)
+    got = await modes.client.get(f"/v1/onboarding-links/{link['id']}", headers=modes.test)
+    phone_id = got.json()["data"]["phoneNumberId"]
+    update = await modes.post(
+        modes.test,
+        "onboarding-links",
+        {"name": "Test", "type": "update", "phoneNumberId": phone_id},
+    )
+    assert await modes.status(modes.live, f"onboarding-links/{update['id']}") == 404
+    done = await modes.post(
+        modes.test, f"test-helpers/onboarding-links/{update['id']}/complete", {}
+    )
+    assert done["status"] == "completed" and done["type"] == "update"
+    assert done["result"] == {"changes": [], "profileFields": []}
+
+    phone = await storage.get_phone(phone_id)
+    assert phone is not None
+    posts = {"phone_number_id": phone.meta_phone_number_id}
+    _, _, other = await create_key(storage, "other", clock(), livemode=False)
+    for auth, status in (
+        ({}, 401),
+        (modes.live, 403),
+        ({"Authorization": f"Bearer {other}"}, 404),
+        (modes.test, 200),
+    ):
+        answer = await modes.client.post("/_sandbox/profile-posts", json=posts, headers=auth)
+        assert answer.status_code == status, answer.text
+    listed = await modes.client.post("/_sandbox/profile-posts", json=posts, headers=modes.test)
+    assert listed.json() == {"data": []}

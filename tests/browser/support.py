@@ -87,7 +87,10 @@ def run_popup(
     cancel_step: str | None = None,
     cancel_shape: str = "step",
     button: str = "#connect",
+    account: dict[str, Any] | None = None,
 ) -> None:
+    """Meta's popup (the fake's), ended as an end-user would; with ``account`` (a WABA's
+    view: ``metaWabaId``, ``metaBusinessId``) the business signs up again with it."""
     with page.expect_popup() as popup_info:
         page.click(button)
     popup = popup_info.value
@@ -103,6 +106,9 @@ def run_popup(
             # may report the closed page before the click returns.
             assert popup.is_closed()
     else:
+        if account is not None:
+            popup.fill("#existing-waba", account["metaWabaId"])
+            popup.fill("#existing-business", account["metaBusinessId"])
         popup.select_option("#scenario", scenario)
         popup.click("#finish")
 

@@ -91,6 +91,32 @@ _OWNER: dict[str, Schema] = {
 }
 
 
+# An update link's result (edge_onboard/onboarding/updates.py), in the link view and events.
+UPDATE_RESULT: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["changes", "profileFields"],
+    "properties": {
+        "changes": {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "enum": ["reconnected", "phone_added", "verified", "profile_updated"],
+            },
+            "description": "What the end-user changed, in order.",
+        },
+        "profileFields": {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "enum": ["about", "description", "address", "email", "websites", "vertical"],
+            },
+            "description": "The business profile fields sent to Meta (those that differed).",
+        },
+    },
+}
+
+
 def _object(properties: dict[str, Schema]) -> Schema:
     return {
         "type": "object",
@@ -218,6 +244,12 @@ def _data_schemas() -> dict[str, Schema]:
         "completedVia": {"type": "string", "enum": ["callback", "recovery"]},
         "wabaId": _UUID,
         "phoneNumberId": _nullable(_UUID),
+        "type": _described(
+            {"type": "string", "enum": ["onboarding", "update"]}, "The link's type."
+        ),
+        "result": _described(
+            _nullable(UPDATE_RESULT), "An update link's result: what changed (null otherwise)."
+        ),
     }
     known.update(
         {

@@ -13,11 +13,13 @@ from edge_onboard.api.openapi._common import (
     _nullable,
     _ref,
 )
+from edge_onboard.api.openapi.event_schemas import UPDATE_RESULT
 from edge_onboard.core import i18n
 from edge_onboard.core.validation import NON_BLANK_PATTERN
 from edge_onboard.onboarding import prefill
 from edge_onboard.onboarding.links import (
     CONNECTION_TYPES,
+    LINK_TYPES,
     MAX_EXPIRES_IN,
     MAX_METADATA_KEY,
     MAX_METADATA_PAIRS,
@@ -127,6 +129,31 @@ def link_schemas() -> Schema:
                         "for localhost.",
                     }
                 ),
+                "type": _nullable(
+                    {
+                        "type": "string",
+                        "enum": list(LINK_TYPES),
+                        "description": "onboarding (default): a new signup. update: a number "
+                        "(phoneNumberId) or a WABA without one (wabaId) of this organisation "
+                        "and mode; its page shows only what it needs (reconnect, add a "
+                        "number, verify), then its business profile.",
+                    }
+                ),
+                "phoneNumberId": _nullable(
+                    {
+                        **_UUID,
+                        "description": "An update link's number (our phone id); exactly one "
+                        "of phoneNumberId and wabaId with type update, neither otherwise. "
+                        "Another organisation's or mode's id is 404.",
+                    }
+                ),
+                "wabaId": _nullable(
+                    {
+                        **_UUID,
+                        "description": "An update link's WABA, for one without a number "
+                        "(a WABA-only signup): the page adds one.",
+                    }
+                ),
                 "connectionTypes": _nullable(
                     {
                         "type": "array",
@@ -219,8 +246,13 @@ def link_schemas() -> Schema:
                         },
                     }
                 ),
+                "type": {"type": "string", "enum": list(LINK_TYPES)},
+                # An update link's result: what changed, in order, as it happens (null for
+                # an onboarding link).
+                "result": _nullable(_ref("UpdateLinkResult")),
             },
         },
+        "UpdateLinkResult": UPDATE_RESULT,
         "OnboardingLinkResponse": _data(_ref("OnboardingLink")),
         "OnboardingLinkList": _listing(_ref("OnboardingLink")),
     }

@@ -19,6 +19,28 @@ from edge_onboard.api.openapi._common import (
     _ref,
 )
 
+# The create body's examples: a new signup, and an update link for a connected number.
+LINK_CREATE_EXAMPLES: Schema = {
+    "onboarding": {
+        "summary": "A new signup",
+        "value": {
+            "name": "Acme Corp WhatsApp",
+            "externalId": "customer_123",
+            "redirectUrl": "https://app.example.com/whatsapp/done",
+        },
+    },
+    "update": {
+        "summary": "An update link: what a connected number needs, then its profile",
+        "value": {
+            "name": "Acme Corp WhatsApp",
+            "type": "update",
+            "phoneNumberId": "5590b529-e0ad-5f3d-a5c4-b82c1ab29526",
+            "redirectUrl": "https://app.example.com/whatsapp/updated",
+            "refreshUrl": "https://app.example.com/whatsapp/update-again",
+        },
+    },
+}
+
 
 def api_paths() -> Schema:
     """Every /v1 operation, with its parameters, bodies and responses."""
@@ -30,11 +52,20 @@ def api_paths() -> Schema:
                 "parameters": [IDEMPOTENCY],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("OnboardingLinkCreate")}},
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("OnboardingLinkCreate"),
+                            "examples": LINK_CREATE_EXAMPLES,
+                        }
+                    },
                 },
                 "responses": {
                     "201": _json(_ref("OnboardingLinkResponse"), "The new link."),
                     "400": _error("Invalid parameters or JSON."),
+                    "404": _error(
+                        "An update link's phoneNumberId or wabaId names no object of this "
+                        "organisation in this mode."
+                    ),
                     "409": _error("Idempotency-Key reused with another body, or in use."),
                     "413": _error("Body over 1 MB."),
                     "415": _error("Body is not JSON."),

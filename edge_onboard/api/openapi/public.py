@@ -15,6 +15,7 @@ from edge_onboard.api.openapi._common import (
     _json,
     _ref,
 )
+from edge_onboard.api.openapi.update_paths import update_paths
 from edge_onboard.onboarding.branding import LOGO_TYPES, MAX_LOGO_BYTES
 
 
@@ -157,6 +158,7 @@ def internal_paths() -> Schema:
             },
         },
         **_verification_paths(),
+        **update_paths(),
         "/signup/{id}/callback": {
             "parameters": [LINK_ID],
             "post": {

@@ -10,6 +10,7 @@ from edge_onboard.api.openapi._common import (
 )
 from edge_onboard.onboarding.completion import FINISH_EVENTS
 from edge_onboard.onboarding.reports import REASONS
+from edge_onboard.onboarding.updates import UPDATE_STEPS
 
 
 def signup_schemas() -> Schema:
@@ -93,6 +94,26 @@ def signup_schemas() -> Schema:
                 ),
             },
         },
+        "UpdatePlan": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "What an update link's number needs now, in order, and the "
+            "page's pass (X-Signup-Pass, for this link only, 30 minutes).",
+            "required": ["steps", "token", "changes"],
+            "properties": {
+                "steps": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(UPDATE_STEPS)},
+                },
+                "token": {"type": "string"},
+                "phoneNumberMasked": _nullable({"type": "string"}),
+                "displayName": _nullable({"type": "string"}),
+                "nameStatus": _nullable({"type": "string"}),
+                "changes": {"type": "array", "items": {"type": "string"}},
+                "profile": _nullable({"type": "object"}),
+                "verification": _nullable({"type": "object"}),
+            },
+        },
         "CallbackResponse": {
             "type": "object",
             "required": ["status"],
@@ -114,6 +135,10 @@ def signup_schemas() -> Schema:
                     },
                 },
                 "resendAfter": {"type": "integer"},
+                # An update link (edge_onboard/onboarding/updates.py): after its signup,
+                # the steps left; after its last step, what changed.
+                "update": _ref("UpdatePlan"),
+                "changes": {"type": "array", "items": {"type": "string"}},
                 "error": {
                     "type": "object",
                     "required": ["code", "message"],

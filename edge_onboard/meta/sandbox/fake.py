@@ -102,7 +102,29 @@ class SandboxMeta(Media, Messaging, Profile):
             }
         waba_id, business_id = _digits(15), _digits(16)
         self.waba_phones[waba_id] = []
-        if scenario not in {"only_waba", "no_number", "grant_only"}:
+        return self._finish(scenario, waba_id, business_id)
+
+    def finish_existing(
+        self, scenario: str, waba_id: str, business_id: str
+    ) -> dict[str, Any] | None:
+        """The same business signs up again and picks its account ``waba_id`` (an update
+        link: access lost, or a number to add). It proves who it is by naming the account's
+        business portfolio too, as a Meta login would; None when they do not match. The
+        account's first number is reported again; an account without one gets a new
+        number as ``scenario`` says (none for the no-number endings)."""
+        if self.businesses.get(business_id) != waba_id or waba_id not in self.waba_phones:
+            return None
+        if scenario == "meta_error":
+            return self.finish(scenario)
+        return self._finish(scenario, waba_id, business_id, existing=True)
+
+    def _finish(
+        self, scenario: str, waba_id: str, business_id: str, *, existing: bool = False
+    ) -> dict[str, Any]:
+        known = self.waba_phones[waba_id]
+        if existing and known and scenario not in {"only_waba", "no_number", "grant_only"}:
+            phone_id = known[0]
+        elif scenario not in {"only_waba", "no_number", "grant_only"}:
             phone_id = self.add_number(waba_id, scenario)
         granted = {_digits(15)} if scenario == "foreign_waba" else {waba_id}
         token = self._new_token(granted)
@@ -166,6 +188,10 @@ class SandboxMeta(Media, Messaging, Profile):
             if waba_id in granted:
                 self.tokens[token] = granted - {waba_id}
                 _note(tokens=[token])
+        # The app is no longer installed on the account: its webhook subscription goes too
+        # (a signup that restores the grant subscribes it again).
+        self.subscriptions.pop(waba_id, None)
+        _note(wabas=[waba_id])
         self.account_update(owner, "PARTNER_REMOVED", waba_id, owner)
         return True
 
@@ -422,6 +448,24 @@ class SandboxMeta(Media, Messaging, Profile):
             return JSONResponse(
                 {"error": f"scenario must be one of {', '.join(SCENARIOS)}"}, status_code=400
             )
+        assert isinstance(body, dict)
+        waba_id, business_id = body.get("waba_id") or "", body.get("business_id") or ""
+        if waba_id or business_id:
+            # An existing account: both of its ids, as its business would know them.
+            if not (
+                isinstance(waba_id, str)
+                and isinstance(business_id, str)
+                and waba_id.isdigit()
+                and business_id.isdigit()
+                and len(waba_id) <= 32
+                and len(business_id) <= 32
+            ):
+                return JSONResponse({"error": "unknown account"}, status_code=404)
+            async with self._synced(ids=[waba_id], business=business_id):
+                again = self.finish_existing(scenario, waba_id, business_id)
+            if again is None:
+                return JSONResponse({"error": "unknown account"}, status_code=404)
+            return JSONResponse(again)
         async with self._synced():
             finished = self.finish(scenario)
         return JSONResponse(finished)
