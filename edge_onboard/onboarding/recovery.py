@@ -244,11 +244,15 @@ class Recovery:
     async def _settle(self, grant: PartnerGrant) -> int:
         """Recover what ``grant`` names, if the time has come; 1 when it is settled."""
         now = self.clock()
-        links = [
+        candidates = [
             link
             for link in await self.storage.pending_links_by_session_waba(grant.id)
             if _of_mode(link.livemode, grant.livemode)
         ]
+        links, ambiguous = await self._eligible(grant, candidates)
+        if ambiguous:
+            await self._close(grant, "ambiguous")
+            return 1
         if not links:
             if now - grant.received_at > GRANT_TTL:
                 await self._close(grant, "no_session_report")
@@ -275,6 +279,44 @@ class Recovery:
             return 0
         await self._close(grant, "settled")
         return 1
+
+    async def _eligible(
+        self, grant: PartnerGrant, links: list[OnboardingLink]
+    ) -> tuple[list[OnboardingLink], bool]:
+        """The links ``grant``'s account may complete, and whether the reports are
+        ambiguous. A session report is the page's word: anyone holding a link can send
+        one naming any account. So a report never hands an account to an organisation
+        other than the one already holding it; for an account nobody holds yet, reports
+        from several organisations complete none (ambiguous: their end-users sign up
+        again); and a report naming another business than Meta's grant is ignored."""
+        business = grant.owner_business_id
+        mine = [
+            link
+            for link in links
+            if not business or (link.session_report or {}).get("business_id") in (None, business)
+        ]
+        holders = {
+            waba.org_id
+            for waba in await self.storage.wabas_by_meta_id(grant.id)
+            if _of_mode(waba.livemode, grant.livemode)
+        }
+        if holders:
+            kept = [link for link in mine if link.org_id in holders]
+        elif len({link.org_id for link in mine}) > 1:
+            log.warning(
+                "recovery: account %s named by session reports of %d organisations; "
+                "none completed (links %s)",
+                grant.id,
+                len({link.org_id for link in mine}),
+                ", ".join(link.id for link in mine),
+            )
+            return [], True
+        else:
+            kept = mine
+        refused = [link.id for link in links if link not in kept]
+        if refused:
+            log.debug("recovery: account %s not for links %s", grant.id, ", ".join(refused))
+        return kept, False
 
     async def _close(self, grant: PartnerGrant, outcome: str) -> None:
         await self.storage.update_grant(grant.id, {"closed_at": self.clock(), "outcome": outcome})

@@ -315,3 +315,75 @@ async def test_lifecycle_events_once_each(world: World) -> None:
         "onboarding_link.failed",
         "onboarding_link.opened",
     ], events
+
+
+async def _other_org(world: World) -> dict[str, str]:
+    from edge_onboard.api.auth import create_key
+
+    _, _, key = await create_key(world.services.storage, "globex", world.clock())
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def _report(world: World, auth: dict[str, str], waba_id: str, **more: str) -> str:
+    """Another organisation's link, and a session report for it naming ``waba_id``: all
+    anyone holding a link needs to send."""
+    made = await world.client.post("/v1/onboarding-links", json={"name": "Other"}, headers=auth)
+    assert made.status_code == 201, made.text
+    link_id: str = made.json()["data"]["id"]
+    report = {"event": "FINISH", "wabaId": waba_id, **more}
+    recorded = await world.client.post(f"/signup/{link_id}/session", json=report)
+    assert recorded.status_code == 202, recorded.text
+    return link_id
+
+
+async def test_a_session_report_never_hands_over_an_account_another_org_holds(
+    world: World,
+) -> None:
+    link = await world.link()
+    session = await world.session(link["id"])
+    await world.meta_webhooks()
+    world.clock.advance(seconds=121)
+    await world.reconcile()
+    assert (await world.get(f"/v1/onboarding-links/{link['id']}"))["status"] == "completed"
+    data = session["data"]
+    # Another organisation's link reports the account; Meta then says PARTNER_ADDED for
+    # it again (its owner granted access anew, as a reconnect does).
+    other = await _other_org(world)
+    theirs = await _report(world, other, data["waba_id"])
+    world.clock.advance(seconds=200)
+    world.fake.account_update(
+        data["business_id"], "PARTNER_ADDED", data["waba_id"], data["business_id"]
+    )
+    await world.meta_webhooks()
+    world.clock.advance(seconds=121)
+    await world.reconcile()
+    seen = await world.client.get(f"/v1/onboarding-links/{theirs}", headers=other)
+    assert seen.json()["data"]["status"] == "pending", seen.text
+    wabas = await world.client.get("/v1/wabas", headers=other)
+    assert wabas.json()["data"] == []
+
+
+async def test_reports_of_two_orgs_for_a_new_account_complete_neither(world: World) -> None:
+    link = await world.link()
+    session = await world.session(link["id"])
+    other = await _other_org(world)
+    theirs = await _report(world, other, session["data"]["waba_id"])
+    await world.meta_webhooks()
+    world.clock.advance(seconds=121)
+    await world.reconcile()
+    assert (await world.get(f"/v1/onboarding-links/{link['id']}"))["status"] == "pending"
+    seen = await world.client.get(f"/v1/onboarding-links/{theirs}", headers=other)
+    assert seen.json()["data"]["status"] == "pending"
+
+
+async def test_a_report_naming_another_business_is_ignored(world: World) -> None:
+    link = await world.link()
+    session = await world.session(link["id"])
+    other = await _other_org(world)
+    theirs = await _report(world, other, session["data"]["waba_id"], businessId="990001")
+    await world.meta_webhooks()
+    world.clock.advance(seconds=121)
+    await world.reconcile()
+    assert (await world.get(f"/v1/onboarding-links/{link['id']}"))["status"] == "completed"
+    seen = await world.client.get(f"/v1/onboarding-links/{theirs}", headers=other)
+    assert seen.json()["data"]["status"] == "pending"
