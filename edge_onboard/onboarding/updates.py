@@ -10,10 +10,12 @@ without one) only what it needs, in order, decided here from its current state:
 3. ``verify``: the number still needs its code (edge_onboard/onboarding/page_verification.py);
 4. ``profile``: the business profile form, sent to Meta with only the fields the end-user
    changed, and the display name with its review status (read-only); then the link is
-   completed, exactly once.
+   completed, exactly once: not while steps 1 or 2 remain (409 ``update_step_required``).
 
-The link stays pending until that last step; what changed on the way is recorded on the
-link as it happens (``changes``), so its result says so even if the end-user stops early.
+Steps 1 and 2 run in edge_onboard/onboarding/update_signup.py. The link stays pending
+until the last step; what changed on the way is recorded on the link as it happens
+(``changes``), so its result says so even if the end-user stops early. Every step that
+writes ``changes`` holds the link's claim and reads the link under it: none is lost.
 The page reaches these steps with a pass (as the verification step does): an HMAC over
 the link, its target and an expiry, sent in a header a cross-site page cannot send.
 """
