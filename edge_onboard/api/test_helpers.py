@@ -233,7 +233,7 @@ def _sender(body: dict[str, Any], name: str = "from") -> str:
     value = v.string(body, name, min_length=1, max_length=_SENDER_MAX)
     if value is None:
         return samples.DEFAULT_SENDER
-    if not value.isdigit():
+    if not v.ascii_digits(value):
         raise invalid(f"'{name}' must be a WhatsApp id: digits only.", param=name)
     return value
 

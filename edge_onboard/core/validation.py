@@ -23,6 +23,16 @@ NON_BLANK_PATTERN = (
 )
 NON_BLANK = re.compile(NON_BLANK_PATTERN)
 
+# Digits as the wire spells them. str.isdigit() also says yes to "²" or an Arabic-Indic one,
+# which int() then refuses (a 500) or reads as a number nobody sent.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_digits(value: str, *, most: int | None = None) -> bool:
+    """Whether ``value`` is one or more ASCII digits (at most ``most`` of them)."""
+    return _ASCII_DIGITS.fullmatch(value) is not None and (most is None or len(value) <= most)
+
+
 MAX_BODY_BYTES = 1024 * 1024
 BODY_DEADLINE = 10.0  # seconds for a whole request body to arrive
 
@@ -60,7 +70,7 @@ async def read_body(request: Request) -> bytes:
     raises Starlette's ``ClientDisconnect``, which the app answers with one debug line
     (there is nobody to answer)."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+    if length is not None and ascii_digits(length) and int(length) > MAX_BODY_BYTES:
         raise _too_large()
     chunks: list[bytes] = []
     size = 0

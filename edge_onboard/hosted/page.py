@@ -56,6 +56,7 @@ ERROR_MESSAGES = {
     # An update link's steps (edge_onboard/hosted/updates.py).
     "waba_mismatch": "err_waba_mismatch",
     "update_pass_invalid": "err_update_pass",
+    "update_step_required": "err_update_step",
     "parameter_invalid": "err_profile_invalid",
     "parameter_missing": "err_profile_invalid",
     "meta_rejected": "err_meta_rejected",

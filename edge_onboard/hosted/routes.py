@@ -111,7 +111,7 @@ async def signup_page(request: Request) -> Response:
     except ApiError as exc:
         cat = i18n.catalog(i18n.negotiate(accept_language))
         wait = exc.headers.get("Retry-After", "1")
-        message = cat.plural("ratelimit_body", int(wait) if wait.isdigit() else 1)
+        message = cat.plural("ratelimit_body", int(wait) if validation.ascii_digits(wait) else 1)
         busy = page.status_page(
             cat, None, 429, "ratelimit_title", message, sandbox=sandbox, headers=exc.headers
         )
@@ -272,9 +272,7 @@ async def signup_callback(request: Request) -> Response:
         )
     except Exception:
         # The page always gets its own shape, so it can offer the end-user a retry.
-        log.exception(
-            "callback failed request_id=%s", request.scope.get("state", {}).get("request_id")
-        )
+        log.exception("callback failed request_id=%s", _request_id(request))
         return page_error(500, "internal_error", "Something went wrong on our side.")
     return JSONResponse(
         outcome.body, status_code=outcome.status_code, headers={"Cache-Control": "no-store"}
@@ -339,7 +337,15 @@ async def page_call(
             "We could not save this right now; please try again.",
             {"Retry-After": "1"},
         )
+    except Exception:
+        # As the callback: the page always gets its own shape, never the API's.
+        log.exception("%s failed request_id=%s", what, _request_id(request))
+        return page_error(500, "internal_error", "Something went wrong on our side.")
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
+
+
+def _request_id(request: Request) -> Any:
+    return request.scope.get("state", {}).get("request_id")
 
 
 def cross_origin(request: Request) -> bool:

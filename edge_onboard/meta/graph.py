@@ -112,7 +112,7 @@ def e164(display: str | None) -> str | None:
     """``"+1 555-078-3881"`` or ``"15550783881"`` → ``"+15550783881"``."""
     if not display:
         return None
-    digits = "".join(ch for ch in display if ch.isdigit())
+    digits = "".join(ch for ch in display if "0" <= ch <= "9")
     return f"+{digits}" if 7 <= len(digits) <= 15 else None
 
 

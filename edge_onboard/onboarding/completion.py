@@ -15,7 +15,6 @@ import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -38,6 +37,7 @@ from edge_onboard.onboarding.connect import (
 )
 from edge_onboard.onboarding.lifecycle import announce, link_data, once_id
 from edge_onboard.onboarding.links import LinkService
+from edge_onboard.onboarding.page_verification import CLAIM_TTL
 from edge_onboard.onboarding.page_verification import step as verification_step
 from edge_onboard.onboarding.reports import Abandon, parse_abandon
 from edge_onboard.onboarding.returns import GONE, dead_end_url, masked_phone, redirect_url
@@ -56,9 +56,6 @@ from edge_onboard.webhooks.endpoints import WebhookService, new_event, plan_deli
 
 log = logging.getLogger("edge_onboard.onboarding.completion")
 
-# Seven Graph calls, each up to three tries of 15 s plus backoff, fit in it (it is renewed
-# before registration); a crashed holder frees the link when it lapses.
-CLAIM_TTL = timedelta(minutes=5)
 # Embedded Signup v4's finish events (meta-embedded-signup facts).
 FINISH_EVENTS = frozenset(
     {

@@ -21,6 +21,7 @@ from edge_onboard.core.urls import check_redirect_url, check_webhook_url
 from edge_onboard.core.validation import UUID_RE
 from edge_onboard.onboarding import prefill
 from edge_onboard.onboarding.prefill import SAFE_KEY
+from edge_onboard.onboarding.returns import GONE
 from edge_onboard.storage import (
     Completed,
     Completion,
@@ -306,17 +307,25 @@ class LinkService:
             return None, None, waba.id
         return None, None, None
 
-    async def add_change(self, link: OnboardingLink, change: str) -> None:
-        """Note on a pending update link what its page changed (its result)."""
-        current = await self.storage.get_link(link.id)
-        if current is None or change in (current.changes or []):
-            return
-        await self.update(
+    async def claim(self, link: OnboardingLink, ttl: timedelta) -> tuple[OnboardingLink, str]:
+        """Hold a pending link for one step that writes it (an update link's finish, its
+        verification): the link as it stands under the claim, and the claim's id. Whoever
+        changes a link's ``changes`` holds its claim, so none overwrites another's. A link
+        held already (409), used up (409) or gone (410) is refused."""
+        now = self.clock()
+        claim_id = str(uuid.uuid4())
+        claimed = await self.update(
             link.org_id,
             link.id,
-            LinkCondition(statuses={LinkStatus.PENDING}),
-            {"changes": [*(current.changes or []), change], "updated_at": self.clock()},
+            LinkCondition({LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),
+            {"claim_id": claim_id, "claimed_until": now + ttl},
         )
+        if claimed is not None:
+            return claimed, claim_id
+        current = await self.load(None, link.id, fresh=True)
+        if current is not None:
+            refuse_unless_pending(current)
+        raise ApiError(409, "completion_in_progress", "This link is being used in another window.")
 
     async def create(self, org_id: str, params: CreateLink, *, livemode: bool) -> OnboardingLink:
         phone_id, phone_number, waba_id = await self._target(org_id, params, livemode)
@@ -543,3 +552,22 @@ def _error_view(error: dict[str, Any] | None) -> dict[str, Any] | None:
         if error.get(stored) is not None:
             view[shown] = error[stored]
     return view
+
+
+def refuse_unless_pending(link: OnboardingLink) -> None:
+    """410 for a link deleted or expired, 409 once used."""
+    refuse_if_gone(link)
+    if link.status is LinkStatus.COMPLETED:
+        raise ApiError(409, "link_completed", "This link has been used already.")
+
+
+def refuse_if_gone(link: OnboardingLink) -> None:
+    for status, reason in ((LinkStatus.DELETED, "deleted"), (LinkStatus.EXPIRED, "expired")):
+        if link.status is status:
+            raise ApiError(410, f"link_{reason}", GONE[reason])
+
+
+def with_change(changes: list[str] | None, change: str) -> list[str]:
+    """An update link's ``changes`` with ``change`` noted (once)."""
+    done = list(changes or [])
+    return done if change in done else [*done, change]

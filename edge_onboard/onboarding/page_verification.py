@@ -17,19 +17,30 @@ import hmac
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
+
 from edge_onboard.core import i18n
 from edge_onboard.core import validation as v
 from edge_onboard.core.clock import Clock
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid
 from edge_onboard.core.ratelimit import Limit
-from edge_onboard.core.validation import UUID_RE
-from edge_onboard.onboarding.links import LinkService
+from edge_onboard.core.validation import UUID_RE, ascii_digits
+from edge_onboard.onboarding.links import (
+    LinkService,
+    refuse_if_gone,
+    refuse_unless_pending,
+    with_change,
+)
 from edge_onboard.onboarding.returns import masked_phone, redirect_url
 from edge_onboard.onboarding.verification import PhoneVerification
-from edge_onboard.storage import LinkStatus, OnboardingLink, Phone, PhoneStatus
+from edge_onboard.storage import LinkCondition, LinkStatus, OnboardingLink, Phone, PhoneStatus
 
 PASS_TTL = timedelta(minutes=30)
+# How long a step may hold its link (a signup, an update link's verification or finish):
+# a signup's seven Graph calls, each up to three tries of 15 s plus backoff, fit in it (it
+# is renewed before registration); a crashed holder frees the link when it lapses.
+CLAIM_TTL = timedelta(minutes=5)
 # Meta sends one code at a time and limits how often: the page offers "send again" after it.
 RESEND_AFTER = 60
 # Per link: five tries at once, then one every ten seconds (codes are six digits).
@@ -79,27 +90,28 @@ class PageVerification:
         self.clock = clock
 
     async def allowed(self, link_id: str, token: str | None) -> OnboardingLink:
-        """The completed link the pass was made for, or 404/403: nothing about the link
-        is said to a request without a valid pass."""
+        """The link the pass was made for, while it may still verify: else 404 (unknown),
+        410 (deleted or expired), 409 (an update link used up: its result is final) or
+        403 (no valid pass for this link and number)."""
         # Fresh: the page asks right after the callback completed the link.
         link = await self.links.load(None, link_id, fresh=True) if UUID_RE.match(link_id) else None
         if link is None:
             raise ApiError(404, "link_not_found", "This onboarding link does not exist.")
-        expires, _, signature = (token or "").partition(".")
         # An onboarding link's page verifies after completing it; an update link's page
         # verifies on the way, while the link is pending (edge_onboard/onboarding/updates.py).
-        usable = link.status is LinkStatus.COMPLETED or (
-            link.type == "update" and link.status is LinkStatus.PENDING
-        )
+        if link.type == "update":
+            refuse_unless_pending(link)
+        else:
+            refuse_if_gone(link)
+        given = read_pass(token)
         valid = (
-            usable
+            (link.status is LinkStatus.COMPLETED or link.type == "update")
             and link.phone_number_id is not None
-            and expires.isdigit()
-            and len(expires) <= 12
-            and int(expires) > self.clock().timestamp()
+            and given is not None
+            and given[0] > self.clock().timestamp()
             and hmac.compare_digest(
-                signature.encode(),
-                _signature(self.box, link.id, link.phone_number_id, int(expires)).encode(),
+                given[1].encode(),
+                _signature(self.box, link.id, link.phone_number_id, given[0]).encode(),
             )
         )
         if not valid:
@@ -127,11 +139,12 @@ class PageVerification:
     async def verify(self, link: OnboardingLink, body: dict[str, Any]) -> dict[str, Any]:
         """Check the code and register the number; the answer says where the page goes."""
         assert link.phone_number_id is not None
-        phone = await self.verification.verify(
-            link.org_id, link.phone_number_id, body, livemode=link.livemode
-        )
         if link.type == "update":
-            await self.links.add_change(link, "verified")
+            phone = await self._verify_update(link, body)
+        else:
+            phone = await self.verification.verify(
+                link.org_id, link.phone_number_id, body, livemode=link.livemode
+            )
         if phone.status is not PhoneStatus.CONNECTED:
             raise ApiError(
                 422,
@@ -143,3 +156,37 @@ class PageVerification:
             "redirectUrl": redirect_url(link, ok=True),
             "phoneNumberMasked": masked_phone(phone.phone_number),
         }
+
+    async def _verify_update(self, link: OnboardingLink, body: dict[str, Any]) -> Phone:
+        """An update link's code, checked under the link's claim, then ``verified`` noted
+        on its result in the same write that lets it go: a finish in another tab waits for
+        it (409 ``completion_in_progress``) rather than completing the link without it."""
+        assert link.phone_number_id is not None
+        claimed, claim_id = await self.links.claim(link, CLAIM_TTL)
+        release: dict[str, Any] = {"claim_id": None, "claimed_until": None}
+        try:
+            phone = await self.verification.verify(
+                link.org_id, link.phone_number_id, body, livemode=link.livemode
+            )
+            release |= {
+                "changes": with_change(claimed.changes, "verified"),
+                "updated_at": self.clock(),
+            }
+            return phone
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.links.update(
+                    link.org_id,
+                    link.id,
+                    LinkCondition({LinkStatus.PENDING}, claim_id=claim_id),
+                    release,
+                )
+
+
+def read_pass(token: str | None) -> tuple[int, str] | None:
+    """A page pass's expiry and signature, ``"{expires}.{signature}"``; None if it is not
+    one (the expiry ASCII digits only: ``int()`` refuses a "²" that ``isdigit`` takes)."""
+    expires, _, signature = (token or "").partition(".")
+    if not ascii_digits(expires, most=12):
+        return None
+    return int(expires), signature

@@ -81,13 +81,7 @@ def parse_patch(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(sites, list) or len(sites) > MAX_WEBSITES:
             raise invalid(f"'websites' must be a list of at most {MAX_WEBSITES}.", param="websites")
         for index, site in enumerate(sites):
-            parts = urlsplit(site) if isinstance(site, str) else None
-            if (
-                parts is None
-                or parts.scheme not in ("http", "https")
-                or not parts.netloc
-                or len(site) > MAX_WEBSITE
-            ):
+            if not _website(site):
                 raise invalid(
                     f"'websites[{index}]' must be an http(s) URL of at most {MAX_WEBSITE} "
                     "characters.",
@@ -96,6 +90,18 @@ def parse_patch(body: dict[str, Any]) -> dict[str, Any]:
     if "vertical" in body and body["vertical"] not in VERTICALS:
         raise invalid(f"'vertical' must be one of {', '.join(VERTICALS)}.", param="vertical")
     return dict(body)
+
+
+def _website(site: Any) -> bool:
+    """An http(s) URL with a host, of at most ``MAX_WEBSITE`` characters (one urlsplit
+    refuses, such as ``http://[x``, is not one)."""
+    if not isinstance(site, str) or len(site) > MAX_WEBSITE:
+        return False
+    try:
+        parts = urlsplit(site)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def profile_view(raw: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from edge_onboard.core.validation import ascii_digits
 from edge_onboard.storage import OnboardingLink
 
 GONE = {
@@ -68,7 +69,7 @@ _CC2 = frozenset(
 def masked_phone(number: str | None) -> str | None:
     """An E.164 number as the end-user may see it on a shared screen: its country code
     and last three digits, ``+55 ••••••••234``."""
-    if not number or not number.startswith("+") or not number[1:].isdigit():
+    if not number or not number.startswith("+") or not ascii_digits(number[1:]):
         return None
     digits = number[1:]
     if len(digits) < 7:

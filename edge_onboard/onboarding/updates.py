@@ -10,10 +10,12 @@ without one) only what it needs, in order, decided here from its current state:
 3. ``verify``: the number still needs its code (edge_onboard/onboarding/page_verification.py);
 4. ``profile``: the business profile form, sent to Meta with only the fields the end-user
    changed, and the display name with its review status (read-only); then the link is
-   completed, exactly once.
+   completed, exactly once: not while steps 1 or 2 remain (409 ``update_step_required``).
 
-The link stays pending until that last step; what changed on the way is recorded on the
-link as it happens (``changes``), so its result says so even if the end-user stops early.
+Steps 1 and 2 run in edge_onboard/onboarding/update_signup.py. The link stays pending
+until the last step; what changed on the way is recorded on the link as it happens
+(``changes``), so its result says so even if the end-user stops early. Every step that
+writes ``changes`` holds the link's claim and reads the link under it: none is lost.
 The page reaches these steps with a pass (as the verification step does): an HMAC over
 the link, its target and an expiry, sent in a header a cross-site page cannot send.
 """
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -32,29 +33,22 @@ from edge_onboard.core.clock import Clock
 from edge_onboard.core.crypto import SecretBox
 from edge_onboard.core.errors import ApiError, invalid
 from edge_onboard.core.validation import UUID_RE
-from edge_onboard.meta.graph import GraphClient, PhoneInfo
 from edge_onboard.meta.modes import MetaModes
-from edge_onboard.onboarding.completion import CLAIM_TTL, Finish, Outcome
-from edge_onboard.onboarding.connect import (
-    StepFailed,
-    connected_data,
-    derived_pin,
-    phone_record,
-    record_id,
-    set_up_phone,
-    subscribe,
-)
+from edge_onboard.onboarding.completion import Finish, Outcome
 from edge_onboard.onboarding.lifecycle import announce, link_data
-from edge_onboard.onboarding.links import LinkService
-from edge_onboard.onboarding.page_verification import PASS_TTL, later_url
+from edge_onboard.onboarding.links import LinkService, refuse_unless_pending, with_change
+from edge_onboard.onboarding.page_verification import (
+    CLAIM_TTL,
+    PASS_TTL,
+    later_url,
+    read_pass,
+)
 from edge_onboard.onboarding.page_verification import step as verification_step
-from edge_onboard.onboarding.phones import NOT_FROM_META, phone_view
 from edge_onboard.onboarding.profile import FIELDS, ProfileService, parse_patch
-from edge_onboard.onboarding.returns import GONE, masked_phone, redirect_url
-from edge_onboard.onboarding.signup_steps import SignupFailed, granted_numbers, step_failed
+from edge_onboard.onboarding.returns import masked_phone, redirect_url
+from edge_onboard.onboarding.signup_steps import SignupFailed
+from edge_onboard.onboarding.update_signup import UpdateSignup
 from edge_onboard.storage import (
-    Delivery,
-    Event,
     LinkCondition,
     LinkStatus,
     OnboardingLink,
@@ -70,6 +64,10 @@ HEADER = "x-signup-pass"
 # The steps an update link's page may show, in their order.
 UPDATE_STEPS = ("reconnect", "add_number", "verify", "profile")
 FINISH_FIELDS = frozenset({"profile"})
+# The profile fields the page's form offers (the category is the API's alone).
+PAGE_FIELDS = ("about", "description", "address", "email", "websites")
+# The steps that are an Embedded Signup again: the link cannot finish before them.
+SIGNUP_STEPS = ("reconnect", "add_number")
 
 
 def _signature(box: SecretBox, link_id: str, target: str, expires: int) -> str:
@@ -78,11 +76,6 @@ def _signature(box: SecretBox, link_id: str, target: str, expires: int) -> str:
 
 def _target_of(link: OnboardingLink) -> str:
     return link.phone_number_id or link.waba_id or ""
-
-
-def _added(changes: list[str] | None, change: str) -> list[str]:
-    done = list(changes or [])
-    return done if change in done else [*done, change]
 
 
 def _same(current: Any, wanted: Any) -> bool:
@@ -114,7 +107,10 @@ class UpdateService:
         self.meta = meta
         self.webhooks = webhooks
         self.profiles = profiles
-        self.verify_token = verify_token
+        # The signup steps (reconnect, add a number), run under the completion's claim.
+        self.again = UpdateSignup(
+            storage, clock, box, links, settings, meta, webhooks, verify_token
+        )
 
     # The page's pass
 
@@ -128,20 +124,19 @@ class UpdateService:
         link = await self.links.load(None, link_id, fresh=True) if UUID_RE.match(link_id) else None
         if link is None or link.type != "update":
             raise ApiError(404, "link_not_found", "This onboarding link does not exist.")
-        self._refuse_unless_pending(link)
+        refuse_unless_pending(link)
         return link
 
     async def allowed(self, link_id: str, token: str | None) -> OnboardingLink:
         """The pending update link the pass was made for, or 404/403/409/410."""
         link = await self._pending(link_id)
-        expires, _, signature = (token or "").partition(".")
+        given = read_pass(token)
         valid = (
-            expires.isdigit()
-            and len(expires) <= 12
-            and int(expires) > self.clock().timestamp()
+            given is not None
+            and given[0] > self.clock().timestamp()
             and hmac.compare_digest(
-                signature.encode(),
-                _signature(self.box, link.id, _target_of(link), int(expires)).encode(),
+                given[1].encode(),
+                _signature(self.box, link.id, _target_of(link), given[0]).encode(),
             )
         )
         if not valid:
@@ -152,36 +147,44 @@ class UpdateService:
             )
         return link
 
-    @staticmethod
-    def _refuse_unless_pending(link: OnboardingLink) -> None:
-        for status, reason in ((LinkStatus.DELETED, "deleted"), (LinkStatus.EXPIRED, "expired")):
-            if link.status is status:
-                raise ApiError(410, f"link_{reason}", GONE[reason])
-        if link.status is LinkStatus.COMPLETED:
-            raise ApiError(409, "link_completed", "This update link has been used already.")
-
     # What the page shows
 
     async def start(self, link_id: str) -> dict[str, Any]:
         """The page's first call: its pass and the steps the number needs now."""
         return await self.plan(await self._pending(link_id))
 
-    async def plan(self, link: OnboardingLink) -> dict[str, Any]:
-        """The steps the link's number needs, in order, from its current state."""
-        now = self.clock()
+    async def target(self, link: OnboardingLink) -> tuple[Waba | None, Phone | None]:
+        """The link's WABA and number as they stand now. A WABA-only link whose account
+        has a number now (added by another link, or by Meta's sync) is that number's."""
         waba = await self.storage.get_waba(link.waba_id) if link.waba_id else None
-        phone = await self.storage.get_phone(link.phone_number_id) if link.phone_number_id else None
+        if link.phone_number_id:
+            return waba, await self.storage.get_phone(link.phone_number_id)
+        numbers = await self.storage.phones_of_wabas([waba.id]) if waba is not None else []
+        return waba, min(numbers, key=lambda p: (p.created_at, p.id), default=None)
+
+    @staticmethod
+    def _steps(waba: Waba | None, phone: Phone | None) -> list[str]:
+        """The steps the number needs, in order, from its current state."""
         steps: list[str] = []
-        lost = (waba is not None and waba.status == "disconnected") or (
+        if (waba is not None and waba.status == "disconnected") or (
             phone is not None and phone.status is PhoneStatus.DISCONNECTED
-        )
-        if lost:
+        ):
             steps.append("reconnect")
         elif phone is None:
             steps.append("add_number")
         if phone is not None and phone.status is PhoneStatus.PENDING_VERIFICATION:
             steps.append("verify")
         steps.append("profile")
+        return steps
+
+    async def plan(self, link: OnboardingLink) -> dict[str, Any]:
+        """The steps the link's number needs, with what the page shows for them."""
+        now = self.clock()
+        waba, phone = await self.target(link)
+        if phone is not None and link.phone_number_id is None:
+            # The account's number now: the link's from here on (its pass, its result).
+            link = await self._adopt(link, phone) or link
+        steps = self._steps(waba, phone)
         plan: dict[str, Any] = {
             "steps": steps,
             "token": self.issue(link, now),
@@ -193,8 +196,9 @@ class UpdateService:
             "verification": None,
         }
         if phone is not None and "verify" in steps:
+            # The verification pass is for the link's own number.
             plan["verification"] = verification_step(self.box, now, link, phone)
-        if phone is not None and not lost:
+        if phone is not None and "reconnect" not in steps:
             try:
                 profile = await self.profiles.get(link.org_id, phone.id, livemode=link.livemode)
             except ApiError as exc:  # the form still works: Meta's answer is read again on save
@@ -203,16 +207,24 @@ class UpdateService:
                 plan["profile"] = {name: profile.get(name) for name in FIELDS}
         return plan
 
+    async def _adopt(self, link: OnboardingLink, phone: Phone) -> OnboardingLink | None:
+        return await self.links.update(
+            link.org_id,
+            link.id,
+            LinkCondition({LinkStatus.PENDING}),
+            {"phone_number_id": phone.id, "phone_number": phone.phone_number},
+        )
+
     # Embedded Signup again (from CompletionService.claim_and_complete, under its claim)
 
     async def signup(
         self, link: OnboardingLink, claim_id: str, report: Finish, token: str | None
     ) -> Outcome:
         """Restore access to the link's WABA, or add a number to it: refused (nothing
-        recorded) unless the signup ended on that same WABA."""
-        waba = await self.storage.get_waba(link.waba_id) if link.waba_id else None
-        graph = self.meta.graph(link.livemode)
-        if waba is None or graph is None:
+        recorded) unless the signup ended on that same WABA, or when the number needs no
+        signup (it is connected)."""
+        waba, phone = await self.target(link)
+        if waba is None:
             raise SignupFailed(409, "link_not_pending", "This link's account is gone.")
         if report.waba_id != waba.meta_waba_id:
             raise SignupFailed(
@@ -221,72 +233,12 @@ class UpdateService:
                 "The signup ended on another WhatsApp Business Account than the one this "
                 "link updates.",
             )
-        phone = await self.storage.get_phone(link.phone_number_id) if link.phone_number_id else None
-        lost = waba.status == "disconnected" or (
-            phone is not None and phone.status is PhoneStatus.DISCONNECTED
-        )
-        if not lost and phone is not None:
+        if not any(step in SIGNUP_STEPS for step in self._steps(waba, phone)):
             # Nothing to restore or add: the page goes on to its other steps.
             raise SignupFailed(
                 409, "update_not_needed", "This number is connected: it needs no new signup."
             )
-        token, numbers = await granted_numbers(
-            graph,
-            waba.meta_waba_id,
-            report.code,
-            token,
-            refusal=SignupFailed(
-                422,
-                "waba_mismatch",
-                "The signup did not share the WhatsApp Business Account this link updates.",
-            ),
-        )
-        info = _pick(numbers, phone, report)
-        coexistence = info is not None and info.is_on_biz_app
-        try:
-            await subscribe(graph, waba.meta_waba_id, token, coexistence=coexistence)
-        except StepFailed as exc:
-            raise step_failed(exc.error, exc.code, exc.message) from exc
-        changes = list(link.changes or [])
-        new_phone: Phone | None = None
-        if info is not None:
-            new_phone = await self._connect(graph, token, link, waba, phone, info, coexistence)
-        reconnected = await self._restore_waba(link, waba, token)
-        if phone is not None and new_phone is not None:
-            await self._reconnect_phone(phone, new_phone)
-            changes = _added(changes, "reconnected")
-        elif new_phone is not None:
-            await self._record_new(link, new_phone)
-            changes = _added(changes, "phone_added")
-        elif reconnected:
-            changes = _added(changes, "reconnected")
-        now = self.clock()
-        link_changes: dict[str, Any] = {
-            "claim_id": None,
-            "claimed_until": None,
-            "last_error": None,
-            "changes": changes,
-            # Done: Meta's later PARTNER_ADDED for this WABA has nothing left to recover.
-            "session_report": None,
-            "updated_at": now,
-        }
-        if new_phone is not None and phone is None:
-            link_changes |= {
-                "phone_number_id": new_phone.id,
-                "phone_number": new_phone.phone_number,
-            }
-        updated = await self.links.update(
-            link.org_id,
-            link.id,
-            LinkCondition({LinkStatus.PENDING}, claim_id=claim_id),
-            link_changes,
-        )
-        if updated is None:
-            raise SignupFailed(
-                409, "completion_in_progress", "This link was used in another window."
-            )
-        log.info("update link %s: %s", link.id, ", ".join(changes) or "nothing changed")
-        shown = new_phone or phone
+        updated, shown = await self.again.run(link, claim_id, report, token, waba, phone)
         return Outcome(
             200,
             {
@@ -297,173 +249,25 @@ class UpdateService:
             },
         )
 
-    async def _connect(
-        self,
-        graph: GraphClient,
-        token: str,
-        link: OnboardingLink,
-        waba: Waba,
-        phone: Phone | None,
-        info: PhoneInfo,
-        coexistence: bool,
-    ) -> Phone:
-        """The number's Graph steps (webhook, registration unless already on the Cloud
-        API, or its code later) and its record as it now stands (not written yet)."""
-        org = link.org_id
-        phone_id = phone.id if phone else record_id("phone", org, info.id)
-        context = f"phone:{org}:{info.id}"
-        pin = (
-            self.box.decrypt(phone.pin_enc, context=context)
-            if phone is not None and phone.pin_enc
-            else derived_pin(self.box, org, info.id)
-        )
-
-        async def pin_for() -> str:
-            return pin  # the number's own, or derived: a retry registers with the same one
-
-        try:
-            setup = await set_up_phone(
-                graph,
-                token,
-                info,
-                callback_url=f"{self.settings.public_url}/webhook/phone/{phone_id}",
-                verify_token=self.verify_token(phone_id),
-                coexistence=coexistence,
-                pin_for=pin_for,
-            )
-        except StepFailed as exc:
-            raise step_failed(exc.error, exc.code, exc.message) from exc
-        return phone_record(
-            setup,
-            info,
-            phone_id=phone_id,
-            org_id=org,
-            waba_id=waba.id,
-            meta_waba_id=waba.meta_waba_id,
-            onboarding_link_id=phone.onboarding_link_id if phone else link.id,
-            pin_enc=(
-                self.box.encrypt(setup.pin, context=context)
-                if setup.pin
-                else phone.pin_enc
-                if phone
-                else None
-            ),
-            now=self.clock(),
-            livemode=link.livemode,
-        )
-
-    async def _restore_waba(self, link: OnboardingLink, waba: Waba, token: str) -> bool:
-        """The new grant's token on the WABA, connected again (``waba.connected`` when it
-        was disconnected); whether it was."""
-        lost = waba.status == "disconnected"
-        changes: dict[str, Any] = {
-            "access_token_enc": self.box.encrypt(
-                token, context=f"waba:{waba.org_id}:{waba.meta_waba_id}"
-            ),
-            "status": "connected",
-            "updated_at": self.clock(),
-        }
-        event: Event | None = None
-        deliveries: list[Delivery] = []
-        if lost:
-            event, deliveries = await self.webhooks.plan(
-                waba.org_id,
-                "waba.connected",
-                {
-                    "onboardingLinkId": link.id,
-                    "externalId": link.external_id,
-                    "wabaId": waba.id,
-                    "metaWabaId": waba.meta_waba_id,
-                },
-                waba_id=waba.id,
-                livemode=waba.livemode,
-            )
-        updated = await self.storage.update_waba(
-            waba.id, changes, event=event, deliveries=deliveries
-        )
-        if updated is not None and deliveries:
-            await self.webhooks.engine.dispatch(deliveries)
-        return lost
-
-    async def _reconnect_phone(self, phone: Phone, now_phone: Phone) -> None:
-        """The number's record as Meta now has it, with one ``phone_number.updated``
-        (written only if nobody changed its status meanwhile: never twice)."""
-        changes: dict[str, Any] = {
-            "status": now_phone.status,
-            "is_registered": now_phone.is_registered,
-            "registration_error": now_phone.registration_error,
-            "platform": now_phone.platform,
-            "verified_name": now_phone.verified_name or phone.verified_name,
-            "pin_enc": now_phone.pin_enc,
-            "meta_state": {**(phone.meta_state or {}), **(now_phone.meta_state or {})} or None,
-            "updated_at": self.clock(),
-        }
-        preview = Phone.from_doc({**phone.to_doc(), **changes})
-        event, deliveries = await self.webhooks.plan(
-            phone.org_id,
-            "phone_number.updated",
-            {**phone_view(preview), "previousStatus": phone.status.value, **NOT_FROM_META},
-            waba_id=phone.waba_id,
-            livemode=phone.livemode,
-        )
-        done = await self.storage.update_phone(
-            phone.id, changes, statuses={phone.status}, event=event, deliveries=deliveries
-        )
-        if done is None:
-            raise SignupFailed(
-                409, "completion_in_progress", "This number was changed in another window."
-            )
-        await self.webhooks.engine.dispatch(deliveries)
-
-    async def _record_new(self, link: OnboardingLink, phone: Phone) -> None:
-        """A number added to the WABA by this link, with its ``phone_number.connected``."""
-        event, deliveries = await self.webhooks.plan(
-            link.org_id,
-            "phone_number.connected",
-            connected_data(
-                phone, waba_id=phone.waba_id, link_id=link.id, external_id=link.external_id
-            ),
-            waba_id=phone.waba_id,
-            livemode=phone.livemode,
-        )
-        if await self.storage.insert_phone(phone, event, deliveries):
-            await self.webhooks.engine.dispatch(deliveries)
-
     # The last step: the profile, then the link completed
 
     async def finish(self, link: OnboardingLink, body: dict[str, Any]) -> dict[str, Any]:
         """Send Meta the profile fields that differ from what it has, then complete the
-        link exactly once (two tabs racing: one completes, the other is told)."""
-        unknown = sorted(set(body) - FINISH_FIELDS)
-        if unknown:
-            raise invalid(
-                f"Received unknown parameter: {unknown[0]}",
-                param=unknown[0],
-                code="unknown_parameter",
-            )
-        given = body.get("profile") or {}
-        if not isinstance(given, dict):
-            raise invalid("'profile' must be an object.", param="profile")
-        fields = parse_patch(given) if given else {}
-        if fields and not link.phone_number_id:
-            raise invalid("There is no number to give a profile yet.", param="profile")
-        now = self.clock()
-        claim_id = str(uuid.uuid4())
-        claimed = await self.links.update(
-            link.org_id,
-            link.id,
-            LinkCondition({LinkStatus.PENDING}, unexpired_at=now, unclaimed_at=now),
-            {"claim_id": claim_id, "claimed_until": now + CLAIM_TTL},
-        )
-        if claimed is None:
-            current = await self.links.load(None, link.id, fresh=True)
-            if current is not None:
-                self._refuse_unless_pending(current)
+        link exactly once (two tabs racing: one completes, the other is told). Refused
+        (409) while the number still needs its signup (reconnect, add a number)."""
+        fields = _page_profile(body)
+        waba, phone = await self.target(link)
+        needed = [step for step in self._steps(waba, phone) if step in SIGNUP_STEPS]
+        if needed or phone is None:
             raise ApiError(
-                409, "completion_in_progress", "This link is being used in another window."
+                409,
+                "update_step_required",
+                f"The number needs its step '{needed[0] if needed else 'add_number'}' "
+                "before the link can finish.",
             )
+        claimed, claim_id = await self.links.claim(link, CLAIM_TTL)
         try:
-            changed = await self._send_profile(claimed, fields) if fields else []
+            changed = await self._send_profile(claimed, phone, fields) if fields else []
         except ApiError:
             await self.links.update(
                 link.org_id,
@@ -472,9 +276,10 @@ class UpdateService:
                 {"claim_id": None, "claimed_until": None},
             )
             raise
+        # Read under the claim, which every writer of ``changes`` holds: none is lost.
         changes = list(claimed.changes or [])
         if changed:
-            changes = _added(changes, "profile_updated")
+            changes = with_change(changes, "profile_updated")
         now = self.clock()
         done = await self.links.update(
             link.org_id,
@@ -490,6 +295,9 @@ class UpdateService:
                 "claimed_until": None,
                 "last_error": None,
                 "completed_via": "callback",
+                # A WABA-only link whose account has a number now: the result names it.
+                "phone_number_id": phone.id,
+                "phone_number": phone.phone_number,
             },
         )
         if done is None:
@@ -514,38 +322,35 @@ class UpdateService:
             return later_url(link)
         return redirect_url(link, ok=True)
 
-    async def _send_profile(self, link: OnboardingLink, fields: dict[str, Any]) -> list[str]:
+    async def _send_profile(
+        self, link: OnboardingLink, phone: Phone, fields: dict[str, Any]
+    ) -> list[str]:
         """The fields whose value differs from Meta's, sent; their names."""
-        assert link.phone_number_id is not None
-        current = await self.profiles.get(link.org_id, link.phone_number_id, livemode=link.livemode)
+        current = await self.profiles.get(link.org_id, phone.id, livemode=link.livemode)
         different = {k: v for k, v in fields.items() if not _same(current.get(k), v)}
         if different:
-            await self.profiles.update(
-                link.org_id, link.phone_number_id, different, livemode=link.livemode
-            )
+            await self.profiles.update(link.org_id, phone.id, different, livemode=link.livemode)
         return sorted(different)
 
 
-def _pick(numbers: list[PhoneInfo], phone: Phone | None, report: Finish) -> PhoneInfo | None:
-    """The number to (re)connect: the link's own, else the one the signup reported (or
-    the account's only one)."""
-    if phone is not None:
-        for info in numbers:
-            if info.id == phone.meta_phone_number_id:
-                return info
-        raise SignupFailed(
-            422,
-            "phone_not_in_waba",
-            "The number this link updates is no longer in the shared WhatsApp Business Account.",
+def _page_profile(body: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields the page's finish sends (``{"profile"?: {…}}``, null read as
+    not given), checked: an object of the form's fields, within Meta's limits."""
+    unknown = sorted(set(body) - FINISH_FIELDS)
+    if unknown:
+        raise invalid(
+            f"Received unknown parameter: {unknown[0]}", param=unknown[0], code="unknown_parameter"
         )
-    if report.phone_number_id is not None:
-        for info in numbers:
-            if info.id == report.phone_number_id:
-                return info
-        raise SignupFailed(
-            422,
-            "phone_not_in_waba",
-            "The phone number reported by the signup is not in the shared "
-            "WhatsApp Business Account.",
+    given = body.get("profile")
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise invalid("'profile' must be an object.", param="profile")
+    other = sorted(set(given) - set(PAGE_FIELDS))
+    if other:
+        raise invalid(
+            f"Received unknown parameter: {other[0]} (this page changes {', '.join(PAGE_FIELDS)}).",
+            param=other[0],
+            code="unknown_parameter",
         )
-    return numbers[0] if len(numbers) == 1 else None
+    return parse_patch(given) if given else {}

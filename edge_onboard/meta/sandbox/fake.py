@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edge_onboard.core.responses import JSONResponse
+from edge_onboard.core.validation import ascii_digits
 from edge_onboard.meta.sandbox import dialog as sandbox_dialog
 from edge_onboard.meta.sandbox._state import (
     APP_ID,
@@ -239,7 +240,7 @@ class SandboxMeta(Media, Messaging, Profile):
         async with self._synced(
             code=query.get("code"),
             tokens=[self._token(request) or "", query.get("input_token", "")],
-            ids=[parts[0]] if parts[0].isdigit() else [],
+            ids=[parts[0]] if ascii_digits(parts[0]) else [],
             business=parts[0] if parts[1:] == ["system_user_access_tokens"] else None,
         ):
             return await self._graph(request)
@@ -397,7 +398,7 @@ class SandboxMeta(Media, Messaging, Profile):
     async def _register(self, request: Request, phone: dict[str, Any]) -> Response:
         body = orjson.loads(await request.body() or b"{}")
         pin = str(body.get("pin", ""))
-        if body.get("messaging_product") != "whatsapp" or not (pin.isdigit() and len(pin) == 6):
+        if body.get("messaging_product") != "whatsapp" or not (ascii_digits(pin) and len(pin) == 6):
             return graph_error("(#100) Invalid parameter", 100)
         if phone["code_verification_status"] != "VERIFIED":
             return graph_error("(#136025) The phone number is not verified.", 136025)
@@ -455,8 +456,8 @@ class SandboxMeta(Media, Messaging, Profile):
             if not (
                 isinstance(waba_id, str)
                 and isinstance(business_id, str)
-                and waba_id.isdigit()
-                and business_id.isdigit()
+                and ascii_digits(waba_id)
+                and ascii_digits(business_id)
                 and len(waba_id) <= 32
                 and len(business_id) <= 32
             ):

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core.responses import JSONResponse
+from edge_onboard.core.validation import ascii_digits
 from edge_onboard.meta.fields import NUMBER_FIELDS
 from edge_onboard.meta.sandbox import platform_samples, samples
 from edge_onboard.meta.sandbox._state import APP_ID, APP_WEBHOOK_URL, graph_error
@@ -33,7 +34,7 @@ class Messaging(Shared):
         to = str(body.get("to", ""))
         user_id = str(body.get("recipient", "")) if "to" not in body else ""
         if body.get("messaging_product") != "whatsapp" or not (
-            to.isdigit() or _BSUID.match(user_id)
+            ascii_digits(to) or _BSUID.match(user_id)
         ):
             return graph_error("(#100) Invalid parameter", 100)
         if phone["platform_type"] != "CLOUD_API":
@@ -118,7 +119,7 @@ class Messaging(Shared):
     async def write_in(self, phone_id: str, sender: str, text: str) -> bool:
         """``inbound`` on the state every process shares (a test control: the caller has
         checked that the number is the caller's)."""
-        async with self._synced(ids=[phone_id] if phone_id.isdigit() else []):
+        async with self._synced(ids=[phone_id] if ascii_digits(phone_id) else []):
             return self.inbound(phone_id, sender, text)
 
     def account_update(

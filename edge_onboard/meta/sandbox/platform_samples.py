@@ -34,7 +34,7 @@ def _id(prefix: str) -> str:
 
 
 def _number(phone: dict[str, Any]) -> str:
-    return "".join(c for c in str(phone.get("display_phone_number", "")) if c.isdigit())
+    return "".join(c for c in str(phone.get("display_phone_number", "")) if "0" <= c <= "9")
 
 
 def _history(phone: dict[str, Any]) -> Value:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge_onboard.core.responses import JSONResponse
+from edge_onboard.core.validation import ascii_digits
 from edge_onboard.meta.sandbox._state import APP_ID, _note, graph_error
 from edge_onboard.meta.sandbox.sharing import Shared
 
@@ -94,7 +95,7 @@ class Profile(Shared):
             return graph_error(f"(#100) Unknown app {app_id}", 100)
         if query.get("file_type") not in UPLOAD_TYPES:
             return _invalid("file_type")
-        if not length.isdigit() or not 0 < int(length) <= 5 * 1024 * 1024:
+        if not ascii_digits(length) or not 0 < int(length) <= 5 * 1024 * 1024:
             return _invalid("file_length")
         upload_id = "upload:" + base64.urlsafe_b64encode(secrets.token_bytes(12)).decode()
         self.uploads[upload_id] = {"length": int(length), "token": token}
