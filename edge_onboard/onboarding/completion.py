@@ -32,7 +32,6 @@ from edge_onboard.onboarding.connect import (
     connected_data,
     phone_record,
     record_id,
-    set_up_phone,
     subscribe,
 )
 from edge_onboard.onboarding.lifecycle import announce, link_data, once_id
@@ -41,7 +40,12 @@ from edge_onboard.onboarding.page_verification import CLAIM_TTL
 from edge_onboard.onboarding.page_verification import step as verification_step
 from edge_onboard.onboarding.reports import Abandon, parse_abandon
 from edge_onboard.onboarding.returns import GONE, dead_end_url, masked_phone, redirect_url
-from edge_onboard.onboarding.signup_steps import SignupFailed, granted_numbers, step_failed
+from edge_onboard.onboarding.signup_steps import (
+    SignupFailed,
+    connect_number,
+    granted_numbers,
+    step_failed,
+)
 from edge_onboard.storage import (
     Completion,
     LinkCondition,
@@ -482,18 +486,16 @@ class CompletionService:
                 )
             return pin
 
-        try:
-            setup = await set_up_phone(
-                graph,
-                token,
-                info,
-                callback_url=f"{self.settings.public_url}/webhook/phone/{phone_id}",
-                verify_token=self.verify_token(phone_id),
-                coexistence=coexistence,
-                pin_for=pin_for,
-            )
-        except StepFailed as exc:
-            raise step_failed(exc.error, exc.code, exc.message) from exc
+        setup = await connect_number(
+            graph,
+            token,
+            info,
+            public_url=self.settings.public_url,
+            phone_id=phone_id,
+            verify_token=self.verify_token,
+            coexistence=coexistence,
+            pin_for=pin_for,
+        )
         now = self.clock()
         pin_enc = self.box.encrypt(setup.pin, context=pin_context) if setup.pin else None
         if (

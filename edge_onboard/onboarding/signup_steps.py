@@ -7,10 +7,11 @@ accounts the token grants, the account's numbers; and how a failed step answers 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from edge_onboard.meta.graph import GraphClient, GraphError, PhoneInfo
+from edge_onboard.onboarding.connect import PhoneSetup, StepFailed, set_up_phone
 
 log = logging.getLogger("edge_onboard.onboarding.signup_steps")
 T = TypeVar("T")
@@ -68,3 +69,30 @@ async def granted_numbers(
         "Meta did not list the account's numbers.",
     )
     return token, numbers
+
+
+async def connect_number(
+    graph: GraphClient,
+    token: str,
+    info: PhoneInfo,
+    *,
+    public_url: str,
+    phone_id: str,
+    verify_token: Callable[[str], str],
+    coexistence: bool,
+    pin_for: Callable[[], Awaitable[str]],
+) -> PhoneSetup:
+    """``set_up_phone`` for a signup: the number's webhooks at its own URL
+    (``/webhook/phone/{phone_id}``), a failed required step as the page's answer."""
+    try:
+        return await set_up_phone(
+            graph,
+            token,
+            info,
+            callback_url=f"{public_url}/webhook/phone/{phone_id}",
+            verify_token=verify_token(phone_id),
+            coexistence=coexistence,
+            pin_for=pin_for,
+        )
+    except StepFailed as exc:
+        raise step_failed(exc.error, exc.code, exc.message) from exc

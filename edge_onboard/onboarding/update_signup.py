@@ -26,12 +26,16 @@ from edge_onboard.onboarding.connect import (
     derived_pin,
     phone_record,
     record_id,
-    set_up_phone,
     subscribe,
 )
 from edge_onboard.onboarding.links import LinkService, with_change
 from edge_onboard.onboarding.phones import NOT_FROM_META, phone_view
-from edge_onboard.onboarding.signup_steps import SignupFailed, granted_numbers, step_failed
+from edge_onboard.onboarding.signup_steps import (
+    SignupFailed,
+    connect_number,
+    granted_numbers,
+    step_failed,
+)
 from edge_onboard.storage import (
     Delivery,
     Event,
@@ -167,18 +171,16 @@ class UpdateSignup:
         async def pin_for() -> str:
             return pin  # the number's own, or derived: a retry registers with the same one
 
-        try:
-            setup = await set_up_phone(
-                graph,
-                token,
-                info,
-                callback_url=f"{self.settings.public_url}/webhook/phone/{phone_id}",
-                verify_token=self.verify_token(phone_id),
-                coexistence=coexistence,
-                pin_for=pin_for,
-            )
-        except StepFailed as exc:
-            raise step_failed(exc.error, exc.code, exc.message) from exc
+        setup = await connect_number(
+            graph,
+            token,
+            info,
+            public_url=self.settings.public_url,
+            phone_id=phone_id,
+            verify_token=self.verify_token,
+            coexistence=coexistence,
+            pin_for=pin_for,
+        )
         return phone_record(
             setup,
             info,
